@@ -1,0 +1,71 @@
+"""`sdeploy`: click commands only — parse options, call the package API, print.
+
+Commands live in one small module each (cli/zoo.py, cli/export.py, ...) and are imported only when invoked, so
+`sdeploy zoo` never pays for importing torch or tensorflow. `UserError` becomes one line on stderr and its exit
+code (2 for bad input, 3 for device faults); nothing else is caught.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from ..errors import UserError
+
+# command name -> "module:function" inside shufflenet_deploy.cli
+COMMANDS = {
+    "zoo": "zoo:zoo",
+    "flops": "zoo:flops",
+    "export": "export:export",
+    "data": "data:data",
+    "train": "train:train",
+    "eval": "evaluate:eval_cmd",
+    "devices": "devices:devices",
+    "bench": "bench:bench",
+    "sweep": "analysis:sweep",
+    "report": "analysis:report",
+    "predict": "analysis:predict",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return [name for name in COMMANDS if self._available(name)]
+
+    def _available(self, name: str) -> bool:
+        module = COMMANDS[name].split(":")[0]
+        return importlib.util.find_spec(f"{__name__}.{module}") is not None
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS or not self._available(name):
+            return None
+        module, attr = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="shufflenet-deploy")
+def cli():
+    """sdeploy: ShuffleNet from checkpoint to ARM device, with the FLOPs-vs-latency gap measured."""
+
+
+def main(argv=None) -> int:
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except UserError as err:
+        click.echo(f"error: {err.one_line()}", err=True)
+        return err.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as err:
+        err.show()
+        return err.exit_code
+    except click.exceptions.Exit as err:
+        return err.exit_code
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

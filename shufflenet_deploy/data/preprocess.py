@@ -1,0 +1,101 @@
+"""A model's preprocessing, as metadata that travels with it.
+
+The same `Preprocessing` drives training, evaluation, ONNX/TFLite parity inputs and int8 calibration, so a
+model is never calibrated or measured on inputs prepared differently from how it was trained. It is stored in
+our checkpoints and in every export's manifest.json.
+
+Order of operations (the torchvision/ImageNet convention, and the one Megvii's released models used):
+decode -> RGB or BGR -> resize the short side to `resize` (bilinear) -> centre crop `input_size`
+-> float32 * `scale` -> (x - mean) / std, per channel, in the model's channel order.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    input_size: int = 224
+    resize: int = 256  # short side before the centre crop; equal to input_size means "no crop"
+    channel_order: str = "RGB"  # "RGB" or "BGR"
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def __post_init__(self):
+        if self.channel_order not in ("RGB", "BGR"):
+            raise ValueError(f"channel_order must be RGB or BGR, not {self.channel_order!r}")
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+
+    @classmethod
+    def imagenet(cls, input_size: int = 224) -> "Preprocessing":
+        return cls(input_size=input_size, resize=round(input_size * 256 / 224))
+
+    @classmethod
+    def megvii(cls, input_size: int = 224) -> "Preprocessing":
+        """Megvii's released ShuffleNet weights: BGR, 0..255, no mean/std."""
+        return cls(input_size=input_size, resize=round(input_size * 256 / 224), channel_order="BGR",
+                   scale=1.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+
+    def with_input_size(self, input_size: int) -> "Preprocessing":
+        ratio = self.resize / self.input_size
+        return Preprocessing(**{**asdict(self), "input_size": input_size, "resize": round(input_size * ratio)})
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Preprocessing":
+        known = {k: d[k] for k in ("input_size", "resize", "channel_order", "scale", "mean", "std") if k in d}
+        return cls(**known)
+
+    # -- applying it -------------------------------------------------------------------------------------------
+    def pixels(self, image) -> np.ndarray:
+        """A PIL image -> HWC uint8 RGB array, resized and centre-cropped (no scaling yet)."""
+        from PIL import Image
+
+        image = image.convert("RGB")
+        w, h = image.size
+        short = min(w, h)
+        if short != self.resize:
+            factor = self.resize / short
+            image = image.resize((max(1, round(w * factor)), max(1, round(h * factor))), Image.BILINEAR)
+        w, h = image.size
+        left, top = (w - self.input_size) // 2, (h - self.input_size) // 2
+        image = image.crop((left, top, left + self.input_size, top + self.input_size))
+        return np.asarray(image, dtype=np.uint8)
+
+    def normalize(self, pixels_hwc: np.ndarray) -> np.ndarray:
+        """HWC uint8 RGB -> HWC float32 in the model's channel order, scaled and normalised."""
+        x = pixels_hwc.astype(np.float32)
+        if self.channel_order == "BGR":
+            x = x[..., ::-1]
+        x = x * np.float32(self.scale)
+        return ((x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)).astype(np.float32)
+
+    def load(self, path: Path) -> np.ndarray:
+        """One image file -> CHW float32, ready for the PyTorch/ONNX model."""
+        from PIL import Image
+
+        with Image.open(path) as image:
+            return np.ascontiguousarray(self.normalize(self.pixels(image)).transpose(2, 0, 1))
+
+    def load_batch(self, paths: Sequence[Path]) -> np.ndarray:
+        """Image files -> NCHW float32."""
+        if not paths:
+            return np.zeros((0, 3, self.input_size, self.input_size), np.float32)
+        return np.stack([self.load(p) for p in paths])
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Every image file under `folder` (recursively, so a flat folder or an ImageFolder tree), sorted."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)

@@ -1,0 +1,1 @@
+"""Devices: named profiles (TOML) and the transports that reach them (local, ssh, adb)."""

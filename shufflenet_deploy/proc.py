@@ -1,0 +1,57 @@
+"""The one way sdeploy starts another process.
+
+Always an argument list (never a shell string), always a timeout, output optionally appended to a log file so
+that long tools (onnx2tf, ssh, adb, qemu) keep the terminal clean.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from .errors import UserError
+
+
+class ProcessTimeout(UserError):
+    exit_code = 3
+
+
+def run(
+    args: Sequence[str],
+    *,
+    timeout: float,
+    log: Path | None = None,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    input: bytes | None = None,
+    check: bool = False,
+) -> subprocess.CompletedProcess:
+    """Run `args` and return the completed process with bytes stdout/stderr.
+
+    With `log`, stdout and stderr are appended to that file and not captured (the returned object then holds
+    empty output). `check=True` raises `UserError` naming the command and the tail of its output.
+    """
+    args = [os.fspath(a) for a in args]
+    full_env = None if env is None else {**os.environ, **env}
+    try:
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "ab") as fh:
+                fh.write(("\n$ " + " ".join(args) + "\n").encode())
+                fh.flush()
+                proc = subprocess.run(args, stdout=fh, stderr=subprocess.STDOUT, cwd=cwd, env=full_env,
+                                      input=input, timeout=timeout)
+                proc.stdout, proc.stderr = b"", b""
+        else:
+            proc = subprocess.run(args, capture_output=True, cwd=cwd, env=full_env, input=input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ProcessTimeout(f"{Path(args[0]).name} did not finish within {timeout:g} s",
+                             "raise the timeout or check what it is waiting for") from None
+    except FileNotFoundError:
+        raise UserError(f"command not found: {args[0]}", "install it or put it on PATH") from None
+    if check and proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout or b"").decode(errors="replace").strip().splitlines()[-1:] or [""]
+        where = f" (log: {log})" if log else ""
+        raise UserError(f"{Path(args[0]).name} failed with exit code {proc.returncode}{where}: {tail[0]}")
+    return proc
