@@ -10,9 +10,9 @@ decode -> RGB or BGR -> resize the short side to `resize` (bilinear) -> centre c
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -82,12 +82,15 @@ class Preprocessing:
         x = x * np.float32(self.scale)
         return ((x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)).astype(np.float32)
 
-    def load(self, path: Path) -> np.ndarray:
-        """One image file -> CHW float32, ready for the PyTorch/ONNX model."""
+    def pixels_from_path(self, path: Path) -> np.ndarray:
         from PIL import Image
 
         with Image.open(path) as image:
-            return np.ascontiguousarray(self.normalize(self.pixels(image)).transpose(2, 0, 1))
+            return self.pixels(image)
+
+    def load(self, path: Path) -> np.ndarray:
+        """One image file -> CHW float32, ready for the PyTorch/ONNX model."""
+        return np.ascontiguousarray(self.normalize(self.pixels_from_path(path)).transpose(2, 0, 1))
 
     def load_batch(self, paths: Sequence[Path]) -> np.ndarray:
         """Image files -> NCHW float32."""
@@ -95,7 +98,3 @@ class Preprocessing:
             return np.zeros((0, 3, self.input_size, self.input_size), np.float32)
         return np.stack([self.load(p) for p in paths])
 
-
-def list_images(folder: Path) -> list[Path]:
-    """Every image file under `folder` (recursively, so a flat folder or an ImageFolder tree), sorted."""
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)

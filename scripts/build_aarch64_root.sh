@@ -1,0 +1,182 @@
+#!/bin/sh
+# Build the aarch64 test target: .cache/aarch64-root/, an arm64 Debian bookworm userland (python3 3.11 only)
+# plus the aarch64 wheels of ai-edge-litert==2.1.0 and its dependencies (numpy 1.26.4, protobuf, ...), all
+# pinned by constraints.txt so the aarch64 side runs the same versions as the x86 .venv.
+#
+# Why this shape:
+#   * Nothing is installed into the host: arm64 .debs are fetched with a private apt config/state dir
+#     (APT::Architecture "arm64", empty dpkg status) and unpacked with `dpkg -x`; the host's dpkg never
+#     learns about arm64. qemu-aarch64-static runs the result with `-L ROOT` (no binfmt, no chroot, no root).
+#   * numpy comes from pip's aarch64 wheel (1.26.4, same as .venv), not Debian's 1.24, so x86 and aarch64
+#     differ only in the CPU. The wheels live in ROOT/opt/sdeploy-site (put it on PYTHONPATH; see
+#     scripts/aarch64_exec.sh and tests/servers/aarch64.py).
+#   * ROOT/proc/cpuinfo is a Cortex-A76 description; qemu -L redirects the guest's open("/proc/cpuinfo")
+#     to it (qemu 7.2 does not emulate /proc/cpuinfo for aarch64 guests, so without the file the guest
+#     reads the host's x86 text). LiteRT's cpuinfo library picks XNNPACK kernels from that file (CPU part,
+#     Features), so it must agree with qemu's `-cpu`: A76 text under `-cpu cortex-a72` dies with SIGILL
+#     (dot-product kernels). Always run with `-cpu cortex-a76` (scripts/aarch64_exec.sh does).
+#   * Cached: .debs in .cache/aarch64-apt/archives, wheels in .cache/aarch64-wheels; ROOT/.sdeploy-stamp
+#     holds a hash of this script + the pins, so a rerun with the same inputs is a no-op. The root is built
+#     in a temp dir and renamed into place, so a half-built root is never visible; a lock serialises builds.
+#
+# Usage: scripts/build_aarch64_root.sh [--force]     (env: SDEPLOY_AARCH64_ROOT to build elsewhere)
+set -eu
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+CACHE="$REPO/.cache"
+ROOT="${SDEPLOY_AARCH64_ROOT:-$CACHE/aarch64-root}"
+APTDIR="$CACHE/aarch64-apt"
+WHEELS="$CACHE/aarch64-wheels"
+STAMP="$ROOT/.sdeploy-stamp"
+DEBIAN_PACKAGES="python3 libstdc++6 libgcc-s1"   # libstdc++: the LiteRT/numpy wheels link it (manylinux)
+PIP_PACKAGES="ai-edge-litert==2.1.0 numpy"        # versions of everything come from constraints.txt
+SUITE=bookworm
+FORCE=0
+[ "${1:-}" = "--force" ] && FORCE=1
+
+say() { printf '[aarch64-root] %s\n' "$*"; }
+START=$(date +%s)
+
+# ---- inputs hash: this script, the pins of the wheels we install, the package lists -----------------
+CONSTRAINTS="$REPO/constraints.txt"
+pins() {
+    grep -iE '^(ai-edge-litert|numpy|protobuf|flatbuffers|tqdm|typing[-_]extensions|backports[._-]strenum)==' \
+        "$CONSTRAINTS" 2>/dev/null || true
+}
+HASH=$( { cat "$0"; pins; echo "$DEBIAN_PACKAGES|$PIP_PACKAGES|$SUITE"; } | sha256sum | cut -d' ' -f1)
+
+if [ "$FORCE" = 0 ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ] && command -v qemu-aarch64-static >/dev/null; then
+    say "up to date: $ROOT"
+    exit 0
+fi
+
+# ---- host tools -------------------------------------------------------------------------------------
+if ! command -v qemu-aarch64-static >/dev/null; then
+    say "installing qemu-user-static (Debian)"
+    [ "$(id -u)" = 0 ] || { echo "qemu-aarch64-static is missing: apt-get install qemu-user-static" >&2; exit 1; }
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static >/dev/null
+fi
+for tool in apt-get dpkg sha256sum flock; do
+    command -v "$tool" >/dev/null || { echo "missing host tool: $tool" >&2; exit 1; }
+done
+if [ -x "$REPO/.venv/bin/python" ]; then HOSTPY="$REPO/.venv/bin/python"; else HOSTPY=python3; fi
+"$HOSTPY" -m pip --version >/dev/null 2>&1 || { echo "need pip on the host ($HOSTPY -m pip) to fetch aarch64 wheels" >&2; exit 1; }
+
+mkdir -p "$CACHE"
+exec 9>"$CACHE/aarch64-root.lock"
+flock 9
+# Someone else may have finished the same build while we waited for the lock.
+if [ "$FORCE" = 0 ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ]; then say "up to date: $ROOT"; exit 0; fi
+
+# ---- private apt for arm64 --------------------------------------------------------------------------
+mkdir -p "$APTDIR/etc/apt/apt.conf.d" "$APTDIR/etc/apt/preferences.d" "$APTDIR/etc/apt/sources.list.d" \
+         "$APTDIR/lists/partial" "$APTDIR/archives/partial" "$APTDIR/state" "$APTDIR/cache"
+: > "$APTDIR/state/status"      # empty: apt resolves the full closure, nothing counts as installed
+KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+MIRROR=http://deb.debian.org
+cat > "$APTDIR/etc/apt/sources.list" <<EOF
+deb [arch=arm64 signed-by=$KEYRING] $MIRROR/debian $SUITE main
+deb [arch=arm64 signed-by=$KEYRING] $MIRROR/debian $SUITE-updates main
+deb [arch=arm64 signed-by=$KEYRING] $MIRROR/debian-security $SUITE-security main
+EOF
+cat > "$APTDIR/apt.conf" <<EOF
+APT::Architecture "arm64";
+APT::Architectures { "arm64"; };
+APT::Install-Recommends "false";
+APT::Install-Suggests "false";
+Dir::Etc "$APTDIR/etc/apt";
+Dir::Etc::SourceList "$APTDIR/etc/apt/sources.list";
+Dir::Etc::SourceParts "$APTDIR/etc/apt/sources.list.d";
+Dir::Etc::Parts "$APTDIR/etc/apt/apt.conf.d";
+Dir::Etc::Preferences "$APTDIR/etc/apt/preferences";
+Dir::Etc::PreferencesParts "$APTDIR/etc/apt/preferences.d";
+Dir::State "$APTDIR/state";
+Dir::State::Lists "$APTDIR/lists";
+Dir::State::status "$APTDIR/state/status";
+Dir::Cache "$APTDIR/cache";
+Dir::Cache::archives "$APTDIR/archives";
+Debug::NoLocking "true";
+EOF
+export APT_CONFIG="$APTDIR/apt.conf"
+
+# Refresh the arm64 index at most once a day (a rebuild from cache must not need the network).
+if [ -z "$(find "$APTDIR/lists" -maxdepth 1 -name '*_Packages*' -mtime -1 2>/dev/null | head -1)" ]; then
+    say "apt-get update (arm64, private state in $APTDIR)"
+    if ! apt-get update -qq; then
+        ls "$APTDIR"/lists/*_Packages* >/dev/null 2>&1 || { echo "apt-get update failed and no cached index" >&2; exit 1; }
+        say "apt-get update failed; using the cached index"
+    fi
+fi
+
+say "resolving the dependency closure of: $DEBIAN_PACKAGES"
+# `install -s` with an empty status prints one "Inst NAME (VERSION ... [ARCH])" line per package of the closure.
+PLAN="$APTDIR/plan.txt"
+apt-get install -s -qq $DEBIAN_PACKAGES | sed -n 's/^Inst \([^ ]*\) (\([^ ]*\) .*\[\([a-z0-9]*\)\]).*/\1 \2 \3/p' > "$PLAN"
+[ -s "$PLAN" ] || { echo "apt resolved nothing for: $DEBIAN_PACKAGES" >&2; exit 1; }
+say "$(wc -l < "$PLAN") packages; downloading what is not cached"
+apt-get install -y -qq --download-only $DEBIAN_PACKAGES >/dev/null
+
+# ---- aarch64 wheels ---------------------------------------------------------------------------------
+PLATFORMS="--platform manylinux2014_aarch64"
+for minor in $(seq 17 36); do PLATFORMS="$PLATFORMS --platform manylinux_2_${minor}_aarch64"; done  # glibc 2.36
+PIPARGS="$PLATFORMS --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none"
+mkdir -p "$WHEELS"
+say "fetching aarch64 wheels into $WHEELS: $PIP_PACKAGES"
+# shellcheck disable=SC2086
+if ! "$HOSTPY" -m pip download -q --disable-pip-version-check --no-index --find-links "$WHEELS" -d "$WHEELS" \
+        $PIPARGS -c "$CONSTRAINTS" $PIP_PACKAGES >/dev/null 2>&1; then
+    "$HOSTPY" -m pip download -q --disable-pip-version-check -d "$WHEELS" $PIPARGS -c "$CONSTRAINTS" $PIP_PACKAGES
+fi
+
+# ---- assemble in a temp dir, then swap into place ---------------------------------------------------
+NEW="$ROOT.new.$$"
+rm -rf "$NEW"
+mkdir -p "$NEW"
+trap 'rm -rf "$NEW"' EXIT
+say "unpacking $(wc -l < "$PLAN") .debs into the root"
+while read -r name version arch; do
+    file="$APTDIR/archives/${name}_$(printf '%s' "$version" | sed 's/:/%3a/')_${arch}.deb"
+    [ -f "$file" ] || { echo "missing downloaded package: $file" >&2; exit 1; }
+    dpkg -x "$file" "$NEW"
+done < "$PLAN"
+cp "$PLAN" "$NEW/.sdeploy-packages"
+
+SITE="$NEW/opt/sdeploy-site"
+say "installing wheels into ROOT/opt/sdeploy-site"
+# shellcheck disable=SC2086
+"$HOSTPY" -m pip install -q --disable-pip-version-check --no-index --find-links "$WHEELS" --target "$SITE" \
+    $PIPARGS -c "$CONSTRAINTS" $PIP_PACKAGES
+
+# A Cortex-A76 /proc/cpuinfo (4 cores), matching `qemu-aarch64-static -cpu cortex-a76`.
+mkdir -p "$NEW/proc"     # no ROOT/tmp on purpose: /tmp must stay the host's (shared work dirs live there)
+: > "$NEW/proc/cpuinfo"
+for cpu in 0 1 2 3; do
+    cat >> "$NEW/proc/cpuinfo" <<EOF
+processor	: $cpu
+BogoMIPS	: 50.00
+Features	: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp
+CPU implementer	: 0x41
+CPU architecture: 8
+CPU variant	: 0x4
+CPU part	: 0xd0b
+CPU revision	: 1
+
+EOF
+done
+
+# Smoke test before publishing: the interpreter starts, imports numpy + LiteRT, and is aarch64. It also
+# leaves the stdlib/numpy/LiteRT .pyc files in the root, which makes every later start faster.
+say "smoke test under qemu-aarch64-static -cpu cortex-a76"
+OUT=$(PYTHONPATH="$SITE" PYTHONNOUSERSITE=1 \
+      qemu-aarch64-static -cpu cortex-a76 -L "$NEW" "$NEW/usr/bin/python3" -c \
+      "import platform, numpy; from ai_edge_litert.interpreter import Interpreter; print(platform.machine(), platform.python_version(), numpy.__version__)")
+say "root python: $OUT"
+case "$OUT" in aarch64\ 3.11.*) ;; *) echo "smoke test failed: $OUT" >&2; exit 1;; esac
+
+echo "$HASH" > "$NEW/.sdeploy-stamp"
+rm -rf "$ROOT.old"
+[ -e "$ROOT" ] && mv "$ROOT" "$ROOT.old"
+mv "$NEW" "$ROOT"
+trap - EXIT
+rm -rf "$ROOT.old"
+say "built $ROOT ($(du -sh "$ROOT" | cut -f1)) in $(( $(date +%s) - START )) s"

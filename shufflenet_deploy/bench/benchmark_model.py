@@ -1,0 +1,701 @@
+"""Parser for the text output of TFLite's `benchmark_model` (stdout+stderr, a paste, or a logcat dump).
+
+Why parse text: on a phone the text is all we get, from whatever TF version the binary was built from. Every
+format in /work/shared/reference/benchmark_model_grammar.md is read:
+
+- "Output grammar": `STARTING!`, `Name: [value]` parameter lines, `Loaded model`, model size, `Initialized
+  session in`, `Running benchmark for at least ...`, Stat lines (`count= first= curr= min= max= avg= std=`, the
+  `count=1 curr=` / `curr=..(all same)` / `count=0` forms, and the newer ` p5= median= p95=` suffix; first Stat =
+  warmup, second = regular runs), `Inference timings in us: ...` and the very old `Average inference timings in
+  us: ...`, memory lines (`Memory footprint delta ...`, TF ~2.4 `Peak memory footprint (MB): ...`, `Overall peak
+  memory footprint (MB) via periodic monitoring`, the Linux `VmRSS` / `RssAnnon` / `RssFile + RssShmem` block),
+  delegate lines (`Created ... delegate`, `Replacing N out of M node(s) ... yielding K partitions`), failures.
+- "Parser gotchas": scientific notation anywhere; line prefixes: none, `INFO: `/`WARNING: `/`ERROR: `,
+  logcat `I tflite  : `, logcat brief `I/tflite ( 123): ` and threadtime `11-28 10:00:00.123  1234  1234 I tflite  : `
+  lines, TF/glog `I1128 10:00:00.123 1 file.cc:12] ` lines; CRLF from old `adb shell`.
+- "Op profiling tables": Run Order, Top by Computation Time, Top by Memory Use and Summary by node type, in the
+  OLD (`[start]` column) and NEW layouts and their CSV variants. Cells are split on tabs; when tabs were lost
+  (copy-paste, logcat) a column regex anchored on the numeric columns takes over, so node types and names may hold
+  spaces and commas (XNNPACK `Convolution (NHWC, F32) IGEMM`).
+
+Shape: `_split_prefix` + `_classify` label each line; `_RunBuilder` is a small state machine that also reads the
+tables. `parse_many` starts a new run at `STARTING!` (or, for logs without it, when an init-phase line follows a
+finished run). `parse_harness_output` reads the `### sdeploy-*` markers of android_harness/run_benchmarks.sh.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..errors import UserError
+
+NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)"
+_N = f"({NUM})"
+
+
+# ----------------------------------------------------------------------------------------------- results
+
+
+@dataclass
+class Stat:
+    """One Stat line, converted from microseconds to milliseconds. `count=1`/`(all same)` lines only print `curr`;
+    the format means every sample equals it, so first/min/max/avg are filled with it and std with 0."""
+
+    count: int
+    first_ms: float | None = None
+    curr_ms: float | None = None
+    min_ms: float | None = None
+    max_ms: float | None = None
+    avg_ms: float | None = None
+    std_ms: float | None = None  # benchmark_model's population std (ddof=0)
+    p5_ms: float | None = None
+    median_ms: float | None = None
+    p95_ms: float | None = None
+    all_same: bool = False
+
+
+@dataclass
+class OpRow:
+    """A Run Order / Top-by row. `start_ms` exists only in the OLD layout."""
+
+    node_type: str
+    name: str
+    first_ms: float
+    avg_ms: float
+    percent: float
+    cdf_percent: float
+    mem_kb: float
+    times_called: int
+    start_ms: float | None = None
+
+
+@dataclass
+class OpTypeRow:
+    """A Summary-by-node-type row."""
+
+    node_type: str
+    count: int
+    avg_ms: float
+    percent: float
+    cdf_percent: float
+    mem_kb: float
+    times_called: int
+
+
+@dataclass
+class OpProfile:
+    """One "Profiling Info" block (initialization, or the regular runs)."""
+
+    table_format: str | None = None  # "old" ([start] column), "new", "csv-old", "csv-new"
+    run_order: list[OpRow] = field(default_factory=list)
+    top_by_time: list[OpRow] = field(default_factory=list)
+    top_by_memory: list[OpRow] = field(default_factory=list)
+    by_type: list[OpTypeRow] = field(default_factory=list)
+    nodes_executed: int | None = None
+    nodes_observed: int | None = None
+    timings: Stat | None = None  # "Timings (microseconds): ..." in ms
+
+
+@dataclass
+class Partition:
+    delegate: str
+    nodes_replaced: int
+    nodes_total: int
+    partitions: int
+
+
+@dataclass
+class BenchmarkModelRun:
+    """Everything one benchmark_model invocation printed. Times in ms, memory in MB."""
+
+    failed: bool = False
+    error: str | None = None  # the first fatal line: usually the root cause
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # suspicious lines we could not use
+    params: dict[str, str] = field(default_factory=dict)
+    graph: str | None = None
+    num_threads: int | None = None
+    model_size_mb: float | None = None
+    init_ms: float | None = None
+    first_inference_ms: float | None = None
+    warmup_avg_ms: float | None = None
+    inference_avg_ms: float | None = None
+    inference_min_ms: float | None = None
+    inference_max_ms: float | None = None
+    inference_std_ms: float | None = None
+    inference_count: int | None = None
+    inference_p5_ms: float | None = None
+    inference_median_ms: float | None = None
+    inference_p95_ms: float | None = None
+    warmup_stat: Stat | None = None
+    inference_stat: Stat | None = None
+    memory_init_mb: float | None = None
+    memory_overall_mb: float | None = None
+    memory_line: str | None = None  # "delta" (newer) or "peak" (TF ~2.4) wording of the init/overall line
+    periodic_peak_mb: float | None = None
+    vmrss_mb: float | None = None
+    rss_anon_mb: float | None = None
+    rss_file_shmem_mb: float | None = None
+    peak_memory_mb: float | None = None
+    peak_memory_source: str | None = None
+    delegate_lines: list[str] = field(default_factory=list)
+    partitions: list[Partition] = field(default_factory=list)
+    init_profile: OpProfile | None = None
+    op_profile: OpProfile | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------------------------- lines
+
+_LEVELS = {"V": "VERBOSE", "D": "DEBUG", "I": "INFO", "W": "WARNING", "E": "ERROR", "F": "FATAL"}
+_PREFIXES = [  # (regex, group holding the level); each consumes the prefix and one following space
+    (re.compile(r"^(?:\d{4}-)?\d\d-\d\d\s+\d\d:\d\d:\d\d\.\d+\s+\d+\s+\d+\s+([VDIWEF])\s+\S+?\s*: ?"), 1),
+    (re.compile(r"^([VDIWEF])/[^(:]+\(\s*\d+\): ?"), 1),
+    (re.compile(r"^([VDIWEF]) [\w.\-]+\s*: ?"), 1),
+    (re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?: ([IWEF]) \S+:\d+\] ?"), 1),
+    (re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+:\d+\] ?"), 1),
+    (re.compile(r"^(INFO|WARNING|ERROR|VERBOSE|DEBUG|FATAL): ?"), 1),
+]
+
+
+def _split_prefix(line: str) -> tuple[str, str]:
+    """Strip log prefixes (a logcat prefix may wrap a TFLITE_LOG one) -> (level, text). Leading tabs are kept."""
+    level = "INFO"
+    for _ in range(2):
+        for rx, group in _PREFIXES:
+            m = rx.match(line)
+            if m:
+                tag = m.group(group)
+                level = _LEVELS.get(tag, tag)
+                line = line[m.end():]
+                break
+        else:
+            break
+    return level, line
+
+
+_FATAL = re.compile(
+    r"Benchmarking failed|Failed to (?:mmap|load|read|open) (?:the )?model|Could not open '|"
+    r"Failed to (?:construct|create|initialize|init|build) (?:the )?interpreter|Failed to allocate tensors|"
+    r"Failed to apply .*delegate|Failed to invoke|failed to (?:prepare|invoke|allocate)|"
+    r"Didn't find op for builtin opcode|Encountered unresolved custom op|Registration failed|"
+    r"CANNOT LINK EXECUTABLE|Segmentation fault|Fatal signal|^Aborted|^Killed|: not found$|"
+    r"No such file or directory|Permission denied|Model provided has model identifier",
+    re.IGNORECASE,
+)
+_SUSPICIOUS = re.compile(r"fail|error|abort|unsupported|not supported|cannot|can't|unable|invalid|warning|\bnan\b",
+                         re.IGNORECASE)
+_KNOWN = [  # (kind, regex on the stripped text); first match wins
+    ("start", re.compile(r"STARTING!$")),
+    ("model_size", re.compile(rf"The input model file size \(MB\): {_N}")),
+    ("init_session", re.compile(rf"Initialized session in {_N}\s*ms\.?$")),
+    ("phase", re.compile(r"Running benchmark for at least (\d+) iterations")),
+    ("stat", re.compile(r"(count=\d+.*)$")),
+    ("timings", re.compile(r"(?:Average )?[Ii]nference timings in us: (.*)$")),
+    ("mem_footprint", re.compile(rf"(Memory footprint delta from the start of the tool|Peak memory footprint)"
+                                 rf" \(MB\): init={_N},? overall={_N}")),
+    ("mem_periodic", re.compile(rf"(?:Overall )?peak memory footprint \(MB\) via periodic monitoring: {_N}",
+                                re.IGNORECASE)),
+    ("mem_status", re.compile(r"Memory status at the end of exe")),
+    ("mem_item", re.compile(rf"[-+]\s*(VmRSS|RssAnn?on|RssFile \+ RssShmem)\s*:\s*{_N}\s*MB")),
+    ("profile_header", re.compile(r"(?:Operator-wise )?Profiling Info for (.+?):?$")),
+    ("table_title", re.compile(r"={5,} (.+?) ={5,}$")),
+    ("table_header", re.compile(r"(?:\[node type\]|node type,)", re.IGNORECASE)),
+    ("nodes_executed", re.compile(r"Number of nodes executed: (\d+)")),
+    ("profile_timings", re.compile(r"Timings \(microseconds\): (count=.*)$")),
+    ("profile_memory", re.compile(r"Memory \(bytes\): (count=.*)$")),
+    ("nodes_observed", re.compile(r"(\d+) nodes observed$")),
+    ("partition", re.compile(r"Replacing (\d+) out of (\d+) node\(s\) with delegate \((.+?)\) node, yielding (\d+)")),
+    ("loaded_model", re.compile(r"Loaded model (.+)$")),
+    ("note", re.compile(r"Note: ")),
+    ("param", re.compile(r"([^\[\]:]{1,80}): \[(.*)\]$")),
+]
+_DELEGATE = re.compile(r"\bdelegate\b", re.IGNORECASE)
+
+
+def _classify(level: str, text: str) -> tuple[str, re.Match | None]:
+    """Label one prefix-free line. Table rows are not recognised here (they need the table's header)."""
+    t = text.strip()
+    if not t:
+        return "blank", None
+    if _FATAL.search(t):
+        return "fatal", None
+    if level in ("ERROR", "FATAL"):
+        return "suspicious", None
+    for kind, rx in _KNOWN:
+        m = rx.match(t)
+        if m:
+            return kind, m
+    if level == "WARNING" or _SUSPICIOUS.search(t):
+        return "suspicious", None
+    if _DELEGATE.search(t):
+        return "delegate", None
+    return "other", None
+
+
+def parse_stat(text: str) -> Stat:
+    """`count=50 first=.. curr=.. min=.. max=.. avg=.. std=..[ p5=.. median=.. p95=..]` (us) -> Stat (ms)."""
+    values = {k: float(v) for k, v in re.findall(rf"(\w+)=({NUM})", text)}
+    stat = Stat(count=int(values.get("count", 0)), all_same="(all same)" in text)
+    for key in ("first", "curr", "min", "max", "avg", "std", "p5", "median", "p95"):
+        if key in values:
+            setattr(stat, f"{key}_ms", values[key] / 1000.0)
+    if stat.count >= 1 and "avg" not in values and stat.curr_ms is not None:  # count=1 / (all same) form
+        stat.first_ms = stat.min_ms = stat.max_ms = stat.avg_ms = stat.curr_ms
+        stat.std_ms = 0.0
+        stat.all_same = True
+    return stat
+
+
+# ----------------------------------------------------------------------------------------------- tables
+
+_OP_COLS = {  # table format -> numeric columns between node type and name
+    "new": ["first", "avg", "pct%", "cdf%", "mem", "times"],
+    "old": ["start", "first", "avg", "pct%", "cdf%", "mem", "times"],
+}
+_TYPE_COLS = ["count", "avg", "pct%", "cdf%", "mem", "times"]
+
+
+def _cells_regex(cols: list[str], sep: str, with_name: bool) -> re.Pattern:
+    parts = []
+    for c in cols:
+        name = c.rstrip("%")
+        parts.append(rf"(?P<{name}>{NUM})%" if c.endswith("%") else rf"(?P<{name}>{NUM})")
+    tail = rf"{sep}(?P<name>.*?)" if with_name else ""
+    return re.compile(rf"^\s*(?P<type>.+?){sep}" + sep.join(parts) + tail + r"\s*$")
+
+
+_ROW_RX = {
+    (fmt, csv, by_type): _cells_regex(_TYPE_COLS if by_type else _OP_COLS[fmt], r",\s*" if csv else r"\s+",
+                                      with_name=not by_type)
+    for fmt in ("new", "old") for csv in (False, True) for by_type in (False, True)
+}
+
+
+def _parse_row(line: str, fmt: str, csv: bool, by_type: bool) -> OpRow | OpTypeRow | None:
+    """Tab split when the cell count fits the layout, else the anchored column regex."""
+    cols = _TYPE_COLS if by_type else _OP_COLS[fmt]
+    want = 1 + len(cols) + (0 if by_type else 1)
+    cells = [c.strip() for c in line.strip(" \r\n").split("\t")]
+    while cells and cells[0] == "":
+        cells.pop(0)
+    values: dict[str, str] | None = None
+    if not csv and len(cells) == want:
+        values = {"type": cells[0], **{c.rstrip("%"): cells[i + 1].rstrip("%") for i, c in enumerate(cols)}}
+        if not by_type:
+            values["name"] = cells[-1]
+        if not all(re.fullmatch(NUM, values[c.rstrip("%")]) for c in cols):
+            values = None
+    if values is None:
+        m = _ROW_RX[(fmt, csv, by_type)].match(line.replace("\t", " ") if not csv else line)
+        if not m:
+            return None
+        values = m.groupdict()
+        if csv and not by_type:
+            values["name"] = values["name"].replace("\t", ",")  # the CSV writer turns commas in names into tabs
+    f = {k: float(v) for k, v in values.items() if k not in ("type", "name")}
+    if by_type:
+        return OpTypeRow(values["type"].strip(), int(f["count"]), f["avg"], f["pct"], f["cdf"], f["mem"],
+                         int(f["times"]))
+    return OpRow(values["type"].strip(), values["name"].strip(), f["first"], f["avg"], f["pct"], f["cdf"], f["mem"],
+                 int(f["times"]), f.get("start"))
+
+
+_TABLE_KEYS = {"run order": "run_order", "top by computation time": "top_by_time",
+               "top by memory use": "top_by_memory", "summary by node type": "by_type"}
+
+
+# ----------------------------------------------------------------------------------------------- runs
+
+_INIT_PHASE = {"start", "param", "loaded_model", "model_size", "init_session", "phase", "stat", "fatal"}
+_SUBSTANTIVE = {"start", "loaded_model", "model_size", "init_session", "phase", "stat", "timings", "mem_footprint",
+                "mem_periodic", "mem_status", "profile_header", "table_title", "nodes_executed", "profile_timings",
+                "fatal", "partition"}
+
+
+class _RunBuilder:
+    """Feeds classified lines into one BenchmarkModelRun; tracks which profile and table we are in."""
+
+    def __init__(self) -> None:
+        self.run = BenchmarkModelRun()
+        self.stats: list[Stat] = []
+        self.phases = 0
+        self.timings: dict[str, float] = {}
+        self.substantive = 0
+        self.profile: OpProfile | None = None
+        self.table: str | None = None  # key in _TABLE_KEYS values, or "unknown"
+        self.fmt: tuple[str, bool] | None = None  # (layout, csv) once the header is read
+
+    def starts_new_run(self, kind: str) -> bool:
+        """For logs without `STARTING!`: an init-phase line after a finished (or failed) run begins the next."""
+        if not self.substantive:
+            return False
+        if kind == "start" or (self.timings and kind in _INIT_PHASE):
+            return True
+        return self.run.failed and kind in _INIT_PHASE - {"fatal"}
+
+    def feed(self, text: str, kind: str, m: re.Match | None) -> None:
+        if self.table and self.fmt and kind in ("other", "suspicious", "delegate"):
+            row = _parse_row(text, self.fmt[0], self.fmt[1], self.table == "by_type")
+            if row is not None:
+                if self.table != "unknown":
+                    getattr(self.profile, self.table).append(row)
+                return
+            self.run.warnings.append(f"unparsed line in the {self.table} table: {text.strip()}")
+            return
+        if kind in _SUBSTANTIVE:
+            self.substantive += 1
+        getattr(self, f"_on_{kind}", self._on_ignore)(text.strip(), m)
+
+    # --- handlers, one per line kind
+    def _on_ignore(self, t: str, m) -> None:
+        pass
+
+    def _on_blank(self, t: str, m) -> None:
+        self.table = None
+        self.fmt = None
+
+    def _on_fatal(self, t: str, m) -> None:
+        self.run.failed = True
+        self.run.errors.append(t)
+        self.run.error = self.run.error or t
+
+    def _on_suspicious(self, t: str, m) -> None:
+        self.run.warnings.append(t)
+
+    def _on_param(self, t: str, m) -> None:
+        self.run.params[m.group(1).strip()] = m.group(2)
+
+    def _on_loaded_model(self, t: str, m) -> None:
+        self.run.graph = self.run.graph or m.group(1).strip()
+
+    def _on_model_size(self, t: str, m) -> None:
+        self.run.model_size_mb = float(m.group(1))
+
+    def _on_init_session(self, t: str, m) -> None:
+        self.run.init_ms = float(m.group(1))
+
+    def _on_phase(self, t: str, m) -> None:
+        self.phases += 1
+
+    def _on_stat(self, t: str, m) -> None:
+        self.stats.append(parse_stat(m.group(1)))
+
+    def _on_timings(self, t: str, m) -> None:
+        for part in m.group(1).split(","):
+            key, _, value = part.partition(":")
+            if re.fullmatch(NUM, value.strip()):
+                self.timings[key.strip().lower()] = float(value.strip()) / 1000.0
+
+    def _on_mem_footprint(self, t: str, m) -> None:
+        self.run.memory_line = "delta" if m.group(1).startswith("Memory footprint delta") else "peak"
+        self.run.memory_init_mb, self.run.memory_overall_mb = float(m.group(2)), float(m.group(3))
+
+    def _on_mem_periodic(self, t: str, m) -> None:
+        self.run.periodic_peak_mb = float(m.group(1))
+
+    def _on_mem_item(self, t: str, m) -> None:
+        attr = {"VmRSS": "vmrss_mb", "RssAnnon": "rss_anon_mb", "RssAnon": "rss_anon_mb"}.get(m.group(1),
+                                                                                           "rss_file_shmem_mb")
+        setattr(self.run, attr, float(m.group(2)))
+
+    def _on_delegate(self, t: str, m) -> None:
+        self.run.delegate_lines.append(t)
+
+    def _on_partition(self, t: str, m) -> None:
+        self.run.delegate_lines.append(t)
+        self.run.partitions.append(Partition(m.group(3), int(m.group(1)), int(m.group(2)), int(m.group(4))))
+
+    def _on_profile_header(self, t: str, m) -> None:
+        self.profile = OpProfile()
+        if "initialization" in m.group(1).lower():
+            self.run.init_profile = self.profile
+        else:
+            self.run.op_profile = self.profile
+        self.table = self.fmt = None
+
+    def _current_profile(self) -> OpProfile:
+        if self.profile is None:  # tables printed without a "Profiling Info" header (old README excerpts)
+            self.profile = self.run.op_profile = OpProfile()
+        return self.profile
+
+    def _on_table_title(self, t: str, m) -> None:
+        self._current_profile()
+        self.table = _TABLE_KEYS.get(m.group(1).strip().lower(), "unknown")
+        self.fmt = None
+
+    def _on_table_header(self, t: str, m) -> None:
+        profile = self._current_profile()
+        low = t.lower()
+        csv = not low.startswith("[")
+        layout = "old" if ("[start]" in low or "start," in low) else "new"
+        if self.table is None or ("count" in low) != (self.table == "by_type"):
+            self.table = "by_type" if "count" in low else "run_order"
+        self.fmt = (layout, csv)
+        if self.table != "by_type":
+            profile.table_format = ("csv-" if csv else "") + layout
+
+    def _on_nodes_executed(self, t: str, m) -> None:
+        self._current_profile().nodes_executed = int(m.group(1))
+        self.table = None
+
+    def _on_nodes_observed(self, t: str, m) -> None:
+        self._current_profile().nodes_observed = int(m.group(1))
+
+    def _on_profile_timings(self, t: str, m) -> None:
+        self._current_profile().timings = parse_stat(m.group(1))
+        self.table = None
+
+    def _on_profile_memory(self, t: str, m) -> None:
+        self.table = None
+
+    # --- end of run
+    def finish(self) -> BenchmarkModelRun:
+        run, tm = self.run, self.timings
+        self._assign_stats()
+        run.init_ms = tm.get("init", run.init_ms)
+        run.first_inference_ms = tm.get("first inference")
+        run.warmup_avg_ms = tm.get("warmup (avg)", tm.get("warmup"))
+        if run.warmup_avg_ms is None and run.warmup_stat:
+            run.warmup_avg_ms = run.warmup_stat.avg_ms
+        run.inference_avg_ms = tm.get("inference (avg)", tm.get("inference"))
+        stat = run.inference_stat
+        if stat:
+            if run.inference_avg_ms is None:
+                run.inference_avg_ms = stat.avg_ms
+            elif stat.avg_ms and abs(stat.avg_ms - run.inference_avg_ms) > 0.01 * run.inference_avg_ms:
+                run.warnings.append(f"Stat line avg {stat.avg_ms:g} ms differs from 'Inference (avg)' "
+                                    f"{run.inference_avg_ms:g} ms")
+            run.inference_min_ms, run.inference_max_ms = stat.min_ms, stat.max_ms
+            run.inference_std_ms, run.inference_count = stat.std_ms, stat.count
+            run.inference_p5_ms, run.inference_median_ms, run.inference_p95_ms = stat.p5_ms, stat.median_ms, stat.p95_ms
+        if run.first_inference_ms is None and run.warmup_stat and run.warmup_stat.first_ms is not None:
+            run.first_inference_ms = run.warmup_stat.first_ms
+        self._params_to_fields()
+        self._pick_peak_memory()
+        if run.inference_avg_ms is None and not run.failed:
+            run.warnings.append("no inference timings found (output truncated, or the run died silently?)")
+        return run
+
+    def _assign_stats(self) -> None:
+        """First Stat line = warmup, second = regular runs. A lone line is matched to the timings line's avg."""
+        run, stats = self.run, self.stats
+        if len(stats) >= 2:
+            run.warmup_stat, run.inference_stat = stats[0], stats[1]
+            if len(stats) > 2:
+                run.warnings.append(f"{len(stats)} Stat lines in one run; used the first two")
+        elif len(stats) == 1:
+            s, tm = stats[0], self.timings
+            close = lambda key: key in tm and s.avg_ms is not None and abs(s.avg_ms - tm[key]) <= 0.01 * tm[key]
+            if close("inference (avg)") or close("inference"):
+                run.inference_stat = s
+            elif close("warmup (avg)") or close("warmup") or self.phases == 1:
+                run.warmup_stat = s
+            else:
+                run.inference_stat = s
+                if not tm:
+                    run.warnings.append("one Stat line and no timings line: assumed it is the regular runs")
+
+    def _params_to_fields(self) -> None:
+        run, p = self.run, self.run.params
+        run.graph = p.get("Graph", run.graph)
+        for key in ("#threads used for CPU inference", "Num threads"):
+            if re.fullmatch(r"\d+", p.get(key, "")):
+                run.num_threads = int(p[key])
+                break
+
+    def _pick_peak_memory(self) -> None:
+        """Best first: the periodic-monitoring peak (a real peak), then the init/overall line (delta from tool
+        start, or TF 2.4's peak), then VmRSS at exit (absolute, but not a peak)."""
+        run = self.run
+        for value, source in ((run.periodic_peak_mb, "periodic_monitoring"),
+                              (run.memory_overall_mb, f"footprint_{run.memory_line}_overall"),
+                              (run.vmrss_mb, "vmrss_at_exit")):
+            if value is not None:
+                run.peak_memory_mb, run.peak_memory_source = value, source
+                return
+
+
+def _lines(text: str) -> list[str]:
+    return text.splitlines()
+
+
+def _parse_runs(text: str) -> list[_RunBuilder]:
+    builders = [_RunBuilder()]
+    for raw in _lines(text):
+        level, body = _split_prefix(raw)
+        kind, m = _classify(level, body)
+        in_table = builders[-1].table is not None and kind in ("other", "suspicious", "delegate")
+        if not in_table and builders[-1].starts_new_run(kind):
+            builders.append(_RunBuilder())
+        builders[-1].feed(body, kind, m)
+    return [b for b in builders if b.substantive]
+
+
+_NOT_BM_HINT = ("pass the raw stdout+stderr of benchmark_model (e.g. `adb shell /data/local/tmp/benchmark_model "
+                "--graph=... > out.txt 2>&1`) or a logcat dump of the benchmark APK")
+
+
+def parse_many(text: str) -> list[BenchmarkModelRun]:
+    """Every benchmark_model run in `text` (concatenated outputs), in order."""
+    builders = _parse_runs(text)
+    if not builders:
+        raise UserError("input does not look like benchmark_model output (no timing, Stat, memory, profiling or "
+                        "failure line found)", _NOT_BM_HINT)
+    return [b.finish() for b in builders]
+
+
+def parse_benchmark_output(text: str) -> BenchmarkModelRun:
+    """The one benchmark_model run in `text`; several runs are an error (use parse_many)."""
+    runs = parse_many(text)
+    if len(runs) > 1:
+        raise UserError(f"input holds {len(runs)} benchmark_model runs, expected one",
+                        "parse it with parse_many (or parse_harness_output for run_benchmarks.sh files)")
+    return runs[0]
+
+
+# ----------------------------------------------------------------------------------------------- schema
+
+
+def to_bench_schema(run: BenchmarkModelRun, *, device: str, model: str, precision: str,
+                    threads: int | None) -> dict[str, Any]:
+    """Map a run onto sdeploy's common bench record. benchmark_model has no p90/p99: they stay None."""
+    notes = ["std is benchmark_model's population std (ddof=0)"]
+    if run.inference_median_ms is None:
+        notes.append("percentiles are not available from benchmark_model output (it prints avg/std/min/max; "
+                     "p50 is only filled when the tool prints its percentile Stat line)")
+    else:
+        notes.append(f"p50 is benchmark_model's nearest-rank median; p90/p99 are not printed by the tool "
+                     f"(it printed p5={run.inference_p5_ms} ms, p95={run.inference_p95_ms} ms)")
+    prof = run.op_profile
+    rows = (prof.run_order or prof.top_by_time) if prof else []
+    return {
+        "device": device,
+        "model": model,
+        "precision": precision,
+        "runtime": "benchmark_model",
+        "threads": threads if threads is not None else run.num_threads,
+        "latency_ms": {"p50": run.inference_median_ms, "p90": None, "p99": None, "mean": run.inference_avg_ms,
+                       "std": run.inference_std_ms, "min": run.inference_min_ms, "max": run.inference_max_ms},
+        "first_inference_ms": run.first_inference_ms,
+        "init_ms": run.init_ms,
+        "peak_rss_mb": run.peak_memory_mb,
+        "runs": run.inference_count,
+        "op_profile": [{"op": r.node_type, "name": r.name, "avg_ms": r.avg_ms, "percent": r.percent} for r in rows],
+        "op_summary": [asdict(r) for r in prof.by_type] if prof else [],
+        "failed": run.failed,
+        "error": run.error,
+        "notes": notes,
+    }
+
+
+# ----------------------------------------------------------------------------------------------- harness
+
+_MARKER = re.compile(r"^### sdeploy-([\w-]+)\s?(.*)$")
+
+
+@dataclass
+class HarnessRecord:
+    """One model's block from run_benchmarks.sh: its markers plus the parsed benchmark_model output."""
+
+    model: str
+    rc: int | None  # None: no end marker (harness interrupted)
+    before: dict[str, str]
+    after: dict[str, str]
+    run: BenchmarkModelRun
+    settings: dict[str, str] = field(default_factory=dict)  # from the `### sdeploy-harness` line
+    command: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def conditions(self, when: str) -> dict[str, dict]:
+        """State as stats.compare_conditions wants it: freq_khz/governor per cpu, temp_c per zone."""
+        state = self.before if when == "before" else self.after
+        out: dict[str, dict] = {"freq_khz": {}, "governor": {}, "temp_c": {}}
+        for key, value in state.items():
+            m = re.fullmatch(r"(cpu\d+)_(governor|freq_khz)", key)
+            if m and value != "NA":
+                if m.group(2) == "governor":
+                    out["governor"][m.group(1)] = value
+                elif value.lstrip("-").isdigit():
+                    out["freq_khz"][m.group(1)] = int(value)
+            m = re.fullmatch(r"zone(\d+)_temp", key)
+            if m and re.fullmatch(r"-?\d+(\.\d+)?", value):
+                temp = float(value)
+                temp = temp / 1000.0 if abs(temp) >= 1000 else temp  # sysfs: millidegrees on most devices
+                zone_type = state.get(f"zone{m.group(1)}_type", "NA")
+                out["temp_c"][f"zone{m.group(1)}" + (f":{zone_type}" if zone_type != "NA" else "")] = temp
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["conditions"] = {"before": self.conditions("before"), "after": self.conditions("after")}
+        return d
+
+
+def _kv(text: str) -> dict[str, str]:
+    return dict(re.findall(r"([\w.]+)=(\S*)", text))
+
+
+def _finish_record(rec: HarnessRecord, body: list[str]) -> HarnessRecord:
+    builders = _parse_runs("\n".join(body))
+    if builders:
+        rec.run = builders[0].finish()
+        if len(builders) > 1:
+            rec.warnings.append(f"{len(builders)} benchmark_model runs inside one model block; kept the first")
+    else:
+        rec.run.failed, rec.run.error = True, "no benchmark_model output"
+        rec.run.errors.append(rec.run.error)
+    if rec.rc is None:
+        rec.warnings.append("no end marker: the harness was interrupted")
+    elif rec.rc != 0 and not rec.run.failed:
+        rec.run.failed, rec.run.error = True, f"benchmark_model exited with code {rec.rc}"
+        rec.run.errors.append(rec.run.error)
+    return rec
+
+
+def parse_harness_output(text: str) -> list[HarnessRecord]:
+    """Records of a run_benchmarks.sh output file, one per model, in order."""
+    records: list[HarnessRecord] = []
+    settings: dict[str, str] = {}
+    cur: HarnessRecord | None = None
+    body: list[str] = []
+    for line in _lines(text):
+        m = _MARKER.match(line)
+        if not m:
+            if cur is not None:
+                body.append(line)
+            continue
+        kind, rest = m.groups()
+        if kind == "harness":
+            settings = _kv(rest)
+        elif kind == "begin":
+            if cur is not None:
+                records.append(_finish_record(cur, body))
+            cur = HarnessRecord(model=rest.partition("model=")[2], rc=None, before={}, after={},
+                                run=BenchmarkModelRun(), settings=dict(settings))
+            body = []
+        elif cur is None:
+            continue
+        elif kind == "state":
+            values = _kv(rest)
+            target = cur.after if values.pop("when", "") == "after" else cur.before
+            target.update(values)
+        elif kind == "cmd":
+            cur.command = rest
+        elif kind == "warning":
+            cur.warnings.append(rest)
+        elif kind == "end":
+            rc = re.search(r"\brc=(-?\d+)\s*$", rest)
+            cur.rc = int(rc.group(1)) if rc else None
+            records.append(_finish_record(cur, body))
+            cur, body = None, []
+    if cur is not None:
+        records.append(_finish_record(cur, body))
+    if not records:
+        raise UserError("input does not look like run_benchmarks.sh output (no `### sdeploy-begin` marker)",
+                        "pass the file written by android_harness/run_benchmarks.sh -o, or use parse_many for "
+                        "plain benchmark_model output")
+    return records

@@ -1,0 +1,220 @@
+"""Checkpoints -> (model, metadata): our own format and Megvii's official ShuffleNet v1 layout.
+
+Our format is one dict, loadable with `torch.load(weights_only=True)`:
+    {"format": "sdeploy-checkpoint", "version": 1, "meta": {...}, "state_dict": {...}, **extra}
+where meta = {model, options, num_classes, input_size, preprocessing, class_names}; it names the model,
+so loading needs no flags. Metadata travels with the model as `model.sdeploy_meta`.
+
+Other files are plain state_dicts (bare, or under "state_dict"/"model", keys with or without DataParallel's
+`module.`, `num_batches_tracked` optional). One with ShuffleNet v1's official module names is taken as
+Megvii's release: channel shuffle "megvii", BGR 0..255 input, and g/width inferred from the shapes when no
+name is given (pass shuffle="paper" for a bare state_dict of our own paper-convention model). Other state_dicts
+need the model name.
+
+Every file is read with `torch.load(path, map_location="cpu", weights_only=True)`: a checkpoint can't run code.
+"""
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .data.preprocess import Preprocessing
+from .errors import UserError
+from .fileio import atomic_path
+from .zoo import configs
+from .zoo.registry import create_model, get_spec
+
+FORMAT = "sdeploy-checkpoint"
+VERSION = 1
+_RESERVED = ("format", "version", "meta", "state_dict")
+_MEGVII_KEYS = ("first_conv.0.weight", "features.0.branch_main_1.0.weight", "classifier.0.weight")
+_SAVE_HINT = "re-save it as plain tensors: torch.save(model.state_dict(), path), or sdeploy's save_checkpoint"
+
+
+def make_meta(name: str, num_classes: int = 1000, options: dict | None = None,
+              preprocessing: Preprocessing | None = None, class_names: list[str] | None = None) -> dict:
+    """The metadata dict stored in our checkpoints and attached as `model.sdeploy_meta`."""
+    spec = get_spec(name)
+    preprocessing = preprocessing or spec.default_preprocessing()
+    return {
+        "model": name,
+        "options": {**spec.options, **(options or {})},
+        "num_classes": int(num_classes),
+        "input_size": preprocessing.input_size,
+        "preprocessing": preprocessing.to_dict(),
+        "class_names": list(class_names) if class_names is not None else None,
+    }
+
+
+def load_model(name: str | None = None, checkpoint: str | Path | None = None, *,
+               input_size: int | None = None, **options) -> nn.Module:
+    """A model in eval mode with `.sdeploy_meta`: from `checkpoint` if given, else freshly initialised `name`."""
+    if checkpoint is not None:
+        return load_checkpoint(checkpoint, name, input_size=input_size, **options)[0]
+    if name is None:
+        raise UserError("no model given", "pass a zoo model name or a checkpoint file")
+    num_classes = options.pop("num_classes", 1000)
+    model = create_model(name, num_classes=num_classes, **options)
+    preprocessing = get_spec(name).default_preprocessing(input_size or 224)
+    return _attach(model, make_meta(name, num_classes, options, preprocessing))
+
+
+def load_checkpoint(path: str | Path, name: str | None = None, *, input_size: int | None = None,
+                    **options) -> tuple[nn.Module, dict]:
+    """(model in eval mode, meta) from our format or a (Megvii) state_dict; `options` override the architecture."""
+    path = Path(path)
+    obj = _read(path)
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        meta, state = _ours(obj, path, name)
+        if options:
+            meta = {**meta, "options": {**meta["options"], **options}}
+    else:
+        state = _state_dict(obj, path)
+        meta = _meta_for_state_dict(state, path, name, options)
+    if input_size is not None:
+        preprocessing = Preprocessing.from_dict(meta["preprocessing"]).with_input_size(input_size)
+        meta = {**meta, "input_size": input_size, "preprocessing": preprocessing.to_dict()}
+    model = create_model(meta["model"], num_classes=meta["num_classes"], **meta["options"])
+    _load_state(model, state, path, meta["model"])
+    return _attach(model, meta), meta
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, meta: dict, extra: dict | None = None) -> Path:
+    """Write our format atomically; `extra` (e.g. epoch, metrics) must hold only primitives and tensors."""
+    clash = sorted(set(extra or {}) & set(_RESERVED))
+    if clash:
+        raise ValueError(f"extra may not use the reserved keys {clash}")
+    obj = {
+        "format": FORMAT,
+        "version": VERSION,
+        "meta": json.loads(json.dumps(meta)),  # plain dicts/lists/str/numbers only, as weights_only requires
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **(extra or {}),
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return path
+
+
+# -- reading --------------------------------------------------------------------------------------------------
+def _read(path: Path):
+    if not path.exists():
+        raise UserError(f"checkpoint not found: {path}", "check the path")
+    if path.is_dir():
+        raise UserError(f"checkpoint {path} is a directory", "give the .pth/.pt file inside it")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the error below says more
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch.load raises many types (UnpicklingError, KeyError, EOFError, RuntimeError)
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        if found:
+            raise UserError(f"{path} pickles a Python object ({found[1]}); sdeploy loads checkpoints with "
+                            "weights_only=True and refuses arbitrary pickles for safety (they can run code)",
+                            _SAVE_HINT) from None
+        reason = "the file is empty" if path.stat().st_size == 0 else f"torch.load failed: {type(err).__name__}"
+        raise UserError(f"{path} is not a PyTorch checkpoint ({reason})",
+                        "give a file written by torch.save: an sdeploy checkpoint or a state_dict") from None
+
+
+def _ours(obj: dict, path: Path, name: str | None) -> tuple[dict, dict]:
+    if obj.get("version", 0) > VERSION:
+        raise UserError(f"{path} is sdeploy checkpoint version {obj['version']}; this sdeploy reads up to {VERSION}",
+                        "upgrade sdeploy")
+    meta, state = obj.get("meta"), obj.get("state_dict")
+    if not isinstance(meta, dict) or not isinstance(state, dict) or "model" not in meta:
+        raise UserError(f"{path} is a damaged sdeploy checkpoint (no meta or state_dict)", "re-save it")
+    if name is not None and name != meta["model"]:
+        raise UserError(f"{path} holds {meta['model']}, not {name}", "omit the model name: the checkpoint has it")
+    meta.setdefault("class_names", None)
+    return meta, state
+
+
+def _state_dict(obj, path: Path) -> dict:
+    """Unwrap {'state_dict': ...}/{'model': ...} and strip DataParallel's `module.` prefix."""
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise UserError(f"{path} holds no state_dict (found {_describe(obj)})",
+                        "give an sdeploy checkpoint, a state_dict, or {'state_dict': state_dict}")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def _describe(obj) -> str:
+    if isinstance(obj, dict):
+        return f"a dict with keys {', '.join(map(str, list(obj)[:5]))}" if obj else "an empty dict"
+    return f"a {type(obj).__name__}"
+
+
+def _meta_for_state_dict(state: dict, path: Path, name: str | None, options: dict) -> dict:
+    official = all(k in state for k in _MEGVII_KEYS)
+    megvii = official and options.get("shuffle", "megvii") == "megvii"
+    if name is None:
+        name = _infer_v1_name(state) if official else None
+        if name is None:
+            raise UserError(f"{path} is a bare state_dict that does not name its model",
+                            "pass the model name (`sdeploy zoo` lists them)")
+    spec = get_spec(name)
+    options = dict(options)
+    if megvii and spec.family == "shufflenet_v1" and spec.options["shuffle"] != "none":
+        options.setdefault("shuffle", "megvii")
+    num_classes = options.pop("num_classes", None)
+    head = state.get(f"{spec.classifier}.weight")
+    if num_classes is None:
+        num_classes = head.shape[0] if head is not None and head.dim() == 2 else 1000
+    preprocessing = Preprocessing.megvii() if megvii else spec.default_preprocessing()
+    return make_meta(name, num_classes, options, preprocessing)
+
+
+def _infer_v1_name(state: dict) -> str | None:
+    """g and width of an official-layout ShuffleNet v1 from its weight shapes, or None if they fit no zoo entry."""
+    try:
+        stem = state["first_conv.0.weight"].shape[0]
+        c_out = state["features.0.branch_main_1.0.weight"].shape[0] * 4
+        groups = c_out // state["features.1.branch_main_1.0.weight"].shape[1]
+    except (KeyError, IndexError, ZeroDivisionError):
+        return None
+    suffix = "_se" if "features.0.se.fc1.weight" in state else ""
+    for width in configs.V1_WIDTHS:
+        if groups in configs.V1_GROUPS:
+            cfg = configs.shufflenet_v1_config(groups, width)
+            if (cfg.stem, cfg.channels[0]) == (stem, c_out):
+                return f"shufflenet_v1_g{groups}_{width}x{suffix}"
+    return None
+
+
+def _load_state(model: nn.Module, state: dict, path: Path, name: str) -> None:
+    """load_state_dict, but a mismatch is a UserError naming the first offending keys and both shapes."""
+    own = model.state_dict()
+    state = {**{k: v for k, v in own.items() if k.endswith("num_batches_tracked")}, **state}
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {list(state[k].shape)} in the file vs {list(v.shape)} in the model"
+              for k, v in own.items() if k in state and state[k].shape != v.shape]
+    problems = [f"{len(items)} {what} ({_first(items)})"
+                for what, items in (("missing keys", missing), ("unexpected keys", unexpected),
+                                    ("shape mismatches", shapes)) if items]
+    if problems:
+        guess = _infer_v1_name(state)
+        hint = f"it looks like {guess}" if guess and guess != name else "check the model name (`sdeploy zoo` lists them)"
+        raise UserError(f"{path} does not fit {name}: {'; '.join(problems)}", hint)
+    model.load_state_dict(state)
+
+
+def _first(items: list[str], n: int = 3) -> str:
+    return ", ".join(items[:n]) + (", ..." if len(items) > n else "")
+
+
+def _attach(model: nn.Module, meta: dict) -> nn.Module:
+    model.eval()
+    model.sdeploy_meta = meta
+    return model

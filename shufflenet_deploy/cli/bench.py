@@ -1,0 +1,142 @@
+"""`sdeploy bench`: benchmark TFLite artifacts on a named device, or import hand-run benchmark_model output."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..errors import UserError
+
+
+def _threads(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        threads = [int(t) for t in value.split(",") if t.strip()]
+    except ValueError:
+        threads = []
+    if not threads or min(threads) < 1:
+        raise UserError(f"bad --threads {value!r}", "use a comma-separated list of positive integers, e.g. 1,4")
+    return threads
+
+
+@click.command()
+@click.argument("artifact", required=False, type=click.Path(path_type=Path))
+@click.option("--device", "device_name", help="device profile name (see `sdeploy devices`)")
+@click.option("--devices", "devices_file", type=click.Path(dir_okay=False), help="devices TOML file")
+@click.option("--threads", callback=_threads, help="thread counts, e.g. 1,4 (default: the profile's)")
+@click.option("--runs", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--warmup", type=click.IntRange(0), default=10, show_default=True)
+@click.option("--min-seconds", type=click.FloatRange(0), default=0, show_default=True,
+              help="keep running until both --runs and this many seconds are reached")
+@click.option("--trials", type=click.IntRange(1), default=1, show_default=True, help="repeat each measurement")
+@click.option("--cooldown", type=click.FloatRange(0), default=0, show_default=True,
+              help="seconds to sleep between measurements")
+@click.option("--timeout", type=click.FloatRange(1), default=600, show_default=True,
+              help="seconds allowed per measurement")
+@click.option("--benchmark-binary", type=click.Path(dir_okay=False, path_type=Path),
+              help="Android benchmark_model binary (overrides the profile)")
+@click.option("--input", "input_npy", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="NHWC float32 .npy input, preprocessed (Linux devices)")
+@click.option("--save-outputs", type=click.Path(file_okay=False, path_type=Path),
+              help="pull each model's raw output tensor here as .npy (Linux devices)")
+@click.option("--parse", "parse_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="import a hand-run benchmark_model (or android_harness) output instead of running")
+@click.option("--model", help="model name for --parse")
+@click.option("--precision", help="precision for --parse")
+@click.option("--json", "as_json", is_flag=True, help="print the results JSON instead of the table")
+@click.option("-o", "--out", "outdir", type=click.Path(file_okay=False, path_type=Path),
+              help="where to write bench.json + bench.csv (default: ARTIFACT's folder/bench-DEVICE)")
+def bench(artifact, device_name, devices_file, threads, runs, warmup, min_seconds, trials, cooldown, timeout,
+          benchmark_binary, input_npy, save_outputs, parse_file, model, precision, as_json, outdir):
+    """Benchmark ARTIFACT (a .tflite file or an export folder with manifest.json) on --device."""
+    from ..bench.results import results_document, write_results
+
+    if parse_file is not None:
+        from ..bench.harness import import_benchmark_output
+
+        results, skipped = import_benchmark_output(parse_file.read_text(errors="replace"), device=device_name,
+                                                   model=model, precision=precision,
+                                                   threads=threads[0] if threads else None)
+        for line in skipped:
+            click.echo(f"skipped: {line}", err=True)
+        outdir = outdir or Path.cwd() / f"bench-{device_name or 'imported'}"
+    else:
+        results, outdir = _run(artifact, device_name, devices_file, threads, runs, warmup, min_seconds, trials,
+                               cooldown, timeout, benchmark_binary, input_npy, save_outputs, outdir)
+    json_path, csv_path = write_results(results, outdir)
+    if as_json:
+        click.echo(json.dumps(results_document(results), indent=2))
+    else:
+        _print_table(results)
+        click.echo(f"wrote {json_path} and {csv_path}", err=True)
+
+
+def _run(artifact, device_name, devices_file, threads, runs, warmup, min_seconds, trials, cooldown, timeout,
+         benchmark_binary, input_npy, save_outputs, outdir):
+    import dataclasses
+
+    from rich.console import Console
+
+    from ..bench.harness import BenchInterrupted, bench_artifact
+    from ..bench.results import write_results
+    from ..devices.registry import get_device
+
+    if artifact is None:
+        raise UserError("missing ARTIFACT", "pass a .tflite file or an export folder (or --parse FILE)")
+    if not device_name:
+        raise UserError("missing --device", "name a profile from `sdeploy devices`, e.g. --device local")
+    profile = get_device(device_name, devices_file)
+    if benchmark_binary is not None:
+        profile = dataclasses.replace(profile, benchmark_binary=str(benchmark_binary))
+    if outdir is None:
+        outdir = (artifact if artifact.is_dir() else artifact.parent) / f"bench-{profile.name}"
+    console = Console(stderr=True)
+    with console.status(f"benchmarking on {profile.name}") as status:
+        def progress(msg: str) -> None:
+            status.update(f"[{profile.name}] {msg}")
+
+        try:
+            results = bench_artifact(artifact, profile, threads=threads, runs=runs, warmup=warmup,
+                                     min_seconds=min_seconds, cooldown_s=cooldown, trials=trials, timeout=timeout,
+                                     progress=progress, input=input_npy, save_outputs_dir=save_outputs)
+        except BenchInterrupted as err:
+            if not err.results:
+                raise
+            json_path, _ = write_results(err.results, outdir, partial=True)
+            raise BenchInterrupted(err.message, f"{len(err.results)} finished measurement(s) kept in {json_path} "
+                                   f"(partial); rerun the same command when the device is back",
+                                   err.results) from None
+    return results, outdir
+
+
+def _fmt(value, digits=2):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _print_table(results) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    device = results[0].device if results else "?"
+    table = Table(title=f"sdeploy bench on {device} (ms)")
+    for col in ("model", "precision", "threads", "p50", "p90", "p99", "mean±std", "first", "init", "RSS MB",
+                "runtime", "warnings"):
+        table.add_column(col, justify="left" if col in ("model", "precision", "runtime") else "right")
+    for r in results:
+        lat = r.latency_ms or {}
+        runtime = r.runtime or {}
+        table.add_row(r.model, r.precision, str(r.threads), _fmt(lat.get("p50")), _fmt(lat.get("p90")),
+                      _fmt(lat.get("p99")), f"{_fmt(lat.get('mean'))}±{_fmt(lat.get('std'))}",
+                      _fmt(r.first_inference_ms), _fmt(r.init_ms), _fmt(r.peak_rss_mb, 1),
+                      f"{runtime.get('name') or '?'} {runtime.get('version') or ''}".strip(),
+                      str(len(r.warnings)) + (" (partial)" if r.partial else ""))
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=180)
+    console.print(table)
+    for r in results:
+        for w in r.warnings:
+            Console(stderr=True).print(f"[yellow]warning[/] {r.model} {r.precision} t={r.threads}: {w}",
+                                       highlight=False)

@@ -1,0 +1,58 @@
+"""`sdeploy devices`: list device profiles; `sdeploy devices check NAME`: probe one device."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import click
+
+devices_option = click.option("--devices", "devices_file", type=click.Path(dir_okay=False),
+                              help="devices TOML file (default: $SDEPLOY_DEVICES or ~/.config/sdeploy/devices.toml)")
+
+
+@click.group(invoke_without_command=True)
+@devices_option
+@click.option("--json", "as_json", is_flag=True, help="print the profiles as JSON")
+@click.pass_context
+def devices(ctx, devices_file, as_json):
+    """List device profiles (built-in + your devices.toml)."""
+    ctx.ensure_object(dict)["devices_file"] = devices_file
+    if ctx.invoked_subcommand is not None:
+        return
+    from ..devices.registry import load_registry
+
+    registry = load_registry(devices_file)
+    if as_json:
+        click.echo(json.dumps({n: dataclasses.asdict(p) for n, p in registry.items()}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="sdeploy devices")
+    for col in ("name", "transport", "target", "python / binary", "affinity", "threads", "from"):
+        table.add_column(col)
+    for p in registry.values():
+        runtime = p.benchmark_binary or "benchmark_binary: not set" if p.transport == "adb" else " ".join(
+            p.python_argv)
+        table.add_row(p.name, p.transport, p.target(), runtime, p.affinity or "-",
+                      ",".join(map(str, p.threads)), p.source)
+    Console().print(table)
+
+
+@devices.command()
+@click.argument("name")
+@devices_option
+@click.option("--timeout", type=float, default=30, show_default=True, help="seconds per probe")
+@click.pass_context
+def check(ctx, name, devices_file, timeout):
+    """Probe NAME: reachable, arch, CPU, runtime, governor, temperature (one ok/warn/fail line each)."""
+    from ..bench.harness import check_device
+    from ..devices.registry import get_device
+
+    profile = get_device(name, devices_file or ctx.obj.get("devices_file"))
+    checks = check_device(profile, timeout=timeout)
+    colors = {"ok": "green", "warn": "yellow", "fail": "red"}
+    for c in checks:
+        click.echo(f"{click.style(c.status.ljust(4), fg=colors[c.status])}  {c.name:<12} {c.detail}")
+    if any(c.status == "fail" for c in checks):
+        ctx.exit(3)

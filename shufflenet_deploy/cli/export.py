@@ -1,0 +1,63 @@
+"""`sdeploy export MODEL`: checkpoint -> ONNX -> TFLite, verified."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import comma_list, print_json, status, stdout
+
+
+@click.command()
+@click.argument("model", required=False)
+@click.option("--checkpoint", type=click.Path(path_type=Path), help="Our checkpoint or an official Megvii one.")
+@click.option("--input-size", type=int, help="Square input size (default: the checkpoint's, else 224).")
+@click.option("--precision", default="fp32,int8", show_default=True, help="Comma list of fp32, fp16, int8.")
+@click.option("--calib", type=click.Path(path_type=Path), help="Folder (or ImageFolder tree) of calibration images.")
+@click.option("--calib-count", default=100, show_default=True, help="Images used for int8 calibration.")
+@click.option("--val", type=click.Path(path_type=Path), help="Labelled ImageFolder for accuracy in the manifest.")
+@click.option("--shuffle", type=click.Choice(["paper", "megvii"]), help="Channel-shuffle convention (ShuffleNet v1).")
+@click.option("-o", "--outdir", type=click.Path(path_type=Path), help="Output folder (default: export-MODEL).")
+@click.option("--force", is_flag=True, help="Replace an existing output folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+def export(model, checkpoint, input_size, precision, calib, calib_count, val, shuffle, outdir, force, as_json):
+    """Export MODEL (a zoo name; optional with our own checkpoint) to ONNX and TFLite, verifying each step."""
+    from ..export.pipeline import ExportRequest, export as run_export
+    from ..errors import UserError
+
+    if model is None and checkpoint is None:
+        raise UserError("nothing to export", "name a zoo model (see `sdeploy zoo`) and/or pass --checkpoint")
+    options = {"shuffle": shuffle} if shuffle else {}
+    name = model or Path(checkpoint).stem
+    request = ExportRequest(model=model, checkpoint=checkpoint, input_size=input_size,
+                            precisions=tuple(comma_list(precision)), calib=calib, calib_count=calib_count, val=val,
+                            outdir=outdir or Path(f"export-{name}"), force=force, model_options=options)
+    with status("exporting") as update:
+        manifest = run_export(request, progress=update)
+    if as_json:
+        print_json(manifest)
+    else:
+        print_summary(manifest, request.outdir)
+
+
+def print_summary(manifest: dict, outdir: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{manifest['model']} @ {manifest['input_size']}px -> {outdir}")
+    for col in ("artifact", "size", "ops", "XNNPACK partitions", "vs", "max abs", "cosine", "top-1 agree"):
+        table.add_column(col, justify="right" if col not in ("artifact", "vs") else "left")
+    for name, art in manifest["artifacts"].items():
+        parity = art["parity"]
+        xnn = art.get("xnnpack", {})
+        table.add_row(name, f"{art['size_bytes'] / 1e6:.2f} MB", str(art.get("nodes", sum(art["ops"].values()))),
+                      str(xnn.get("partitions", "-")), parity["reference"], f"{parity['max_abs']:.2e}",
+                      f"{parity['cosine']:.5f}", f"{parity['top1_agreement']:.1%}")
+    stdout.print(table)
+    images = manifest["images"]
+    stdout.print(f"MACs {manifest['macs']['total'] / 1e6:.1f} M, images: {images['source']} "
+                 f"({images['calibration']} calibration, {images['held_out']} held out), "
+                 f"{manifest['timings']['total_s']:.0f} s. Manifest: {outdir / 'manifest.json'}")
+    if "accuracy" in manifest:
+        acc = manifest["accuracy"]
+        stdout.print("accuracy (" + acc["data"] + "): " + ", ".join(
+            f"{r['artifact']} {r['top1']:.2%}" for r in acc["rows"]))

@@ -1,0 +1,83 @@
+"""The bundled real dataset: scikit-learn's handwritten digits, written out as an ImageFolder of PNGs.
+
+Why this set: nothing can be downloaded at run time, and scikit-learn (already a dependency) ships these 1,797
+real 8x8 scans of handwritten digits (10 classes) inside its wheel. Trained models need real images so that
+int8 damage shows (random-init networks make every parity number look perfect).
+
+Layout: ROOT/{train,val,calib}/<digit>/<index>.png, upscaled with bicubic interpolation to SIZE x SIZE, dark ink
+on white, RGB. The split is fixed and stratified (per class, seeded shuffle): 70% train, 15% val, 15% calib —
+calib is held out from training so int8 calibration never sees the training images, and val is held out from
+both. Built on first use under the cache folder ($SDEPLOY_CACHE, else ~/.cache/sdeploy) or by
+`sdeploy data digits -o DIR`.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+SPLITS = (("train", 0.70), ("val", 0.15), ("calib", 0.15))
+SEED = 0
+CLASS_NAMES = [str(d) for d in range(10)]
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("SDEPLOY_CACHE") or Path.home() / ".cache" / "sdeploy")
+
+
+def split_indices(targets: np.ndarray) -> dict[str, list[int]]:
+    """Stratified fixed split: for each class a seeded permutation cut 70/15/15."""
+    rng = np.random.default_rng(SEED)
+    out: dict[str, list[int]] = {name: [] for name, _ in SPLITS}
+    for digit in range(10):
+        idx = rng.permutation(np.flatnonzero(targets == digit))
+        n_train = round(len(idx) * SPLITS[0][1])
+        n_val = round(len(idx) * SPLITS[1][1])
+        out["train"] += idx[:n_train].tolist()
+        out["val"] += idx[n_train : n_train + n_val].tolist()
+        out["calib"] += idx[n_train + n_val :].tolist()
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def render(image8x8: np.ndarray, size: int):
+    """An 8x8 scan (0..16, 16 = ink) -> a size x size RGB PIL image, dark ink on white."""
+    from PIL import Image
+
+    gray = (255 - image8x8 * (255 / 16)).clip(0, 255).astype(np.uint8)
+    return Image.fromarray(gray, "L").resize((size, size), Image.BICUBIC).convert("RGB")
+
+
+def write_digits(outdir: Path, size: int = 64) -> Path:
+    """Write the three splits under `outdir` (atomically: a temp folder renamed at the end)."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    outdir = Path(outdir)
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.tmp-", dir=outdir.parent))
+    try:
+        for split, indices in split_indices(digits.target).items():
+            for i in indices:
+                folder = tmp / split / CLASS_NAMES[digits.target[i]]
+                folder.mkdir(parents=True, exist_ok=True)
+                render(digits.images[i], size).save(folder / f"{i:04d}.png")
+        (tmp / "README.txt").write_text(
+            f"scikit-learn handwritten digits (1,797 real 8x8 scans), upscaled to {size}x{size} RGB PNG.\n"
+            "Fixed stratified split 70/15/15 (seed 0): train / val / calib. Written by sdeploy.\n")
+        if outdir.exists():
+            shutil.rmtree(outdir)
+        os.replace(tmp, outdir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return outdir
+
+
+def ensure_digits(size: int = 64) -> Path:
+    """The cached digits ImageFolder at `size`, written on first use."""
+    root = cache_root() / f"digits-{size}"
+    if not (root / "README.txt").exists():
+        write_digits(root, size)
+    return root

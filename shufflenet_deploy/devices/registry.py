@@ -1,0 +1,196 @@
+"""Named device profiles: built-ins (builtin_devices.toml) overridden field by field by the user's TOML file.
+
+Why TOML profiles: a device is many small facts (how to reach it, which Python, which cores, which thread
+counts) that should be written once, not repeated as flags. The user file is the first of: an explicit
+path (`--devices FILE`), `$SDEPLOY_DEVICES`, `$XDG_CONFIG_HOME/sdeploy/devices.toml` (default ~/.config/...).
+An explicit path wins over the environment variable, as with every other flag-vs-env choice.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+
+BUILTIN_FILE = Path(__file__).with_name("builtin_devices.toml")
+TRANSPORTS = ("local", "ssh", "adb")
+BENCHMARK_BINARY_HINT = (
+    "set benchmark_binary = \"/path/to/benchmark_model\" for this device in your devices.toml or pass "
+    "--benchmark-binary PATH; get the Android arm64 build of TFLite's benchmark_model as described in "
+    "android_harness/README.md")
+
+
+@dataclass
+class DeviceProfile:
+    name: str
+    transport: str = "local"
+    description: str = ""
+    host: str | None = None
+    port: int = 22
+    user: str | None = None
+    key: str | None = None
+    known_hosts: str | None = None
+    strict_host_key_checking: bool = True
+    ssh_options: list[str] = field(default_factory=list)
+    serial: str | None = None
+    adb: str = "adb"
+    adb_server_port: int | None = None
+    connect: str | None = None
+    workdir: str | None = None
+    python: str | None = None
+    benchmark_binary: str | None = None
+    affinity: str | None = None
+    threads: list[int] = field(default_factory=lambda: [1])
+    peak_gmacs: dict[str, float] | None = None
+    source: str = "built-in"
+
+    @property
+    def python_argv(self) -> list[str]:
+        """The device's Python command as an argument list (`python = "env FOO=1 python3"` is allowed)."""
+        import shlex
+
+        if self.python:
+            return shlex.split(self.python)
+        return [sys.executable] if self.transport == "local" else ["python3"]
+
+    def affinity_cpus(self) -> list[int] | None:
+        return parse_cpus(self.affinity) if self.affinity else None
+
+    def affinity_mask(self) -> str | None:
+        """Hex mask for `taskset MASK cmd` (Android's toybox taskset takes only masks)."""
+        cpus = self.affinity_cpus()
+        return None if cpus is None else format(sum(1 << c for c in cpus), "x")
+
+    def target(self) -> str:
+        if self.transport == "ssh":
+            return f"{self.user + '@' if self.user else ''}{self.host}:{self.port}"
+        if self.transport == "adb":
+            return self.connect or self.serial or "first adb device"
+        return "this machine"
+
+    def transport_factory(self):
+        """Build the transport (imported lazily so `sdeploy devices` never imports ssh/adb code)."""
+        if self.transport == "local":
+            from .local import LocalTransport
+
+            return LocalTransport(workdir_root=self.workdir)
+        if self.transport == "ssh":
+            if not self.host:
+                raise UserError(f"device {self.name!r} has no host", f"set host in [devices.{self.name}]")
+            from .ssh import SSHTransport
+
+            return SSHTransport(self.host, user=self.user, port=self.port, key=self.key,
+                                known_hosts=self.known_hosts,
+                                strict_host_key_checking=self.strict_host_key_checking,
+                                extra_options=tuple(self.ssh_options))
+        from .adb import AdbTransport
+
+        kwargs = {"workdir": self.workdir} if self.workdir else {}
+        return AdbTransport(self.serial, adb=self.adb, server_port=self.adb_server_port, connect=self.connect,
+                            **kwargs)
+
+
+def parse_cpus(spec: str) -> list[int]:
+    """'4-7' / '0,2,4-5' CPU lists, or hex masks ('f0', '0xf0'): a mask has a 0x prefix or a hex letter."""
+    text = str(spec).strip().lower()
+    try:
+        if text.startswith("0x") or any(c in "abcdef" for c in text):
+            mask = int(text, 16)
+            cpus = [i for i in range(mask.bit_length()) if mask >> i & 1]
+        else:
+            cpus = set()
+            for part in text.split(","):
+                lo, _, hi = part.partition("-")
+                cpus.update(range(int(lo), int(hi or lo) + 1))
+            cpus = sorted(cpus)
+    except ValueError:
+        cpus = []
+    if not cpus:
+        raise UserError(f"bad CPU affinity {spec!r}", "use a CPU list like 4-7 or 0,2 or a hex mask like f0")
+    return cpus
+
+
+def user_file(path: str | Path | None = None) -> tuple[Path | None, bool]:
+    """(file, explicit): explicit files must exist; the XDG default may be absent."""
+    if path:
+        return Path(path).expanduser(), True
+    if os.environ.get("SDEPLOY_DEVICES"):
+        return Path(os.environ["SDEPLOY_DEVICES"]).expanduser(), True
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "sdeploy" / "devices.toml", False
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise UserError(f"{path}: invalid TOML: {err}", "fix the file (see the line and column above)") from None
+    except OSError as err:
+        raise UserError(f"cannot read devices file {path}: {err.strerror}") from None
+    devices = data.get("devices", {})
+    unknown = set(data) - {"devices"}
+    if unknown or not isinstance(devices, dict):
+        raise UserError(f"{path}: expected only [devices.NAME] tables, found {sorted(unknown) or 'devices'}",
+                        "write each device as [devices.NAME] with key = value lines")
+    return devices
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(DeviceProfile) if f.name not in ("name", "source")}
+_TYPES = {"port": int, "adb_server_port": int, "strict_host_key_checking": bool}
+
+
+def _make_profile(name: str, values: dict[str, Any], source: str) -> DeviceProfile:
+    for key, value in values.items():
+        if key not in FIELDS:
+            close = difflib.get_close_matches(key, FIELDS, n=1)
+            raise UserError(f"{source}: unknown field {key!r} in [devices.{name}]",
+                            f"did you mean {close[0]!r}?" if close else f"known fields: {', '.join(FIELDS)}")
+        expected = _TYPES.get(key)
+        if expected and not (isinstance(value, expected) and not (expected is int and isinstance(value, bool))):
+            raise UserError(f"{source}: [devices.{name}] {key} must be {expected.__name__}, got {value!r}")
+    values = dict(values)
+    if isinstance(values.get("threads"), int):
+        values["threads"] = [values["threads"]]
+    threads = values.get("threads", [1])
+    if not (isinstance(threads, list) and threads and all(isinstance(t, int) and t > 0 for t in threads)):
+        raise UserError(f"{source}: [devices.{name}] threads must be a list of positive integers, got {threads!r}")
+    if values.get("affinity") is not None:
+        values["affinity"] = str(values["affinity"])
+        parse_cpus(values["affinity"])
+    profile = DeviceProfile(name=name, source=source, **values)
+    if profile.transport not in TRANSPORTS:
+        raise UserError(f"{source}: [devices.{name}] transport must be one of {', '.join(TRANSPORTS)}, "
+                        f"got {profile.transport!r}")
+    return profile
+
+
+def load_registry(path: str | Path | None = None) -> dict[str, DeviceProfile]:
+    """All profiles by name: built-ins, then the user file's tables merged into them field by field."""
+    merged = {name: dict(values) for name, values in _read_toml(BUILTIN_FILE).items()}
+    sources = {name: "built-in" for name in merged}
+    file, explicit = user_file(path)
+    if file is not None and (explicit or file.exists()):
+        if not file.exists():
+            raise UserError(f"devices file not found: {file}", "check --devices / $SDEPLOY_DEVICES")
+        for name, values in _read_toml(file).items():
+            if not isinstance(values, dict):
+                raise UserError(f"{file}: devices.{name} must be a table ([devices.{name}])")
+            merged.setdefault(name, {}).update(values)
+            sources[name] = str(file) if sources.get(name) is None else f"built-in + {file}"
+    return {name: _make_profile(name, values, sources[name]) for name, values in merged.items()}
+
+
+def get_device(name: str, path: str | Path | None = None) -> DeviceProfile:
+    registry = load_registry(path)
+    if name in registry:
+        return registry[name]
+    close = difflib.get_close_matches(name, registry, n=3)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise UserError(f"unknown device {name!r}",
+                    f"{hint}known devices: {', '.join(sorted(registry))} (add one in {user_file(path)[0]})")

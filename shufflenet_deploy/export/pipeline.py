@@ -1,0 +1,333 @@
+"""`sdeploy export`: checkpoint -> ONNX -> TFLite fp32/fp16/int8, each step verified, one manifest.
+
+Everything is built in a hidden temp folder beside OUTDIR and renamed to OUTDIR only when every artifact
+passed its parity check. A parity failure leaves OUTDIR holding just `export_report.json` (status "failed",
+naming the worst artifact and sample) and the conversion log — never a model file that was not verified.
+
+Images: int8 calibration uses real images only (`--calib DIR`, else the model's bundled calibration set);
+without either, int8 is refused rather than calibrated on noise. A held-out part of the same folder (never used
+for calibration) feeds the parity checks. When no images exist at all (fp32/fp16 only), parity runs on
+deterministic smooth synthetic images and the manifest says so.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..data.folders import ImageSet, scan_images
+from ..errors import UserError
+from ..fileio import current_umask, sha256, write_json
+from . import verify
+
+PRECISIONS = ("fp32", "fp16", "int8")
+MIN_CALIBRATION = 10
+MANIFEST_SCHEMA = "sdeploy-export/1"
+
+
+@dataclass
+class ExportRequest:
+    model: str | None = None
+    checkpoint: Path | None = None
+    input_size: int | None = None
+    precisions: tuple[str, ...] = ("fp32", "int8")
+    calib: Path | None = None
+    calib_count: int = 100
+    verify_count: int = 32
+    val: Path | None = None  # labelled ImageFolder tree for accuracy numbers
+    outdir: Path = Path("export")
+    force: bool = False
+    model_options: dict = field(default_factory=dict)
+    seed: int = 0
+
+
+class ExportFailed(UserError):
+    """Parity failed: the report was kept, the artifacts were not."""
+
+
+def export(req: ExportRequest, progress: Callable[[str], None] = lambda msg: None) -> dict:
+    """Run the whole export; return the manifest (also written to OUTDIR/manifest.json)."""
+    precisions = _check_request(req)
+    started = time.perf_counter()
+    progress("loading model")
+    model, meta = _load(req)
+    pre = _preprocessing(meta)
+    images = _images(req, meta, pre, precisions, progress)
+
+    outdir = Path(req.outdir)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.tmp-", dir=outdir.parent))
+    try:
+        manifest = _build(req, model, meta, pre, images, precisions, tmp, progress)
+        val = _validation_set(req, meta, pre)
+        if val is not None:
+            progress(f"measuring accuracy on {val.root}")
+            manifest["accuracy"] = _accuracy(tmp, manifest, model, pre, val)
+        manifest["timings"]["total_s"] = round(time.perf_counter() - started, 2)
+        failed = {k: a["parity"] for k, a in manifest["artifacts"].items() if a.get("parity") and not a["parity"]["passed"]}
+        if failed:
+            _keep_report(tmp, outdir, manifest, failed, req.force)
+            name, parity = next(iter(failed.items()))
+            raise ExportFailed(f"{name} artifact failed parity vs {parity['reference']}: "
+                               f"{'; '.join(parity['failures'])}, worst on held-out image #{parity['worst_sample']}",
+                               f"report kept in {outdir / 'export_report.json'}")
+        write_json(tmp / "manifest.json", manifest)
+        _promote(tmp, outdir, req.force)
+        return manifest
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- checks and inputs ---------------------------------------------------------------------------------------
+def _check_request(req: ExportRequest) -> list[str]:
+    precisions = [p.strip() for p in req.precisions if p.strip()]
+    unknown = [p for p in precisions if p not in PRECISIONS]
+    if unknown or not precisions:
+        raise UserError(f"unknown precision {unknown[0] if unknown else '(none)'!r}",
+                        f"choose from {', '.join(PRECISIONS)}, e.g. --precision fp32,int8")
+    outdir = Path(req.outdir)
+    if outdir.exists() and not req.force:
+        raise UserError(f"output folder {outdir} already exists", "pass --force to replace it or choose another -o")
+    parent = outdir.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"output folder {outdir} is not writable ({parent} refuses writes)", "choose another -o")
+    outdir.resolve().parent.mkdir(parents=True, exist_ok=True)
+    if req.checkpoint is not None and not Path(req.checkpoint).is_file():
+        raise UserError(f"checkpoint {req.checkpoint} does not exist", "check the path")
+    return ["onnx"] + [p for p in PRECISIONS if p in precisions]
+
+
+def _load(req: ExportRequest):
+    from ..checkpoints import load_model
+
+    model = load_model(req.model, req.checkpoint, **req.model_options)
+    meta = dict(model.sdeploy_meta)
+    if req.input_size:
+        meta["input_size"] = req.input_size
+    return model, meta
+
+
+def _preprocessing(meta: dict):
+    from ..data.preprocess import Preprocessing
+
+    pre = Preprocessing.from_dict(meta["preprocessing"])
+    return pre.with_input_size(meta["input_size"]) if pre.input_size != meta["input_size"] else pre
+
+
+@dataclass
+class Images:
+    source: str  # "calib", "bundled" or "synthetic"
+    calibration: np.ndarray | None  # NCHW, preprocessed
+    held_out: np.ndarray  # NCHW, preprocessed
+    held_out_pixels: np.ndarray  # NHWC 0..1, for onnx2tf's sample file
+    image_set: ImageSet | None = None
+    calib_files: list[str] = field(default_factory=list)
+    held_out_files: list[str] = field(default_factory=list)
+
+
+def _images(req: ExportRequest, meta: dict, pre, precisions: list[str], progress) -> Images:
+    folder, source = (Path(req.calib), "calib") if req.calib else (_bundled_calibration(meta), "bundled")
+    if folder is None:
+        if "int8" in precisions:
+            raise UserError("int8 needs real calibration images and this model has no bundled set",
+                            "pass --calib DIR (a folder of JPEG/PNG images like the deployment's inputs)")
+        return _synthetic(pre, req.verify_count, req.seed)
+    progress(f"reading images from {folder}")
+    found = scan_images(folder, min_size=pre.input_size, what="calibration folder")
+    needed = MIN_CALIBRATION + 5
+    if len(found) < needed:
+        skipped = f"; {found.skipped_summary()}" if found.skipped else ""
+        raise UserError(f"calibration folder {folder} has only {len(found)} usable image(s){skipped}",
+                        f"provide at least {needed} images ({MIN_CALIBRATION} calibration + 5 held out)")
+    order = np.random.default_rng(req.seed).permutation(len(found))
+    n_verify = min(req.verify_count, max(5, len(found) // 4))
+    held, calib = order[:n_verify], order[n_verify : n_verify + req.calib_count]
+    pixels = [pre.pixels_from_path(found.paths[i]) for i in held]
+    return Images(
+        source=source,
+        calibration=pre.load_batch([found.paths[i] for i in calib]),
+        held_out=pre.load_batch([found.paths[i] for i in held]),
+        held_out_pixels=np.stack(pixels).astype(np.float32) / 255,
+        image_set=found,
+        calib_files=[str(found.paths[i].relative_to(found.root)) for i in calib],
+        held_out_files=[str(found.paths[i].relative_to(found.root)) for i in held],
+    )
+
+
+def _bundled_calibration(meta: dict) -> Path | None:
+    """The calibration split of the dataset a bundled model was trained on, built on first use."""
+    if meta.get("dataset") == "digits":
+        from ..data.digits import ensure_digits
+
+        return ensure_digits(meta["input_size"]) / "calib"
+    return None
+
+
+def _validation_set(req: ExportRequest, meta: dict, pre) -> ImageSet | None:
+    """--val DIR, else the bundled model's val split, else none (no labels, no accuracy)."""
+    from ..data.folders import scan_image_folder
+
+    if req.val is not None:
+        return scan_image_folder(Path(req.val), what="validation folder")
+    if meta.get("dataset") == "digits":
+        from ..data.digits import ensure_digits
+
+        return scan_image_folder(ensure_digits(meta["input_size"]) / "val")
+    return None
+
+
+def _accuracy(tmp: Path, manifest: dict, model, pre, val: ImageSet) -> dict:
+    from ..evaluate import check_classes, accuracy_table
+
+    check_classes(val, manifest.get("class_names"), manifest["model"])
+    x = pre.load_batch(val.paths)
+    table = accuracy_table(tmp, manifest["artifacts"], x, val.labels, verify.run_torch(model, x))
+    return {"data": str(val.root), "samples": len(val), **table}
+
+
+def _synthetic(pre, count: int, seed: int) -> Images:
+    """Smooth random images (low-frequency noise, like natural images' spectrum) for fp32/fp16 parity only."""
+    rng = np.random.default_rng(seed)
+    size = pre.input_size
+    coarse = rng.uniform(0, 255, (count, 8, 8, 3)).astype(np.float32)
+    from PIL import Image
+
+    pixels = np.stack([np.asarray(Image.fromarray(c.astype(np.uint8)).resize((size, size), Image.BICUBIC)) for c in coarse])
+    held_out = np.stack([pre.normalize(p).transpose(2, 0, 1) for p in pixels])
+    return Images("synthetic", None, np.ascontiguousarray(held_out), pixels.astype(np.float32) / 255)
+
+
+# -- the build -----------------------------------------------------------------------------------------------
+def _build(req, model, meta, pre, images: Images, precisions, tmp: Path, progress) -> dict:
+    from ..complexity import count_complexity
+    from . import onnx_export, tflite_convert, tflite_inspect
+
+    timings: dict[str, float] = {}
+    log = tmp / "conversion.log"
+    artifacts: dict[str, dict] = {}
+
+    t0 = time.perf_counter()
+    progress("exporting ONNX")
+    onnx_path = tmp / "model.onnx"
+    onnx_export.export_onnx(model, meta["input_size"], onnx_path)
+    torch_logits = verify.run_torch(model, images.held_out)
+    onnx_logits = verify.run_onnx(onnx_path, images.held_out)
+    artifacts["onnx"] = {
+        "file": "model.onnx", "format": "onnx", "opset": onnx_export.OPSET,
+        "ops": onnx_export.onnx_op_histogram(onnx_path),
+        "parity": verify.check(verify.compare(torch_logits, onnx_logits, reference_name="pytorch"),
+                               verify.THRESHOLDS["onnx"]).to_dict(),
+    }
+    timings["onnx_s"] = round(time.perf_counter() - t0, 2)
+
+    tflite_precisions = [p for p in precisions if p != "onnx"]
+    t0 = time.perf_counter()
+    progress(f"converting with onnx2tf ({', '.join(tflite_precisions)})")
+    calib_nhwc = None if images.calibration is None else images.calibration.transpose(0, 2, 3, 1)
+    converted = tflite_convert.convert(onnx_path, tmp / "work", precisions=tflite_precisions,
+                                       calibration_nhwc=calib_nhwc if "int8" in tflite_precisions else None,
+                                       sample_images_nhwc01=images.held_out_pixels, log=log)
+    timings.update({k: round(v, 2) for k, v in converted["timings"].items()})
+    timings["convert_s"] = round(time.perf_counter() - t0, 2)
+
+    t0 = time.perf_counter()
+    fp32_logits = None
+    for precision in tflite_precisions:
+        progress(f"verifying {precision} with LiteRT")
+        final = tmp / f"model_{precision}.tflite"
+        shutil.move(converted["files"][precision], final)
+        logits = verify.run_tflite(final, images.held_out)
+        if precision == "fp32":
+            fp32_logits = logits
+            parity = verify.compare(onnx_logits, logits, reference_name="onnx")
+        else:
+            reference = fp32_logits if fp32_logits is not None else onnx_logits
+            parity = verify.compare(reference, logits, reference_name="fp32" if fp32_logits is not None else "onnx")
+        artifacts[precision] = {
+            "file": final.name, "format": "tflite", "precision": precision,
+            **tflite_inspect.io_details(final), **tflite_inspect.inspect_tflite(final),
+            "parity": verify.check(parity, verify.THRESHOLDS[precision]).to_dict(),
+        }
+    timings["verify_s"] = round(time.perf_counter() - t0, 2)
+    shutil.rmtree(tmp / "work", ignore_errors=True)
+
+    for name, art in artifacts.items():
+        path = tmp / art["file"]
+        art["size_bytes"] = path.stat().st_size
+        art["sha256"] = sha256(path)
+
+    complexity = count_complexity(meta["model"], input_size=meta["input_size"],
+                                  num_classes=meta.get("num_classes", 1000), **meta.get("options", {}))
+    manifest = {
+        "schema": MANIFEST_SCHEMA,
+        "status": "ok",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": meta["model"],
+        "options": meta.get("options", {}),
+        "checkpoint": str(req.checkpoint) if req.checkpoint else None,
+        "num_classes": meta.get("num_classes"),
+        "class_names": meta.get("class_names"),
+        "input_size": meta["input_size"],
+        "layout": {"onnx": "NCHW", "tflite": "NHWC"},
+        "preprocessing": pre.to_dict(),
+        "int8_io": "int8 input and output; quantize inputs with inputs[0].quantization (q = round(x/scale)+zero_point) "
+                   "after preprocessing, dequantize logits with outputs[0].quantization",
+        "macs": {"conv": complexity.macs_conv, "total": complexity.macs_total},
+        "params": complexity.params,
+        "images": {"source": images.source, "folder": str(images.image_set.root) if images.image_set else None,
+                   "calibration": len(images.calib_files) if "int8" in precisions else 0,
+                   "held_out": int(len(images.held_out)),
+                   "skipped": [list(s) for s in images.image_set.skipped] if images.image_set else []},
+        "artifacts": artifacts,
+        "tools": _tool_versions(),
+        "timings": timings,
+        "log": log.name,
+    }
+    return manifest
+
+
+def _tool_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version()}
+    for package in ("torch", "onnx", "onnxruntime", "onnx2tf", "tensorflow", "ai-edge-litert", "numpy"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def _promote(tmp: Path, outdir: Path, force: bool) -> None:
+    """Rename the verified temp folder onto OUTDIR (replacing an old one only with --force)."""
+    final = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.final-", dir=outdir.parent))
+    os.chmod(final, 0o777 & ~current_umask())  # mkdtemp makes 0700
+    for item in tmp.iterdir():
+        shutil.move(str(item), final / item.name)
+    if outdir.exists() and force:
+        old = outdir.with_name(f".{outdir.name}.old-{os.getpid()}")
+        os.replace(outdir, old)
+        os.replace(final, outdir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(final, outdir)
+
+
+def _keep_report(tmp: Path, outdir: Path, manifest: dict, failed: dict, force: bool) -> None:
+    report = tmp.parent / f".{outdir.name}.report-{os.getpid()}"
+    report.mkdir()
+    manifest = {**manifest, "status": "failed", "failed": list(failed)}
+    write_json(report / "export_report.json", manifest)
+    if (tmp / "conversion.log").exists():
+        shutil.copy(tmp / "conversion.log", report / "conversion.log")
+    _promote(report, outdir, force)
+    shutil.rmtree(report, ignore_errors=True)

@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""Standalone on-device TFLite benchmark runner: stdlib + numpy + one TFLite interpreter, nothing from sdeploy.
+
+It is copied alone to a phone/board work dir, so it must stay one self-contained file. It prints exactly one
+JSON object on stdout (runtime logs are diverted to stderr) so a harness can parse it over ssh/adb.
+Exit codes: 0 ok, 1 runtime failure, 2 bad arguments, 3 no TFLite runtime (or numpy) on this machine.
+"""
+import argparse
+import glob
+import json
+import os
+import platform
+import sys
+import time
+
+SCHEMA = "sdeploy-runner/1"
+PIP_HINT = "pip install ai-edge-litert"
+
+
+def load_runtime():
+    """Return (Interpreter class, OpResolverType or None, name, version); prefer LiteRT, then tflite_runtime, TF."""
+    try:
+        import ai_edge_litert
+        from ai_edge_litert import interpreter as mod
+        return mod.Interpreter, getattr(mod, "OpResolverType", None), "ai_edge_litert", _version(
+            ai_edge_litert, "ai-edge-litert")
+    except Exception:
+        pass
+    try:
+        import tflite_runtime
+        from tflite_runtime import interpreter as mod
+        return mod.Interpreter, getattr(mod, "OpResolverType", None), "tflite_runtime", _version(
+            tflite_runtime, "tflite-runtime")
+    except Exception:
+        pass
+    try:
+        import tensorflow as tf
+        return tf.lite.Interpreter, tf.lite.experimental.OpResolverType, "tensorflow", tf.__version__
+    except Exception:
+        return None
+
+
+def _version(module, dist):
+    version = getattr(module, "__version__", None)
+    if version:
+        return version
+    try:
+        from importlib import metadata
+        return metadata.version(dist)
+    except Exception:
+        return None
+
+
+def parse_cpus(spec):
+    """'4-7', '0,2,4-5' or a hex mask '0xf0' -> sorted CPU ids."""
+    spec = spec.strip()
+    if spec.lower().startswith("0x"):
+        mask = int(spec, 16)
+        return [i for i in range(mask.bit_length()) if mask >> i & 1]
+    cpus = set()
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return sorted(cpus)
+
+
+def _read(path):
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def cpu_info():
+    text = _read("/proc/cpuinfo") or ""
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), []).append(value.strip())
+    model = (fields.get("model name") or fields.get("Model") or fields.get("Hardware") or [platform.processor()])[0]
+    parts = sorted(set(fields.get("CPU part", [])))
+    affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {"model": model or None, "hardware": (fields.get("Hardware") or [None])[0], "parts": parts or None,
+            "cores": os.cpu_count(), "affinity": affinity}
+
+
+def conditions():
+    """Governors, current frequencies (kHz) and thermal zone temperatures (C); None where /sys lacks them."""
+    governor, freq, temps = {}, {}, {}
+    for cpu_dir in sorted(glob.glob("/sys/devices/system/cpu/cpu[0-9]*"), key=lambda p: int(p.rsplit("u", 1)[1])):
+        cpu = os.path.basename(cpu_dir)
+        gov = _read(cpu_dir + "/cpufreq/scaling_governor")
+        cur = _read(cpu_dir + "/cpufreq/scaling_cur_freq")
+        if gov is not None:
+            governor[cpu] = gov
+        if cur and cur.isdigit():
+            freq[cpu] = int(cur)
+    for zone in sorted(glob.glob("/sys/class/thermal/thermal_zone*")):
+        temp = _read(zone + "/temp")
+        if temp and temp.lstrip("-").isdigit():
+            temps[f"{os.path.basename(zone)}/{_read(zone + '/type') or '?'}"] = int(temp) / 1000.0
+    return {"governor": governor or None, "freq_khz": freq or None, "temp_c": temps or None}
+
+
+def tensor_info(detail):
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    return {"name": detail["name"], "shape": [int(d) for d in detail["shape"]],
+            "dtype": detail["dtype"].__name__,
+            "quantization": {"scale": float(scale), "zero_point": int(zero_point)} if scale else None}
+
+
+def quantize(np, x, detail):
+    """Float -> the tensor's dtype with its scale/zero-point (round half to even, as TFLite's reference)."""
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    dtype = detail["dtype"]
+    if np.issubdtype(dtype, np.integer) and scale:
+        info = np.iinfo(dtype)
+        return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
+    return x.astype(dtype)
+
+
+def make_input(np, detail, rng, path=None):
+    shape = [int(d) for d in detail["shape"]]
+    if path is not None:
+        x = np.asarray(np.load(path), dtype=np.float32)
+        if x.ndim == len(shape) - 1:
+            x = x[None]
+        if list(x.shape) != shape:
+            raise ValueError(f"--input has shape {list(x.shape)}, the model expects {shape}")
+        return quantize(np, x, detail)
+    dtype = detail["dtype"]
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    if np.issubdtype(dtype, np.integer) and scale:
+        info = np.iinfo(dtype)
+        lo, hi = (info.min - zero_point) * scale, (info.max - zero_point) * scale
+        return quantize(np, rng.uniform(lo, hi, shape).astype(np.float32), detail)
+    if np.issubdtype(dtype, np.integer):
+        return rng.integers(0, 10, shape).astype(dtype)
+    return rng.uniform(0.0, 1.0, shape).astype(dtype)
+
+
+def benchmark(np, args, runtime, report):
+    interpreter_cls, resolver, name, version = runtime
+    report["runtime"] = {"name": name, "version": version}
+    if args.affinity:
+        cpus = parse_cpus(args.affinity)
+        os.sched_setaffinity(0, cpus)
+    report["cpu"] = cpu_info()
+    report["conditions"] = {"before": conditions(), "after": None}
+    kwargs = {"model_path": args.model, "num_threads": args.threads}
+    if args.no_xnnpack:
+        if resolver is None:
+            raise RuntimeError(f"{name} cannot disable XNNPACK (no OpResolverType)")
+        kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    t0 = time.perf_counter_ns()
+    interp = interpreter_cls(**kwargs)
+    interp.allocate_tensors()
+    report["init_ms"] = (time.perf_counter_ns() - t0) / 1e6
+    inputs, outputs = interp.get_input_details(), interp.get_output_details()
+    report["inputs"] = [tensor_info(d) for d in inputs]
+    report["outputs"] = [tensor_info(d) for d in outputs]
+    if args.input and len(inputs) != 1:
+        raise ValueError(f"--input needs a single-input model, this one has {len(inputs)}")
+    rng = np.random.default_rng(args.seed)
+    for detail in inputs:
+        interp.set_tensor(detail["index"], make_input(np, detail, rng, args.input))
+
+    t0 = time.perf_counter_ns()
+    interp.invoke()
+    report["first_inference_ms"] = (time.perf_counter_ns() - t0) / 1e6
+    for _ in range(args.warmup):
+        interp.invoke()
+    times, start = [], time.perf_counter_ns()
+    min_ns = args.min_seconds * 1e9
+    while len(times) < args.runs or time.perf_counter_ns() - start < min_ns:
+        t0 = time.perf_counter_ns()
+        interp.invoke()
+        times.append((time.perf_counter_ns() - t0) / 1e6)
+    report["times_ms"] = times
+    report["runs"] = len(times)
+    report["conditions"]["after"] = conditions()
+    if args.save_output:
+        arrays = [interp.get_tensor(d["index"]) for d in outputs]
+        if len(arrays) == 1:
+            np.save(args.save_output, arrays[0])
+        else:
+            with open(args.save_output, "wb") as fh:
+                np.savez(fh, **{f"output_{i}": a for i, a in enumerate(arrays)})
+        report["saved_output"] = args.save_output
+
+
+def peak_rss_mb():
+    try:
+        import resource
+    except ImportError:
+        return None
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024.0 * 1024.0) if sys.platform == "darwin" else rss / 1024.0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--min-seconds", type=float, default=0.0)
+    parser.add_argument("--affinity", help="CPU list like 4-7 or 0,2 (or a 0x mask)")
+    parser.add_argument("--input", help="NHWC float32 .npy, preprocessed; quantized here for int8/uint8 inputs")
+    parser.add_argument("--save-output", help="write the raw output tensor(s) to this .npy")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-xnnpack", action="store_true")
+    args = parser.parse_args(argv)
+
+    # Interpreters log to stdout on some builds: keep the real stdout for the one JSON line.
+    sys.stdout.flush()
+    real_stdout = os.dup(1)
+    os.dup2(2, 1)
+    report = {"schema": SCHEMA, "model": os.path.basename(args.model), "runtime": None,
+              "python": platform.python_version(), "numpy": None, "machine": platform.machine(),
+              "threads": args.threads, "warmup": args.warmup, "error": None}
+    code = 0
+    try:
+        import numpy as np
+    except ImportError as err:
+        np = None
+        report.update(error=f"numpy missing: {err}", hint="pip install numpy ai-edge-litert")
+    runtime = load_runtime() if np is not None else None
+    try:
+        if np is None:
+            code = 3
+        elif runtime is None:
+            report.update(error="no TFLite runtime", hint=PIP_HINT, python_executable=sys.executable)
+            code = 3
+        else:
+            report["numpy"] = np.__version__
+            benchmark(np, args, runtime, report)
+    except Exception as err:
+        report["error"] = f"{type(err).__name__}: {err}"
+        code = 1
+    report["peak_rss_mb"] = peak_rss_mb()
+    sys.stdout.flush()
+    os.dup2(real_stdout, 1)
+    os.write(1, (json.dumps(report) + "\n").encode())
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

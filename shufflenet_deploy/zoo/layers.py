@@ -1,0 +1,46 @@
+"""Torch building blocks shared by the zoo families (imported only by the builders, never by the registry)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ChannelShuffle(nn.Module):
+    """Interleave `groups` channel groups; no parameters.
+
+    "paper" (ShuffleNet v1 paper, torchvision): view as (g, C/g), transpose. "megvii" (official code):
+    view as (C/g, g), transpose — the inverse permutation; the two coincide only when C/g == g.
+    """
+
+    def __init__(self, groups: int, convention: str = "paper"):
+        super().__init__()
+        self.groups, self.convention = groups, convention
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        split = (self.groups, c // self.groups) if self.convention == "paper" else (c // self.groups, self.groups)
+        return x.reshape(b, *split, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}, convention={self.convention}"
+
+
+def conv_bn(c_in: int, c_out: int, kernel: int = 1, stride: int = 1, groups: int = 1, relu: bool = True):
+    """[Conv (no bias, padding kernel//2), BN, ReLU?] as a list, so callers keep official module indices."""
+    layers = [nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(c_out)]
+    return layers + [nn.ReLU(inplace=True)] if relu else layers
+
+
+def init_weights(model: nn.Module) -> nn.Module:
+    """He init for convs, N(0, 0.01) for FCs, BN at identity: trains from scratch without tuning."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return model

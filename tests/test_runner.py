@@ -1,0 +1,132 @@
+"""runner.py as the device sees it: copied ALONE to an empty dir and run as a plain script (`python -I`)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RUNNER = REPO / "shufflenet_deploy" / "runner.py"
+PY = sys.executable
+
+
+def tiny_model(tmp_path_factory, precision: str) -> Path:
+    """Built once per session (cached in the session's base temp dir, shared by the bench test modules)."""
+    from tflite_models import make_tiny_tflite
+
+    path = tmp_path_factory.getbasetemp() / "tiny_tflite_models" / f"tiny_{precision}.tflite"
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        make_tiny_tflite(path.with_suffix(".part"), precision)
+        path.with_suffix(".part").rename(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def device_dir(tmp_path_factory):
+    """An empty dir holding only runner.py and the two models, like the device work dir."""
+    d = tmp_path_factory.mktemp("device")
+    shutil.copy(RUNNER, d / "runner.py")
+    for precision in ("fp32", "int8"):
+        shutil.copy(tiny_model(tmp_path_factory, precision), d / f"tiny_{precision}.tflite")
+    return d
+
+
+def run_runner(device_dir: Path, *args: str, env: dict | None = None, python: str = PY):
+    proc = subprocess.run([python, "-I", "runner.py", *args], cwd=device_dir, capture_output=True, text=True,
+                          timeout=120, env=env)
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, f"runner must print exactly one line on stdout, got {proc.stdout!r} / {proc.stderr!r}"
+    return proc.returncode, json.loads(lines[0])
+
+
+def test_fp32_report_is_complete_and_sane(device_dir):
+    code, rep = run_runner(device_dir, "tiny_fp32.tflite", "--runs", "7", "--warmup", "2")
+    assert code == 0 and rep["error"] is None
+    assert rep["schema"] == "sdeploy-runner/1"
+    assert rep["runtime"]["name"] == "ai_edge_litert" and rep["runtime"]["version"]
+    assert len(rep["times_ms"]) == rep["runs"] == 7
+    assert all(t > 0 for t in rep["times_ms"])
+    assert rep["init_ms"] > 0 and rep["first_inference_ms"] > 0
+    assert rep["peak_rss_mb"] > 10
+    assert rep["numpy"] == np.__version__ and rep["machine"] and rep["python"]
+    assert rep["cpu"]["cores"] == os.cpu_count() and rep["cpu"]["model"]
+    assert set(rep["conditions"]) == {"before", "after"}
+    assert set(rep["conditions"]["after"]) == {"governor", "freq_khz", "temp_c"}
+    assert rep["inputs"][0]["shape"] == [1, 16, 16, 3] and rep["inputs"][0]["dtype"] == "float32"
+    assert rep["outputs"][0]["shape"] == [1, 10]
+
+
+def test_min_seconds_extends_the_run(device_dir):
+    code, rep = run_runner(device_dir, "tiny_fp32.tflite", "--runs", "3", "--warmup", "0", "--min-seconds", "0.2")
+    assert code == 0
+    assert len(rep["times_ms"]) > 3  # a tiny model runs thousands of times in 0.2 s
+
+
+def test_int8_input_is_quantized_and_output_matches_in_process(device_dir, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    x = np.random.default_rng(3).uniform(0, 1, (1, 16, 16, 3)).astype(np.float32)
+    np.save(device_dir / "x.npy", x)
+    code, rep = run_runner(device_dir, "tiny_int8.tflite", "--runs", "2", "--warmup", "0", "--input", "x.npy",
+                           "--save-output", "out.npy")
+    assert code == 0, rep
+    interp = Interpreter(model_path=str(device_dir / "tiny_int8.tflite"))
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    scale, zp = inp["quantization"]
+    assert inp["dtype"] == np.int8 and scale > 0
+    assert rep["inputs"][0]["quantization"] == {"scale": pytest.approx(scale), "zero_point": zp}
+    q = np.clip(np.round(x / scale + zp), -128, 127).astype(np.int8)
+    interp.set_tensor(inp["index"], q)
+    interp.invoke()
+    expected = interp.get_tensor(out["index"])
+    saved = np.load(device_dir / "out.npy")
+    assert saved.dtype == np.int8 and saved.shape == (1, 10)
+    np.testing.assert_array_equal(saved, expected)  # bit-exact: same quantized input, same kernels
+    # and the quantization really happened: a different rounding would (almost surely) change some logits
+    interp.set_tensor(inp["index"], np.zeros_like(q))
+    interp.invoke()
+    assert not np.array_equal(interp.get_tensor(out["index"]), expected)
+
+
+def test_affinity_is_applied(device_dir):
+    code, rep = run_runner(device_dir, "tiny_fp32.tflite", "--runs", "2", "--affinity", "0")
+    assert code == 0 and rep["cpu"]["affinity"] == [0]
+
+
+def test_no_xnnpack_runs(device_dir):
+    code, rep = run_runner(device_dir, "tiny_fp32.tflite", "--runs", "2", "--no-xnnpack")
+    assert code == 0 and rep["error"] is None
+
+
+def test_bad_model_reports_error_json(device_dir):
+    (device_dir / "junk.tflite").write_bytes(b"not a flatbuffer")
+    code, rep = run_runner(device_dir, "junk.tflite", "--runs", "1")
+    assert code == 1 and rep["error"]
+
+
+def test_missing_runtime_exits_3_with_pip_hint(device_dir, tmp_path):
+    """Stub packages that raise ImportError shadow every TFLite runtime (PYTHONPATH beats site-packages)."""
+    for name in ("ai_edge_litert", "tflite_runtime", "tensorflow"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    proc = subprocess.run([PY, "runner.py", "tiny_fp32.tflite"], cwd=device_dir, capture_output=True, text=True,
+                          timeout=60, env=env)
+    rep = json.loads(proc.stdout)
+    assert proc.returncode == 3
+    assert rep["error"] == "no TFLite runtime"
+    assert rep["hint"] == "pip install ai-edge-litert"
+
+
+def test_runner_imports_nothing_from_sdeploy():
+    text = RUNNER.read_text()
+    assert "shufflenet_deploy" not in text and "from ." not in text
+    assert len(text.splitlines()) <= 260

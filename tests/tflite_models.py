@@ -1,0 +1,44 @@
+"""Tiny real TFLite models for tests that need an interpreter but not a ShuffleNet conversion.
+
+Built with TensorFlow's own converter (conv, depthwise conv, dense) so they exercise the same kernels the
+runner and interpreters use; cached per test session by the `tiny_tflite` fixture in conftest.py.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def make_tiny_tflite(path: Path, precision: str = "fp32", input_size: int = 16, seed: int = 0) -> Path:
+    """Write a small conv net as a .tflite file: fp32, or full-integer int8 with int8 input/output."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    inputs = tf.keras.Input((input_size, input_size, 3), batch_size=1, name="input")
+    x = tf.keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    x = tf.keras.layers.DepthwiseConv2D(3, padding="same")(x)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    outputs = tf.keras.layers.Dense(10, name="logits")(x)
+    model = tf.keras.Model(inputs, outputs)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if precision == "int8":
+        rng = np.random.default_rng(seed)
+
+        def representative():
+            for _ in range(16):
+                yield [rng.uniform(0, 1, (1, input_size, input_size, 3)).astype(np.float32)]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    elif precision != "fp32":
+        raise ValueError(precision)
+    path = Path(path)
+    path.write_bytes(converter.convert())
+    return path
