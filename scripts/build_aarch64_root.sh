@@ -19,7 +19,8 @@
 #     holds a hash of this script + the pins, so a rerun with the same inputs is a no-op. The root is built
 #     in a temp dir and renamed into place, so a half-built root is never visible; a lock serialises builds.
 #
-# Usage: scripts/build_aarch64_root.sh [--force]     (env: SDEPLOY_AARCH64_ROOT to build elsewhere)
+# Usage: scripts/build_aarch64_root.sh [--force | --check]   (env: SDEPLOY_AARCH64_ROOT to build elsewhere)
+#   --check   exit 0 if the root is built and up to date, 1 otherwise; never builds
 set -eu
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,9 +33,15 @@ DEBIAN_PACKAGES="python3 libstdc++6 libgcc-s1"   # libstdc++: the LiteRT/numpy w
 PIP_PACKAGES="ai-edge-litert==2.1.0 numpy"        # versions of everything come from constraints.txt
 SUITE=bookworm
 FORCE=0
-[ "${1:-}" = "--force" ] && FORCE=1
+CHECK=0
+case "${1:-}" in
+    --force) FORCE=1 ;;
+    --check) CHECK=1 ;;
+    "") ;;
+    *) echo "usage: $0 [--force | --check]" >&2; exit 2 ;;
+esac
 
-say() { printf '[aarch64-root] %s\n' "$*"; }
+say() { printf "[aarch64-root] %3ss %s\n" "$(( $(date +%s) - START ))" "$*"; }
 START=$(date +%s)
 
 # ---- inputs hash: this script, the pins of the wheels we install, the package lists -----------------
@@ -48,6 +55,10 @@ HASH=$( { cat "$0"; pins; echo "$DEBIAN_PACKAGES|$PIP_PACKAGES|$SUITE"; } | sha2
 if [ "$FORCE" = 0 ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ] && command -v qemu-aarch64-static >/dev/null; then
     say "up to date: $ROOT"
     exit 0
+fi
+if [ "$CHECK" = 1 ]; then
+    say "missing or stale: $ROOT (run $0)"
+    exit 1
 fi
 
 # ---- host tools -------------------------------------------------------------------------------------

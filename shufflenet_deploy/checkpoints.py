@@ -7,9 +7,10 @@ so loading needs no flags. Metadata travels with the model as `model.sdeploy_met
 
 Other files are plain state_dicts (bare, or under "state_dict"/"model", keys with or without DataParallel's
 `module.`, `num_batches_tracked` optional). One with ShuffleNet v1's official module names is taken as
-Megvii's release: channel shuffle "megvii", BGR 0..255 input, and g/width inferred from the shapes when no
-name is given (pass shuffle="paper" for a bare state_dict of our own paper-convention model). Other state_dicts
-need the model name.
+Megvii's release: channel shuffle "megvii" (whatever the options say), BGR 0..255 input, and g/width inferred
+from the shapes when no name is given. A bare state_dict of our own paper-convention v1 has the same names and
+would be misread: save our models with `save_checkpoint`, which records the convention. Other state_dicts need
+the model name.
 
 Every file is read with `torch.load(path, map_location="cpu", weights_only=True)`: a checkpoint can't run code.
 """
@@ -69,13 +70,15 @@ def load_checkpoint(path: str | Path, name: str | None = None, *, input_size: in
     """(model in eval mode, meta) from our format or a (Megvii) state_dict; `options` override the architecture."""
     path = Path(path)
     obj = _read(path)
+    num_classes = options.pop("num_classes", None)
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         meta, state = _ours(obj, path, name)
-        if options:
-            meta = {**meta, "options": {**meta["options"], **options}}
+        meta = {**meta, "options": {**meta["options"], **options}}
     else:
         state = _state_dict(obj, path)
         meta = _meta_for_state_dict(state, path, name, options)
+    if num_classes is not None:  # a deliberate override; a wrong one is reported as a shape mismatch
+        meta["num_classes"] = num_classes
     if input_size is not None:
         preprocessing = Preprocessing.from_dict(meta["preprocessing"]).with_input_size(input_size)
         meta = {**meta, "input_size": input_size, "preprocessing": preprocessing.to_dict()}
@@ -156,21 +159,20 @@ def _describe(obj) -> str:
 
 
 def _meta_for_state_dict(state: dict, path: Path, name: str | None, options: dict) -> dict:
-    official = all(k in state for k in _MEGVII_KEYS)
-    megvii = official and options.get("shuffle", "megvii") == "megvii"
+    megvii = all(k in state for k in _MEGVII_KEYS)
     if name is None:
-        name = _infer_v1_name(state) if official else None
+        name = _infer_v1_name(state) if megvii else None
         if name is None:
             raise UserError(f"{path} is a bare state_dict that does not name its model",
                             "pass the model name (`sdeploy zoo` lists them)")
     spec = get_spec(name)
+    megvii = megvii and spec.family == "shufflenet_v1"
     options = dict(options)
-    if megvii and spec.family == "shufflenet_v1" and spec.options["shuffle"] != "none":
-        options.setdefault("shuffle", "megvii")
-    num_classes = options.pop("num_classes", None)
+    if megvii and spec.options["shuffle"] != "none":
+        # Megvii's weights only work under Megvii's shuffle; callers often pass the spec's defaults ("paper")
+        options["shuffle"] = "megvii"
     head = state.get(f"{spec.classifier}.weight")
-    if num_classes is None:
-        num_classes = head.shape[0] if head is not None and head.dim() == 2 else 1000
+    num_classes = head.shape[0] if head is not None and head.dim() == 2 else 1000
     preprocessing = Preprocessing.megvii() if megvii else spec.default_preprocessing()
     return make_meta(name, num_classes, options, preprocessing)
 
@@ -183,12 +185,13 @@ def _infer_v1_name(state: dict) -> str | None:
         groups = c_out // state["features.1.branch_main_1.0.weight"].shape[1]
     except (KeyError, IndexError, ZeroDivisionError):
         return None
+    if groups not in configs.V1_GROUPS:
+        return None
     suffix = "_se" if "features.0.se.fc1.weight" in state else ""
     for width in configs.V1_WIDTHS:
-        if groups in configs.V1_GROUPS:
-            cfg = configs.shufflenet_v1_config(groups, width)
-            if (cfg.stem, cfg.channels[0]) == (stem, c_out):
-                return f"shufflenet_v1_g{groups}_{width}x{suffix}"
+        cfg = configs.shufflenet_v1_config(groups, width)
+        if (cfg.stem, cfg.channels[0]) == (stem, c_out):
+            return f"shufflenet_v1_g{groups}_{width}x{suffix}"
     return None
 
 
@@ -205,7 +208,7 @@ def _load_state(model: nn.Module, state: dict, path: Path, name: str) -> None:
                                     ("shape mismatches", shapes)) if items]
     if problems:
         guess = _infer_v1_name(state)
-        hint = f"it looks like {guess}" if guess and guess != name else "check the model name (`sdeploy zoo` lists them)"
+        hint = f"it looks like {guess}" if guess and guess != name else "check the model name (see `sdeploy zoo`)"
         raise UserError(f"{path} does not fit {name}: {'; '.join(problems)}", hint)
     model.load_state_dict(state)
 

@@ -4,7 +4,9 @@ Convention (the ShuffleNet papers'): "FLOPs" = multiply-adds. A convolution cost
 H_out * W_out * C_out * (C_in / groups) * k * k, a fully connected layer C_in * C_out. BN, ReLU, pooling,
 channel shuffle, add and concat cost nothing. Two totals are reported because the papers use both:
 `macs_conv` (convolutions only: ShuffleNet v1 Table 1) and `macs_total` (convolutions + every FC,
-including SE's: the width-scaled figures, MobileNet, ShuffleNet v2).
+including SE's: the width-scaled figures, MobileNet, ShuffleNet v2). ShuffleNet v2's published figures
+(41/146/299/591) are 0.7-1.3% above this count although our v2 is torchvision's architecture exactly (same
+params, torchvision's documented GFLOPS): the gap lies in how that paper counted, not in the model.
 
 `params` counts trainable parameters (conv/FC weights and biases, BN weight and bias), i.e.
 sum(p.numel() for p in model.parameters()); BN running statistics are buffers and are not counted.
@@ -103,7 +105,8 @@ class _Walker:
                                  weights * h_out * w_out, weights + (c_out if bias else 0), 2 * c_out if bn else 0))
 
     def fc(self, name: str, c_in: int, c_out: int, bias: bool, kind: str = "fc") -> None:
-        self.layers.append(Layer(name, kind, (c_in,), (c_out,), 1, 1, 1, c_in * c_out, c_in * c_out + (c_out if bias else 0)))
+        weights = c_in * c_out
+        self.layers.append(Layer(name, kind, (c_in,), (c_out,), 1, 1, 1, weights, weights + (c_out if bias else 0)))
 
     def pool(self, stride: int = 2) -> None:
         """3x3 pooling, padding 1 (the stem's max pool, v1's average-pool shortcut)."""

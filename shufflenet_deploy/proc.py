@@ -6,6 +6,7 @@ that long tools (onnx2tf, ssh, adb, qemu) keep the terminal clean.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -40,11 +41,12 @@ def run(
             with open(log, "ab") as fh:
                 fh.write(("\n$ " + " ".join(args) + "\n").encode())
                 fh.flush()
-                proc = subprocess.run(args, stdout=fh, stderr=subprocess.STDOUT, cwd=cwd, env=full_env,
-                                      input=input, timeout=timeout)
+                proc = _run_group(args, stdout=fh, stderr=subprocess.STDOUT, cwd=cwd, env=full_env,
+                                  input=input, timeout=timeout)
                 proc.stdout, proc.stderr = b"", b""
         else:
-            proc = subprocess.run(args, capture_output=True, cwd=cwd, env=full_env, input=input, timeout=timeout)
+            proc = _run_group(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=full_env,
+                              input=input, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise ProcessTimeout(f"{Path(args[0]).name} did not finish within {timeout:g} s",
                              "raise the timeout or check what it is waiting for") from None
@@ -55,3 +57,20 @@ def run(
         where = f" (log: {log})" if log else ""
         raise UserError(f"{Path(args[0]).name} failed with exit code {proc.returncode}{where}: {tail[0]}")
     return proc
+
+
+def _run_group(args, *, timeout: float, input: bytes | None, **popen) -> subprocess.CompletedProcess:
+    """subprocess.run in a session of its own, so a timeout kills the whole process group (a wrapper script's
+    children too), not just the direct child."""
+    with subprocess.Popen(args, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                          start_new_session=True, **popen) as child:
+        try:
+            out, err = child.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            child.communicate()
+            raise
+        return subprocess.CompletedProcess(args, child.returncode, out, err)

@@ -149,7 +149,7 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] = lambda state: Non
             loss.backward()
             optimizer.step()
             schedule.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             step += 1
             progress({"epoch": epoch + 1, "epochs": cfg.epochs, "step": step, "total": total, "loss": losses[-1]})
         val_logits = evaluate_logits(model, x_val)

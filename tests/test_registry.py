@@ -105,7 +105,6 @@ def test_parse_cpus():
 
 
 def test_transport_factory_is_lazy_and_local_works():
-    pytest.importorskip("shufflenet_deploy.devices.local")
     transport = get_device("local").transport_factory()
     try:
         assert transport.run(["true"], timeout=10).ok

@@ -16,25 +16,13 @@ RUNNER = REPO / "shufflenet_deploy" / "runner.py"
 PY = sys.executable
 
 
-def tiny_model(tmp_path_factory, precision: str) -> Path:
-    """Built once per session (cached in the session's base temp dir, shared by the bench test modules)."""
-    from tflite_models import make_tiny_tflite
-
-    path = tmp_path_factory.getbasetemp() / "tiny_tflite_models" / f"tiny_{precision}.tflite"
-    if not path.exists():
-        path.parent.mkdir(exist_ok=True)
-        make_tiny_tflite(path.with_suffix(".part"), precision)
-        path.with_suffix(".part").rename(path)
-    return path
-
-
 @pytest.fixture(scope="module")
-def device_dir(tmp_path_factory):
+def device_dir(tmp_path_factory, tiny_tflite):
     """An empty dir holding only runner.py and the two models, like the device work dir."""
     d = tmp_path_factory.mktemp("device")
     shutil.copy(RUNNER, d / "runner.py")
     for precision in ("fp32", "int8"):
-        shutil.copy(tiny_model(tmp_path_factory, precision), d / f"tiny_{precision}.tflite")
+        shutil.copy(tiny_tflite(precision), d / f"tiny_{precision}.tflite")
     return d
 
 
@@ -130,3 +118,12 @@ def test_runner_imports_nothing_from_sdeploy():
     text = RUNNER.read_text()
     assert "shufflenet_deploy" not in text and "from ." not in text
     assert len(text.splitlines()) <= 260
+
+
+def test_missing_numpy_exits_3_with_pip_hint(device_dir):
+    """A bare system Python (no numpy) is a common first state of a board: say what to install."""
+    python = shutil.which("python3", path="/usr/bin")
+    if python is None or subprocess.run([python, "-c", "import numpy"], capture_output=True).returncode == 0:
+        pytest.skip("needs a python3 without numpy at /usr/bin/python3")
+    code, rep = run_runner(device_dir, "tiny_fp32.tflite", python=python)
+    assert code == 3 and rep["error"].startswith("numpy missing") and "pip install numpy ai-edge-litert" in rep["hint"]

@@ -14,13 +14,15 @@ format in /work/shared/reference/benchmark_model_grammar.md is read:
   logcat `I tflite  : `, logcat brief `I/tflite ( 123): ` and threadtime `11-28 10:00:00.123  1234  1234 I tflite  : `
   lines, TF/glog `I1128 10:00:00.123 1 file.cc:12] ` lines; CRLF from old `adb shell`.
 - "Op profiling tables": Run Order, Top by Computation Time, Top by Memory Use and Summary by node type, in the
-  OLD (`[start]` column) and NEW layouts and their CSV variants. Cells are split on tabs; when tabs were lost
-  (copy-paste, logcat) a column regex anchored on the numeric columns takes over, so node types and names may hold
-  spaces and commas (XNNPACK `Convolution (NHWC, F32) IGEMM`).
+  OLD (`[start]` column) and NEW layouts and their CSV variants. Rows are read with a regex anchored on the
+  numeric columns rather than by splitting on tabs: it reads tab-aligned rows and rows whose tabs were lost
+  (copy-paste, terminals) the same way, and node types and names may hold spaces and commas (XNNPACK
+  `Convolution (NHWC, F32) IGEMM`, `[a, b]:231`).
 
 Shape: `_split_prefix` + `_classify` label each line; `_RunBuilder` is a small state machine that also reads the
 tables. `parse_many` starts a new run at `STARTING!` (or, for logs without it, when an init-phase line follows a
-finished run). `parse_harness_output` reads the `### sdeploy-*` markers of android_harness/run_benchmarks.sh.
+finished run); tables found alone ahead of a run (stdout joined before stderr) are given to that run.
+`parse_harness_output` reads the `### sdeploy-*` markers of android_harness/run_benchmarks.sh.
 """
 from __future__ import annotations
 
@@ -276,31 +278,20 @@ _ROW_RX = {
 
 
 def _parse_row(line: str, fmt: str, csv: bool, by_type: bool) -> OpRow | OpTypeRow | None:
-    """Tab split when the cell count fits the layout, else the anchored column regex."""
-    cols = _TYPE_COLS if by_type else _OP_COLS[fmt]
-    want = 1 + len(cols) + (0 if by_type else 1)
-    cells = [c.strip() for c in line.strip(" \r\n").split("\t")]
-    while cells and cells[0] == "":
-        cells.pop(0)
-    values: dict[str, str] | None = None
-    if not csv and len(cells) == want:
-        values = {"type": cells[0], **{c.rstrip("%"): cells[i + 1].rstrip("%") for i, c in enumerate(cols)}}
-        if not by_type:
-            values["name"] = cells[-1]
-        if not all(re.fullmatch(NUM, values[c.rstrip("%")]) for c in cols):
-            values = None
-    if values is None:
-        m = _ROW_RX[(fmt, csv, by_type)].match(line.replace("\t", " ") if not csv else line)
-        if not m:
-            return None
-        values = m.groupdict()
-        if csv and not by_type:
-            values["name"] = values["name"].replace("\t", ",")  # the CSV writer turns commas in names into tabs
+    """One table row. The regex is anchored on the numeric columns (the `%` ones above all), so it reads tab-aligned
+    rows and rows whose tabs became spaces alike, and node types/names may hold spaces and commas."""
+    m = _ROW_RX[(fmt, csv, by_type)].match(line)
+    if not m:
+        return None
+    values = m.groupdict()
     f = {k: float(v) for k, v in values.items() if k not in ("type", "name")}
     if by_type:
         return OpTypeRow(values["type"].strip(), int(f["count"]), f["avg"], f["pct"], f["cdf"], f["mem"],
                          int(f["times"]))
-    return OpRow(values["type"].strip(), values["name"].strip(), f["first"], f["avg"], f["pct"], f["cdf"], f["mem"],
+    name = values["name"].strip()
+    if csv:
+        name = name.replace("\t", ",")  # the CSV writer turns commas in names into tabs
+    return OpRow(values["type"].strip(), name, f["first"], f["avg"], f["pct"], f["cdf"], f["mem"],
                  int(f["times"]), f.get("start"))
 
 
@@ -321,7 +312,7 @@ class _RunBuilder:
 
     def __init__(self) -> None:
         self.run = BenchmarkModelRun()
-        self.stats: list[Stat] = []
+        self.stats: list[tuple[int, Stat]] = []  # (number of "Running benchmark" lines before it, Stat)
         self.phases = 0
         self.timings: dict[str, float] = {}
         self.substantive = 0
@@ -330,12 +321,12 @@ class _RunBuilder:
         self.fmt: tuple[str, bool] | None = None  # (layout, csv) once the header is read
 
     def starts_new_run(self, kind: str) -> bool:
-        """For logs without `STARTING!`: an init-phase line after a finished (or failed) run begins the next."""
-        if not self.substantive:
-            return False
-        if kind == "start" or (self.timings and kind in _INIT_PHASE):
-            return True
-        return self.run.failed and kind in _INIT_PHASE - {"fatal"}
+        """`STARTING!`, or (logs without it) an init-phase line after this run printed its final timings."""
+        return bool(self.substantive) and (kind == "start" or (bool(self.timings) and kind in _INIT_PHASE))
+
+    def profile_only(self) -> bool:
+        return bool(self.run.op_profile or self.run.init_profile) and not (
+            self.stats or self.timings or self.phases or self.run.failed)
 
     def feed(self, text: str, kind: str, m: re.Match | None) -> None:
         if self.table and self.fmt and kind in ("other", "suspicious", "delegate"):
@@ -382,7 +373,7 @@ class _RunBuilder:
         self.phases += 1
 
     def _on_stat(self, t: str, m) -> None:
-        self.stats.append(parse_stat(m.group(1)))
+        self.stats.append((self.phases, parse_stat(m.group(1))))
 
     def _on_timings(self, t: str, m) -> None:
         for part in m.group(1).split(","):
@@ -476,13 +467,22 @@ class _RunBuilder:
             run.first_inference_ms = run.warmup_stat.first_ms
         self._params_to_fields()
         self._pick_peak_memory()
+        if run.failed and tm:  # the tool prints its timings only after a successful benchmark: keep them
+            run.warnings += [f"error line in a completed run: {e}" for e in run.errors]
+            run.failed, run.error, run.errors = False, None, []
         if run.inference_avg_ms is None and not run.failed:
             run.warnings.append("no inference timings found (output truncated, or the run died silently?)")
         return run
 
     def _assign_stats(self) -> None:
-        """First Stat line = warmup, second = regular runs. A lone line is matched to the timings line's avg."""
-        run, stats = self.run, self.stats
+        """The Stat line after the 1st "Running benchmark" line is warmup, after the 2nd the regular runs. Excerpts
+        without those lines: first = warmup, second = regular; a lone line is matched to the timings line's avg."""
+        run = self.run
+        by_phase = {phase: s for phase, s in self.stats if phase in (1, 2)}
+        if by_phase and len(by_phase) == len(self.stats):
+            run.warmup_stat, run.inference_stat = by_phase.get(1), by_phase.get(2)
+            return
+        stats = [s for _, s in self.stats]
         if len(stats) >= 2:
             run.warmup_stat, run.inference_stat = stats[0], stats[1]
             if len(stats) > 2:
@@ -492,7 +492,7 @@ class _RunBuilder:
             close = lambda key: key in tm and s.avg_ms is not None and abs(s.avg_ms - tm[key]) <= 0.01 * tm[key]
             if close("inference (avg)") or close("inference"):
                 run.inference_stat = s
-            elif close("warmup (avg)") or close("warmup") or self.phases == 1:
+            elif close("warmup (avg)") or close("warmup"):
                 run.warmup_stat = s
             else:
                 run.inference_stat = s
@@ -532,7 +532,21 @@ def _parse_runs(text: str) -> list[_RunBuilder]:
         if not in_table and builders[-1].starts_new_run(kind):
             builders.append(_RunBuilder())
         builders[-1].feed(body, kind, m)
-    return [b for b in builders if b.substantive]
+    return _adopt_orphan_profiles([b for b in builders if b.substantive])
+
+
+def _adopt_orphan_profiles(builders: list[_RunBuilder]) -> list[_RunBuilder]:
+    """Tables alone ahead of a run (stdout joined before stderr) belong to the run that follows them."""
+    out: list[_RunBuilder] = []
+    for b in builders:
+        prev = out[-1] if out else None
+        if prev and prev.profile_only() and not (b.run.op_profile or b.run.init_profile):
+            b.run.op_profile, b.run.init_profile = prev.run.op_profile, prev.run.init_profile
+            b.run.warnings[:0] = prev.run.warnings
+            out[-1] = b
+        else:
+            out.append(b)
+    return out
 
 
 _NOT_BM_HINT = ("pass the raw stdout+stderr of benchmark_model (e.g. `adb shell /data/local/tmp/benchmark_model "
@@ -650,6 +664,9 @@ def _finish_record(rec: HarnessRecord, body: list[str]) -> HarnessRecord:
         rec.run.errors.append(rec.run.error)
     if rec.rc is None:
         rec.warnings.append("no end marker: the harness was interrupted")
+        if rec.run.inference_avg_ms is None and not rec.run.failed:
+            rec.run.failed, rec.run.error = True, "harness interrupted before benchmark_model finished"
+            rec.run.errors.append(rec.run.error)
     elif rec.rc != 0 and not rec.run.failed:
         rec.run.failed, rec.run.error = True, f"benchmark_model exited with code {rec.rc}"
         rec.run.errors.append(rec.run.error)

@@ -7,7 +7,6 @@ carries those results so the CLI can write them with `"partial": true`.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -93,6 +92,8 @@ def _manifest_models(folder: Path, manifest: dict) -> list[ModelArtifact]:
 def _from_name(path: Path, default_precision: str = "fp32") -> ModelArtifact:
     """model_int8.tflite -> (model, int8); names without a precision suffix are taken as fp32."""
     stem = path.stem
+    if stem in PRECISIONS:
+        return ModelArtifact(path, stem, stem)
     for prec in PRECISIONS:
         for sep in ("_", "-", "."):
             if stem.endswith(sep + prec):
@@ -181,12 +182,11 @@ class _Session:
             elapsed = time.monotonic() - start
             if model is not None and elapsed >= 0.9 * self.timeout:
                 raise BenchInterrupted(
-                    f"{model.path.name} ({model.precision}, {threads} threads) did not finish within the "
+                    f"{model.path.name} ({model.precision}, threads={threads}) did not finish within the "
                     f"{self.timeout:g} s limit on {self.profile.name}",
                     "raise --timeout or lower --runs/--min-seconds") from None
-            raise BenchInterrupted(f"{self.profile.name}: {what} failed: {err.one_line()}",
-                                   "results measured so far were kept (partial); check the connection and "
-                                   "rerun the same command") from None
+            raise BenchInterrupted(f"{self.profile.name}: {what} failed: {err.message}",
+                                   err.hint or "check the connection and rerun the same command") from None
 
     def measure(self, m: ModelArtifact, remote_model: str, threads: int, runs: int, warmup: int,
                 min_seconds: float, save_dir: Path | None) -> dict:
@@ -284,7 +284,8 @@ def _result(profile, m, threads, reports, runs, warmup, trials, *, partial=False
     summary = _summarize(stats, reports)
     conditions = {"before": first["conditions"]["before"], "after": last["conditions"]["after"]}
     warnings = list(summary.get("warnings", []))
-    warnings += stats.compare_conditions(conditions["before"], conditions["after"])
+    if conditions["before"] and conditions["after"]:
+        warnings += stats.compare_conditions(conditions["before"], conditions["after"])
     if first["runtime"]["name"] == "tensorflow":
         warnings.append("timed with TensorFlow's bundled interpreter; ai-edge-litert is usually faster")
     affinity = first["cpu"].get("affinity")
@@ -297,26 +298,29 @@ def _result(profile, m, threads, reports, runs, warmup, trials, *, partial=False
         peak_rss_mb=max((r.get("peak_rss_mb") or 0) for r in reports) or None,
         runs=len(times), warmup=warmup, trials=len(reports), times_ms=times, machine=first["machine"],
         cpu=first["cpu"], affinity=affinity, conditions=conditions, warnings=warnings,
-        stable=summary.get("stable"), partial=partial, artifact=_artifact_info(m.path),
+        stable=summary.get("stable"), trials_summary=summary.get("trials"), partial=partial,
+        artifact=_artifact_info(m.path),
         inputs=first.get("inputs"), outputs=first.get("outputs"), source="runner", transport=profile.transport,
         python=first.get("python"), numpy=first.get("numpy"))
 
 
 def _summarize(stats, reports: list[dict]) -> dict:
-    """Latency summary over all trials (merged when there are several) as plain JSON-ready values."""
-    if len(reports) > 1 and hasattr(stats, "merge_trials"):
-        s = stats.merge_trials([r["times_ms"] for r in reports])
-    else:
-        s = stats.summarize([t for r in reports for t in r["times_ms"]])
-    return latency_from_stats(s)
+    """Percentiles over every run of every trial; with several trials, also how much the trial medians agree."""
+    out = latency_from_stats(stats.summarize([t for r in reports for t in r["times_ms"]]))
+    if len(reports) > 1:
+        trials = stats.merge_trials([r["times_ms"] for r in reports])
+        out["warnings"] += trials.warnings
+        out["stable"] = out["stable"] and trials.stable
+        out["trials"] = {"medians": trials.trial_medians, "median_of_medians": trials.median_of_medians,
+                         "spread_pct": trials.spread_pct}
+    return out
 
 
 def latency_from_stats(s) -> dict:
-    ci = getattr(s, "median_ci", None)
-    latency = {k: getattr(s, k) for k in ("p50", "p90", "p99", "mean", "std", "min", "max")}
-    latency["median_ci"] = list(ci) if ci is not None else None
-    return {"latency_ms": latency, "warnings": list(getattr(s, "warnings", []) or []),
-            "stable": getattr(s, "stable", None)}
+    """stats.LatencyStats -> the JSON `latency_ms` block (+ its warnings and stability verdict)."""
+    latency = {k: getattr(s, k) for k in ("p50", "p90", "p99", "mean", "std", "min", "max", "cv")}
+    latency["median_ci"] = [s.median_ci_low, s.median_ci_high]
+    return {"latency_ms": latency, "warnings": list(s.warnings), "stable": s.stable}
 
 
 def _adb_result(profile, m, threads, reports, runs, warmup, partial) -> BenchResult:
@@ -341,7 +345,8 @@ try:
     import numpy; out["numpy"] = numpy.__version__
 except Exception as e:
     out["error"] = "numpy: %s" % e
-for name, dist in (("ai_edge_litert", "ai-edge-litert"), ("tflite_runtime", "tflite-runtime"), ("tensorflow", "tensorflow")):
+for name, dist in (("ai_edge_litert", "ai-edge-litert"), ("tflite_runtime", "tflite-runtime"),
+                   ("tensorflow", "tensorflow")):
     try:
         __import__(name + (".interpreter" if name != "tensorflow" else ""))
         from importlib import metadata

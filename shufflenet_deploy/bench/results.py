@@ -38,6 +38,7 @@ class BenchResult:
     runs: int = 0
     warmup: int = 0
     trials: int = 1
+    trials_summary: dict[str, Any] | None = None  # with trials > 1: per-trial medians and their spread
     times_ms: list[float] = field(default_factory=list)
     machine: str | None = None
     cpu: dict[str, Any] | None = None

@@ -52,7 +52,7 @@ def cli():
 
 def main(argv=None) -> int:
     try:
-        cli.main(args=argv, standalone_mode=False)
+        return cli.main(args=argv, standalone_mode=False) or 0
     except UserError as err:
         click.echo(f"error: {err.one_line()}", err=True)
         return err.exit_code
@@ -64,7 +64,6 @@ def main(argv=None) -> int:
         return err.exit_code
     except click.exceptions.Exit as err:
         return err.exit_code
-    return 0
 
 
 def run() -> None:

@@ -105,8 +105,9 @@ def _run(artifact, device_name, devices_file, threads, runs, warmup, min_seconds
             if not err.results:
                 raise
             json_path, _ = write_results(err.results, outdir, partial=True)
-            raise BenchInterrupted(err.message, f"{len(err.results)} finished measurement(s) kept in {json_path} "
-                                   f"(partial); rerun the same command when the device is back",
+            hint = f"{err.hint.rstrip('. ')}; " if err.hint else ""
+            raise BenchInterrupted(err.message, f"{hint}{len(err.results)} finished measurement(s) kept in "
+                                   f"{json_path} (partial): rerun the same command for the rest",
                                    err.results) from None
     return results, outdir
 
@@ -136,7 +137,8 @@ def _print_table(results) -> None:
     if not console.is_terminal:
         console = Console(width=180)
     console.print(table)
+    err_console = Console(stderr=True, soft_wrap=True)
     for r in results:
         for w in r.warnings:
-            Console(stderr=True).print(f"[yellow]warning[/] {r.model} {r.precision} t={r.threads}: {w}",
+            err_console.print(f"[yellow]warning[/] {r.model} {r.precision} t={r.threads}: {w}",
                                        highlight=False)

@@ -6,6 +6,8 @@ import json
 
 import click
 
+from ..errors import DeviceError
+
 devices_option = click.option("--devices", "devices_file", type=click.Path(dir_okay=False),
                               help="devices TOML file (default: $SDEPLOY_DEVICES or ~/.config/sdeploy/devices.toml)")
 
@@ -36,7 +38,8 @@ def devices(ctx, devices_file, as_json):
             p.python_argv)
         table.add_row(p.name, p.transport, p.target(), runtime, p.affinity or "-",
                       ",".join(map(str, p.threads)), p.source)
-    Console().print(table)
+    console = Console()
+    (console if console.is_terminal else Console(width=160)).print(table)
 
 
 @devices.command()
@@ -54,5 +57,6 @@ def check(ctx, name, devices_file, timeout):
     colors = {"ok": "green", "warn": "yellow", "fail": "red"}
     for c in checks:
         click.echo(f"{click.style(c.status.ljust(4), fg=colors[c.status])}  {c.name:<12} {c.detail}")
-    if any(c.status == "fail" for c in checks):
-        ctx.exit(3)
+    failed = [c.name for c in checks if c.status == "fail"]
+    if failed:
+        raise DeviceError(f"{profile.name}: {len(failed)} check(s) failed ({', '.join(failed)})")

@@ -23,7 +23,7 @@ TRANSPORTS = ("local", "ssh", "adb")
 BENCHMARK_BINARY_HINT = (
     "set benchmark_binary = \"/path/to/benchmark_model\" for this device in your devices.toml or pass "
     "--benchmark-binary PATH; get the Android arm64 build of TFLite's benchmark_model as described in "
-    "android_harness/README.md")
+    "android_harness/README.md (section 1, 'Get benchmark_model')")
 
 
 @dataclass
@@ -37,7 +37,9 @@ class DeviceProfile:
     key: str | None = None
     known_hosts: str | None = None
     strict_host_key_checking: bool = True
-    ssh_options: list[str] = field(default_factory=list)
+    ssh_options: list[str] = field(default_factory=list)  # extra ssh arguments, e.g. ["-o", "ProxyJump=gw"]
+    ssh_config: str | None = None  # ssh -F FILE ("/dev/null" ignores ~/.ssh/config)
+    connect_timeout: float = 10
     serial: str | None = None
     adb: str = "adb"
     adb_server_port: int | None = None
@@ -85,10 +87,12 @@ class DeviceProfile:
                 raise UserError(f"device {self.name!r} has no host", f"set host in [devices.{self.name}]")
             from .ssh import SSHTransport
 
+            kwargs = {"workdir_root": self.workdir} if self.workdir else {}
             return SSHTransport(self.host, user=self.user, port=self.port, key=self.key,
                                 known_hosts=self.known_hosts,
                                 strict_host_key_checking=self.strict_host_key_checking,
-                                extra_options=tuple(self.ssh_options))
+                                connect_timeout=self.connect_timeout, extra_options=tuple(self.ssh_options),
+                                config_file=self.ssh_config, **kwargs)
         from .adb import AdbTransport
 
         kwargs = {"workdir": self.workdir} if self.workdir else {}
@@ -142,7 +146,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(DeviceProfile) if f.name not in ("name", "source")}
-_TYPES = {"port": int, "adb_server_port": int, "strict_host_key_checking": bool}
+_TYPES = {"port": int, "adb_server_port": int, "strict_host_key_checking": bool, "connect_timeout": (int, float)}
 
 
 def _make_profile(name: str, values: dict[str, Any], source: str) -> DeviceProfile:
@@ -152,8 +156,9 @@ def _make_profile(name: str, values: dict[str, Any], source: str) -> DeviceProfi
             raise UserError(f"{source}: unknown field {key!r} in [devices.{name}]",
                             f"did you mean {close[0]!r}?" if close else f"known fields: {', '.join(FIELDS)}")
         expected = _TYPES.get(key)
-        if expected and not (isinstance(value, expected) and not (expected is int and isinstance(value, bool))):
-            raise UserError(f"{source}: [devices.{name}] {key} must be {expected.__name__}, got {value!r}")
+        if expected and (not isinstance(value, expected) or (expected is not bool and isinstance(value, bool))):
+            kind = "a number" if isinstance(expected, tuple) else expected.__name__
+            raise UserError(f"{source}: [devices.{name}] {key} must be {kind}, got {value!r}")
     values = dict(values)
     if isinstance(values.get("threads"), int):
         values["threads"] = [values["threads"]]

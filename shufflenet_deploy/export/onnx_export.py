@@ -17,11 +17,13 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 
 
-def export_onnx(model, input_size: int, path: Path) -> None:
+def export_onnx(model, input_size: int | tuple[int, int], path: Path) -> None:
+    """Export at a fixed input size: an int for square inputs, or (height, width)."""
     import onnx
     import torch
 
-    dummy = torch.zeros(1, 3, input_size, input_size)
+    height, width = (input_size, input_size) if isinstance(input_size, int) else input_size
+    dummy = torch.zeros(1, 3, height, width)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation notice for the TorchScript path
         torch.onnx.export(model.eval(), (dummy,), str(path), dynamo=False, opset_version=OPSET,

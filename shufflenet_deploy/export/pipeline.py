@@ -98,6 +98,9 @@ def _check_request(req: ExportRequest) -> list[str]:
     parent = outdir.resolve().parent
     while not parent.exists():
         parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"output folder {outdir} cannot be created: {parent} is a file, not a folder",
+                        "choose another -o")
     if not os.access(parent, os.W_OK):
         raise UserError(f"output folder {outdir} is not writable ({parent} refuses writes)", "choose another -o")
     outdir.resolve().parent.mkdir(parents=True, exist_ok=True)

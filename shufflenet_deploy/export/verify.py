@@ -22,11 +22,13 @@ THRESHOLDS = {
     "onnx": {"max_rel": 1e-4},  # vs PyTorch
     "fp32": {"max_rel": 1e-4},  # vs ONNX
     "fp16": {"cosine": 0.999},  # vs fp32 TFLite
-    "int8": {"cosine": 0.98},  # vs fp32 TFLite
+    "int8": {"cosine": 0.90},  # vs fp32 TFLite
 }
 # Only cosine gates fp16/int8: on an untrained network every logit vector is nearly the same, so top-1
 # agreement flips on noise (seen: 81% for a random-init g3 0.5x whose int8 cosine was 0.999). Top-1 agreement
 # and accuracy on a trained model are reported beside it and have their own targets (benchmarks/accuracy).
+# The int8 gate catches a broken conversion (wrong scale, channel order or layout: cosine far below 0.5), not
+# quantization quality: a random-init 0.25x net at 32 px legitimately lands at 0.966, trained ones above 0.99.
 
 
 @dataclass

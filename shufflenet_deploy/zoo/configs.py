@@ -15,6 +15,7 @@ ShuffleNet v1 channel rule (paper Table 1 + Megvii's official lists):
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 from ..errors import UserError
@@ -147,7 +148,7 @@ CLASSIFIERS = {"shufflenet_v1": "classifier.0", "shufflenet_v2": "fc", "mobilene
 def make_config(family: str, options: dict):
     """Validated config for `family` from its options; unknown option names are a user error."""
     builder = CONFIG_BUILDERS[family]
-    allowed = builder.__code__.co_varnames[:builder.__code__.co_argcount]
+    allowed = list(inspect.signature(builder).parameters)
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise UserError(f"{family} has no option {', '.join(unknown)}", f"its options are {', '.join(allowed)}")

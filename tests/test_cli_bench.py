@@ -1,0 +1,166 @@
+"""`sdeploy bench` / `sdeploy devices` end to end: the real CLI in a subprocess, the real local (and ssh) device."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SAMPLES = Path("/work/shared/reference/benchmark_model_output")
+
+
+
+@pytest.fixture
+def sdeploy(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "SDEPLOY_DEVICES"}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")  # no user devices.toml leaks in
+
+    def run(*args, timeout=120):
+        argv = [sys.executable, "-c", "from shufflenet_deploy.cli import run; run()", *map(str, args)]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp_path)
+    return run
+
+
+@pytest.fixture
+def model_dir(tmp_path, tiny_tflite):
+    d = tmp_path / "export"
+    d.mkdir()
+    for precision in ("fp32", "int8"):
+        shutil.copy(tiny_tflite(precision), d / f"tiny_{precision}.tflite")
+    return d
+
+
+def _check_schema(doc):
+    assert doc["schema"] == "sdeploy-bench/1" and doc["partial"] is False
+    for r in doc["results"]:
+        for key in ("schema", "device", "model", "precision", "runtime", "threads", "latency_ms",
+                    "first_inference_ms", "init_ms", "peak_rss_mb", "runs", "warmup", "times_ms", "machine", "cpu",
+                    "conditions", "warnings", "partial", "artifact", "op_profile", "created"):
+            assert key in r, key
+        assert set(r["latency_ms"]) >= {"p50", "p90", "p99", "mean", "std", "min", "max", "median_ci"}
+        if r["source"] == "runner":  # imported outputs have no local artifact to hash
+            assert set(r["artifact"]) == {"file", "sha256", "size_bytes"}
+
+
+def test_bench_local_folder_writes_json_and_csv(sdeploy, model_dir):
+    proc = sdeploy("bench", model_dir, "--device", "local", "--runs", "5", "--warmup", "1", "--threads", "1,2")
+    assert proc.returncode == 0, proc.stderr
+    assert "tiny" in proc.stdout and "int8" in proc.stdout and "ai_edge_litert" in proc.stdout
+    out = model_dir / "bench-local"
+    doc = json.loads((out / "bench.json").read_text())
+    _check_schema(doc)
+    assert sorted((r["precision"], r["threads"]) for r in doc["results"]) == [
+        ("fp32", 1), ("fp32", 2), ("int8", 1), ("int8", 2)]
+    assert (out / "bench.csv").read_text().count("\n") == 5
+
+
+def test_bench_json_to_stdout(sdeploy, model_dir, tmp_path):
+    proc = sdeploy("bench", model_dir / "tiny_int8.tflite", "--device", "local", "--runs", "3", "--warmup", "0",
+                   "--json", "-o", tmp_path / "o")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    _check_schema(doc)
+    assert [(r["model"], r["precision"]) for r in doc["results"]] == [("tiny", "int8")]
+    assert json.loads((tmp_path / "o" / "bench.json").read_text())["results"] == doc["results"]
+
+
+def test_unknown_device_is_one_line_exit_2(sdeploy, model_dir):
+    proc = sdeploy("bench", model_dir, "--device", "pixle")
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "unknown device 'pixle'" in proc.stderr and "pixel" in proc.stderr
+
+
+def test_timeout_is_one_line_exit_3(sdeploy, model_dir):
+    proc = sdeploy("bench", model_dir / "tiny_fp32.tflite", "--device", "local", "--runs", "5",
+                   "--min-seconds", "60", "--timeout", "2")
+    assert proc.returncode == 3
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "tiny_fp32.tflite" in lines[0] and "2 s" in lines[0]
+
+
+def test_pixel_without_binary_says_how(sdeploy, model_dir):
+    proc = sdeploy("bench", model_dir, "--device", "pixel")
+    assert proc.returncode == 2 and "android_harness/README.md" in proc.stderr
+
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason="reference samples not present")
+def test_parse_real_benchmark_model_output(sdeploy, tmp_path):
+    proc = sdeploy("bench", "--parse", SAMPLES / "sample_A_old_format_op_profiling.md", "--device", "pixel",
+                   "--precision", "fp32", "-o", tmp_path / "p", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    _check_schema(doc)
+    (r,) = doc["results"]
+    assert r["model"] == "mobilenet_v1_1.0_224" and r["device"] == "pixel" and r["source"] == "benchmark_model"
+    assert r["latency_ms"]["mean"] > 0 and r["op_profile"]
+    # sample B holds two good runs and one failed NNAPI run: the failure is reported, not imported
+    proc = sdeploy("bench", "--parse", SAMPLES / "sample_B_tf24_peak_memory_and_failure.md", "-o", tmp_path / "b")
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped" in proc.stderr and len(json.loads((tmp_path / "b" / "bench.json").read_text())["results"]) == 2
+
+
+def test_devices_list_and_check(sdeploy):
+    proc = sdeploy("devices", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert {"local", "pixel", "rpi"} <= set(json.loads(proc.stdout))
+    proc = sdeploy("devices")
+    assert proc.returncode == 0 and "raspberrypi.local" in proc.stdout
+    proc = sdeploy("devices", "check", "local")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("ok") and "reachable" in lines[0]
+    assert any("runtime" in line and "ai_edge_litert" in line for line in lines)
+
+
+@pytest.mark.ssh
+def test_bench_over_ssh_to_localhost(sdeploy, sshd, model_dir, tmp_path):
+    """The tiny model benchmarked over a real OpenSSH session to 127.0.0.1 (the device is this host)."""
+    devices = tmp_path / "devices.toml"
+    devices.write_text(
+        f'[devices.sshbox]\ntransport = "ssh"\nhost = "{sshd.host}"\nport = {sshd.port}\nuser = "{sshd.user}"\n'
+        f'key = "{sshd.key}"\nknown_hosts = "{sshd.known_hosts}"\nssh_config = "/dev/null"\n'
+        f'python = "{sys.executable}"\nthreads = [1]\n')
+    proc = sdeploy("bench", model_dir / "tiny_int8.tflite", "--device", "sshbox", "--devices", devices,
+                   "--runs", "5", "--warmup", "1", "--json", "-o", tmp_path / "o")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    _check_schema(doc)
+    (r,) = doc["results"]
+    assert r["device"] == "sshbox" and r["transport"] == "ssh" and len(r["times_ms"]) == 5
+    proc = sdeploy("devices", "--devices", devices, "check", "sshbox")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_interrupted_bench_writes_partial_results(sdeploy, model_dir, tmp_path):
+    """The device hangs on the second thread count: exit 3, one line, and bench.json keeps the first result."""
+    hang = tmp_path / "python_hangs_on_2_threads.sh"
+    hang.write_text(f'#!/bin/sh\ncase "$*" in *"--threads 2"*) exec sleep 30;; esac\nexec "{sys.executable}" "$@"\n')
+    hang.chmod(0o755)
+    devices = tmp_path / "devices.toml"
+    devices.write_text(f'[devices.flaky]\ntransport = "local"\npython = "{hang}"\nthreads = [1, 2]\n')
+    proc = sdeploy("bench", model_dir / "tiny_fp32.tflite", "--device", "flaky", "--devices", devices,
+                   "--runs", "5", "--warmup", "0", "--timeout", "3", "-o", tmp_path / "o")
+    assert proc.returncode == 3
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "partial" in errors[0] and "rerun" in errors[0]
+    doc = json.loads((tmp_path / "o" / "bench.json").read_text())
+    assert doc["partial"] is True and [(r["threads"], r["partial"]) for r in doc["results"]] == [(1, True)]
+
+
+def test_parse_android_harness_output(sdeploy, tmp_path):
+    fixture = Path(__file__).parent / "fixtures" / "benchmark_model" / "harness_synthetic.txt"
+    if not fixture.exists():
+        pytest.skip("android_harness fixture not present")
+    proc = sdeploy("bench", "--parse", fixture, "--device", "pixel", "--json", "-o", tmp_path / "h")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    _check_schema(doc)
+    first = doc["results"][0]
+    assert (first["model"], first["threads"], first["source"]) == ("a", 1, "android_harness")
+    assert first["latency_ms"]["mean"] == pytest.approx(12.06)
+    assert first["conditions"]["before"]["governor"]["cpu4"] == "schedutil"
+    assert any("cpu4 frequency changed" in w for w in first["warnings"])

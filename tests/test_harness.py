@@ -1,0 +1,240 @@
+"""bench/harness.py on the real `local` transport with real tiny TFLite models (no mocks)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shufflenet_deploy.bench.harness import BenchInterrupted, bench_artifact, check_device, find_models
+from shufflenet_deploy.bench.results import SCHEMA, read_results, write_results
+from shufflenet_deploy.devices.registry import DeviceProfile
+from shufflenet_deploy.errors import DeviceError, UserError
+
+
+FAST = dict(runs=5, warmup=1)
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory, tiny_tflite):
+    """An export folder as the export stage writes it: manifest.json + fp32/int8 TFLite + a (skipped) ONNX."""
+    d = tmp_path_factory.mktemp("export")
+    arts = {}
+    for precision in ("fp32", "int8"):
+        shutil.copy(tiny_tflite(precision), d / f"model_{precision}.tflite")
+        arts[precision] = {"file": f"model_{precision}.tflite", "precision": precision}
+    (d / "model.onnx").write_bytes(b"onnx")
+    arts["onnx"] = {"file": "model.onnx", "precision": "fp32"}
+    manifest = {"model": "tiny_net", "input_size": 16, "preprocessing": {}, "artifacts": arts}
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    return d
+
+
+def local(**kw) -> DeviceProfile:
+    return DeviceProfile(name=kw.pop("name", "local"), transport="local", **kw)
+
+
+def test_find_models(export_dir, tmp_path):
+    models = find_models(export_dir)
+    assert [(m.model, m.precision, m.path.name) for m in models] == [
+        ("tiny_net", "fp32", "model_fp32.tflite"), ("tiny_net", "int8", "model_int8.tflite")]
+    one = find_models(export_dir / "model_int8.tflite")  # a file inside an export folder keeps the manifest's name
+    assert [(m.model, m.precision) for m in one] == [("tiny_net", "int8")]
+    loose = tmp_path / "shufflenet_g3_int8.tflite"
+    shutil.copy(export_dir / "model_int8.tflite", loose)
+    assert [(m.model, m.precision) for m in find_models(loose)] == [("shufflenet_g3", "int8")]
+    with pytest.raises(UserError, match="no such artifact"):
+        find_models(tmp_path / "missing.tflite")
+
+
+def test_bench_export_folder_on_local(export_dir, tmp_path):
+    seen = []
+    results = bench_artifact(export_dir, local(threads=[1, 2]), progress=seen.append, **FAST)
+    assert [(r.model, r.precision, r.threads) for r in results] == [
+        ("tiny_net", "fp32", 1), ("tiny_net", "fp32", 2), ("tiny_net", "int8", 1), ("tiny_net", "int8", 2)]
+    assert any("threads=2" in msg for msg in seen)
+    for r in results:
+        d = r.to_dict()
+        assert d["schema"] == SCHEMA and d["partial"] is False and d["source"] == "runner"
+        assert d["runtime"]["name"] == "ai_edge_litert"
+        assert len(d["times_ms"]) == d["runs"] == 5 and d["warmup"] == 1
+        lat = d["latency_ms"]
+        assert set(lat) >= {"p50", "p90", "p99", "mean", "std", "min", "max", "median_ci"}
+        assert lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+        assert d["first_inference_ms"] > 0 and d["init_ms"] > 0 and d["peak_rss_mb"] > 0
+        size = (export_dir / d["artifact"]["file"]).stat().st_size
+        assert d["artifact"]["sha256"] and d["artifact"]["size_bytes"] == size
+        assert set(d["conditions"]) == {"before", "after"} and d["machine"] and d["cpu"]["cores"]
+        assert isinstance(d["warnings"], list) and d["created"]
+    json_path, csv_path = write_results(results, tmp_path / "out")
+    back = read_results(tmp_path / "out")
+    assert [r.to_dict() for r in back] == [r.to_dict() for r in results]
+    assert csv_path.read_text().count("\n") == 5
+
+
+def test_affinity_input_and_saved_outputs(export_dir, tmp_path):
+    x = np.random.default_rng(0).uniform(0, 1, (1, 16, 16, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    results = bench_artifact(export_dir / "model_int8.tflite", local(affinity="0"), input=tmp_path / "x.npy",
+                             save_outputs_dir=tmp_path / "outs", **FAST)
+    assert results[0].affinity == [0] and results[0].cpu["affinity"] == [0]
+    saved = np.load(tmp_path / "outs" / "output_tiny_net_int8_t1.npy")
+    assert saved.dtype == np.int8 and saved.shape == (1, 10)
+
+
+def test_trials_are_merged(export_dir):
+    (r,) = bench_artifact(export_dir / "model_fp32.tflite", local(), trials=2, **FAST)
+    assert r.trials == 2 and r.runs == 10 and len(r.times_ms) == 10
+
+
+def test_timeout_names_model_and_limit(export_dir):
+    with pytest.raises(DeviceError) as err:
+        bench_artifact(export_dir / "model_fp32.tflite", local(), runs=5, warmup=0, min_seconds=60, timeout=2)
+    line = err.value.one_line()
+    assert "model_fp32.tflite" in line and "2 s" in line and err.value.exit_code == 3
+
+
+def _wrapper(tmp_path: Path, body: str) -> str:
+    script = tmp_path / "python_wrapper.sh"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return str(script)
+
+
+def test_interrupted_run_keeps_partial_results(export_dir, tmp_path):
+    """The device 'hangs' on the second thread count: the first result survives, marked partial."""
+    python = _wrapper(tmp_path, f'case "$*" in *"--threads 2"*) exec sleep 30;; esac\nexec "{sys.executable}" "$@"')
+    with pytest.raises(BenchInterrupted) as err:
+        bench_artifact(export_dir / "model_fp32.tflite", local(python=python, threads=[1, 2]), timeout=3, **FAST)
+    kept = err.value.results
+    assert [(r.threads, r.partial) for r in kept] == [(1, True)]
+    assert len(kept[0].times_ms) == 5
+
+
+def test_missing_runtime_on_device(export_dir, tmp_path):
+    stubs = tmp_path / "stubs"
+    for name in ("ai_edge_litert", "tflite_runtime", "tensorflow"):
+        (stubs / name).mkdir(parents=True)
+        (stubs / name / "__init__.py").write_text("raise ImportError('not installed')\n")
+    python = f"env PYTHONPATH={stubs} {sys.executable}"
+    with pytest.raises(DeviceError) as err:
+        bench_artifact(export_dir / "model_fp32.tflite", local(python=python), **FAST)
+    line = err.value.one_line()
+    assert "no TFLite runtime" in line and "-m pip install ai-edge-litert" in line
+
+
+def test_missing_python_on_device(export_dir):
+    with pytest.raises(DeviceError, match="cannot start"):
+        bench_artifact(export_dir / "model_fp32.tflite", local(python="no-such-python3"), **FAST)
+
+
+def test_read_results_rejects_other_schema(tmp_path):
+    (tmp_path / "bench.json").write_text(json.dumps({"schema": "sdeploy-bench/0", "results": []}))
+    with pytest.raises(UserError, match="sdeploy-bench/0"):
+        read_results(tmp_path)
+
+
+def test_adb_without_binary_says_how_to_get_it(export_dir):
+    profile = DeviceProfile(name="pixel", transport="adb")
+    with pytest.raises(UserError) as err:
+        bench_artifact(export_dir, profile)
+    assert "android_harness/README.md" in err.value.one_line()
+
+
+def test_check_local_device():
+    checks = {c.name: c for c in check_device(local(name="local"))}
+    assert checks["reachable"].status == "ok" and os.uname().machine in checks["reachable"].detail
+    assert checks["runtime"].status == "ok" and "ai_edge_litert" in checks["runtime"].detail
+    assert checks["cpu"].status == "ok"
+    assert {"governor", "temperature"} <= set(checks)
+
+
+# ---------------------------------------------------------------------------------------------- adb (fake device)
+FAKE_BENCHMARK_MODEL = r"""#!/bin/sh
+# Stand-in for TFLite's Android benchmark_model (not available here): prints output in its real format.
+cat <<'OUT'
+INFO: STARTING!
+INFO: Log parameter values verbosely: [0]
+INFO: Num threads: [2]
+INFO: Loaded model model_fp32.tflite
+INFO: The input model file size (MB): 0.003472
+INFO: Initialized session in 1.52ms.
+INFO: Running benchmark for at least 1 iterations and at least 0.5 seconds but terminate if exceeding 150 seconds.
+INFO: count=1000 first=120 curr=40 min=38 max=120 avg=45.2 std=8
+INFO: Running benchmark for at least 5 iterations and at least 0 seconds but terminate if exceeding 150 seconds.
+INFO: count=50 first=41 curr=40 min=38 max=60 avg=42.5 std=3.1
+INFO: Inference timings in us: Init: 1520, First inference: 120, Warmup (avg): 45.2, Inference (avg): 42.5
+INFO: Note: as the benchmark tool itself affects memory footprint, the following is only APPROXIMATE to the actual memory footprint of the model at runtime. Take the information at your discretion.
+INFO: Memory footprint delta from the start of the tool (MB): init=1.25 overall=3.5
+INFO: Overall peak memory footprint (MB) via periodic monitoring: 5.75
+OUT
+"""
+
+
+@pytest.mark.adb
+def test_bench_over_adb_with_fake_device(export_dir, tmp_path, monkeypatch):
+    """Real adb client + server against tests/servers/adbd.py; benchmark_model is a script printing its format."""
+    adb = shutil.which("adb")
+    if adb is None:
+        pytest.skip("Debian's `adb` client is not installed")
+    import socket
+    import subprocess
+
+    try:
+        from tests.servers.adbd import FakeAdbd
+    except ImportError:
+        from servers.adbd import FakeAdbd
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(port))
+    binary = tmp_path / "benchmark_model"
+    binary.write_text(FAKE_BENCHMARK_MODEL)
+    workdir = tmp_path / "device fs" / "sdeploy"
+    try:
+        with FakeAdbd() as dev:
+            profile = DeviceProfile(name="phone", transport="adb", adb=adb, adb_server_port=port, connect=dev.serial,
+                                    workdir=str(workdir), benchmark_binary=str(binary), affinity="0", threads=[2])
+            checks = {c.name: c.status for c in check_device(profile)}
+            assert checks["reachable"] == "ok" and checks["runtime"] == "ok"
+            (r,) = bench_artifact(export_dir / "model_fp32.tflite", profile, runs=5, warmup=1)
+            (cmd,) = [c for c in dev.commands if "--graph=" in c]
+            for flag in ("taskset 1 ", "--num_threads=2", "--warmup_runs=1", "--num_runs=5", "--min_secs=0",
+                         "--enable_op_profiling=true", "--report_peak_memory_footprint=true"):
+                assert flag in cmd, (flag, cmd)
+    finally:
+        subprocess.run([adb, "-P", str(port), "kill-server"], capture_output=True, stdin=subprocess.DEVNULL,
+                       timeout=20)
+    assert (r.device, r.model, r.precision, r.threads, r.source) == ("phone", "tiny_net", "fp32", 2, "benchmark_model")
+    assert r.latency_ms["mean"] == pytest.approx(0.0425) and r.latency_ms["min"] == pytest.approx(0.038)
+    assert r.init_ms == pytest.approx(1.52) and r.first_inference_ms == pytest.approx(0.12)
+    assert r.peak_rss_mb == pytest.approx(5.75) and r.runs == 50 and r.affinity == [0]
+    assert r.artifact["file"] == "model_fp32.tflite" and r.runtime["name"] == "benchmark_model"
+
+
+@pytest.mark.ssh
+def test_ssh_connection_dropped_mid_run_keeps_partial_results(export_dir, tmp_path, sshd_factory):
+    """sshd (and every session) is killed while the second measurement runs: the first one survives."""
+    import threading
+
+    server = sshd_factory()
+    python = _wrapper(tmp_path, f'case "$*" in *"--threads 2"*) exec sleep 30;; esac\nexec "{sys.executable}" "$@"')
+    profile = DeviceProfile(name="board", transport="ssh", host=server.host, port=server.port, user=server.user,
+                            key=str(server.key), known_hosts=str(server.known_hosts), ssh_config="/dev/null",
+                            connect_timeout=5, python=python, threads=[1, 2])
+
+    def progress(msg):
+        if "threads=2" in msg:
+            threading.Timer(1.5, server.kill_all).start()
+
+    with pytest.raises(BenchInterrupted) as err:
+        bench_artifact(export_dir / "model_fp32.tflite", profile, progress=progress, timeout=60, **FAST)
+    assert "did not finish" not in err.value.message  # a drop, not a timeout
+    assert [(r.threads, r.partial, r.transport) for r in err.value.results] == [(1, True, "ssh")]
