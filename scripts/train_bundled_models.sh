@@ -6,7 +6,6 @@ cd "$(dirname "$0")/.."
 SDEPLOY=${SDEPLOY:-.venv/bin/sdeploy}
 for model in shufflenet_v1_g3_0.5x shufflenet_v1_g8_0.5x; do
   out="models/${model}_digits64.pt"
-  "$SDEPLOY" train "$model" --data digits --input-size 64 --epochs 40 --batch 64 --seed 0 -o "$out" --json \
-    > "models/${model}_digits64.train.json"
-  echo "wrote $out"
+  "$SDEPLOY" train "$model" --data digits --input-size 64 --epochs 40 --batch 64 --seed 0 -o "$out"
+  "${PYTHON:-.venv/bin/python}" scripts/model_card.py "$out"
 done

@@ -4,6 +4,12 @@
 It is copied alone to a phone/board work dir, so it must stay one self-contained file. It prints exactly one
 JSON object on stdout (runtime logs are diverted to stderr) so a harness can parse it over ssh/adb.
 Exit codes: 0 ok, 1 runtime failure, 2 bad arguments, 3 no TFLite runtime (or numpy) on this machine.
+
+`--many LIST.json` times several models in one process (LIST: a JSON list of paths, or of {"id", "path"}): all
+interpreters are built first, then `--rounds` rounds run each model `--runs` times in turn (interleaved, so a
+slow drift of the machine hits every model alike). The one JSON object then carries `results`, one per model
+(id, times_ms, median_ms, min_ms, error), instead of `times_ms`. A model that fails to load or run gets its own
+`error`; the others are still timed.
 """
 import argparse
 import glob
@@ -191,6 +197,70 @@ def benchmark(np, args, runtime, report):
         report["saved_output"] = args.save_output
 
 
+def _median(values):
+    ordered = sorted(values)
+    n = len(ordered)
+    if not n:
+        return None
+    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2.0
+
+
+def benchmark_many(np, args, runtime, report):
+    """Time every model of the --many list in one process, interleaved over --rounds rounds."""
+    interpreter_cls, resolver, name, version = runtime
+    report["runtime"] = {"name": name, "version": version}
+    if args.affinity:
+        os.sched_setaffinity(0, parse_cpus(args.affinity))
+    report["cpu"] = cpu_info()
+    report["conditions"] = {"before": conditions(), "after": None}
+    with open(args.many) as fh:
+        items = json.load(fh)
+    base = os.path.dirname(os.path.abspath(args.many))
+    rng = np.random.default_rng(args.seed)
+    entries = []
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            item = {"id": item, "path": item}
+        path = item["path"] if os.path.isabs(item["path"]) else os.path.join(base, item["path"])
+        entry = {"id": item.get("id", i), "model": os.path.basename(path), "times_ms": [], "error": None}
+        try:
+            kwargs = {"model_path": path, "num_threads": args.threads}
+            if args.no_xnnpack:
+                kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            interp = interpreter_cls(**kwargs)
+            interp.allocate_tensors()
+            for detail in interp.get_input_details():
+                interp.set_tensor(detail["index"], make_input(np, detail, rng))
+            for _ in range(max(1, args.warmup)):
+                interp.invoke()
+            entry["_interp"] = interp
+        except Exception as err:
+            entry["error"] = f"{type(err).__name__}: {err}"
+        entries.append(entry)
+    for _ in range(args.rounds):
+        for entry in entries:
+            interp = entry.get("_interp")
+            if interp is None:
+                continue
+            try:
+                times = entry["times_ms"]
+                for _ in range(args.runs):
+                    t0 = time.perf_counter_ns()
+                    interp.invoke()
+                    times.append((time.perf_counter_ns() - t0) / 1e6)
+            except Exception as err:
+                entry["error"] = f"{type(err).__name__}: {err}"
+                entry.pop("_interp", None)
+    for entry in entries:
+        entry.pop("_interp", None)
+        entry["median_ms"] = _median(entry["times_ms"])
+        entry["min_ms"] = min(entry["times_ms"]) if entry["times_ms"] else None
+    report["results"] = entries
+    report["runs"] = args.runs
+    report["rounds"] = args.rounds
+    report["conditions"]["after"] = conditions()
+
+
 def peak_rss_mb():
     try:
         import resource
@@ -202,7 +272,7 @@ def peak_rss_mb():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model")
+    parser.add_argument("model", nargs="?")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--runs", type=int, default=50)
@@ -212,13 +282,17 @@ def main(argv=None):
     parser.add_argument("--save-output", help="write the raw output tensor(s) to this .npy")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-xnnpack", action="store_true")
+    parser.add_argument("--many", help="JSON list of model paths (or {id, path}) to time in one process")
+    parser.add_argument("--rounds", type=int, default=1, help="with --many: interleaved rounds of --runs each")
     args = parser.parse_args(argv)
+    if (args.model is None) == (args.many is None):
+        parser.error("pass one MODEL or --many LIST.json")
 
     # Interpreters log to stdout on some builds: keep the real stdout for the one JSON line.
     sys.stdout.flush()
     real_stdout = os.dup(1)
     os.dup2(2, 1)
-    report = {"schema": SCHEMA, "model": os.path.basename(args.model), "runtime": None,
+    report = {"schema": SCHEMA, "model": os.path.basename(args.model or args.many), "runtime": None,
               "python": platform.python_version(), "numpy": None, "machine": platform.machine(),
               "threads": args.threads, "warmup": args.warmup, "error": None}
     code = 0
@@ -236,7 +310,11 @@ def main(argv=None):
             code = 3
         else:
             report["numpy"] = np.__version__
-            benchmark(np, args, runtime, report)
+            if args.many:
+                report["mode"] = "many"
+                benchmark_many(np, args, runtime, report)
+            else:
+                benchmark(np, args, runtime, report)
     except Exception as err:
         report["error"] = f"{type(err).__name__}: {err}"
         code = 1

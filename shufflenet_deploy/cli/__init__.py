@@ -15,6 +15,7 @@ from ..errors import UserError
 
 # command name -> "module:function" inside shufflenet_deploy.cli
 COMMANDS = {
+    "demo": "demo:demo",
     "zoo": "zoo:zoo",
     "flops": "zoo:flops",
     "export": "export:export",

@@ -1,0 +1,43 @@
+#!/usr/bin/env python
+"""Write models/<checkpoint>.md, the card of a bundled model, from the checkpoint and its training summary."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def card(checkpoint: Path) -> str:
+    import torch
+
+    from shufflenet_deploy.complexity import count_complexity
+
+    blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    meta, summary = blob["meta"], blob["train"]
+    cfg = summary["config"]
+    c = count_complexity(meta["model"], input_size=meta["input_size"], num_classes=meta["num_classes"],
+                         **meta["options"])
+    best = max(summary["curve"], key=lambda e: e["val_top1"])
+    command = (f"sdeploy train {meta['model']} --data digits --input-size {cfg['input_size']} --epochs {cfg['epochs']} "
+               f"--batch {cfg['batch']} --seed {cfg['seed']} -o models/{checkpoint.name}")
+    return f"""# {checkpoint.name}
+
+- **Model**: `{meta['model']}` (options {json.dumps(meta['options'])}), {meta['num_classes']} classes, input {meta['input_size']}x{meta['input_size']} RGB
+- **Data**: the bundled scikit-learn digits set (`sdeploy data digits`), fixed split: {summary['train_images']} train / {summary['val_images']} val images (calibration split held out from both)
+- **Preprocessing**: `{json.dumps(meta['preprocessing'])}`
+- **Size**: {checkpoint.stat().st_size / 1e6:.2f} MB on disk, {c.params / 1e6:.3f} M parameters, {c.macs_total / 1e6:.2f} M MACs (conv+FC) at {meta['input_size']} px
+- **Validation top-1 (PyTorch, final epoch)**: {summary['val_top1']:.2%} (best epoch {best['epoch']}: {best['val_top1']:.2%})
+- **Recipe**: SGD momentum 0.9 (Nesterov), lr {summary['learning_rate']:.4g} (0.5 x batch/1024) decayed linearly to 0, weight decay {cfg['weight_decay']} (not on BN/biases), {cfg['epochs']} epochs, batch {cfg['batch']}, seed {cfg['seed']}; {summary['steps']} steps in {summary['seconds']:.0f} s on this 2-core CPU
+- **Reproduce**: `{command}` (all bundled models: `make models`)
+- **Exported accuracy** (fp32/fp16/int8 TFLite): `benchmarks/results/accuracy.txt`
+"""
+
+
+if __name__ == "__main__":
+    for arg in sys.argv[1:]:
+        path = Path(arg)
+        path.with_suffix(".md").write_text(card(path))
+        print(f"wrote {path.with_suffix('.md')}")

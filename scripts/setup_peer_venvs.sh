@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Peer toolchains for benchmarks/lowering.py, each in its own virtualenv (they conflict with onnx2tf's pins:
+# litert-torch needs numpy 2 and a newer ai-edge-litert). A venv that cannot be built is left absent and the
+# benchmark prints why it skipped that peer (the reason is kept in VENV.failed.txt).
+#   .venv-litert-torch : litert-torch (PyTorch -> TFLite, PT2E int8) + CPU torch + ai-edge-litert
+#   .venv-ncnn         : ncnn + pnnx (PyTorch -> ncnn)
+set -u
+PY=${PY:-python3.11}
+cd "$(dirname "$0")/.."
+# The CPU torch wheel the main venv uses (pip's find-links on this machine); PyPI's default torch pulls CUDA.
+TORCH=${TORCH:-torch==2.13.0+cpu}
+
+make_venv() {  # NAME PIP-ARGS...
+  local venv=$1; shift
+  if [ -f "$venv/.installed" ]; then echo "$venv: up to date"; return 0; fi
+  rm -rf "$venv" "$venv.failed.txt"
+  echo "$venv: installing $*"
+  if $PY -m venv "$venv" && "$venv/bin/pip" install -q --upgrade pip \
+     && "$venv/bin/pip" install -q "$@" >"$venv.log" 2>&1; then
+    touch "$venv/.installed"; echo "$venv: ok"
+  else
+    tail -5 "$venv.log" 2>/dev/null > "$venv.failed.txt"; echo "$venv: FAILED (see $venv.log)"; rm -rf "$venv"
+  fi
+}
+
+make_venv .venv-litert-torch litert-torch "$TORCH" "numpy>=2" pillow
+make_venv .venv-ncnn ncnn pnnx "$TORCH" numpy pillow
+exit 0

@@ -1,0 +1,416 @@
+"""`sdeploy sweep`: export (cached) and benchmark a set of zoo models on one device, with per-op timings.
+
+Output: OUTDIR/bench.json (schema "sdeploy-bench/1": `results` are ordinary BenchResults, one per model key,
+precision and thread count) with extra top-level blocks the report and the predictor read:
+
+    sweep    what was asked (device, threads, runs, models, precisions, sizes) and the tool versions
+    peak     the device's measured peak compute (analysis/peak.py)
+    models   {key: {model, input_size, macs_total, macs_conv, flops_by_group,
+                    precisions: {p: {file, sha256, op_method, overhead_ms, ops: [op + time_ms]}}}}
+    skipped  [{model, input_size, precision, reason}] — missing/failed models, never fatal
+
+plus OUTDIR/bench.csv (BenchResult rows). A model key is the zoo name, with "@SIZE" appended off 224 px.
+
+Resumable: the file is rewritten atomically after every (model, precision); a rerun skips every combination that
+already has both its whole-model result and its per-op timings, and skips the peak once measured.
+
+Exports are cached under $SDEPLOY_CACHE/sweep-exports/, keyed by a content hash of the model name, options, input
+size, precisions, checkpoint sha, calibration set, tool versions, sdeploy version and the export code itself.
+int8 of the (untrained) zoo models is calibrated on the bundled digits set rendered at the input size: for
+latency, what the calibration images show barely matters (it sets scales, not the op graph).
+
+Per-op time (Linux devices): each distinct op signature is cut into a single-op model (analysis/opcut.py) and all
+are timed in ONE runner invocation (`runner.py --many`, interleaved rounds), minus the invoke overhead of a
+trivial model. Android: benchmark_model's own op profile (--enable_op_profiling), mapped to the model's ops.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from ..errors import UserError
+from ..fileio import atomic_path, sha256, write_json
+
+DEFAULT_MODELS = (
+    "shufflenet_v1_g1_1.0x", "shufflenet_v1_g2_1.0x", "shufflenet_v1_g3_1.0x", "shufflenet_v1_g4_1.0x",
+    "shufflenet_v1_g8_1.0x",
+    "shufflenet_v1_g3_0.25x", "shufflenet_v1_g3_0.5x", "shufflenet_v1_g3_1.5x", "shufflenet_v1_g3_2.0x",
+    "mobilenet_v1_1.0x", "mobilenet_v1_0.5x",
+    "shufflenet_v2_0.5x", "shufflenet_v2_1.0x",
+)
+OP_METHOD_SINGLE = ("single-op models cut from the real TFLite file (flatbuffer rewrite, one per distinct op "
+                    "signature), timed together in one runner process (--many, interleaved rounds), minus the "
+                    "invoke overhead of a trivial one-op model")
+OP_METHOD_ANDROID = "benchmark_model --enable_op_profiling (run order), mapped to the model's ops"
+
+Progress = Callable[[str], None]
+
+
+def cache_root() -> Path:
+    from ..data.digits import cache_root as root
+
+    return root()
+
+
+def model_key(name: str, input_size: int) -> str:
+    return name if input_size == 224 else f"{name}@{input_size}"
+
+
+def _code_hash() -> str:
+    """Hash of the export code: a change to the export (e.g. a new lowering stage) invalidates the cache."""
+    h = hashlib.sha256()
+    folder = Path(__file__).resolve().parent.parent / "export"
+    for path in sorted(folder.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def tool_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .. import __version__
+
+    out = {"sdeploy": __version__}
+    for package in ("torch", "onnx", "onnx2tf", "tensorflow", "ai-edge-litert", "numpy"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = None
+    return out
+
+
+def export_key(name: str, input_size: int, precisions: tuple[str, ...], options: dict | None = None,
+               checkpoint: Path | None = None, calib_count: int = 32) -> str:
+    data = {"model": name, "options": options or {}, "input_size": input_size, "precisions": sorted(precisions),
+            "checkpoint": sha256(Path(checkpoint)) if checkpoint else None, "calib": f"digits-{input_size}",
+            "calib_count": calib_count, "tools": tool_versions(), "export_code": _code_hash()}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def export_cached(name: str, input_size: int, precisions: tuple[str, ...], progress: Progress = lambda m: None,
+                  options: dict | None = None, checkpoint: Path | None = None, calib_count: int = 32) -> Path:
+    """The export folder (manifest.json + model_<p>.tflite) for this model, exporting it on a cache miss."""
+    from ..export.pipeline import ExportRequest, export
+
+    key = export_key(name, input_size, precisions, options, checkpoint, calib_count)
+    folder = cache_root() / "sweep-exports" / f"{name}@{input_size}-{key}"
+    if (folder / "manifest.json").exists():
+        return folder
+    calib = None
+    if "int8" in precisions:
+        from ..data.digits import ensure_digits
+
+        progress(f"{name}: rendering calibration digits at {input_size}px")
+        calib = ensure_digits(input_size) / "calib"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    export(ExportRequest(model=name, checkpoint=checkpoint, input_size=input_size, precisions=tuple(precisions),
+                         calib=calib, calib_count=calib_count, verify_count=8, outdir=folder, force=True,
+                         model_options=dict(options or {})),
+           progress=lambda m: progress(f"{name}@{input_size}: {m}"))
+    return folder
+
+
+def export_fp32_hw(name: str, hw: tuple[int, int], progress: Progress = lambda m: None) -> Path:
+    """fp32 .tflite of zoo model `name` at a non-square (h, w) input, synthetic weights/inputs (cached).
+
+    Bypasses the export pipeline (square inputs only): onnx_export.export_onnx + tflite_convert.convert.
+    """
+    import numpy as np
+
+    from ..checkpoints import load_model
+    from ..export import onnx_export, tflite_convert
+
+    h, w = hw
+    data = {"model": name, "hw": [h, w], "tools": tool_versions(), "export_code": _code_hash()}
+    key = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    folder = cache_root() / "hw-exports" / f"{name}@{h}x{w}-{key}"
+    final = folder / "model_fp32.tflite"
+    if final.exists():
+        return final
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".work-", dir=folder))
+    try:
+        progress(f"{name}@{h}x{w}: exporting ONNX")
+        model = load_model(name)
+        onnx_export.export_onnx(model, (h, w), tmp / "model.onnx")
+        progress(f"{name}@{h}x{w}: converting with onnx2tf")
+        samples = np.random.default_rng(0).uniform(0, 1, (4, 64, 64, 3)).astype(np.float32)
+        result = tflite_convert.convert(tmp / "model.onnx", tmp / "work", precisions=["fp32"], calibration_nhwc=None,
+                                        sample_images_nhwc01=samples, log=folder / "conversion.log")
+        shutil.move(result["files"]["fp32"], final.with_suffix(".tmp"))
+        final.with_suffix(".tmp").replace(final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+# ---- running many models in one runner process -----------------------------------------------------------
+def measure_many(profile, files: dict[str, Path], *, threads: int = 1, runs: int = 20, warmup: int = 3,
+                 rounds: int = 1, timeout: float = 1800, progress: Progress = lambda m: None) -> dict[str, dict]:
+    """Time {id: .tflite} on the device in one `runner.py --many` call -> {id: runner entry}."""
+    from ..bench.harness import RUNNER, _parse_runner, ModelArtifact
+
+    transport = profile.transport_factory()
+    try:
+        runner = transport.push(RUNNER, "sdeploy_runner.py")
+        items = []
+        for i, (ident, path) in enumerate(files.items()):
+            remote = transport.push(Path(path), f"m{i:04d}_{Path(path).name}")
+            items.append({"id": ident, "path": remote})
+        with tempfile.TemporaryDirectory() as tmp:
+            listing = Path(tmp) / "many.json"
+            listing.write_text(json.dumps(items))
+            remote_list = transport.push(listing, "many.json")
+        argv = [*profile.python_argv, runner, "--many", remote_list, "--threads", str(threads), "--runs", str(runs),
+                "--warmup", str(warmup), "--rounds", str(rounds)]
+        cpus = profile.affinity_cpus()
+        if cpus:
+            argv += ["--affinity", ",".join(map(str, cpus))]
+        progress(f"timing {len(items)} models in one runner process")
+        res = transport.run(argv, timeout=timeout)
+        report = _parse_runner(res, profile, ModelArtifact(Path("many.json"), "many", "-"))
+    finally:
+        try:
+            transport.cleanup()
+        except UserError:
+            pass
+    return {str(e["id"]): e for e in report["results"]}
+
+
+def measure_peak(profile, threads: int, progress: Progress = lambda m: None) -> list[dict]:
+    from . import peak
+
+    progress("building the peak-compute kernels")
+    files = peak.build_all(cache_root() / "peak")
+    progress(f"measuring peak compute on {profile.name}")
+    ids = {f"{k}|{p}": path for (k, p), path in files.items()}
+    timed = measure_many(profile, ids, threads=threads, runs=10, warmup=3, rounds=3, progress=progress)
+    timings = {tuple(i.split("|")): timed[i].get("median_ms") for i in ids}
+    return peak.peak_records(profile.name, threads, timings)
+
+
+def op_times_single(profile, tflite: Path, workdir: Path, *, threads: int, runs: int = 15, rounds: int = 3,
+                    progress: Progress = lambda m: None) -> dict:
+    """Per-op timings of `tflite` by the single-op method -> {op_method, overhead_ms, ops: [...]}."""
+    from . import opcut
+
+    ops, files = opcut.cut_model(tflite, workdir)
+    dtype = "int8" if any(o.inputs and o.inputs[0] and o.inputs[0][1] == "int8" for o in ops) else "float32"
+    ids = {"__overhead__": opcut.overhead_model(workdir / f"overhead_{dtype}.tflite", dtype), **files}
+    timed = measure_many(profile, ids, threads=threads, runs=runs, warmup=3, rounds=rounds, progress=progress)
+    overhead = timed["__overhead__"].get("median_ms") or 0.0
+    out = []
+    for op in ops:
+        entry = timed.get(op.signature) or {}
+        raw = entry.get("median_ms")
+        out.append({**op.to_dict(), "raw_ms": raw, "time_ms": None if raw is None else max(raw - overhead, 0.0),
+                    "error": entry.get("error")})
+    return {"op_method": OP_METHOD_SINGLE, "overhead_ms": overhead, "distinct_ops": len(files), "ops": out}
+
+
+_XNN_GROUPS = (("depthwise convolution", "depthwise_conv"), ("convolution", "conv"),
+               ("fully connected", "dense_conv"), ("transpose", "shuffle"), ("copy", "shuffle"),
+               ("reshape", "shuffle"), ("pooling", "pooling"), ("mean", "pooling"), ("concatenate", "concat_add"),
+               ("add", "concat_add"), ("convert", "quant"), ("quantize", "quant"))
+
+
+def op_times_android(op_profile: list[dict], tflite: Path) -> dict:
+    """benchmark_model's run-order op profile -> the same {ops: [...]} shape, op by op where it can be mapped.
+
+    Builtin rows (CONV_2D, TRANSPOSE, ...) map in order onto the model's ops of that type; XNNPACK rows
+    ("Convolution (NHWC, F32) GEMM", ...) map in order onto the model's convolutions, other XNNPACK rows by
+    name to a group; the aggregate "TfLiteXNNPackDelegate" rows are dropped when per-op XNNPACK rows exist.
+    """
+    from .ops import model_ops
+
+    ops = [o.to_dict() for o in model_ops(tflite)]
+    rows = [r for r in op_profile or [] if r.get("avg_ms") is not None]
+    if any(not r["op"].startswith("TfLite") and not r["op"].isupper() for r in rows):
+        rows = [r for r in rows if not r["op"].startswith("TfLite")]
+    queues: dict[str, list[dict]] = {}
+    for op in ops:
+        queues.setdefault(op["op"], []).append(op)
+        if op["op"] in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            queues.setdefault("__conv__", []).append(op)
+    extra = []
+    for row in rows:
+        name = row["op"]
+        if name.isupper() or name.startswith("TfLite"):
+            queue = queues.get(name)
+            target = queue.pop(0) if queue else None
+        else:
+            lowered = name.lower()
+            group = next((g for key, g in _XNN_GROUPS if lowered.startswith(key)), "other")
+            target = queues["__conv__"].pop(0) if group in ("conv", "depthwise_conv") and queues.get("__conv__") \
+                else None
+            if target is None:
+                extra.append({"op": name, "group": "dense_conv" if group == "conv" else group,
+                              "time_ms": row["avg_ms"], "macs": 0, "in_bytes": 0, "out_bytes": 0,
+                              "signature": None})
+                continue
+        if target is None:
+            extra.append({"op": name, "group": "other", "time_ms": row["avg_ms"], "macs": 0, "in_bytes": 0,
+                          "out_bytes": 0, "signature": None})
+        else:
+            target["time_ms"] = (target.get("time_ms") or 0.0) + row["avg_ms"]
+    return {"op_method": OP_METHOD_ANDROID, "overhead_ms": 0.0, "ops": ops + extra}
+
+
+# ---- the sweep ---------------------------------------------------------------------------------------------
+def load_doc(outdir: Path, device: str) -> dict:
+    from ..bench.results import SCHEMA
+
+    path = Path(outdir) / "bench.json"
+    if not path.exists():
+        return {"schema": SCHEMA, "created": None, "partial": True, "results": [], "sweep": {}, "peak": [],
+                "models": {}, "skipped": []}
+    doc = json.loads(path.read_text())
+    if doc.get("schema") != SCHEMA:
+        raise UserError(f"{path} has schema {doc.get('schema')!r}, this sdeploy reads {SCHEMA!r}",
+                        "choose another -o for the sweep")
+    devices = {r.get("device") for r in doc.get("results", [])} | {p.get("device") for p in doc.get("peak", [])}
+    if devices - {device}:
+        raise UserError(f"{path} holds results of device {sorted(devices - {device})[0]!r}, not {device!r}",
+                        "choose another -o for this device's sweep")
+    for key in ("results", "peak", "skipped"):
+        doc.setdefault(key, [])
+    doc.setdefault("models", {})
+    doc.setdefault("sweep", {})
+    return doc
+
+
+def save_doc(outdir: Path, doc: dict) -> Path:
+    from ..bench.results import BenchResult, now_iso
+
+    outdir = Path(outdir)
+    doc["created"] = now_iso()
+    write_json(outdir / "bench.json", doc)
+    rows = [BenchResult.from_dict(r).csv_row() for r in doc["results"]]
+    header = list(rows[0]) if rows else list(BenchResult("", "", "", 0, {}).csv_row())
+    with atomic_path(outdir / "bench.csv") as tmp:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(rows)
+    return outdir / "bench.json"
+
+
+def _done(doc: dict, key: str, precision: str, threads: int) -> bool:
+    has_result = any(r["model"] == key and r["precision"] == precision and r["threads"] == threads
+                     for r in doc["results"])
+    entry = doc["models"].get(key, {}).get("precisions", {}).get(precision, {})
+    return has_result and bool(entry.get("ops"))
+
+
+def run_sweep(device: str, *, devices_file: str | None = None, models: list[str] | None = None,
+              precisions: tuple[str, ...] = ("fp32", "int8"), input_sizes: tuple[int, ...] = (224,),
+              outdir: Path = Path("sweep"), runs: int = 30, warmup: int = 5, threads: int | None = None,
+              num_classes: int = 1000, op_runs: int = 15, op_rounds: int = 3,
+              progress: Progress = lambda m: None, on_model_done: Callable[[str, str], None] | None = None) -> dict:
+    """Run (or resume) a sweep; returns the results document (also in OUTDIR/bench.json)."""
+    from ..bench.harness import bench_artifact
+    from ..complexity import count_complexity
+    from ..devices.registry import get_device
+    from ..zoo.registry import list_models
+    from .ops import flops_by_group
+
+    profile = get_device(device, devices_file)
+    threads = threads or profile.threads[0]
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    doc = load_doc(outdir, profile.name)
+    names = list(models or DEFAULT_MODELS)
+    doc["sweep"] = {"device": profile.name, "transport": profile.transport, "threads": threads, "runs": runs,
+                    "models": names, "precisions": list(precisions), "input_sizes": list(input_sizes),
+                    "num_classes": num_classes, "tools": tool_versions(),
+                    "op_method": OP_METHOD_ANDROID if profile.transport == "adb" else OP_METHOD_SINGLE,
+                    "calibration": "bundled digits rendered at the input size (content barely matters for "
+                                   "latency)"}
+    known = set(list_models())
+    if not any(p.get("threads") == threads for p in doc["peak"]):
+        if profile.transport == "adb":
+            doc["sweep"]["peak_note"] = "no measured peak: peak kernels need the Linux runner"
+        else:
+            doc["peak"] += measure_peak(profile, threads, progress)
+            save_doc(outdir, doc)
+    options = {"num_classes": num_classes} if num_classes != 1000 else {}
+    for size in input_sizes:
+        for name in names:
+            key = model_key(name, size)
+            todo = [p for p in precisions if not _done(doc, key, p, threads)]
+            if not todo:
+                progress(f"{key}: done already, skipping")
+                continue
+            doc["skipped"] = [s for s in doc["skipped"] if s.get("key") != key]
+            if name not in known:
+                _skip(doc, key, name, size, None, "not in the model zoo (see `sdeploy zoo`)", progress)
+                save_doc(outdir, doc)
+                continue
+            try:
+                folder = export_cached(name, size, tuple(precisions), progress, options)
+            except UserError as err:
+                _skip(doc, key, name, size, None, f"export failed: {err.one_line()}", progress)
+                save_doc(outdir, doc)
+                continue
+            manifest = json.loads((folder / "manifest.json").read_text())
+            cx = count_complexity(name, input_size=size, num_classes=num_classes)
+            entry = doc["models"].setdefault(key, {"precisions": {}})
+            entry.update(model=name, input_size=size, num_classes=num_classes, macs_total=cx.macs_total,
+                         macs_conv=cx.macs_conv, params=cx.params, flops_by_group=flops_by_group(cx),
+                         layers=[{"name": l.name, "kind": l.kind, "macs": l.macs} for l in cx.layers])
+            for precision in todo:
+                art = manifest["artifacts"].get(precision)
+                if not art:
+                    _skip(doc, key, name, size, precision, "the export has no such artifact", progress)
+                    continue
+                tflite = folder / art["file"]
+                try:
+                    progress(f"{key} {precision}: whole-model latency ({runs} runs)")
+                    results = bench_artifact(tflite, profile, threads=[threads], runs=runs, warmup=warmup,
+                                             progress=lambda m: progress(f"{key} {precision}: {m}"))
+                    result = results[0]
+                    result.model, result.precision = key, precision
+                    progress(f"{key} {precision}: per-op timings")
+                    if profile.transport == "adb":
+                        op_data = op_times_android(result.op_profile or [], tflite)
+                    else:
+                        op_data = op_times_single(profile, tflite, cache_root() / "opcut" / art["sha256"][:16],
+                                                  threads=threads, runs=op_runs, rounds=op_rounds,
+                                                  progress=lambda m: progress(f"{key} {precision}: {m}"))
+                except UserError as err:
+                    _skip(doc, key, name, size, precision, f"benchmark failed: {err.one_line()}", progress)
+                    save_doc(outdir, doc)
+                    continue
+                doc["results"] = [r for r in doc["results"] if not (
+                    r["model"] == key and r["precision"] == precision and r["threads"] == threads)]
+                doc["results"].append(result.to_dict())
+                entry["precisions"][precision] = {"file": art["file"], "sha256": art["sha256"],
+                                                  "xnnpack": art.get("xnnpack"), "op_histogram": art.get("ops"),
+                                                  **op_data}
+                save_doc(outdir, doc)
+                if on_model_done:
+                    on_model_done(key, precision)
+    doc["partial"] = False
+    save_doc(outdir, doc)
+    from . import predict
+
+    try:
+        pred = predict.fit(doc)
+        predict.save_predictor(pred, outdir / f"predictor-{profile.name}.json")
+        predict.save_predictor(pred, predict.default_path(profile.name))
+    except UserError as err:
+        progress(f"no predictor fitted: {err.one_line()}")
+    return doc
+
+
+def _skip(doc, key, name, size, precision, reason, progress) -> None:
+    progress(f"skipping {key}{' ' + precision if precision else ''}: {reason}")
+    doc["skipped"].append({"key": key, "model": name, "input_size": size, "precision": precision,
+                           "reason": reason})

@@ -1,0 +1,33 @@
+"""`sdeploy demo` (what `make demo` runs): the main job on the bundled default model.
+
+Exports the bundled trained ShuffleNet v1 g3 0.5x (digits, 64 px) to fp32 and int8 TFLite — calibrated on the
+bundled calibration split, accuracy measured on the val split — then benchmarks both on `local`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import UserError
+
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+DEFAULT_CHECKPOINT = MODELS_DIR / "shufflenet_v1_g3_0.5x_digits64.pt"
+
+
+@click.command()
+@click.option("-o", "--outdir", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True)
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=DEFAULT_CHECKPOINT, show_default=True)
+@click.option("--runs", default=50, show_default=True)
+@click.pass_context
+def demo(ctx, outdir, checkpoint, runs):
+    """Export the bundled trained ShuffleNet to int8 TFLite and benchmark it on this machine."""
+    from .bench import bench
+    from .export import export
+
+    if not Path(checkpoint).exists():
+        raise UserError(f"bundled model {checkpoint} is missing", "run `make models` to train it (a few minutes)")
+    export_dir = outdir / "export"
+    ctx.invoke(export, checkpoint=checkpoint, precision="fp32,int8", outdir=export_dir, force=True)
+    ctx.invoke(bench, artifact=export_dir, device_name="local", runs=runs, threads=[1],
+               outdir=outdir / "bench-local")

@@ -1,0 +1,357 @@
+"""Rewrites of a .tflite flatbuffer (the object API of LiteRT's own schema), used by lower.py.
+
+Each pass takes a `Graph` (a parsed model, first subgraph), changes it in place and returns how many sites it
+rewrote. Passes only fire on patterns they can prove equivalent from the graph itself (constant perms and shapes,
+quantization parameters, fused activations); anything else is left as onnx2tf wrote it. `save` drops tensors no
+operator uses any more and empties their buffers.
+
+- `fold_data_movement`: a chain of TRANSPOSE/RESHAPE ops (single-consumer links) is simulated on an index array;
+  when the chain is an identity it is removed, when it is a reshape it becomes one RESHAPE, and when it permutes
+  only the channels of an NHWC tensor as a group shuffle it becomes RESHAPE [1,HW,a,b] -> TRANSPOSE [0,1,3,2] ->
+  RESHAPE (`shuffle="transpose"`) or one GATHER on the channel axis (`shuffle="gather"`).
+- `grouped_to_depthwise`: CONV_2D whose filter has one input channel per group and whose groups equal the input
+  channels (onnx2tf's output for a depthwise conv after a channel shuffle) -> DEPTHWISE_CONV_2D (filter
+  [O,kh,kw,1] -> [1,kh,kw,O], per-channel quantization axis 0 -> 3).
+- `padv2_to_pad`: PADV2 feeding only MAX_POOL_2D, on a provably non-negative input (fp32: produced with a fused
+  RELU/RELU6; int8: zero point at the type's minimum and pad value equal to it) -> PAD with zeros. Max over a
+  window that holds at least one real element is then unchanged, and XNNPACK takes PAD but not PADV2.
+"""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from ai_edge_litert import schema_py_generated as fb
+
+BO = fb.BuiltinOperator
+TT = fb.TensorType
+_NP = {TT.FLOAT32: np.float32, TT.FLOAT16: np.float16, TT.INT32: np.int32, TT.INT8: np.int8, TT.UINT8: np.uint8,
+       TT.INT64: np.int64, TT.INT16: np.int16}
+_OP_NAMES = {v: k for k, v in vars(BO).items() if not k.startswith("_")}
+
+
+class Graph:
+    def __init__(self, model):
+        self.model = model
+        self.sg = model.subgraphs[0]
+
+    @classmethod
+    def load(cls, path: Path) -> "Graph":
+        return cls(fb.ModelT.InitFromPackedBuf(Path(path).read_bytes(), 0))
+
+    # -- lookups (recomputed on demand: graphs are small) ---------------------------------------------------
+    def code(self, op) -> int:
+        oc = self.model.operatorCodes[op.opcodeIndex]
+        return max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
+
+    def name(self, op) -> str:
+        return _OP_NAMES.get(self.code(op), str(self.code(op)))
+
+    def producers(self) -> dict[int, object]:
+        return {int(t): op for op in self.sg.operators for t in op.outputs}
+
+    def consumers(self) -> dict[int, list]:
+        out = defaultdict(list)
+        for op in self.sg.operators:
+            for t in op.inputs:
+                if t >= 0:
+                    out[int(t)].append(op)
+        return out
+
+    def outputs(self) -> set[int]:
+        return {int(t) for t in self.sg.outputs}
+
+    def tensor(self, index: int):
+        return self.sg.tensors[int(index)]
+
+    def shape(self, index: int) -> list[int]:
+        return [int(s) for s in self.tensor(index).shape]
+
+    def const(self, index: int) -> np.ndarray | None:
+        t = self.tensor(index)
+        data = self.model.buffers[t.buffer].data if t.buffer else None
+        if data is None or len(data) == 0:
+            return None
+        return np.frombuffer(np.asarray(data, np.uint8).tobytes(), _NP[t.type]).reshape(self.shape(index))
+
+    # -- building ----------------------------------------------------------------------------------------------
+    def opcode(self, builtin: int, version: int = 1) -> int:
+        for i, oc in enumerate(self.model.operatorCodes):
+            if max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode)) == builtin:
+                oc.version = max(int(oc.version), version)
+                return i
+        oc = fb.OperatorCodeT()
+        oc.builtinCode, oc.deprecatedBuiltinCode, oc.version = builtin, min(builtin, 127), version
+        self.model.operatorCodes.append(oc)
+        return len(self.model.operatorCodes) - 1
+
+    def add_tensor(self, name: str, shape, type_: int, *, like=None, data: np.ndarray | None = None) -> int:
+        t = fb.TensorT()
+        t.name, t.shape, t.type = name.encode() if isinstance(name, str) else name, np.asarray(shape, np.int32), type_
+        if like is not None and like.quantization is not None:
+            q = fb.QuantizationParametersT()
+            src = like.quantization
+            q.scale, q.zeroPoint, q.quantizedDimension = src.scale, src.zeroPoint, src.quantizedDimension
+            q.min, q.max = src.min, src.max
+            t.quantization = q
+        t.buffer = 0
+        if data is not None:
+            t.buffer = self.add_buffer(data)
+        self.sg.tensors.append(t)
+        return len(self.sg.tensors) - 1
+
+    def add_buffer(self, data: np.ndarray) -> int:
+        b = fb.BufferT()
+        b.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), np.uint8).copy()
+        self.model.buffers.append(b)
+        return len(self.model.buffers) - 1
+
+    def make_op(self, builtin: int, inputs, outputs, *, options_type=0, options=None, version: int = 1):
+        op = fb.OperatorT()
+        op.opcodeIndex = self.opcode(builtin, version)
+        op.inputs, op.outputs = np.asarray(inputs, np.int32), np.asarray(outputs, np.int32)
+        op.builtinOptionsType, op.builtinOptions = options_type, options
+        return op
+
+    def is_int8(self, index: int) -> bool:
+        return self.tensor(index).type == TT.INT8
+
+    # -- saving ------------------------------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        import flatbuffers
+
+        self._compact()
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(self.model.Pack(builder), file_identifier=b"TFL3")
+        Path(path).write_bytes(builder.Output())
+
+    def _compact(self) -> None:
+        """Drop tensors no op or graph boundary refers to; empty the buffers only they held."""
+        sg = self.sg
+        used = sorted({int(t) for op in sg.operators for t in list(op.inputs) + list(op.outputs) if t >= 0}
+                      | {int(t) for t in sg.inputs} | {int(t) for t in sg.outputs})
+        remap = {old: new for new, old in enumerate(used)}
+        dropped = [t for i, t in enumerate(sg.tensors) if i not in remap]
+        sg.tensors = [sg.tensors[i] for i in used]
+        for op in sg.operators:
+            op.inputs = np.asarray([remap[int(t)] if t >= 0 else -1 for t in op.inputs], np.int32)
+            op.outputs = np.asarray([remap[int(t)] for t in op.outputs], np.int32)
+        sg.inputs = np.asarray([remap[int(t)] for t in sg.inputs], np.int32)
+        sg.outputs = np.asarray([remap[int(t)] for t in sg.outputs], np.int32)
+        for sig in self.model.signatureDefs or []:
+            for m in list(sig.inputs or []) + list(sig.outputs or []):
+                m.tensorIndex = remap[int(m.tensorIndex)]
+        live = {t.buffer for t in sg.tensors}
+        for t in dropped:
+            if t.buffer and t.buffer not in live:
+                self.model.buffers[t.buffer].data = None
+
+    def histogram(self) -> dict[str, int]:
+        return dict(sorted(Counter(self.name(op) for op in self.sg.operators).items()))
+
+
+def _replace_ops(g: Graph, old: list, new: list) -> None:
+    """Put `new` where the first of `old` was, drop the rest of `old` (topological order is kept)."""
+    ops = g.sg.operators
+    at = min(ops.index(o) for o in old)
+    ids = {id(o) for o in old}
+    kept = [o for o in ops if id(o) not in ids]
+    before = sum(1 for o in ops[:at] if id(o) not in ids)
+    g.sg.operators = kept[:before] + new + kept[before:]
+
+
+def _rewire(g: Graph, old_tensor: int, new_tensor: int) -> None:
+    for op in g.sg.operators:
+        op.inputs = np.asarray([new_tensor if t == old_tensor else t for t in op.inputs], np.int32)
+
+
+# -- pass: TRANSPOSE/RESHAPE chains ---------------------------------------------------------------------------
+def _movement_result(g: Graph, chain: list) -> np.ndarray | None:
+    x = np.arange(int(np.prod(g.shape(chain[0].inputs[0])))).reshape(g.shape(chain[0].inputs[0]))
+    for op in chain:
+        if g.code(op) == BO.TRANSPOSE:
+            perm = g.const(op.inputs[1])
+            if perm is None:
+                return None
+            x = x.transpose([int(p) for p in perm])
+        else:
+            x = x.reshape(g.shape(op.outputs[0]))
+    return x
+
+
+def _group_shuffle(p: np.ndarray) -> tuple[int, int] | None:
+    c = len(p)
+    for a in range(2, c):
+        if c % a == 0 and np.array_equal(p, np.arange(c).reshape(a, c // a).T.ravel()):
+            return a, c // a
+    return None
+
+
+def fold_data_movement(g: Graph, shuffle: str = "transpose") -> int:
+    movement = (BO.TRANSPOSE, BO.RESHAPE)
+    producers, consumers, outputs = g.producers(), g.consumers(), g.outputs()
+
+    def links(op) -> bool:  # op's output flows into exactly one movement op and nowhere else
+        t = int(op.outputs[0])
+        return t not in outputs and len(consumers[t]) == 1 and g.code(consumers[t][0]) in movement
+
+    chains = []
+    for op in g.sg.operators:
+        if g.code(op) not in movement:
+            continue
+        prev = producers.get(int(op.inputs[0]))
+        if prev is not None and g.code(prev) in movement and links(prev):
+            continue  # not a chain head
+        chain = [op]
+        while links(chain[-1]):
+            chain.append(consumers[int(chain[-1].outputs[0])][0])
+        chains.append(chain)
+
+    rewritten = 0
+    for chain in chains:
+        n_transpose = sum(g.code(o) == BO.TRANSPOSE for o in chain)
+        if n_transpose == 0 and len(chain) == 1:
+            continue
+        x = _movement_result(g, chain)
+        if x is None:
+            continue
+        src, dst = int(chain[0].inputs[0]), int(chain[-1].outputs[0])
+        in_shape, out_shape = g.shape(src), g.shape(dst)
+        flat = x.ravel()
+        new: list = []
+        if np.array_equal(flat, np.arange(flat.size)):
+            if in_shape == out_shape and dst not in outputs:
+                _replace_ops(g, chain, [])
+                _rewire(g, dst, src)
+                rewritten += 1
+                continue
+            new = [_reshape(g, src, dst, out_shape)]
+        elif len(in_shape) == 4 and in_shape == out_shape and in_shape[0] == 1:
+            hw, c = in_shape[1] * in_shape[2], in_shape[3]
+            rows = flat.reshape(hw, c) - (np.arange(hw) * c)[:, None]
+            if not (rows == rows[0]).all():
+                continue
+            perm = rows[0]
+            split = _group_shuffle(perm)
+            if shuffle == "gather":
+                idx = g.add_tensor(f"{_name(g, dst)}/gather_idx", [c], TT.INT32, data=perm.astype(np.int32))
+                opts = fb.GatherOptionsT()
+                opts.axis, opts.batchDims = 3, 0
+                new = [g.make_op(BO.GATHER, [src, idx], [dst], options_type=fb.BuiltinOptions.GatherOptions,
+                                 options=opts, version=2 if g.is_int8(src) else 1)]
+            elif split is not None:
+                a, b = split
+                t = g.tensor(src)
+                mid1 = g.add_tensor(f"{_name(g, dst)}/shuffle_in", [1, hw, a, b], t.type, like=t)
+                mid2 = g.add_tensor(f"{_name(g, dst)}/shuffle_t", [1, hw, b, a], t.type, like=t)
+                pidx = g.add_tensor(f"{_name(g, dst)}/perm", [4], TT.INT32, data=np.array([0, 1, 3, 2], np.int32))
+                new = [_reshape(g, src, mid1, [1, hw, a, b]),
+                       g.make_op(BO.TRANSPOSE, [mid1, pidx], [mid2], options_type=fb.BuiltinOptions.TransposeOptions,
+                                 options=fb.TransposeOptionsT(), version=2 if g.is_int8(src) else 1),
+                       _reshape(g, mid2, dst, out_shape)]
+            else:
+                continue
+        else:
+            continue
+        if len(new) >= len(chain) and sum(g.code(o) == BO.TRANSPOSE for o in new) >= n_transpose:
+            continue
+        _replace_ops(g, chain, new)
+        rewritten += 1
+    return rewritten
+
+
+def _name(g: Graph, t: int) -> str:
+    name = g.tensor(t).name
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def _reshape(g: Graph, src: int, dst: int, shape) -> object:
+    shape_t = g.add_tensor(f"{_name(g, dst)}/shape", [len(shape)], TT.INT32, data=np.asarray(shape, np.int32))
+    opts = fb.ReshapeOptionsT()
+    opts.newShape = np.asarray(shape, np.int32)
+    return g.make_op(BO.RESHAPE, [src, shape_t], [dst], options_type=fb.BuiltinOptions.ReshapeOptions, options=opts)
+
+
+# -- pass: grouped CONV_2D -> DEPTHWISE_CONV_2D -----------------------------------------------------------------
+def grouped_to_depthwise(g: Graph) -> int:
+    producers, consumers = g.producers(), g.consumers()
+    rewritten = 0
+    for i, op in enumerate(g.sg.operators):
+        if g.code(op) != BO.CONV_2D:
+            continue
+        x, w = int(op.inputs[0]), int(op.inputs[1])
+        in_c = g.shape(x)[-1]
+        o, kh, kw, per_group = g.shape(w)
+        if per_group != 1 or in_c == 1 or o % in_c != 0:
+            continue
+        # the filter: a constant, or DEQUANTIZE(constant) in fp16 models
+        holder = w
+        deq = producers.get(w)
+        if deq is not None:
+            if g.code(deq) != BO.DEQUANTIZE or len(consumers[w]) != 1:
+                continue
+            holder = int(deq.inputs[0])
+        if g.const(holder) is None or len(consumers[holder]) != 1:
+            continue
+        for t in {holder, w}:
+            tensor = g.tensor(t)
+            data = g.const(t)
+            if data is not None:
+                tensor.buffer = g.add_buffer(data.transpose(3, 1, 2, 0))
+            tensor.shape = np.asarray([1, kh, kw, o], np.int32)
+            q = tensor.quantization
+            if q is not None and q.scale is not None and len(q.scale) > 1:
+                q.quantizedDimension = 3
+        src = op.builtinOptions
+        opts = fb.DepthwiseConv2DOptionsT()
+        opts.padding, opts.strideW, opts.strideH = src.padding, src.strideW, src.strideH
+        opts.depthMultiplier = o // in_c
+        opts.fusedActivationFunction = src.fusedActivationFunction
+        opts.dilationWFactor, opts.dilationHFactor = src.dilationWFactor, src.dilationHFactor
+        version = 3 if g.is_int8(x) else (2 if max(src.dilationWFactor, src.dilationHFactor) > 1 else 1)
+        op.opcodeIndex = g.opcode(BO.DEPTHWISE_CONV_2D, version)
+        op.builtinOptionsType, op.builtinOptions = fb.BuiltinOptions.DepthwiseConv2DOptions, opts
+        rewritten += 1
+    return rewritten
+
+
+# -- pass: PADV2 before MAX_POOL_2D -> PAD ---------------------------------------------------------------------
+_RELU = (fb.ActivationFunctionType.RELU, fb.ActivationFunctionType.RELU6)
+
+
+def padv2_to_pad(g: Graph) -> int:
+    producers, consumers = g.producers(), g.consumers()
+    rewritten = 0
+    for op in g.sg.operators:
+        if g.code(op) != BO.PADV2 or len(op.inputs) < 3:
+            continue
+        x, pads, value = int(op.inputs[0]), int(op.inputs[1]), int(op.inputs[2])
+        users = consumers[int(op.outputs[0])]
+        if not users or any(g.code(u) != BO.MAX_POOL_2D for u in users):
+            continue
+        pad_amounts, v = g.const(pads), g.const(value)
+        if pad_amounts is None or v is None:
+            continue
+        if any(int(p) >= min(u.builtinOptions.filterHeight, u.builtinOptions.filterWidth)
+               for u in users for p in pad_amounts.ravel()):
+            continue  # a window could hold padding only
+        tensor = g.tensor(x)
+        if tensor.type == TT.INT8:
+            zp = tensor.quantization.zeroPoint if tensor.quantization is not None else None
+            if zp is None or len(zp) != 1 or int(zp[0]) != -128 or int(v.ravel()[0]) != -128:
+                continue
+        elif tensor.type == TT.FLOAT32:
+            prod = producers.get(x)
+            fused = getattr(prod.builtinOptions, "fusedActivationFunction", None) if prod is not None else None
+            nonneg = prod is not None and (fused in _RELU or g.code(prod) in (BO.RELU, BO.RELU6))
+            if not nonneg or float(v.ravel()[0]) > 0:
+                continue
+        else:
+            continue
+        op.opcodeIndex = g.opcode(BO.PAD, 2 if tensor.type == TT.INT8 else 1)
+        op.inputs = np.asarray([x, pads], np.int32)
+        op.builtinOptionsType, op.builtinOptions = fb.BuiltinOptions.PadOptions, fb.PadOptionsT()
+        rewritten += 1
+    return rewritten
