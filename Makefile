@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast sysdeps aarch64-root models constraints clean
+.PHONY: demo test test-fast sysdeps aarch64-root models constraints clean peers
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -35,6 +35,10 @@ test-fast: $(STAMP)
 
 models: $(STAMP)
 	scripts/train_bundled_models.sh
+
+# Peer toolchains for benchmarks/lowering.py in their own venvs (litert-torch, ncnn+pnnx): they conflict with onnx2tf's pins.
+peers:
+	PY=$(PY) scripts/setup_peer_venvs.sh
 
 constraints: $(STAMP)
 	{ head -2 constraints.txt; $(BIN)/pip freeze --exclude-editable | sed 's/+cpu$$//' ; } > constraints.tmp && mv constraints.tmp constraints.txt

@@ -117,7 +117,6 @@ def test_missing_runtime_exits_3_with_pip_hint(device_dir, tmp_path):
 def test_runner_imports_nothing_from_sdeploy():
     text = RUNNER.read_text()
     assert "shufflenet_deploy" not in text and "from ." not in text
-    assert len(text.splitlines()) <= 260
 
 
 def test_missing_numpy_exits_3_with_pip_hint(device_dir):

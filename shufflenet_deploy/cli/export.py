@@ -19,8 +19,11 @@ from .common import comma_list, print_json, status, stdout
 @click.option("--shuffle", type=click.Choice(["paper", "megvii"]), help="Channel-shuffle convention (ShuffleNet v1).")
 @click.option("-o", "--outdir", type=click.Path(path_type=Path), help="Output folder (default: export-MODEL).")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
+@click.option("--optimize/--no-optimize", default=True, show_default=True,
+              help="Lower the graph for XNNPACK (depthwise, shuffle, pools); --no-optimize keeps onnx2tf's output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-def export(model, checkpoint, input_size, precision, calib, calib_count, val, shuffle, outdir, force, as_json):
+def export(model, checkpoint, input_size, precision, calib, calib_count, val, shuffle, outdir, force, optimize,
+           as_json):
     """Export MODEL (a zoo name; optional with our own checkpoint) to ONNX and TFLite, verifying each step."""
     from ..export.pipeline import ExportRequest, export as run_export
     from ..errors import UserError
@@ -31,7 +34,8 @@ def export(model, checkpoint, input_size, precision, calib, calib_count, val, sh
     name = model or Path(checkpoint).stem
     request = ExportRequest(model=model, checkpoint=checkpoint, input_size=input_size,
                             precisions=tuple(comma_list(precision)), calib=calib, calib_count=calib_count, val=val,
-                            outdir=outdir or Path(f"export-{name}"), force=force, model_options=options)
+                            outdir=outdir or Path(f"export-{name}"), force=force, model_options=options,
+                            optimize=optimize)
     with status("exporting") as update:
         manifest = run_export(request, progress=update)
     if as_json:

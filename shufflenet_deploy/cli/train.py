@@ -32,7 +32,7 @@ def train(model, data, val, input_size, epochs, batch, lr, weight_decay, seed, c
                       batch=batch, lr=lr, weight_decay=weight_decay, seed=seed, checkpoint=checkpoint,
                       max_steps=max_steps)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                  TimeRemainingColumn(), console=stderr) as bar:
+                  TimeRemainingColumn(), console=stderr, transient=True) as bar:
         task = bar.add_task(f"training {model}", total=None, info="")
 
         def update(state):

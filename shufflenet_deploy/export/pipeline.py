@@ -47,6 +47,7 @@ class ExportRequest:
     force: bool = False
     model_options: dict = field(default_factory=dict)
     seed: int = 0
+    optimize: bool = True  # lower.py: rewrite the graph for XNNPACK; False = onnx2tf's plain output
 
 
 class ExportFailed(UserError):
@@ -212,7 +213,7 @@ def _synthetic(pre, count: int, seed: int) -> Images:
 # -- the build -----------------------------------------------------------------------------------------------
 def _build(req, model, meta, pre, images: Images, precisions, tmp: Path, progress) -> dict:
     from ..complexity import count_complexity
-    from . import onnx_export, tflite_convert, tflite_inspect
+    from . import lower, onnx_export, tflite_convert, tflite_inspect
 
     timings: dict[str, float] = {}
     log = tmp / "conversion.log"
@@ -221,7 +222,11 @@ def _build(req, model, meta, pre, images: Images, precisions, tmp: Path, progres
     t0 = time.perf_counter()
     progress("exporting ONNX")
     onnx_path = tmp / "model.onnx"
-    onnx_export.export_onnx(model, meta["input_size"], onnx_path)
+    export_model, lowering = model, {"applied": False}
+    if req.optimize:  # the deploy copy is exported; parity stays against the original model
+        export_model, torch_report = lower.lower_torch(model, meta["input_size"])
+        lowering = {"applied": True, "torch": torch_report, "tflite": {}}
+    onnx_export.export_onnx(export_model, meta["input_size"], onnx_path)
     torch_logits = verify.run_torch(model, images.held_out)
     onnx_logits = verify.run_onnx(onnx_path, images.held_out)
     artifacts["onnx"] = {
@@ -248,6 +253,8 @@ def _build(req, model, meta, pre, images: Images, precisions, tmp: Path, progres
         progress(f"verifying {precision} with LiteRT")
         final = tmp / f"model_{precision}.tflite"
         shutil.move(converted["files"][precision], final)
+        if req.optimize:
+            lowering["tflite"][precision] = lower.lower_tflite(final, final)
         logits = verify.run_tflite(final, images.held_out)
         if precision == "fp32":
             fp32_logits = logits
@@ -291,6 +298,7 @@ def _build(req, model, meta, pre, images: Images, precisions, tmp: Path, progres
                    "held_out": int(len(images.held_out)),
                    "skipped": [list(s) for s in images.image_set.skipped] if images.image_set else []},
         "artifacts": artifacts,
+        "lowering": lowering,
         "tools": _tool_versions(),
         "timings": timings,
         "log": log.name,

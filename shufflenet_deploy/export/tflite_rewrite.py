@@ -189,7 +189,7 @@ def _group_shuffle(p: np.ndarray) -> tuple[int, int] | None:
     return None
 
 
-def fold_data_movement(g: Graph, shuffle: str = "transpose") -> int:
+def fold_data_movement(g: Graph, shuffle: str = "transpose2") -> int:
     movement = (BO.TRANSPOSE, BO.RESHAPE)
     producers, consumers, outputs = g.producers(), g.consumers(), g.outputs()
 
@@ -234,24 +234,10 @@ def fold_data_movement(g: Graph, shuffle: str = "transpose") -> int:
             if not (rows == rows[0]).all():
                 continue
             perm = rows[0]
-            split = _group_shuffle(perm)
-            if shuffle == "gather":
-                idx = g.add_tensor(f"{_name(g, dst)}/gather_idx", [c], TT.INT32, data=perm.astype(np.int32))
-                opts = fb.GatherOptionsT()
-                opts.axis, opts.batchDims = 3, 0
-                new = [g.make_op(BO.GATHER, [src, idx], [dst], options_type=fb.BuiltinOptions.GatherOptions,
-                                 options=opts, version=2 if g.is_int8(src) else 1)]
-            elif split is not None:
-                a, b = split
-                t = g.tensor(src)
-                mid1 = g.add_tensor(f"{_name(g, dst)}/shuffle_in", [1, hw, a, b], t.type, like=t)
-                mid2 = g.add_tensor(f"{_name(g, dst)}/shuffle_t", [1, hw, b, a], t.type, like=t)
-                pidx = g.add_tensor(f"{_name(g, dst)}/perm", [4], TT.INT32, data=np.array([0, 1, 3, 2], np.int32))
-                new = [_reshape(g, src, mid1, [1, hw, a, b]),
-                       g.make_op(BO.TRANSPOSE, [mid1, pidx], [mid2], options_type=fb.BuiltinOptions.TransposeOptions,
-                                 options=fb.TransposeOptionsT(), version=2 if g.is_int8(src) else 1),
-                       _reshape(g, mid2, dst, out_shape)]
-            else:
+            if shuffle == "keep":
+                continue
+            new = _shuffle_ops(g, src, dst, perm, in_shape, shuffle)
+            if new is None:
                 continue
         else:
             continue
@@ -260,6 +246,42 @@ def fold_data_movement(g: Graph, shuffle: str = "transpose") -> int:
         _replace_ops(g, chain, new)
         rewritten += 1
     return rewritten
+
+
+def _shuffle_ops(g: Graph, src: int, dst: int, perm: np.ndarray, shape, mode: str) -> list | None:
+    """Ops computing dst[..., c] = src[..., perm[c]] for an NHWC tensor, in the chosen form."""
+    _, h, w, c = shape
+    hw = h * w
+    t = g.tensor(src)
+    base = _name(g, dst)
+    if mode == "gather":
+        idx = g.add_tensor(f"{base}/gather_idx", [c], TT.INT32, data=perm.astype(np.int32))
+        opts = fb.GatherOptionsT()
+        opts.axis, opts.batchDims = 3, 0
+        return [g.make_op(BO.GATHER, [src, idx], [dst], options_type=fb.BuiltinOptions.GatherOptions,
+                          options=opts, version=2 if g.is_int8(src) else 1)]
+    split = _group_shuffle(perm)
+    if split is None:
+        return None
+    a, b = split
+    if mode == "transpose1":  # [HW, a, b] -> [HW, b, a]: one transpose of many tiny a x b tiles
+        steps = [([1, hw, a, b], None), ([1, hw, b, a], [0, 1, 3, 2])]
+    elif mode == "transpose2":  # [HW, a, b] -> [b, a, HW] -> [HW, b, a]: two transposes of large tiles
+        steps = [([hw, a, b], None), ([b, a, hw], [2, 1, 0]), ([hw, b, a], [2, 0, 1])]
+    else:
+        raise ValueError(f"unknown shuffle mode {mode!r}")
+    ops, cur = [], src
+    for i, (sh, perm_) in enumerate(steps):
+        nxt = g.add_tensor(f"{base}/shuffle{i}", sh, t.type, like=t)
+        if perm_ is None:
+            ops.append(_reshape(g, cur, nxt, sh))
+        else:
+            pidx = g.add_tensor(f"{base}/perm{i}", [len(perm_)], TT.INT32, data=np.asarray(perm_, np.int32))
+            ops.append(g.make_op(BO.TRANSPOSE, [cur, pidx], [nxt], options_type=fb.BuiltinOptions.TransposeOptions,
+                                 options=fb.TransposeOptionsT(), version=2 if g.is_int8(src) else 1))
+        cur = nxt
+    ops.append(_reshape(g, cur, dst, list(shape)))
+    return ops
 
 
 def _name(g: Graph, t: int) -> str:

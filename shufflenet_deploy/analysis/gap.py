@@ -1,0 +1,217 @@
+"""The numbers of the gap report, computed from sweep results only (no device, no conversion).
+
+Everything here is a pure function of the results document(s) so the report, its CSV/Markdown and the tests
+agree by construction. MACs are the conv+FC convention (complexity.py `macs_total`) throughout.
+
+Paper figures: ShuffleNet v1 Table 8 (Qualcomm Snapdragon 820, single thread, ms at 224x224 / 480x640 /
+720x1280) with the paper's MFLOPs (= MACs).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from .ops import GROUPS, shares
+
+REFERENCE = "shufflenet_v1_g3_1.0x"
+PAPER_TABLE8 = {  # model: (MFLOPs, {size: ms})
+    "shufflenet_v1_g3_0.5x": (38, {"224x224": 15.2, "480x640": 87.4, "720x1280": 260.1}),
+    "shufflenet_v1_g3_1.0x": (140, {"224x224": 37.8, "480x640": 222.2, "720x1280": 684.5}),
+    "shufflenet_v1_g3_2.0x": (524, {"224x224": 108.8, "480x640": 617.0, "720x1280": 1857.6}),
+    "mobilenet_v1_1.0x": (569, {"224x224": 110.0, "480x640": 612.0, "720x1280": 1879.2}),
+}
+# (label, slower/bigger model, faster/smaller model)
+SPEEDUP_PAIRS = (
+    ("ShuffleNet 0.5x vs 1x (g=3)", "shufflenet_v1_g3_1.0x", "shufflenet_v1_g3_0.5x"),
+    ("ShuffleNet 1x vs 2x (g=3)", "shufflenet_v1_g3_2.0x", "shufflenet_v1_g3_1.0x"),
+    ("ShuffleNet 0.5x vs 2x (g=3)", "shufflenet_v1_g3_2.0x", "shufflenet_v1_g3_0.5x"),
+    ("ShuffleNet 1x: g=3 vs g=8", "shufflenet_v1_g8_1.0x", "shufflenet_v1_g3_1.0x"),
+    ("ShuffleNet 1x g=3 vs MobileNet v1 1.0", "mobilenet_v1_1.0x", "shufflenet_v1_g3_1.0x"),
+)
+
+
+def load_documents(paths: list[Path], allow_mixed: bool = False) -> dict:
+    """Read sweep/bench result files (or folders), check schema and devices, merge into one document."""
+    from ..bench.results import SCHEMA, read_results
+
+    if not paths:
+        raise UserError("no results given", "pass one or more sweep folders or bench.json files")
+    merged = {"schema": SCHEMA, "results": [], "peak": [], "models": {}, "skipped": [], "sweep": {},
+              "sources": []}
+    for path in paths:
+        path = Path(path)
+        file = path / "bench.json" if path.is_dir() else path
+        results = read_results(file)  # schema check: another version is a UserError (exit 2)
+        doc = json.loads(file.read_text())
+        merged["results"] += [r.to_dict() for r in results]
+        merged["peak"] += doc.get("peak", [])
+        merged["skipped"] += doc.get("skipped", [])
+        for key, entry in (doc.get("models") or {}).items():
+            target = merged["models"].setdefault(key, {**entry, "precisions": {}})
+            target["precisions"].update(entry.get("precisions", {}))
+        merged["sweep"] = merged["sweep"] or doc.get("sweep") or {}
+        merged["sources"].append(str(file))
+    devices = sorted({r["device"] for r in merged["results"]} | {p["device"] for p in merged["peak"]})
+    if len(devices) > 1 and not allow_mixed:
+        raise UserError(f"results from different devices ({', '.join(devices)}) mixed",
+                        "pass --allow-mixed to compare them in one report")
+    if not merged["results"]:
+        raise UserError("the results hold no benchmark rows", "run `sdeploy sweep` first")
+    merged["devices"] = devices
+    return merged
+
+
+def _macs(doc: dict, key: str) -> int | None:
+    entry = doc["models"].get(key)
+    if entry and entry.get("macs_total"):
+        return int(entry["macs_total"])
+    name, _, size = key.partition("@")
+    try:
+        from ..complexity import count_complexity
+
+        return count_complexity(name, input_size=int(size or 224)).macs_total
+    except Exception:
+        return None
+
+
+def peak_for(doc: dict, device: str, precision: str, threads: int) -> float | None:
+    from .peak import peak_gmacs
+
+    return peak_gmacs([p for p in doc["peak"] if p["device"] == device], precision, threads)
+
+
+def model_rows(doc: dict) -> list[dict]:
+    """One row per (device, model key, precision, threads): MACs, latency, GMAC/s, % of peak, time shares."""
+    from . import predict
+
+    errors = {(e["key"], e["precision"]): e for e in predict.evaluate_loo(doc)}
+    rows = []
+    for r in doc["results"]:
+        key, precision = r["model"], r["precision"]
+        entry = doc["models"].get(key, {})
+        macs = _macs(doc, key)
+        lat = (r.get("latency_ms") or {}).get("p50")
+        gmacs = macs / (lat * 1e-3) / 1e9 if macs and lat else None
+        peak = peak_for(doc, r["device"], precision, r["threads"])
+        ops = (entry.get("precisions", {}).get(precision) or {}).get("ops") or []
+        group_ms = {g: sum(o["time_ms"] for o in ops if o.get("group") == g and o.get("time_ms") is not None)
+                    for g in GROUPS}
+        op_sum = sum(group_ms.values()) if ops else None
+        pred = errors.get((key, precision))
+        row = {"device": r["device"], "model": key, "family": entry.get("model") or key.partition("@")[0],
+               "input_size": entry.get("input_size") or int(key.partition("@")[2] or 224),
+               "precision": precision, "threads": r["threads"], "macs": macs, "latency_ms": lat,
+               "gmacs": gmacs, "peak_gmacs": peak, "pct_of_peak": 100 * gmacs / peak if gmacs and peak else None,
+               "op_sum_ms": op_sum, "predicted_ms": pred["predicted_ms"] if pred else None,
+               "prediction_error_pct": 100 * pred["error"] if pred else None}
+        for g in GROUPS:
+            row[f"share_{g}"] = (group_ms[g] / op_sum) if op_sum else None
+        rows.append(row)
+    rows.sort(key=lambda x: (x["device"], x["precision"], x["macs"] or 0, x["model"]))
+    return rows
+
+
+def fit_exponent(macs: list[float], latency: list[float]) -> dict | None:
+    """log(latency) = k log(MACs) + c by least squares -> {k, c, r2, n}; k = 1 is "latency proportional to MACs"."""
+    pts = [(m, t) for m, t in zip(macs, latency) if m and t and m > 0 and t > 0]
+    if len(pts) < 2 or len({p[0] for p in pts}) < 2:
+        return None
+    x = np.log([p[0] for p in pts])
+    y = np.log([p[1] for p in pts])
+    k, c = np.polyfit(x, y, 1)
+    resid = y - (k * x + c)
+    ss = float(np.sum((y - y.mean()) ** 2))
+    return {"k": float(k), "c": float(c), "r2": 1 - float(np.sum(resid ** 2)) / ss if ss else 1.0, "n": len(pts)}
+
+
+def exponents(rows: list[dict]) -> list[dict]:
+    """Fitted exponents per precision: over every model, and over the g=3 width series (0.25x..2x)."""
+    out = []
+    for precision in sorted({r["precision"] for r in rows}):
+        sel = [r for r in rows if r["precision"] == precision and r["input_size"] == _main_size(rows)]
+        width = [r for r in sel if r["family"].startswith("shufflenet_v1_g3_") and r["family"].endswith("x")]
+        for scope, group in (("all models", sel), ("ShuffleNet v1 g=3 widths", width)):
+            fit = fit_exponent([r["macs"] for r in group], [r["latency_ms"] for r in group])
+            if fit:
+                out.append({"precision": precision, "scope": scope, **fit,
+                            "speedup_per_4x_macs": 4 ** fit["k"]})
+    return out
+
+
+def _main_size(rows: list[dict]) -> int:
+    sizes = [r["input_size"] for r in rows]
+    return max(set(sizes), key=sizes.count) if sizes else 224
+
+
+def speedup_table(rows: list[dict]) -> list[dict]:
+    """The paper's form: theoretical (MACs ratio) vs actual (latency ratio) speedups, ours beside Table 8's."""
+    size = _main_size(rows)
+    lat = {(r["family"], r["precision"]): r for r in rows if r["input_size"] == size}
+    precisions = sorted({r["precision"] for r in rows})
+    out = []
+    for label, slow, fast in SPEEDUP_PAIRS:
+        a = lat.get((slow, precisions[0])) or lat.get((slow, "fp32"))
+        b = lat.get((fast, precisions[0])) or lat.get((fast, "fp32"))
+        if not (a and b):
+            continue
+        row = {"comparison": label, "slower": slow, "faster": fast, "theoretical": a["macs"] / b["macs"]}
+        for p in precisions:
+            x, y = lat.get((slow, p)), lat.get((fast, p))
+            row[f"actual_{p}"] = x["latency_ms"] / y["latency_ms"] if x and y else None
+        paper_a, paper_b = PAPER_TABLE8.get(slow), PAPER_TABLE8.get(fast)
+        if paper_a and paper_b:
+            row["paper_theoretical"] = paper_a[0] / paper_b[0]
+            row["paper_actual_sd820"] = paper_a[1]["224x224"] / paper_b[1]["224x224"]
+        else:
+            row["paper_theoretical"] = row["paper_actual_sd820"] = None
+        out.append(row)
+    # int8 vs fp32: the "theoretical" speedup is what the device's own peak kernels promise (peak int8 / fp32)
+    if "fp32" in precisions and "int8" in precisions:
+        pairs = [(lat[(f, "fp32")], lat[(f, "int8")]) for f, p in lat if p == "fp32" and (f, "int8") in lat]
+        ref = lat.get((REFERENCE, "fp32")), lat.get((REFERENCE, "int8"))
+        for label, chosen in (("int8 vs fp32, ShuffleNet 1x g=3", [ref] if all(ref) else []),
+                              ("int8 vs fp32, geometric mean of all models", pairs)):
+            if not chosen:
+                continue
+            f32, i8 = chosen[0]
+            theo = (i8["peak_gmacs"] / f32["peak_gmacs"]) if i8["peak_gmacs"] and f32["peak_gmacs"] else None
+            actual = math.exp(np.mean([math.log(f["latency_ms"] / i["latency_ms"]) for f, i in chosen]))
+            out.append({"comparison": label, "slower": "fp32", "faster": "int8", "theoretical": theo,
+                        **{f"actual_{p}": (actual if p == "int8" else None) for p in precisions},
+                        "paper_theoretical": None, "paper_actual_sd820": None,
+                        "note": "theoretical = measured peak int8 / peak fp32 GMAC/s; actual = fp32 ms / int8 ms"})
+    return out
+
+
+def flops_vs_time(doc: dict, key: str | None = None, precision: str = "fp32") -> dict | None:
+    """Where the FLOPs go (complexity.py per layer, grouped) vs where the time goes (per-op time shares)."""
+    candidates = [key] if key else [REFERENCE] + sorted(doc["models"])
+    for k in candidates:
+        entry = doc["models"].get(k)
+        if not entry:
+            continue
+        ops = (entry.get("precisions", {}).get(precision) or {}).get("ops")
+        if not ops or not entry.get("flops_by_group"):
+            continue
+        time_ms = {g: sum(o["time_ms"] for o in ops if o.get("group") == g and o.get("time_ms") is not None)
+                   for g in GROUPS}
+        flops = {g: entry["flops_by_group"].get(g, 0) for g in GROUPS}
+        return {"model": k, "precision": precision, "flops": flops, "flops_share": shares(flops),
+                "time_ms": time_ms, "time_share": shares(time_ms),
+                "op_method": (entry["precisions"][precision]).get("op_method")}
+    return None
+
+
+def prediction_summary(doc: dict) -> dict:
+    from . import predict
+
+    ev = predict.evaluate_loo(doc)
+    errs = [abs(e["error"]) for e in ev]
+    return {"evaluation": ev, "n": len(ev),
+            "within_10pct": sum(e <= 0.10 for e in errs) / len(errs) if errs else None,
+            "median_abs_error": float(np.median(errs)) if errs else None,
+            "max_abs_error": max(errs) if errs else None}

@@ -1,0 +1,355 @@
+"""`sdeploy report`: the gap report as HTML (self-contained: PNGs embedded as base64, also written beside it),
+Markdown and CSV, built only from results JSON (analysis/gap.py computes every number).
+
+Files in OUTDIR: report.html, report.md, models.csv (one row per model and precision), speedups.csv,
+op_shares.csv, flops_vs_time.csv, predictions.csv, exponents.csv, peak.csv and the PNGs (macs_vs_latency.png,
+efficiency.png, op_shares.png, flops_vs_time.png, prediction_error.png).
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+from pathlib import Path
+
+from . import gap
+from .ops import GROUP_LABELS, GROUPS
+
+COLORS = {"fp32": "#1f77b4", "int8": "#d62728", "fp16": "#2ca02c"}
+GROUP_COLORS = dict(zip(GROUPS, ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                                 "#7f7f7f")))
+
+
+def build_report(paths: list[Path], outdir: Path, *, allow_mixed: bool = False, title: str | None = None) -> dict:
+    """Write the report files; return {"files": [...], "summary": {...}}."""
+    doc = gap.load_documents(paths, allow_mixed=allow_mixed)
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    rows = gap.model_rows(doc)
+    exps = gap.exponents(rows)
+    speed = gap.speedup_table(rows)
+    fvt = gap.flops_vs_time(doc)
+    pred = gap.prediction_summary(doc)
+    peaks = [p for p in doc["peak"]]
+    devices = doc["devices"]
+    no_peak = [f"{d} {p}" for d in devices for p in sorted({r["precision"] for r in rows if r["device"] == d})
+               if not any(r["peak_gmacs"] for r in rows if r["device"] == d and r["precision"] == p)]
+    files = []
+
+    def write_csv(name, header, data):
+        path = outdir / name
+        with open(path, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=header, extrasaction="ignore")
+            w.writeheader()
+            for row in data:
+                w.writerow({k: _csv(row.get(k)) for k in header})
+        files.append(path)
+
+    model_cols = ["device", "model", "input_size", "precision", "threads", "macs", "latency_ms", "gmacs",
+                  "peak_gmacs", "pct_of_peak", "op_sum_ms", "predicted_ms", "prediction_error_pct",
+                  *[f"share_{g}" for g in GROUPS]]
+    write_csv("models.csv", model_cols, rows)
+    speed_cols = ["comparison", "slower", "faster", "theoretical",
+                  *[f"actual_{p}" for p in sorted({r["precision"] for r in rows})], "paper_theoretical",
+                  "paper_actual_sd820"]
+    write_csv("speedups.csv", speed_cols, speed)
+    write_csv("exponents.csv", ["precision", "scope", "k", "c", "r2", "n", "speedup_per_4x_macs"], exps)
+    write_csv("predictions.csv", ["key", "precision", "measured_ms", "predicted_ms", "error", "lookup_ops",
+                                  "regression_ops"], pred["evaluation"])
+    write_csv("peak.csv", ["device", "precision", "threads", "kernel", "macs", "median_ms", "gmacs"], peaks)
+    share_rows = [{"model": r["model"], "precision": r["precision"], "group": g, "share": r[f"share_{g}"]}
+                  for r in rows for g in GROUPS if r[f"share_{g}"] is not None]
+    write_csv("op_shares.csv", ["model", "precision", "group", "share"], share_rows)
+    if fvt:
+        write_csv("flops_vs_time.csv", ["model", "precision", "group", "macs", "flops_share", "time_ms", "time_share"],
+                  [{"model": fvt["model"], "precision": fvt["precision"], "group": g, "macs": fvt["flops"][g],
+                    "flops_share": fvt["flops_share"][g], "time_ms": fvt["time_ms"][g],
+                    "time_share": fvt["time_share"][g]} for g in GROUPS])
+
+    plots = {
+        "macs_vs_latency.png": _plot_macs_latency(rows, exps),
+        "efficiency.png": _plot_efficiency(rows),
+        "op_shares.png": _plot_shares(rows),
+        "flops_vs_time.png": _plot_fvt(fvt) if fvt else None,
+        "prediction_error.png": _plot_pred(pred) if pred["n"] else None,
+    }
+    for name, png in plots.items():
+        if png:
+            (outdir / name).write_bytes(png)
+            files.append(outdir / name)
+
+    ctx = {"doc": doc, "rows": rows, "exps": exps, "speed": speed, "fvt": fvt, "pred": pred, "peaks": peaks,
+           "no_peak": no_peak, "title": title or f"FLOPs vs speed on {', '.join(devices)}", "plots": plots}
+    md = _markdown(ctx)
+    (outdir / "report.md").write_text(md)
+    (outdir / "report.html").write_text(_html(ctx))
+    files += [outdir / "report.md", outdir / "report.html"]
+    return {"files": files, "summary": {"devices": devices, "rows": len(rows), "exponents": exps,
+                                        "within_10pct": pred["within_10pct"], "no_peak": no_peak}}
+
+
+def _csv(v):
+    if isinstance(v, float):
+        return repr(v)  # full precision: the tests compare these to the JSON
+    return "" if v is None else v
+
+
+def _f(v, digits=2, suffix=""):
+    return "—" if v is None else f"{v:.{digits}f}{suffix}"
+
+
+def _short(key: str) -> str:
+    return (key.replace("shufflenet_v1_", "v1 ").replace("shufflenet_v2_", "v2 ").replace("mobilenet_v1_", "MBv1 ")
+            .replace("_", " "))
+
+
+# ---- plots -------------------------------------------------------------------------------------------------
+def _fig():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _fig().close(fig)
+    return buf.getvalue()
+
+
+def _plot_macs_latency(rows, exps) -> bytes:
+    plt = _fig()
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(8.5, 6))
+    size = gap._main_size(rows)
+    sel = [r for r in rows if r["input_size"] == size and r["macs"] and r["latency_ms"]]
+    for p in sorted({r["precision"] for r in sel}):
+        pts = [r for r in sel if r["precision"] == p]
+        ax.scatter([r["macs"] / 1e6 for r in pts], [r["latency_ms"] for r in pts], color=COLORS.get(p, "k"),
+                   label=f"{p} measured", zorder=3)
+        for r in pts:
+            ax.annotate(_short(r["family"]), (r["macs"] / 1e6, r["latency_ms"]), fontsize=7, alpha=0.8,
+                        xytext=(3, 3), textcoords="offset points")
+        fit = next((e for e in exps if e["precision"] == p and e["scope"] == "all models"), None)
+        if fit:
+            xs = np.geomspace(min(r["macs"] for r in pts), max(r["macs"] for r in pts), 50)
+            ax.plot(xs / 1e6, np.exp(fit["c"]) * xs ** fit["k"], color=COLORS.get(p, "k"), lw=1,
+                    label=f"{p} fit: latency ∝ MACs^{fit['k']:.2f}")
+    ref = next((r for r in sel if r["family"] == gap.REFERENCE and r["precision"] == "fp32"), None)
+    if ref and sel:
+        xs = np.geomspace(min(r["macs"] for r in sel), max(r["macs"] for r in sel), 50)
+        ax.plot(xs / 1e6, ref["latency_ms"] * xs / ref["macs"], "k--", lw=1.2,
+                label="ideal: latency ∝ MACs (through g3 1x fp32)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("MACs (M, conv + FC)")
+    ax.set_ylabel("median latency (ms)")
+    ax.set_title(f"MACs vs measured latency ({size}x{size}, {rows[0]['device'] if rows else ''})")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def _plot_efficiency(rows) -> bytes:
+    plt = _fig()
+    import numpy as np
+
+    size = gap._main_size(rows)
+    sel = [r for r in rows if r["input_size"] == size and r["gmacs"]]
+    models = sorted({r["family"] for r in sel}, key=lambda m: min(r["macs"] for r in sel if r["family"] == m))
+    precisions = sorted({r["precision"] for r in sel})
+    fig, ax = plt.subplots(figsize=(9, 5))
+    width = 0.8 / max(len(precisions), 1)
+    for i, p in enumerate(precisions):
+        vals = [next((r["gmacs"] for r in sel if r["family"] == m and r["precision"] == p), 0) for m in models]
+        ax.bar(np.arange(len(models)) + i * width, vals, width, color=COLORS.get(p, "k"), label=f"{p} effective")
+        peak = next((r["peak_gmacs"] for r in sel if r["precision"] == p and r["peak_gmacs"]), None)
+        if peak:
+            ax.axhline(peak, color=COLORS.get(p, "k"), ls="--", lw=1, label=f"{p} measured peak {peak:.0f}")
+    ax.set_xticks(np.arange(len(models)) + width * (len(precisions) - 1) / 2)
+    ax.set_xticklabels([_short(m) for m in models], rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("GMAC/s")
+    ax.set_yscale("log")
+    ax.set_title("Effective GMAC/s (MACs / median latency) vs the device's measured peak")
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", alpha=0.3, which="both")
+    return _png(fig)
+
+
+def _plot_shares(rows) -> bytes:
+    plt = _fig()
+
+    sel = [r for r in rows if r["op_sum_ms"]]
+    fig, ax = plt.subplots(figsize=(9, max(3, 0.28 * len(sel) + 1.5)))
+    labels = [f"{_short(r['model'])} {r['precision']}" for r in sel]
+    left = [0.0] * len(sel)
+    for g in GROUPS:
+        vals = [100 * (r[f"share_{g}"] or 0) for r in sel]
+        ax.barh(labels, vals, left=left, color=GROUP_COLORS[g], label=GROUP_LABELS[g])
+        left = [a + b for a, b in zip(left, vals)]
+    ax.set_xlabel("% of summed per-op time")
+    ax.set_xlim(0, 100)
+    ax.invert_yaxis()
+    ax.tick_params(axis="y", labelsize=7)
+    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    ax.set_title("Per-op-type time share")
+    return _png(fig)
+
+
+def _plot_fvt(fvt) -> bytes:
+    plt = _fig()
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    x = np.arange(len(GROUPS))
+    ax.bar(x - 0.2, [100 * fvt["flops_share"][g] for g in GROUPS], 0.4, label="share of MACs", color="#999999")
+    ax.bar(x + 0.2, [100 * fvt["time_share"][g] for g in GROUPS], 0.4, label="share of time", color="#d62728")
+    ax.set_xticks(x)
+    ax.set_xticklabels([GROUP_LABELS[g] for g in GROUPS], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("%")
+    ax.set_title(f"Where the FLOPs go vs where the time goes: {_short(fvt['model'])} {fvt['precision']}")
+    ax.legend()
+    ax.grid(True, axis="y", alpha=0.3)
+    return _png(fig)
+
+
+def _plot_pred(pred) -> bytes:
+    plt = _fig()
+
+    errs = [100 * e["error"] for e in pred["evaluation"]]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    lim = max(20, max(abs(e) for e in errs) + 2)
+    ax.hist(errs, bins=[-lim + i * lim / 10 for i in range(21)], color="#1f77b4", edgecolor="white")
+    ax.axvspan(-10, 10, color="green", alpha=0.1, label="±10%")
+    ax.set_xlabel("prediction error, leave-one-out (%)")
+    ax.set_ylabel("models")
+    ax.set_title(f"Latency predictor: {100 * pred['within_10pct']:.0f}% of {pred['n']} within ±10%")
+    ax.legend()
+    return _png(fig)
+
+
+# ---- text ----------------------------------------------------------------------------------------------------
+def _tables(ctx) -> list[tuple[str, list[str], list[list[str]], str]]:
+    """(heading, header, rows, note) for both the Markdown and the HTML."""
+    rows, exps, speed, fvt, pred = ctx["rows"], ctx["exps"], ctx["speed"], ctx["fvt"], ctx["pred"]
+    precisions = sorted({r["precision"] for r in rows})
+    out = []
+    peak_note = ("Peak = the faster of a 1x1 conv (56x56x256->256) and a 64x1024x1024 matmul, measured on the "
+                 "device through the same runtime (runner.py).")
+    if ctx["no_peak"]:
+        peak_note += " No measured peak for: " + ", ".join(ctx["no_peak"]) + " — % of peak is omitted there."
+    out.append(("Latency, MACs and efficiency",
+                ["model", "size", "precision", "MACs (M)", "median ms", "GMAC/s", "% of peak", "predicted ms",
+                 "pred. error"],
+                [[r["model"], str(r["input_size"]), r["precision"], _f(r["macs"] / 1e6 if r["macs"] else None, 1),
+                  _f(r["latency_ms"], 3), _f(r["gmacs"], 2), _f(r["pct_of_peak"], 1, "%") if r["peak_gmacs"]
+                  else "no measured peak", _f(r["predicted_ms"], 3), _f(r["prediction_error_pct"], 1, "%")]
+                 for r in rows], peak_note))
+    out.append(("Measured peak", ["device", "precision", "kernel", "median ms", "GMAC/s"],
+                [[p["device"], p["precision"], p["kernel"], _f(p["median_ms"], 3), _f(p["gmacs"], 1)]
+                 for p in ctx["peaks"]] or [["—", "—", "no measured peak", "—", "—"]], ""))
+    out.append(("Fitted exponent (latency ∝ MACs^k)", ["precision", "scope", "k", "R²", "n",
+                                                     "speedup per 4x fewer MACs"],
+                [[e["precision"], e["scope"], _f(e["k"], 3), _f(e["r2"], 3), str(e["n"]),
+                  _f(e["speedup_per_4x_macs"], 2, "x")] for e in exps],
+                "k = 1 would mean latency proportional to MACs (4x fewer MACs -> 4x faster). The paper's "
+                "~2.6x per 4x corresponds to k ≈ 0.69."))
+    out.append(("Theoretical vs actual speedup (the paper's form)",
+                ["comparison", "theoretical (MACs ratio)", *[f"actual {p}" for p in precisions],
+                 "paper theoretical", "paper actual (Snapdragon 820)"],
+                [[s["comparison"], _f(s["theoretical"], 2, "x"), *[_f(s.get(f"actual_{p}"), 2, "x")
+                                                                   for p in precisions],
+                  _f(s["paper_theoretical"], 2, "x"), _f(s["paper_actual_sd820"], 2, "x")] for s in speed],
+                "Actual = latency of the slower / latency of the faster (median ms, same run). Paper: ShuffleNet "
+                "v1 Table 8, single thread, 224x224; MFLOPs 38/140/524 (0.5x/1x/2x g3), 569 (MobileNet v1). "
+                "int8 rows: theoretical = measured peak int8 / peak fp32 GMAC/s; the paper has no int8 figure."))
+    out.append(("Per-op-type time share", ["model", "precision", *[GROUP_LABELS[g] for g in GROUPS],
+                                            "Σ ops / whole model"],
+                [[r["model"], r["precision"], *[_f(100 * r[f"share_{g}"], 1, "%") if r[f"share_{g}"] is not None
+                                                else "—" for g in GROUPS],
+                  _f(r["op_sum_ms"] / r["latency_ms"] if r["op_sum_ms"] and r["latency_ms"] else None, 2)]
+                 for r in rows if r["op_sum_ms"]],
+                "Method: " + (ctx["doc"]["sweep"].get("op_method") or "—") + ". Shares are of the summed per-op "
+                "times; the last column compares that sum with the whole-model latency."))
+    if fvt:
+        out.append((f"Where the FLOPs go vs where the time goes: {fvt['model']} {fvt['precision']}",
+                    ["group", "MACs (M)", "share of MACs", "time (ms)", "share of time"],
+                    [[GROUP_LABELS[g], _f(fvt["flops"][g] / 1e6, 2), _f(100 * fvt["flops_share"][g], 1, "%"),
+                      _f(fvt["time_ms"][g], 3), _f(100 * fvt["time_share"][g], 1, "%")] for g in GROUPS],
+                    "MACs from complexity.py per layer (conv + FC), grouped like the TFLite ops."))
+    if pred["n"]:
+        out.append(("Latency predictor: leave-one-out error distribution",
+                    ["model", "precision", "measured ms", "predicted ms", "error"],
+                    [[e["key"], e["precision"], _f(e["measured_ms"], 3), _f(e["predicted_ms"], 3),
+                      _f(100 * e["error"], 1, "%")] for e in pred["evaluation"]],
+                    f"Within ±10%: {100 * pred['within_10pct']:.1f}% of {pred['n']} model/precision pairs "
+                    f"(median |error| {100 * pred['median_abs_error']:.1f}%, max {100 * pred['max_abs_error']:.1f}%). "
+                    "Each model is predicted by a predictor built without its own ops and latency."))
+    return out
+
+
+def _headline(ctx) -> list[str]:
+    lines = []
+    for e in ctx["exps"]:
+        lines.append(f"{e['precision']}, {e['scope']}: latency ∝ MACs^{e['k']:.2f} (4x fewer MACs -> "
+                     f"{e['speedup_per_4x_macs']:.2f}x faster; the paper saw ~2.6x)")
+    if ctx["pred"]["n"]:
+        lines.append(f"Predictor (leave-one-out): {100 * ctx['pred']['within_10pct']:.0f}% of {ctx['pred']['n']} "
+                     f"within ±10% of measurement")
+    for note in ctx["no_peak"]:
+        lines.append(f"{note}: no measured peak")
+    skipped = ctx["doc"].get("skipped") or []
+    for s in skipped:
+        lines.append(f"skipped {s['key']}{' ' + s['precision'] if s.get('precision') else ''}: {s['reason']}")
+    return lines
+
+
+def _markdown(ctx) -> str:
+    doc = ctx["doc"]
+    out = [f"# {ctx['title']}", "", f"Sources: {', '.join(doc['sources'])}. Threads: "
+           f"{doc['sweep'].get('threads', '—')}, runs per model: {doc['sweep'].get('runs', '—')}.", ""]
+    out += [f"- {line}" for line in _headline(ctx)] + [""]
+    for heading, header, body, note in _tables(ctx):
+        out += [f"## {heading}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(row) + " |" for row in body]
+        out += ["", note, ""] if note else [""]
+    out += ["## Plots", ""] + [f"![{n}]({n})" for n, png in ctx["plots"].items() if png] + [""]
+    return "\n".join(out)
+
+
+def _html(ctx) -> str:
+    e = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(ctx['title'])}</title><style>"
+             "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+             "table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:13px}"
+             "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}td:first-child,th:first-child"
+             "{text-align:left}th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:.5em 0}"
+             ".note{color:#555;font-size:13px}</style></head><body>",
+             f"<h1>{e(ctx['title'])}</h1>",
+             f"<p class='note'>Sources: {e(', '.join(ctx['doc']['sources']))}</p><ul>"]
+    parts += [f"<li>{e(line)}</li>" for line in _headline(ctx)]
+    parts.append("</ul>")
+    plot_after = {"Latency, MACs and efficiency": ["macs_vs_latency.png", "efficiency.png"],
+                  "Per-op-type time share": ["op_shares.png"],
+                  "Latency predictor: leave-one-out error distribution": ["prediction_error.png"]}
+    for heading, header, body, note in _tables(ctx):
+        parts.append(f"<h2>{e(heading)}</h2>")
+        names = plot_after.get(heading, [])
+        if heading.startswith("Where the FLOPs go"):
+            names = ["flops_vs_time.png"]
+        for name in names:
+            png = ctx["plots"].get(name)
+            if png:
+                parts.append(f"<img alt='{name}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
+        parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in body]
+        parts.append("</table>")
+        if note:
+            parts.append(f"<p class='note'>{e(note)}</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,156 @@
+"""`sdeploy sweep`, `sdeploy report`, `sdeploy predict`: the FLOPs-vs-latency gap (shufflenet_deploy/analysis/)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import UserError
+from .common import comma_list, print_json, stdout
+
+
+def _sizes(value: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(v) for v in comma_list(value))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 16:
+        raise UserError(f"bad --input-sizes {value!r}", "use comma-separated sizes of at least 16, e.g. 224,160")
+    return sizes
+
+
+def _precisions(value: str) -> tuple[str, ...]:
+    precisions = tuple(comma_list(value))
+    bad = [p for p in precisions if p not in ("fp32", "int8")]
+    if bad or not precisions:
+        raise UserError(f"unknown precision {bad[0] if bad else '(none)'!r} for a sweep", "use fp32, int8 or both")
+    return precisions
+
+
+@click.command()
+@click.option("--device", "device_name", required=True, help="device profile name (see `sdeploy devices`)")
+@click.option("--devices", "devices_file", type=click.Path(dir_okay=False), help="devices TOML file")
+@click.option("--models", "pattern", help="zoo names or fnmatch patterns, comma-separated (default: the gap set)")
+@click.option("--precision", default="fp32,int8", show_default=True)
+@click.option("--input-sizes", default="224", show_default=True)
+@click.option("-o", "--out", "outdir", type=click.Path(file_okay=False, path_type=Path), default=Path("sweep"),
+              show_default=True, help="results folder (bench.json is appended per model; rerun to resume)")
+@click.option("--runs", type=click.IntRange(1), default=30, show_default=True)
+@click.option("--warmup", type=click.IntRange(0), default=5, show_default=True)
+@click.option("--threads", type=click.IntRange(1), help="thread count (default: the profile's first)")
+@click.option("--num-classes", type=click.IntRange(2), default=1000, show_default=True)
+def sweep(device_name, devices_file, pattern, precision, input_sizes, outdir, runs, warmup, threads, num_classes):
+    """Export (cached) and benchmark a set of zoo models on --device, with per-op timings and the peak."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from ..analysis.sweep import DEFAULT_MODELS, run_sweep
+    from ..zoo.registry import list_models
+
+    models = list(DEFAULT_MODELS)
+    if pattern:
+        models = []
+        for part in comma_list(pattern):
+            found = list_models(part) if any(c in part for c in "*?[") else [part]
+            if not found:
+                raise UserError(f"--models {part!r} matches no zoo model", "see `sdeploy zoo`")
+            models += [m for m in found if m not in models]
+    sizes, precisions = _sizes(input_sizes), _precisions(precision)
+    total = len(models) * len(sizes) * len(precisions)
+    with Progress(SpinnerColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), console=stdout.__class__(stderr=True), transient=False) as bar:
+        task = bar.add_task("starting", total=total)
+        done: set[tuple[str, str]] = set()
+
+        def progress(msg: str) -> None:
+            if msg.endswith("done already, skipping") or msg.startswith("skipping "):
+                bar.advance(task, len(precisions) if msg.endswith("skipping") and "done already" in msg else 0)
+            bar.update(task, description=msg[:110])
+
+        def model_done(key, p):
+            done.add((key, p))
+            bar.advance(task)
+
+        doc = run_sweep(device_name, devices_file=devices_file, models=models, precisions=precisions,
+                        input_sizes=sizes, outdir=outdir, runs=runs, warmup=warmup, threads=threads,
+                        num_classes=num_classes, progress=progress, on_model_done=model_done)
+    for s in doc.get("skipped", []):
+        click.echo(f"skipped {s['key']}{' ' + s['precision'] if s.get('precision') else ''}: {s['reason']}",
+                   err=True)
+    click.echo(f"{len(doc['results'])} results in {outdir / 'bench.json'}; report with "
+               f"`sdeploy report {outdir} -o {outdir}/report`", err=True)
+
+
+@click.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--out", "outdir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--allow-mixed", is_flag=True, help="allow results from different devices in one report")
+@click.option("--title", help="report title")
+def report(results, outdir, allow_mixed, title):
+    """Write the gap report (HTML + PNGs + Markdown + CSV) from sweep RESULTS (folders or bench.json files)."""
+    from ..analysis.report import build_report
+
+    out = build_report(list(results), outdir, allow_mixed=allow_mixed, title=title)
+    s = out["summary"]
+    for e in s["exponents"]:
+        click.echo(f"{e['precision']} {e['scope']}: latency ~ MACs^{e['k']:.3f}", err=True)
+    if s["within_10pct"] is not None:
+        click.echo(f"predictor within ±10%: {100 * s['within_10pct']:.0f}%", err=True)
+    for note in s["no_peak"]:
+        click.echo(f"{note}: no measured peak (% of peak omitted)", err=True)
+    click.echo(f"wrote {outdir / 'report.html'} (+ report.md, CSVs, PNGs)", err=True)
+
+
+@click.command()
+@click.argument("model")
+@click.option("--device", "device_name", required=True)
+@click.option("--input-size", type=click.IntRange(16), default=224, show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
+@click.option("--predictor", "predictor_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="predictor JSON (default: the one the device's last sweep stored in the cache)")
+@click.option("--json", "as_json", is_flag=True)
+def predict(model, device_name, input_size, precision, predictor_file, as_json):
+    """Predict MODEL's latency on --device from the per-op model fitted by `sdeploy sweep`."""
+    from ..analysis import predict as pred_mod
+    from ..analysis.ops import GROUP_LABELS, GROUPS, model_ops
+    from ..analysis.sweep import export_cached, export_key
+    from ..zoo.registry import get_spec
+
+    get_spec(model)  # unknown names fail here, with a suggestion
+    predictor = pred_mod.load_predictor(predictor_file or pred_mod.default_path(device_name))
+    if predictor.get("device") not in (None, device_name):
+        raise UserError(f"the predictor was fitted on {predictor['device']!r}, not {device_name!r}",
+                        "pass --predictor for that device's file")
+    from ..analysis.sweep import cache_root
+
+    precisions = ("fp32", "int8")
+    folder = cache_root() / "sweep-exports" / f"{model}@{input_size}-{export_key(model, input_size, precisions)}"
+    if not (folder / "manifest.json").exists():
+        precisions = (precision,)
+    with stdout.__class__(stderr=True).status(f"exporting {model} (cached)") as st:
+        folder = export_cached(model, input_size, precisions, lambda m: st.update(m))
+    import json
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    ops = [o.to_dict() for o in model_ops(folder / manifest["artifacts"][precision]["file"])]
+    out = pred_mod.predict_ops(predictor, precision, ops)
+    by_group = {g: 0.0 for g in GROUPS}
+    for op in ops:
+        by_group[op["group"]] += pred_mod.op_sum(predictor, precision, [op])[0]
+    measured = next((t["measured_ms"] for t in predictor.get("trained_on", [])
+                     if t["key"] == (model if input_size == 224 else f"{model}@{input_size}")
+                     and t["precision"] == precision), None)
+    result = {"model": model, "device": device_name, "input_size": input_size, "precision": precision,
+              **out, "by_group_ms": by_group, "measured_ms_in_sweep": measured,
+              "predictor_within_10pct_loo": predictor.get("within_10pct")}
+    if as_json:
+        print_json(result)
+        return
+    stdout.print(f"{model} @ {input_size}px {precision} on {device_name}: predicted "
+                 f"[bold]{out['predicted_ms']:.3f} ms[/bold] ({out['paths']['lookup']} ops from the lookup, "
+                 f"{out['paths']['regression']} from regressions; Σ ops {out['op_sum_ms']:.3f} ms, corrected "
+                 f"{out['correction']['a']:.3f}·Σ + {out['correction']['b']:.3f})")
+    if measured:
+        stdout.print(f"measured in the sweep: {measured:.3f} ms")
+    for g in GROUPS:
+        if by_group[g]:
+            stdout.print(f"  {GROUP_LABELS[g]:<24} {by_group[g]:8.3f} ms (uncorrected)")

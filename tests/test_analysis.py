@@ -1,0 +1,371 @@
+"""The gap report, the sweep, the single-op cutter and the latency predictor (shufflenet_deploy/analysis/).
+
+Fast tests build synthetic sweep documents (random latencies from a known law, so nothing is hand-typed) and
+check the report's CSV/Markdown against the JSON it was built from. Slow tests convert tiny real models
+(32 px, 10 classes; cached under the repo's .cache) and run a real sweep on `local`.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shufflenet_deploy.analysis import gap, predict
+from shufflenet_deploy.analysis.ops import GROUPS, classify
+from shufflenet_deploy.bench.results import SCHEMA, BenchResult
+from shufflenet_deploy.cli import main as cli_main
+
+REPO = Path(__file__).resolve().parents[1]
+RUNNER = REPO / "shufflenet_deploy" / "runner.py"
+SYNTH_MODELS = ("shufflenet_v1_g3_0.5x", "shufflenet_v1_g3_1.0x", "shufflenet_v1_g3_2.0x", "shufflenet_v1_g8_1.0x",
+                "mobilenet_v1_1.0x", "shufflenet_v1_g3_0.25x")
+
+
+# ---------------------------------------------------------------------------------------------- synthetic data
+def synthetic_doc(device="local", k=0.7, seed=0, with_peak=True, models=SYNTH_MODELS) -> dict:
+    """A sweep document whose latencies follow latency = c * MACs^k (x small noise), with synthetic per-op data."""
+    from shufflenet_deploy.complexity import count_complexity
+    from shufflenet_deploy.analysis.ops import flops_by_group
+
+    rng = np.random.default_rng(seed)
+    doc = {"schema": SCHEMA, "created": None, "partial": False, "results": [], "peak": [], "models": {},
+           "skipped": [], "sweep": {"device": device, "threads": 1, "runs": 10, "op_method": "synthetic"}}
+    for name in models:
+        cx = count_complexity(name, input_size=224)
+        entry = {"model": name, "input_size": 224, "macs_total": cx.macs_total, "macs_conv": cx.macs_conv,
+                 "flops_by_group": flops_by_group(cx), "precisions": {}}
+        for precision, scale in (("fp32", 1.0), ("int8", 0.8)):
+            lat = scale * 1e-6 * cx.macs_total ** k * float(rng.uniform(0.98, 1.02))
+            ops = []
+            for i, layer in enumerate(cx.layers):
+                group = {"conv": "dense_conv", "group_conv": "grouped_conv", "depthwise": "depthwise_conv",
+                         "fc": "dense_conv"}[layer.kind]
+                ops.append({"index": i, "op": "CONV_2D", "group": group, "signature": f"{name}-{i}",
+                            "macs": layer.macs, "in_bytes": 4 * int(np.prod(layer.in_shape)),
+                            "out_bytes": 4 * int(np.prod(layer.out_shape)), "time_ms": None})
+                ops.append({"index": i, "op": "TRANSPOSE", "group": "shuffle", "signature": f"{name}-t{i}",
+                            "macs": 0, "in_bytes": 4 * int(np.prod(layer.out_shape)),
+                            "out_bytes": 4 * int(np.prod(layer.out_shape)), "time_ms": None})
+            total = sum(o["macs"] + 0.2 * o["in_bytes"] for o in ops)
+            for o in ops:
+                o["time_ms"] = lat * 0.9 * (o["macs"] + 0.2 * o["in_bytes"]) / total
+            entry["precisions"][precision] = {"ops": ops, "op_method": "synthetic", "overhead_ms": 0.0}
+            doc["results"].append(BenchResult(device=device, model=name, precision=precision, threads=1,
+                                              latency_ms={"p50": lat, "mean": lat}).to_dict())
+        doc["models"][name] = entry
+    if with_peak:
+        for precision, g in (("fp32", 50.0), ("int8", 190.0)):
+            doc["peak"].append({"device": device, "precision": precision, "threads": 1, "kernel": "conv",
+                                "macs": 10 ** 9, "median_ms": 1000 / g, "gmacs": g})
+    return doc
+
+
+def write_doc(folder: Path, doc: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bench.json").write_text(json.dumps(doc))
+    return folder
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def md_table(text: str, heading: str) -> list[list[str]]:
+    section = text.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
+    lines = [l for l in section.splitlines() if l.startswith("|")]
+    return [[c.strip() for c in l.strip("|").split("|")] for l in lines[2:]]
+
+
+# ----------------------------------------------------------------------------------------------------- maths
+def test_fitted_exponent_recovers_a_known_exponent():
+    rng = np.random.default_rng(1)
+    macs = rng.uniform(1e7, 1e9, 20)
+    for k in (0.5, 0.7, 1.0):
+        fit = gap.fit_exponent(list(macs), list(3e-5 * macs ** k))
+        assert fit["k"] == pytest.approx(k, abs=1e-9) and fit["r2"] == pytest.approx(1.0)
+    noisy = gap.fit_exponent(list(macs), list(3e-5 * macs ** 0.7 * rng.uniform(0.97, 1.03, 20)))
+    assert noisy["k"] == pytest.approx(0.7, abs=0.03)
+    assert gap.fit_exponent([1e6], [1.0]) is None
+
+
+def test_speedup_table_math_and_paper_figures():
+    doc = synthetic_doc(k=0.7)
+    rows = gap.model_rows(doc)
+    table = {r["comparison"]: r for r in gap.speedup_table(rows)}
+    lat = {(r["model"], r["precision"]): r["latency_ms"] for r in rows}
+    macs = {r["model"]: r["macs"] for r in rows}
+    half = table["ShuffleNet 0.5x vs 1x (g=3)"]
+    assert half["theoretical"] == pytest.approx(macs["shufflenet_v1_g3_1.0x"] / macs["shufflenet_v1_g3_0.5x"])
+    assert half["actual_fp32"] == pytest.approx(lat["shufflenet_v1_g3_1.0x", "fp32"] / lat["shufflenet_v1_g3_0.5x", "fp32"])
+    assert half["actual_int8"] == pytest.approx(lat["shufflenet_v1_g3_1.0x", "int8"] / lat["shufflenet_v1_g3_0.5x", "int8"])
+    # the paper's own Table 8 (Snapdragon 820, 224x224) ratios, from gap.PAPER_TABLE8
+    p = gap.PAPER_TABLE8
+    assert half["paper_theoretical"] == pytest.approx(p["shufflenet_v1_g3_1.0x"][0] / p["shufflenet_v1_g3_0.5x"][0])
+    assert half["paper_actual_sd820"] == pytest.approx(p["shufflenet_v1_g3_1.0x"][1]["224x224"]
+                                                       / p["shufflenet_v1_g3_0.5x"][1]["224x224"])
+    assert round(half["paper_actual_sd820"], 2) == 2.49  # 37.8 / 15.2
+    # latency = c MACs^0.7 -> actual = theoretical^0.7 (within the synthetic 2% noise)
+    assert half["actual_fp32"] == pytest.approx(half["theoretical"] ** 0.7, rel=0.05)
+    assert table["ShuffleNet 1x: g=3 vs g=8"]["paper_actual_sd820"] is None  # no Table 8 figure for g=8
+    int8 = table["int8 vs fp32, ShuffleNet 1x g=3"]
+    assert int8["theoretical"] == pytest.approx(190.0 / 50.0)
+    assert int8["actual_int8"] == pytest.approx(lat["shufflenet_v1_g3_1.0x", "fp32"] / lat["shufflenet_v1_g3_1.0x", "int8"])
+
+
+def test_conv_grouping_by_filter_shape():
+    assert classify("CONV_2D", 240, [60, 1, 1, 80]) == ("grouped_conv", 3)
+    assert classify("CONV_2D", 60, [60, 3, 3, 1]) == ("depthwise_conv", 60)
+    assert classify("CONV_2D", 24, [60, 1, 1, 24]) == ("dense_conv", 1)
+    assert classify("CONV_2D", 3, [24, 3, 3, 3]) == ("dense_conv", 1)
+    assert classify("DEPTHWISE_CONV_2D", 32, [1, 3, 3, 32])[0] == "depthwise_conv"
+    assert classify("TRANSPOSE", None, None)[0] == "shuffle"
+    assert classify("RESHAPE", None, None)[0] == "shuffle"
+    assert classify("CONCATENATION", None, None)[0] == "concat_add"
+    assert classify("QUANTIZE", None, None)[0] == "quant"
+    assert classify("PAD", None, None)[0] == "other"
+
+
+def test_flops_groups_follow_complexity_layers():
+    from shufflenet_deploy.complexity import count_complexity
+    from shufflenet_deploy.analysis.ops import flops_by_group
+
+    cx = count_complexity("shufflenet_v1_g3_1.0x", input_size=224)
+    flops = flops_by_group(cx)
+    assert sum(flops.values()) == cx.macs_total
+    assert flops["grouped_conv"] == sum(l.macs for l in cx.layers if l.kind == "group_conv")
+    assert flops["shuffle"] == flops["pooling"] == 0
+
+
+# ---------------------------------------------------------------------------------------------------- report
+def test_report_numbers_match_the_json(tmp_path):
+    doc = synthetic_doc(k=0.72, seed=3)
+    src = write_doc(tmp_path / "sweep", doc)
+    out = tmp_path / "report"
+    assert cli_main(["report", str(src), "-o", str(out)]) == 0
+    for name in ("report.html", "report.md", "models.csv", "speedups.csv", "macs_vs_latency.png",
+                 "efficiency.png", "op_shares.png", "flops_vs_time.png", "prediction_error.png"):
+        assert (out / name).stat().st_size > 0, name
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 5  # self-contained
+    results = {(r["model"], r["precision"]): r for r in doc["results"]}
+    peaks = {p["precision"]: p["gmacs"] for p in doc["peak"]}
+    rows = read_csv(out / "models.csv")
+    assert len(rows) == len(doc["results"])
+    for row in rows:
+        r = results[row["model"], row["precision"]]
+        macs = doc["models"][row["model"]]["macs_total"]
+        assert float(row["latency_ms"]) == r["latency_ms"]["p50"]
+        assert int(row["macs"]) == macs
+        assert float(row["gmacs"]) == pytest.approx(macs / (r["latency_ms"]["p50"] * 1e-3) / 1e9, rel=1e-12)
+        assert float(row["pct_of_peak"]) == pytest.approx(100 * float(row["gmacs"]) / peaks[row["precision"]])
+        ops = doc["models"][row["model"]]["precisions"][row["precision"]]["ops"]
+        total = sum(o["time_ms"] for o in ops)
+        for g in GROUPS:
+            assert float(row[f"share_{g}"]) == pytest.approx(sum(o["time_ms"] for o in ops if o["group"] == g)
+                                                             / total)
+    # the Markdown shows the same numbers, rounded
+    md = (out / "report.md").read_text()
+    for cells in md_table(md, "Latency, MACs and efficiency"):
+        model, _, precision, macs_m, ms, gmacs = cells[:6]
+        r = results[model, precision]
+        assert float(ms) == pytest.approx(round(r["latency_ms"]["p50"], 3), abs=1e-9)
+        assert float(macs_m) == pytest.approx(round(doc["models"][model]["macs_total"] / 1e6, 1), abs=1e-9)
+    # the exponent in the report is the fit of the JSON's numbers
+    fp32 = [r for r in doc["results"] if r["precision"] == "fp32"]
+    fit = gap.fit_exponent([doc["models"][r["model"]]["macs_total"] for r in fp32],
+                           [r["latency_ms"]["p50"] for r in fp32])
+    exp = next(r for r in read_csv(out / "exponents.csv") if r["precision"] == "fp32" and r["scope"] == "all models")
+    assert float(exp["k"]) == pytest.approx(fit["k"], rel=1e-12)
+    assert fit["k"] == pytest.approx(0.72, abs=0.03)
+    speed = {r["comparison"]: r for r in read_csv(out / "speedups.csv")}
+    one, half = results["shufflenet_v1_g3_1.0x", "fp32"], results["shufflenet_v1_g3_0.5x", "fp32"]
+    assert float(speed["ShuffleNet 0.5x vs 1x (g=3)"]["actual_fp32"]) == pytest.approx(
+        one["latency_ms"]["p50"] / half["latency_ms"]["p50"], rel=1e-12)
+    preds = read_csv(out / "predictions.csv")
+    assert len(preds) == len(doc["results"])
+    for p in preds:
+        assert float(p["measured_ms"]) == results[p["key"], p["precision"]]["latency_ms"]["p50"]
+
+
+def test_report_without_peak_says_so_and_omits_percent(tmp_path):
+    src = write_doc(tmp_path / "sweep", synthetic_doc(with_peak=False))
+    out = tmp_path / "report"
+    assert cli_main(["report", str(src), "-o", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    assert "no measured peak" in md
+    assert all(row["pct_of_peak"] == "" for row in read_csv(out / "models.csv"))
+
+
+def test_mixed_devices_need_allow_mixed(tmp_path, capsys):
+    a = write_doc(tmp_path / "a", synthetic_doc(device="local"))
+    b = write_doc(tmp_path / "b", synthetic_doc(device="rpi", seed=2))
+    assert cli_main(["report", str(a), str(b), "-o", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "different devices" in err[0] and "--allow-mixed" in err[0]
+    assert cli_main(["report", str(a), str(b), "-o", str(tmp_path / "r"), "--allow-mixed"]) == 0
+
+
+def test_other_schema_version_is_refused(tmp_path, capsys):
+    doc = synthetic_doc()
+    doc["schema"] = "sdeploy-bench/0"
+    src = write_doc(tmp_path / "old", doc)
+    assert cli_main(["report", str(src), "-o", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sdeploy-bench/0" in err[0]
+
+
+def test_predictor_leave_one_out_on_synthetic_law():
+    """Op times proportional to a linear cost -> the per-op regressions recover every model closely."""
+    doc = synthetic_doc(k=0.7, seed=4)
+    pred = predict.fit(doc)
+    assert pred["schema"] == predict.SCHEMA and len(pred["evaluation"]) == len(doc["results"])
+    for e in pred["evaluation"]:
+        assert e["lookup_ops"] == 0  # signatures are model-private: leave-one-out can only use the regressions
+    assert predict.fit_correction([(1.0, 2.0), (2.0, 3.0)]) == pytest.approx({"a": 1.0, "b": 1.0, "n": 2})
+
+
+# ------------------------------------------------------------------------------------- runner --many, cutter
+def test_runner_many_times_every_model_in_one_process(tmp_path, tiny_tflite):
+    shutil.copy(RUNNER, tmp_path / "runner.py")
+    items = [{"id": p, "path": str(tiny_tflite(p))} for p in ("fp32", "int8")]
+    items.append({"id": "junk", "path": str(tmp_path / "junk.tflite")})
+    (tmp_path / "junk.tflite").write_bytes(b"nope")
+    (tmp_path / "many.json").write_text(json.dumps(items))
+    proc = subprocess.run([sys.executable, "-I", "runner.py", "--many", "many.json", "--runs", "4", "--rounds", "2",
+                           "--warmup", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    rep = json.loads(proc.stdout)
+    assert proc.returncode == 0 and rep["mode"] == "many" and rep["rounds"] == 2
+    by_id = {e["id"]: e for e in rep["results"]}
+    for p in ("fp32", "int8"):
+        assert len(by_id[p]["times_ms"]) == 8 and by_id[p]["median_ms"] > 0 and by_id[p]["error"] is None
+    assert by_id["junk"]["error"] and by_id["junk"]["times_ms"] == []
+    both = subprocess.run([sys.executable, "-I", "runner.py", "x.tflite", "--many", "many.json"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert both.returncode == 2
+
+
+def _check_cut_ops(path: Path) -> int:
+    """Every cut op, fed the full model's intermediate inputs, reproduces the full model's intermediate output."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from shufflenet_deploy.analysis import opcut, ops
+
+    plain = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    full = Interpreter(model_path=str(path), experimental_op_resolver_type=plain,
+                       experimental_preserve_all_tensors=True)
+    full.allocate_tensors()
+    d = full.get_input_details()[0]
+    rng = np.random.default_rng(0)
+    x = (rng.integers(-100, 100, d["shape"]) if d["dtype"] == np.int8 else rng.random(d["shape"])).astype(d["dtype"])
+    full.set_tensor(d["index"], x)
+    full.invoke()
+    model = ops.read_model(path)
+    graph = model.subgraphs[0]
+    checked = 0
+    for info in ops.model_ops(model):
+        op = graph.operators[info.index]
+        single = Interpreter(model_content=opcut.single_op_model(model, info.index), experimental_op_resolver_type=plain)
+        single.allocate_tensors()
+        feeds = [t for t in op.inputs if t >= 0 and not ops._is_const(model, graph.tensors[t])]
+        details = single.get_input_details()
+        assert len(details) == len(feeds)
+        for det, t in zip(details, feeds):
+            single.set_tensor(det["index"], full.get_tensor(t))
+        single.invoke()
+        got = single.get_tensor(single.get_output_details()[0]["index"])
+        np.testing.assert_array_equal(got, full.get_tensor(op.outputs[0]), err_msg=f"op {info.index} {info.op}")
+        checked += 1
+    return checked
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_single_op_cutter_reproduces_intermediates_tiny(tiny_tflite, precision):
+    assert _check_cut_ops(tiny_tflite(precision)) >= 3
+
+
+# ------------------------------------------------------------------------------------------------ real sweeps
+TINY = ["shufflenet_v1_g3_0.25x", "shufflenet_v1_g8_0.25x"]
+
+
+@pytest.mark.slow
+def test_tiny_sweep_resume_predictor_report_and_cutter(tmp_path, capsys):
+    """A real 32 px sweep on `local`: interrupted after one model, resumed, then predictor, report and cutter."""
+    from shufflenet_deploy.analysis.sweep import run_sweep
+
+    out = tmp_path / "sweep"
+    messages: list[str] = []
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(key, precision):
+        if precision == "int8":
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_sweep("local", models=TINY + ["no_such_model"], input_sizes=(32,), outdir=out, runs=5, num_classes=10,
+                  op_runs=3, op_rounds=1, progress=messages.append, on_model_done=stop_after_first)
+    first = json.loads((out / "bench.json").read_text())
+    assert {(r["model"], r["precision"]) for r in first["results"]} == {(f"{TINY[0]}@32", "fp32"),
+                                                                          (f"{TINY[0]}@32", "int8")}
+    assert first["peak"] and first["partial"] is True
+    created = {r["precision"]: r["created"] for r in first["results"]}
+
+    messages.clear()
+    doc = run_sweep("local", models=TINY + ["no_such_model"], input_sizes=(32,), outdir=out, runs=5,
+                    num_classes=10, op_runs=3, op_rounds=1, progress=messages.append)
+    assert f"{TINY[0]}@32: done already, skipping" in messages
+    assert not any(m.startswith("measuring peak") for m in messages)  # the peak is kept too
+    assert {r["created"] for r in doc["results"] if r["model"] == f"{TINY[0]}@32"} == set(created.values())
+    assert len(doc["results"]) == 4 and doc["partial"] is False
+    assert [s["model"] for s in doc["skipped"]] == ["no_such_model"]
+    for key in (f"{m}@32" for m in TINY):
+        for p in ("fp32", "int8"):
+            ops = doc["models"][key]["precisions"][p]["ops"]
+            assert ops and all(o["time_ms"] is not None for o in ops)
+            assert {"grouped_conv", "depthwise_conv", "shuffle"} <= {o["group"] for o in ops}
+
+    pred = predict.load_predictor(out / "predictor-local.json")
+    assert len(pred["evaluation"]) == 4 and pred["lookup"]
+    # the predictor on a trained model reproduces its own sweep's ops exactly through the lookup
+    key = f"{TINY[1]}@32"
+    ops = doc["models"][key]["precisions"]["fp32"]["ops"]
+    res = predict.predict_ops(pred, "fp32", ops)
+    assert res["paths"]["regression"] == 0 and res["op_sum_ms"] == pytest.approx(sum(o["time_ms"] for o in ops))
+
+    rep = tmp_path / "report"
+    assert cli_main(["report", str(out), "-o", str(rep)]) == 0
+    rows = read_csv(rep / "models.csv")
+    lat = {(r["model"], r["precision"]): r["latency_ms"]["p50"] for r in doc["results"]}
+    assert {(r["model"], r["precision"]) for r in rows} == set(lat)
+    for row in rows:
+        assert float(row["latency_ms"]) == lat[row["model"], row["precision"]]
+
+    # the cutter on a real ShuffleNet export (5-D TRANSPOSE/RESHAPE shuffles, grouped convs), fp32 and int8
+    from shufflenet_deploy.analysis.sweep import export_cached
+
+    folder = export_cached(TINY[0], 32, ("fp32", "int8"), options={"num_classes": 10})
+    for p in ("fp32", "int8"):
+        assert _check_cut_ops(folder / f"model_{p}.tflite") > 50
+
+
+@pytest.mark.slow
+def test_predict_cli_uses_the_stored_predictor(tmp_path, capsys, monkeypatch):
+    src = tmp_path / "pred.json"
+    doc = synthetic_doc()
+    predict.save_predictor(predict.fit(doc), src)
+    monkeypatch.setenv("SDEPLOY_CACHE", str(REPO / ".cache" / "sdeploy"))
+    code = cli_main(["predict", "shufflenet_v1_g3_0.25x", "--device", "local", "--input-size", "32",
+                     "--precision", "fp32", "--predictor", str(src), "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["predicted_ms"] > 0 and out["paths"]["regression"] > 0

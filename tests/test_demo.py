@@ -1,0 +1,33 @@
+"""`make demo`'s job end to end: export the bundled trained model to int8 TFLite and benchmark it on local."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shufflenet_deploy.cli import main as cli_main
+
+
+@pytest.mark.slow
+def test_demo_exports_and_benchmarks_the_bundled_model(tmp_path, capsys, bundled_checkpoint):
+    code = cli_main(["demo", "-o", str(tmp_path), "--checkpoint", str(bundled_checkpoint("g3")), "--runs", "20"])
+    out = capsys.readouterr().out
+    assert code == 0
+    manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
+    assert set(manifest["artifacts"]) == {"onnx", "fp32", "int8"}
+    assert manifest["images"]["source"] == "bundled"  # calibrated on the bundled calibration split
+    bench = json.loads((tmp_path / "bench-local" / "bench.json").read_text())
+    results = {r["precision"]: r for r in bench["results"]}
+    assert set(results) == {"fp32", "int8"}
+    for r in results.values():
+        assert r["device"] == "local" and r["model"] == "shufflenet_v1_g3_0.5x" and r["threads"] == 1
+        assert len(r["times_ms"]) == r["runs"] == 20
+        assert 0 < r["latency_ms"]["p50"] <= r["latency_ms"]["p90"] <= r["latency_ms"]["p99"]
+        assert r["artifact"]["sha256"] == manifest["artifacts"][r["precision"]]["sha256"]
+    assert "p50" in out and "shufflenet_v1_g3_0.5x" in out
+
+
+def test_demo_without_the_bundled_model_says_how_to_get_it(tmp_path, capsys):
+    code = cli_main(["demo", "-o", str(tmp_path / "d"), "--checkpoint", str(tmp_path / "missing.pt")])
+    err = capsys.readouterr().err
+    assert code == 2 and "make models" in err and not (tmp_path / "d").exists()
