@@ -262,6 +262,12 @@ def benchmark_many(np, args, runtime, report):
 
 
 def peak_rss_mb():
+    """Peak resident memory of this process. VmHWM first: getrusage's ru_maxrss survives fork+exec, so a runner
+    started by a big parent (sdeploy with torch loaded: ~440 MB) would report the parent's peak, not its own."""
+    status = _read("/proc/self/status") or ""
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
     try:
         import resource
     except ImportError:

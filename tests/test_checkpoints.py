@@ -14,13 +14,6 @@ from shufflenet_deploy.errors import UserError
 from shufflenet_deploy.zoo.registry import create_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Two OpenMP threads on a shared 2-core machine spin against each other: 5-10x slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 FIXTURE = Path("/work/shared/reference/megvii_fixture")

@@ -126,3 +126,12 @@ def test_missing_numpy_exits_3_with_pip_hint(device_dir):
         pytest.skip("needs a python3 without numpy at /usr/bin/python3")
     code, rep = run_runner(device_dir, "tiny_fp32.tflite", python=python)
     assert code == 3 and rep["error"].startswith("numpy missing") and "pip install numpy ai-edge-litert" in rep["hint"]
+
+
+def test_peak_rss_is_the_runners_own_not_its_parents(device_dir):
+    """ru_maxrss survives fork+exec: a runner started from a 500 MB parent must still report its own peak."""
+    ballast = np.ones(500 * 2**20 // 8)  # 500 MB resident in this (parent) process
+    ballast += 1
+    code, report = run_runner(device_dir, "tiny_fp32.tflite", "--runs", "2")
+    assert code == 0 and 10 < report["peak_rss_mb"] < 300, report["peak_rss_mb"]
+    del ballast

@@ -15,13 +15,6 @@ from shufflenet_deploy.zoo.layers import ChannelShuffle
 from shufflenet_deploy.zoo.registry import create_model, get_spec, list_models
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Two OpenMP threads on a shared 2-core machine spin against each other: 5-10x slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 MEGVII_LISTS = {  # official ShuffleNetV1 network.py: [stem, stage2, stage3, stage4]

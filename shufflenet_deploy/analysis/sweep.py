@@ -50,6 +50,9 @@ OP_METHOD_SINGLE = ("single-op models cut from the real TFLite file (flatbuffer 
 OP_METHOD_ANDROID = "benchmark_model --enable_op_profiling (run order), mapped to the model's ops"
 
 Progress = Callable[[str], None]
+# the export code a plain (not lowered) export depends on: edits to lower.py do not invalidate its cache
+PLAIN_EXPORT_FILES = ("pipeline.py", "onnx_export.py", "tflite_convert.py", "onnx2tf_worker.py",
+                      "tflite_inspect.py", "verify.py")
 
 
 def cache_root() -> Path:
@@ -62,11 +65,13 @@ def model_key(name: str, input_size: int) -> str:
     return name if input_size == 224 else f"{name}@{input_size}"
 
 
-def _code_hash() -> str:
+def _code_hash(names: tuple[str, ...] | None = None) -> str:
     """Hash of the export code: a change to the export (e.g. a new lowering stage) invalidates the cache."""
     h = hashlib.sha256()
     folder = Path(__file__).resolve().parent.parent / "export"
     for path in sorted(folder.glob("*.py")):
+        if names is not None and path.name not in names:
+            continue
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
@@ -87,20 +92,29 @@ def tool_versions() -> dict:
 
 
 def export_key(name: str, input_size: int, precisions: tuple[str, ...], options: dict | None = None,
-               checkpoint: Path | None = None, calib_count: int = 32) -> str:
+               checkpoint: Path | None = None, calib_count: int = 32, lowered: bool = False) -> str:
     data = {"model": name, "options": options or {}, "input_size": input_size, "precisions": sorted(precisions),
+            "lowered": lowered,
             "checkpoint": sha256(Path(checkpoint)) if checkpoint else None, "calib": f"digits-{input_size}",
-            "calib_count": calib_count, "tools": tool_versions(), "export_code": _code_hash()}
+            "calib_count": calib_count, "tools": tool_versions(),
+            "export_code": _code_hash(None if lowered else PLAIN_EXPORT_FILES)}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def export_cached(name: str, input_size: int, precisions: tuple[str, ...], progress: Progress = lambda m: None,
-                  options: dict | None = None, checkpoint: Path | None = None, calib_count: int = 32) -> Path:
-    """The export folder (manifest.json + model_<p>.tflite) for this model, exporting it on a cache miss."""
+                  options: dict | None = None, checkpoint: Path | None = None, calib_count: int = 32,
+                  lowered: bool = False) -> Path:
+    """The export folder (manifest.json + model_<p>.tflite) for this model, exporting it on a cache miss.
+
+    `lowered=False` measures onnx2tf's plain graph (ExportRequest(optimize=False) where the pipeline has the
+    lowering stage); `lowered=True` the pipeline's optimized one.
+    """
+    import dataclasses
+
     from ..export.pipeline import ExportRequest, export
 
-    key = export_key(name, input_size, precisions, options, checkpoint, calib_count)
-    folder = cache_root() / "sweep-exports" / f"{name}@{input_size}-{key}"
+    key = export_key(name, input_size, precisions, options, checkpoint, calib_count, lowered)
+    folder = cache_root() / "sweep-exports" / f"{name}@{input_size}{'-lowered' if lowered else ''}-{key}"
     if (folder / "manifest.json").exists():
         return folder
     calib = None
@@ -110,9 +124,14 @@ def export_cached(name: str, input_size: int, precisions: tuple[str, ...], progr
         progress(f"{name}: rendering calibration digits at {input_size}px")
         calib = ensure_digits(input_size) / "calib"
     folder.parent.mkdir(parents=True, exist_ok=True)
+    extra = {}
+    if "optimize" in {f.name for f in dataclasses.fields(ExportRequest)}:
+        extra["optimize"] = lowered
+    elif lowered:
+        raise UserError("this export pipeline has no lowering stage", "sweep without --lowered")
     export(ExportRequest(model=name, checkpoint=checkpoint, input_size=input_size, precisions=tuple(precisions),
                          calib=calib, calib_count=calib_count, verify_count=8, outdir=folder, force=True,
-                         model_options=dict(options or {})),
+                         model_options=dict(options or {}), **extra),
            progress=lambda m: progress(f"{name}@{input_size}: {m}"))
     return folder
 
@@ -128,7 +147,8 @@ def export_fp32_hw(name: str, hw: tuple[int, int], progress: Progress = lambda m
     from ..export import onnx_export, tflite_convert
 
     h, w = hw
-    data = {"model": name, "hw": [h, w], "tools": tool_versions(), "export_code": _code_hash()}
+    data = {"model": name, "hw": [h, w], "tools": tool_versions(),
+            "export_code": _code_hash(("onnx_export.py", "tflite_convert.py", "onnx2tf_worker.py"))}
     key = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
     folder = cache_root() / "hw-exports" / f"{name}@{h}x{w}-{key}"
     final = folder / "model_fp32.tflite"
@@ -246,8 +266,8 @@ def op_times_android(op_profile: list[dict], tflite: Path) -> dict:
             queue = queues.get(name)
             target = queue.pop(0) if queue else None
         else:
-            lowered = name.lower()
-            group = next((g for key, g in _XNN_GROUPS if lowered.startswith(key)), "other")
+            lname = name.lower()
+            group = next((g for key, g in _XNN_GROUPS if lname.startswith(key)), "other")
             target = queues["__conv__"].pop(0) if group in ("conv", "depthwise_conv") and queues.get("__conv__") \
                 else None
             if target is None:
@@ -312,7 +332,7 @@ def _done(doc: dict, key: str, precision: str, threads: int) -> bool:
 def run_sweep(device: str, *, devices_file: str | None = None, models: list[str] | None = None,
               precisions: tuple[str, ...] = ("fp32", "int8"), input_sizes: tuple[int, ...] = (224,),
               outdir: Path = Path("sweep"), runs: int = 30, warmup: int = 5, threads: int | None = None,
-              num_classes: int = 1000, op_runs: int = 15, op_rounds: int = 3,
+              num_classes: int = 1000, op_runs: int = 15, op_rounds: int = 3, lowered: bool = False,
               progress: Progress = lambda m: None, on_model_done: Callable[[str, str], None] | None = None) -> dict:
     """Run (or resume) a sweep; returns the results document (also in OUTDIR/bench.json)."""
     from ..bench.harness import bench_artifact
@@ -330,6 +350,7 @@ def run_sweep(device: str, *, devices_file: str | None = None, models: list[str]
     doc["sweep"] = {"device": profile.name, "transport": profile.transport, "threads": threads, "runs": runs,
                     "models": names, "precisions": list(precisions), "input_sizes": list(input_sizes),
                     "num_classes": num_classes, "tools": tool_versions(),
+                    "graph": "lowered (export/lower.py)" if lowered else "onnx2tf plain output (no lowering)",
                     "op_method": OP_METHOD_ANDROID if profile.transport == "adb" else OP_METHOD_SINGLE,
                     "calibration": "bundled digits rendered at the input size (content barely matters for "
                                    "latency)"}
@@ -354,7 +375,7 @@ def run_sweep(device: str, *, devices_file: str | None = None, models: list[str]
                 save_doc(outdir, doc)
                 continue
             try:
-                folder = export_cached(name, size, tuple(precisions), progress, options)
+                folder = export_cached(name, size, tuple(precisions), progress, options, lowered=lowered)
             except UserError as err:
                 _skip(doc, key, name, size, None, f"export failed: {err.one_line()}", progress)
                 save_doc(outdir, doc)

@@ -39,7 +39,10 @@ def _precisions(value: str) -> tuple[str, ...]:
 @click.option("--warmup", type=click.IntRange(0), default=5, show_default=True)
 @click.option("--threads", type=click.IntRange(1), help="thread count (default: the profile's first)")
 @click.option("--num-classes", type=click.IntRange(2), default=1000, show_default=True)
-def sweep(device_name, devices_file, pattern, precision, input_sizes, outdir, runs, warmup, threads, num_classes):
+@click.option("--lowered", is_flag=True, help="measure the export's lowered graph (export/lower.py) instead of "
+              "onnx2tf's plain output")
+def sweep(device_name, devices_file, pattern, precision, input_sizes, outdir, runs, warmup, threads, num_classes,
+          lowered):
     """Export (cached) and benchmark a set of zoo models on --device, with per-op timings and the peak."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -72,7 +75,7 @@ def sweep(device_name, devices_file, pattern, precision, input_sizes, outdir, ru
 
         doc = run_sweep(device_name, devices_file=devices_file, models=models, precisions=precisions,
                         input_sizes=sizes, outdir=outdir, runs=runs, warmup=warmup, threads=threads,
-                        num_classes=num_classes, progress=progress, on_model_done=model_done)
+                        num_classes=num_classes, lowered=lowered, progress=progress, on_model_done=model_done)
     for s in doc.get("skipped", []):
         click.echo(f"skipped {s['key']}{' ' + s['precision'] if s.get('precision') else ''}: {s['reason']}",
                    err=True)

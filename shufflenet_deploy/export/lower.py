@@ -33,11 +33,15 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+# onnxsim (which onnx2tf runs by default) fuses our explicit zero Pad back into MaxPool, and onnx2tf then pads
+# with the dtype minimum (PADV2); our TorchScript export is already constant-folded, so the lowered path skips it.
+ONNX2TF_OPTIONS = {"not_use_onnxsim": True}
 SHUFFLE_MODES = ("transpose2", "transpose1", "gather", "keep")
 DEFAULT_SHUFFLE = "transpose2"
 
 
-def lower_torch(model, input_size: int | tuple[int, int], *, pad_fold: str = "stem") -> tuple[object, dict]:
+def lower_torch(model, input_size: int | tuple[int, int], *, pad_fold: str = "stem",
+                maxpool_zero_pad: bool = False) -> tuple[object, dict]:
     """A deploy copy of `model` with avg-pools as depthwise convs and stride-2 PADs folded into the kernels.
 
     pad_fold: "stem" (non-depthwise convs + the avg-pool convs), "all" (also depthwise convs) or "none".
@@ -72,7 +76,7 @@ def lower_torch(model, input_size: int | tuple[int, int], *, pad_fold: str = "st
         if name not in shapes:
             continue
         shape = shapes[name]
-        if isinstance(module, nn.MaxPool2d) and name in after_relu:
+        if isinstance(module, nn.MaxPool2d) and name in after_relu and maxpool_zero_pad:
             replacement = _maxpool_zero_pad(module)
             if replacement is not None:
                 _set(deploy, name, replacement)

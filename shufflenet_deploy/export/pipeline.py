@@ -243,7 +243,8 @@ def _build(req, model, meta, pre, images: Images, precisions, tmp: Path, progres
     calib_nhwc = None if images.calibration is None else images.calibration.transpose(0, 2, 3, 1)
     converted = tflite_convert.convert(onnx_path, tmp / "work", precisions=tflite_precisions,
                                        calibration_nhwc=calib_nhwc if "int8" in tflite_precisions else None,
-                                       sample_images_nhwc01=images.held_out_pixels, log=log)
+                                       sample_images_nhwc01=images.held_out_pixels, log=log,
+                                       onnx2tf_options=lower.ONNX2TF_OPTIONS if req.optimize else None)
     timings.update({k: round(v, 2) for k, v in converted["timings"].items()})
     timings["convert_s"] = round(time.perf_counter() - t0, 2)
 

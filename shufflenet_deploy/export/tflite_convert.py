@@ -26,7 +26,8 @@ def write_onnx2tf_sample(workdir: Path, images_nhwc01: np.ndarray) -> None:
 
 
 def convert(onnx_path: Path, workdir: Path, *, precisions: list[str], calibration_nhwc: np.ndarray | None,
-            sample_images_nhwc01: np.ndarray, log: Path, timeout: float = 1800) -> dict:
+            sample_images_nhwc01: np.ndarray, log: Path, timeout: float = 1800,
+            onnx2tf_options: dict | None = None) -> dict:
     """Run the worker; return {"files": {precision: path}, "timings": {...}, "network_attempts": [...]}."""
     workdir.mkdir(parents=True, exist_ok=True)
     private_onnx = workdir / "model.onnx"
@@ -38,7 +39,7 @@ def convert(onnx_path: Path, workdir: Path, *, precisions: list[str], calibratio
         np.save(calib_file, calibration_nhwc.astype(np.float32))
     spec = {"onnx": str(private_onnx), "workdir": str(workdir), "outdir": str(workdir / "tf"),
             "precisions": precisions, "calibration_nhwc": str(calib_file) if calib_file else None,
-            "result": str(workdir / "result.json")}
+            "result": str(workdir / "result.json"), "onnx2tf_options": onnx2tf_options or {}}
     spec_path = workdir / "spec.json"
     spec_path.write_text(json.dumps(spec))
     proc = run([sys.executable, "-m", "shufflenet_deploy.export.onnx2tf_worker", str(spec_path)],
