@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shufflenet_deploy.bench.harness import BenchInterrupted, bench_artifact, check_device, find_models
+from shufflenet_deploy.bench.check import check_device
+from shufflenet_deploy.bench.harness import BenchInterrupted, bench_artifact, find_models
 from shufflenet_deploy.bench.results import SCHEMA, read_results, write_results
 from shufflenet_deploy.devices.registry import DeviceProfile
 from shufflenet_deploy.errors import DeviceError, UserError

@@ -9,7 +9,6 @@ import pytest
 
 from shufflenet_deploy.cli import main as cli_main
 from shufflenet_deploy.data import digits
-from shufflenet_deploy.errors import UserError
 
 TINY = "shufflenet_v1_g3_0.25x"
 

@@ -54,7 +54,7 @@ def bench(artifact, device_name, devices_file, threads, runs, warmup, min_second
     from ..bench.results import results_document, write_results
 
     if parse_file is not None:
-        from ..bench.harness import import_benchmark_output
+        from ..bench.importer import import_benchmark_output
 
         results, skipped = import_benchmark_output(parse_file.read_text(errors="replace"), device=device_name,
                                                    model=model, precision=precision,

@@ -49,7 +49,7 @@ def devices(ctx, devices_file, as_json):
 @click.pass_context
 def check(ctx, name, devices_file, timeout):
     """Probe NAME: reachable, arch, CPU, runtime, governor, temperature (one ok/warn/fail line each)."""
-    from ..bench.harness import check_device
+    from ..bench.check import check_device
     from ..devices.registry import get_device
 
     profile = get_device(name, devices_file or ctx.obj.get("devices_file"))
