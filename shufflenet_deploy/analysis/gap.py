@@ -200,7 +200,12 @@ def flops_vs_time(doc: dict, key: str | None = None, precision: str = "fp32") ->
         time_ms = {g: sum(o["time_ms"] for o in ops if o.get("group") == g and o.get("time_ms") is not None)
                    for g in GROUPS}
         flops = {g: entry["flops_by_group"].get(g, 0) for g in GROUPS}
+        other: dict[str, float] = {}
+        for o in ops:
+            if o.get("group") == "other" and o.get("time_ms") is not None:
+                other[o["op"]] = other.get(o["op"], 0.0) + o["time_ms"]
         return {"model": k, "precision": precision, "flops": flops, "flops_share": shares(flops),
+                "other_ops_ms": dict(sorted(other.items(), key=lambda kv: -kv[1])),
                 "time_ms": time_ms, "time_share": shares(time_ms),
                 "op_method": (entry["precisions"][precision]).get("op_method")}
     return None

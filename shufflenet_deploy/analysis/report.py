@@ -196,7 +196,7 @@ def _plot_shares(rows) -> bytes:
     ax.set_xlim(0, 100)
     ax.invert_yaxis()
     ax.tick_params(axis="y", labelsize=7)
-    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_title("Per-op-type time share")
     return _png(fig)
 
@@ -281,7 +281,9 @@ def _tables(ctx) -> list[tuple[str, list[str], list[list[str]], str]]:
                     ["group", "MACs (M)", "share of MACs", "time (ms)", "share of time"],
                     [[GROUP_LABELS[g], _f(fvt["flops"][g] / 1e6, 2), _f(100 * fvt["flops_share"][g], 1, "%"),
                       _f(fvt["time_ms"][g], 3), _f(100 * fvt["time_share"][g], 1, "%")] for g in GROUPS],
-                    "MACs from complexity.py per layer (conv + FC), grouped like the TFLite ops."))
+                    "MACs from complexity.py per layer (conv + FC), grouped like the TFLite ops. \"other\" here: "
+                    + (", ".join(f"{op} {ms:.3f} ms" for op, ms in fvt["other_ops_ms"].items()) or "nothing")
+                    + "."))
     if pred["n"]:
         out.append(("Latency predictor: leave-one-out error distribution",
                     ["model", "precision", "measured ms", "predicted ms", "error"],
@@ -309,10 +311,19 @@ def _headline(ctx) -> list[str]:
     return lines
 
 
+def _context_line(doc) -> str:
+    sw = doc.get("sweep") or {}
+    tools = sw.get("tools") or {}
+    cpu = next((((r.get("cpu") or {}).get("model")) for r in doc["results"] if r.get("cpu")), None)
+    return (f"Sources: {', '.join(doc['sources'])}. CPU: {cpu or '—'}; threads: {sw.get('threads', '—')}; runs per "
+            f"model: {sw.get('runs', '—')}; graph: {sw.get('graph', '—')}; runtime: ai-edge-litert "
+            f"{tools.get('ai-edge-litert', '—')}, onnx2tf {tools.get('onnx2tf', '—')}. int8 calibration: "
+            f"{sw.get('calibration', '—')}.")
+
+
 def _markdown(ctx) -> str:
     doc = ctx["doc"]
-    out = [f"# {ctx['title']}", "", f"Sources: {', '.join(doc['sources'])}. Threads: "
-           f"{doc['sweep'].get('threads', '—')}, runs per model: {doc['sweep'].get('runs', '—')}.", ""]
+    out = [f"# {ctx['title']}", "", _context_line(doc), ""]
     out += [f"- {line}" for line in _headline(ctx)] + [""]
     for heading, header, body, note in _tables(ctx):
         out += [f"## {heading}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -331,7 +342,7 @@ def _html(ctx) -> str:
              "{text-align:left}th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:.5em 0}"
              ".note{color:#555;font-size:13px}</style></head><body>",
              f"<h1>{e(ctx['title'])}</h1>",
-             f"<p class='note'>Sources: {e(', '.join(ctx['doc']['sources']))}</p><ul>"]
+             f"<p class='note'>{e(_context_line(ctx['doc']))}</p><ul>"]
     parts += [f"<li>{e(line)}</li>" for line in _headline(ctx)]
     parts.append("</ul>")
     plot_after = {"Latency, MACs and efficiency": ["macs_vs_latency.png", "efficiency.png"],

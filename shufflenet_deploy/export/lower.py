@@ -1,32 +1,63 @@
 """Lowering: make the exported TFLite graph the one XNNPACK runs well (on by default; `--no-optimize` skips it).
 
-DECISION (by experiment, numbers below): two levels, each doing what it does cleanly —
-1. PyTorch, before ONNX export (`lower_torch`, on a deep copy; the original model stays the parity reference):
-   - AvgPool2d(k, s, p, count_include_pad=True) -> depthwise Conv2d with constant 1/k^2 weights (exact: the same
-     sum divided by the same k^2). int8 AVERAGE_POOL_2D is not taken by XNNPACK (it ran on LiteRT's builtin
-     kernel, one partition break each) and onnx2tf emitted it as PAD + AVERAGE_POOL_2D; the conv is quantized
-     per channel by TF's converter like any other (1/9 is exactly 127 * scale) and lands in XNNPACK.
-   - stride-2 Conv2d (k odd, padding k//2) on an even input -> kernel k+1 with a zero last row/column. PyTorch's
-     padding is symmetric, TFLite's SAME pads the extra row at the bottom for stride 2, so onnx2tf had to write a
-     separate PAD before the conv; with k+1 taps, SAME padding is exactly PyTorch's and the PAD disappears.
-     Applied to the stem conv (3 input channels, where the PAD was slowest) and the avg-pool convs; not to the
-     branch depthwise convs (see numbers: 16-tap depthwise is slower than PAD + 9 taps there).
-2. TFLite flatbuffer, after onnx2tf and after TF's int8 converter (`lower_tflite`, passes in tflite_rewrite.py):
-   - grouped CONV_2D with one channel per group -> DEPTHWISE_CONV_2D (onnx2tf only emits depthwise when it can
-     see the input's channel count, which it loses after its NCHW round trip for the shuffle);
-   - each channel shuffle (TRANSPOSE->RESHAPE->5-D TRANSPOSE->RESHAPE->TRANSPOSE from onnx2tf) -> the measured
-     fastest exact NHWC form (see numbers);
-   - PADV2(-inf/qmin) before MAX_POOL_2D on a post-ReLU input -> PAD(0), which XNNPACK takes (PADV2 it doesn't).
-   Why not onnx2tf options or an ONNX rewrite for these: onnx2tf re-derives layouts per node, so an ONNX-level
-   shuffle or depthwise hint is translated back through its NCHW round trip; the flatbuffer is the artifact the
-   device runs, every pass fires only on a pattern it can prove (constant perms, quantization params, fused
-   activations), and parity is checked on the result exactly as for onnx2tf's own output.
+DECISION (by experiment; numbers below): three small levels, each doing what only it can do cleanly.
+1. PyTorch, before export (`lower_torch`, on a deep copy; the ORIGINAL model stays every parity reference):
+   AvgPool2d(k, s, p, count_include_pad=True) -> depthwise Conv2d with constant 1/k^2 weights (exact). LiteRT's
+   XNNPACK delegate does not take int8 AVERAGE_POOL_2D: each of the 3 avg-pool shortcuts cut the int8 graph
+   (4-5 partitions) and ran on the slow builtin kernel. As a conv, TF's converter quantizes it per channel like any
+   other (1/9 is exactly 127 * scale) and it joins the single XNNPACK partition. This was the biggest int8 win.
+2. ONNX, before onnx2tf (`lower_onnx`): MaxPool(pads) fed by a Relu -> Pad(0) + MaxPool(no pads) (exact, the
+   input is >= 0). onnx2tf pads a MaxPool with -3.4e38 (PADV2, not taken by XNNPACK); worse, once the avg-pool
+   was a conv, TF's int8 calibration put -3.4e38 into the stem's range (scale 1.3e36) and XNNPACK refused the
+   graph. Done in ONNX because the PyTorch form (ZeroPad2d) exports its pads as a computed Cast, which broke
+   onnx2tf's layout tracking further down; and onnx2tf runs without onnxsim here, which would fuse it back.
+3. TFLite flatbuffer, after onnx2tf and after TF's int8 converter (`lower_tflite`, tflite_rewrite.py):
+   - grouped CONV_2D with one channel per group -> DEPTHWISE_CONV_2D (onnx2tf loses the channel count after its
+     NCHW round trip for the shuffle and emits groups=C convs);
+   - each channel shuffle (onnx2tf: TRANSPOSE, RESHAPE, 5-D TRANSPOSE, RESHAPE, TRANSPOSE) is simulated on an index
+     array, recognised as a group shuffle and rewritten as RESHAPE [HW,a,b] -> TRANSPOSE(2,1,0) -> TRANSPOSE(2,0,1)
+     -> RESHAPE ("transpose2": 2 transposes instead of 3, both over large tiles);
+   - PADV2 before MAX_POOL_2D on a provably non-negative input -> PAD (for graphs where step 2 did not apply).
+   onnx2tf's own options were no help: no option makes depthwise or shuffle come out differently (`-dgc` splits
+   grouped convs: ~2x slower, per the reference notes), and an ONNX-level shuffle hint is translated back through
+   its NCHW round trip. The flatbuffer is the artifact the device runs; each pass fires only on a pattern it can
+   prove (constant perms/shapes, quantization params, fused activations) and parity is re-checked on the result.
 
-Every lowered artifact goes through the pipeline's usual parity checks (fp32 vs ONNX, ONNX vs the *original*
-PyTorch model, int8 vs fp32), and the manifest records what was applied under "lowering".
+Rejected by measurement:
+   - shuffle as one TRANSPOSE [HW,a,b]->[HW,b,a] ("transpose1", fewest ops): many tiny a x b tiles, XNNPACK's
+     transpose is slow on them — slower than onnx2tf's 3 large-tile transposes, esp. int8.
+   - shuffle as GATHER: XNNPACK does not take GATHER: 17 partitions, far slower.
+   - stride-2 3x3 convs as 4x4 SAME convs with a zero tap (`pad_fold`, removes the PADs onnx2tf writes for
+     PyTorch's symmetric padding): exact, but slower — XNNPACK already folds a zero PAD into the next conv, and
+     16 taps cost more than 9. Kept as an option (default "none").
+   - removing the shuffle (it can't be folded into weights: it sits between two grouped convs, and folding it into
+     either makes that conv dense, g x the MACs). Dropping it (wrong numbers, timing only) saved just 0.15 ms int8.
 
-NUMBERS (ShuffleNet v1 1x g3, 224 px, LiteRT 2.1 + XNNPACK, 1 thread, medians, interleaved, one run each):
-{numbers}
+NUMBERS (ShuffleNet v1 1x g3, 224 px, LiteRT 2.1 + XNNPACK, 1 thread, medians of 80 interleaved rounds; the
+machine is shared, load ~2-3, so only ratios within one run count):
+   passes on onnx2tf's plain graph      fp32 ms   int8 ms
+     plain onnx2tf                        5.22      2.52
+     + DEPTHWISE_CONV_2D                  5.04      2.50
+     + shuffle transpose1                 4.98      2.82
+     + shuffle gather                     6.21      4.13
+   shuffle forms (depthwise + PAD done)   fp32      int8
+     onnx2tf's 3 transposes               5.39      2.71
+     transpose1 (1 small-tile)            5.49      3.09
+     transpose2 (2 large-tile)            5.22      2.67   <- chosen
+     3-D form of onnx2tf's 3              5.29      2.70
+     no shuffle at all (not exact)        5.06      2.56
+   levels (another run)                   fp32      int8 (XNNPACK partitions)
+     plain onnx2tf                        6.74      3.24 (5)
+     TFLite passes only                   6.50      3.18 (4: the avg-pools)
+     + avg-pool conv + ONNX max-pool pad  6.51      2.59 (1)   <- default
+     + pad_fold stem                      6.90      2.85 (1)
+     + pad_fold all                       6.92      2.91 (1)
+   What limits further gains (per-op times of the lowered graph, each op cut out into its own model, so fusions
+   are not visible): int8 total 2.70 ms = grouped 1x1 CONV_2D 1.46 (33 ops) + DEPTHWISE 0.44 + ADD 0.26 + PAD 0.25
+   + TRANSPOSE 0.16 + rest 0.13; fp32 5.90 ms = grouped 1x1 CONV_2D 4.27 + DEPTHWISE 0.44 + ADD 0.34 + PAD 0.32
+   + TRANSPOSE 0.22 + RESHAPE 0.14 + rest 0.17. The grouped 1x1 convs (small per-group GEMMs, 20-80 channels)
+   are the floor; the data movement the lowering can remove was ~15-20% of int8 and ~5% of fp32 time here.
+   benchmarks/results/lowering.txt has the full comparison with the peers.
 """
 from __future__ import annotations
 
@@ -40,8 +71,7 @@ SHUFFLE_MODES = ("transpose2", "transpose1", "gather", "keep")
 DEFAULT_SHUFFLE = "transpose2"
 
 
-def lower_torch(model, input_size: int | tuple[int, int], *, pad_fold: str = "stem",
-                maxpool_zero_pad: bool = False) -> tuple[object, dict]:
+def lower_torch(model, input_size: int | tuple[int, int], *, pad_fold: str = "none") -> tuple[object, dict]:
     """A deploy copy of `model` with avg-pools as depthwise convs and stride-2 PADs folded into the kernels.
 
     pad_fold: "stem" (non-depthwise convs + the avg-pool convs), "all" (also depthwise convs) or "none".
@@ -52,36 +82,25 @@ def lower_torch(model, input_size: int | tuple[int, int], *, pad_fold: str = "st
     height, width = (input_size, input_size) if isinstance(input_size, int) else input_size
     deploy = copy.deepcopy(model).eval()
     shapes: dict[str, tuple] = {}
-    relu_outputs: set[int] = set()  # data pointers of tensors a ReLU module produced
-    after_relu: set[str] = set()
 
     def record(name):
         def hook(module, inputs, output):  # returns None: the output is kept
             shapes.setdefault(name, tuple(inputs[0].shape))
-            if isinstance(module, nn.ReLU):
-                relu_outputs.add(output.data_ptr())
-            elif isinstance(module, nn.MaxPool2d) and inputs[0].data_ptr() in relu_outputs:
-                after_relu.add(name)
         return hook
 
     hooks = [m.register_forward_hook(record(name)) for name, m in deploy.named_modules()
-             if isinstance(m, (nn.AvgPool2d, nn.Conv2d, nn.MaxPool2d, nn.ReLU))]
+             if isinstance(m, (nn.AvgPool2d, nn.Conv2d))]
     with torch.no_grad():
         deploy(torch.zeros(1, 3, height, width))
     for h in hooks:
         h.remove()
 
-    report = {"avgpool_to_depthwise": 0, "pad_folded_convs": 0, "maxpool_zero_pad": 0}
+    report = {"avgpool_to_depthwise": 0, "pad_folded_convs": 0}
     for name, module in list(deploy.named_modules()):
         if name not in shapes:
             continue
         shape = shapes[name]
-        if isinstance(module, nn.MaxPool2d) and name in after_relu and maxpool_zero_pad:
-            replacement = _maxpool_zero_pad(module)
-            if replacement is not None:
-                _set(deploy, name, replacement)
-                report["maxpool_zero_pad"] += 1
-        elif isinstance(module, nn.AvgPool2d):
+        if isinstance(module, nn.AvgPool2d):
             conv = _avgpool_as_conv(module, shape[1])
             if conv is None:
                 continue
@@ -116,20 +135,6 @@ def _avgpool_as_conv(pool, channels: int):
     return conv.eval()
 
 
-def _maxpool_zero_pad(pool):
-    """MaxPool(k, s, p) on a non-negative (post-ReLU) input == ZeroPad(p) + MaxPool(k, s, 0): every window keeps
-    at least one real element (p < k), and zeros never beat a non-negative maximum. onnx2tf then writes PAD
-    (XNNPACK's) instead of PADV2(-inf), which also kept -inf out of the int8 calibration ranges (seen: a PADV2
-    pad value leaking into its producer's range, scale 1e36, and XNNPACK refusing the graph)."""
-    from torch import nn
-
-    k, s, p, d = (_pair(pool.kernel_size), _pair(pool.stride or pool.kernel_size), _pair(pool.padding),
-                  _pair(pool.dilation))
-    if pool.ceil_mode or pool.return_indices or d != (1, 1) or p == (0, 0) or p[0] >= k[0] or p[1] >= k[1]:
-        return None
-    return nn.Sequential(nn.ZeroPad2d((p[1], p[1], p[0], p[0])), nn.MaxPool2d(k, s, 0))
-
-
 def _fold_pad(conv, shape):
     """Conv(k odd, stride 2, pad k//2) on an even input == Conv(k+1, stride 2, pad k//2) with a zero last tap,
     whose padding TFLite's SAME reproduces (so onnx2tf writes no PAD). None when the pattern does not hold."""
@@ -159,6 +164,49 @@ def _set(root, dotted: str, module) -> None:
     parent_name, _, child = dotted.rpartition(".")
     parent = root.get_submodule(parent_name) if parent_name else root
     setattr(parent, child, module)
+
+
+def lower_onnx(path: Path) -> dict:
+    """In place: MaxPool(pads) fed by a Relu -> Pad(zeros, constant pads) + MaxPool(no pads).
+
+    Exact: the input is non-negative and every window keeps a real element (pads < kernel), so a zero never beats
+    the maximum. Why: onnx2tf pads a padded MaxPool with the dtype's minimum (PADV2, -3.4e38). XNNPACK does not
+    take PADV2, and TF's int8 calibration then records -3.4e38 in the range shared by PADV2/MAX_POOL and their
+    producer (seen: scale 1.3e36 on the stem output once the avg-pool that used to pin that range became a conv,
+    and XNNPACK refusing the whole int8 graph). A Pad with a constant-initializer pads list converts to a plain PAD.
+    (The same rewrite in PyTorch, ZeroPad2d, exports pads as a computed Cast, which broke onnx2tf's layout
+    tracking downstream.)
+    """
+    import numpy as np
+    import onnx
+    import onnx_graphsurgeon as gs
+
+    original = onnx.load(str(path))
+    graph = gs.import_onnx(original)
+    rewritten = 0
+    for node in list(graph.nodes):
+        if node.op != "MaxPool" or node.attrs.get("auto_pad", "NOTSET") != "NOTSET" or node.attrs.get("ceil_mode", 0):
+            continue
+        pads, kernel = list(node.attrs.get("pads", [])), list(node.attrs["kernel_shape"])
+        if len(kernel) != 2 or not any(pads) or any(p >= kernel[i % 2] for i, p in enumerate(pads)):
+            continue
+        x = node.inputs[0]
+        if len(x.inputs) != 1 or x.inputs[0].op != "Relu" or len(node.outputs) != 1:
+            continue
+        padded = gs.Variable(f"{x.name}_zero_padded", dtype=x.dtype)
+        onnx_pads = np.array([0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]], np.int64)
+        graph.nodes.append(gs.Node("Pad", name=f"{node.name}_zero_pad", attrs={"mode": "constant"},
+                                   inputs=[x, gs.Constant(f"{node.name}_zero_pads", onnx_pads)], outputs=[padded]))
+        node.inputs[0] = padded
+        node.attrs["pads"] = [0, 0, 0, 0]
+        rewritten += 1
+    if rewritten:
+        graph.cleanup().toposort()
+        model = gs.export_onnx(graph)
+        model.ir_version = original.ir_version  # graphsurgeon writes the newest IR, which onnxruntime may not read
+        onnx.checker.check_model(model)
+        onnx.save(model, str(path))
+    return {"maxpool_zero_pad": rewritten}
 
 
 def lower_tflite(src: Path, dst: Path, *, shuffle: str = DEFAULT_SHUFFLE) -> dict:

@@ -227,6 +227,8 @@ def _build(req, model, meta, pre, images: Images, precisions, tmp: Path, progres
         export_model, torch_report = lower.lower_torch(model, meta["input_size"])
         lowering = {"applied": True, "torch": torch_report, "tflite": {}}
     onnx_export.export_onnx(export_model, meta["input_size"], onnx_path)
+    if req.optimize:
+        lowering["onnx"] = lower.lower_onnx(onnx_path)
     torch_logits = verify.run_torch(model, images.held_out)
     onnx_logits = verify.run_onnx(onnx_path, images.held_out)
     artifacts["onnx"] = {

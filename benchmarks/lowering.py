@@ -1,0 +1,379 @@
+"""Issue 8: is sdeploy's lowered int8 ShuffleNet faster than every peer's? One run, one machine, interleaved.
+
+    .venv/bin/python benchmarks/lowering.py [--threads 1,2] [--rounds 40] [--out results/lowering.json]
+
+For each model (ShuffleNet v1 g3 1x and g8 1x at 224 px with random weights, calibrated on the digits images at
+224; the bundled trained g3/g8 0.5x digits models at 64 px) it builds, once (cached under --work):
+  onnx2tf fp32/int8   `sdeploy export --no-optimize` (onnx2tf's plain output, our offline driver)
+  sdeploy fp32/int8   `sdeploy export` (lowered, shufflenet_deploy/export/lower.py)
+  ort fp32 / ort int8 onnxruntime on the plain model.onnx; int8 = static QDQ (per-channel, MinMax) calibrated on
+                      the same calibration images the exports used
+  litert-torch fp32 / PT2E int8   in .venv-litert-torch (`make peers`), else skipped with the reason
+  ncnn fp32           pnnx + ncnn in .venv-ncnn (`make peers`), else skipped with the reason
+Every variant runs in its own worker process (benchmarks/lowering_worker.py, under the venv that has its runtime);
+the parent asks each worker in turn for a burst of invokes on the same preprocessed held-out image, round after
+round, so all variants share the machine's state. Reported: median ms per invoke, ratios to onnx2tf's int8 and
+fp32 from the same run, op count / TRANSPOSE count / XNNPACK partitions (TFLite), and each variant's logits vs
+the original PyTorch model on that image (cosine) as a sanity check. The issue's targets are checked at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+WORKER = REPO / "benchmarks" / "lowering_worker.py"
+PEERS = REPO / "benchmarks" / "lowering_peers.py"
+MAIN_PY = Path(sys.executable)
+LITERT_TORCH_PY = REPO / ".venv-litert-torch" / "bin" / "python"
+NCNN_PY = REPO / ".venv-ncnn" / "bin" / "python"
+
+
+@dataclass
+class Case:
+    name: str
+    model: str | None
+    checkpoint: Path | None
+    size: int
+
+
+@dataclass
+class Variant:
+    name: str
+    kind: str  # tflite | onnxruntime | ncnn
+    path: str
+    python: Path = MAIN_PY
+    info: dict = field(default_factory=dict)
+
+
+def cases(args) -> list[Case]:
+    out = [Case("v1_g3_1.0x@224", "shufflenet_v1_g3_1.0x", None, 224),
+           Case("v1_g8_1.0x@224", "shufflenet_v1_g8_1.0x", None, 224)]
+    for g in ("g3", "g8"):
+        ckpt = REPO / "models" / f"shufflenet_v1_{g}_0.5x_digits64.pt"
+        if ckpt.exists():
+            out.append(Case(f"v1_{g}_0.5x_digits@64 (trained)", None, ckpt, 64))
+        else:
+            print(f"skip bundled {g}: {ckpt} missing (run `make models`)")
+    return [c for c in out if not args.only or any(o in c.name for o in args.only)]
+
+
+# -- building -------------------------------------------------------------------------------------------------
+def build(case: Case, work: Path, log) -> tuple[list[Variant], dict, np.ndarray, np.ndarray]:
+    from shufflenet_deploy.data.digits import ensure_digits
+    from shufflenet_deploy.export import pipeline, verify
+
+    work.mkdir(parents=True, exist_ok=True)
+    calib = None if case.checkpoint else ensure_digits(case.size) / "calib"
+    manifests = {}
+    for label, optimize in (("plain", False), ("sdeploy", True)):
+        outdir = work / label
+        if not (outdir / "manifest.json").exists():
+            log(f"  exporting {label} ({'lowered' if optimize else 'onnx2tf plain'})")
+            req = pipeline.ExportRequest(model=case.model, checkpoint=case.checkpoint, input_size=case.size,
+                                         precisions=("fp32", "int8"), calib=calib, outdir=outdir, force=True,
+                                         optimize=optimize)
+            pipeline.export(req)
+        manifests[label] = json.loads((outdir / "manifest.json").read_text())
+
+    # the exports' own calibration and held-out images (same seed -> same split)
+    req = pipeline.ExportRequest(model=case.model, checkpoint=case.checkpoint, input_size=case.size, calib=calib)
+    model, meta = pipeline._load(req)
+    pre = pipeline._preprocessing(meta)
+    images = pipeline._images(req, meta, pre, ["onnx", "fp32", "int8"], lambda m: None)
+    x = images.held_out[:1].astype(np.float32)
+    np.save(work / "input.npy", x)
+    np.save(work / "calibration.npy", images.calibration.astype(np.float32))
+    torch_logits = verify.run_torch(model, x)
+
+    variants = [Variant("onnx2tf fp32", "tflite", str(work / "plain" / "model_fp32.tflite")),
+                Variant("onnx2tf int8", "tflite", str(work / "plain" / "model_int8.tflite")),
+                Variant("sdeploy fp32", "tflite", str(work / "sdeploy" / "model_fp32.tflite")),
+                Variant("sdeploy int8", "tflite", str(work / "sdeploy" / "model_int8.tflite")),
+                Variant("ort fp32", "onnxruntime", str(work / "plain" / "model.onnx"))]
+    skipped = {}
+    ort_int8 = work / "ort_int8_qdq.onnx"
+    if not ort_int8.exists():
+        log("  quantizing for onnxruntime (static QDQ)")
+        _ort_quantize(work / "plain" / "model.onnx", ort_int8, images.calibration)
+    variants.append(Variant("ort int8 (QDQ)", "onnxruntime", str(ort_int8)))
+
+    spec = {"model": case.model, "checkpoint": str(case.checkpoint) if case.checkpoint else None,
+            "input_size": case.size, "calibration": str(work / "calibration.npy")}
+    for peer, py, names in (("litert-torch", LITERT_TORCH_PY, {"fp32": "litert-torch fp32", "int8": "litert-torch int8 (PT2E)"}),
+                            ("ncnn", NCNN_PY, {"fp32": "ncnn fp32"})):
+        if not py.exists():
+            reason = (REPO / f".venv-{peer}.failed.txt")
+            why = reason.read_text().strip()[-300:] if reason.exists() else "venv missing: run `make peers`"
+            for n in names.values():
+                skipped[n] = f"{peer}: {why}"
+            continue
+        outdir = work / peer
+        if not (outdir / "result.json").exists():
+            log(f"  converting with {peer}")
+            spec_path = work / f"{peer}.json"
+            spec_path.write_text(json.dumps({**spec, "outdir": str(outdir)}))
+            subprocess.run([str(py), str(PEERS), peer, str(spec_path)], timeout=1800, cwd=work,
+                           stdout=open(work / f"{peer}.log", "w"), stderr=subprocess.STDOUT)
+        result = json.loads((outdir / "result.json").read_text()) if (outdir / "result.json").exists() else {
+            "files": {}, "errors": {"all": f"converter crashed, see {work / (peer + '.log')}"}}
+        for prec, n in names.items():
+            if prec in result["files"]:
+                kind = "ncnn" if peer == "ncnn" else "tflite"
+                variants.append(Variant(n, kind, result["files"][prec], python=py if peer == "ncnn" else MAIN_PY,
+                                        info={"fallback_python": str(py)} if kind == "tflite" else {}))
+            else:
+                err = result["errors"].get(prec) or result["errors"].get("all", "no output")
+                skipped[n] = f"{peer} conversion failed: {err.strip().splitlines()[-1][:300]}"
+
+    from shufflenet_deploy.export.tflite_inspect import inspect_tflite
+
+    for v in variants:
+        if v.kind == "tflite":
+            try:
+                ins = inspect_tflite(Path(v.path))
+                v.info.update(ops=ins["nodes"], transposes=ins["ops"].get("TRANSPOSE", 0),
+                              partitions=ins["xnnpack"]["partitions"],
+                              not_delegated=ins["xnnpack"]["not_delegated"],
+                              depthwise=ins["ops"].get("DEPTHWISE_CONV_2D", 0))
+            except Exception as e:  # e.g. newer op versions than this LiteRT knows
+                v.info["inspect_error"] = str(e)[:200]
+    extra = {"skipped": skipped, "manifests": {k: _manifest_summary(m) for k, m in manifests.items()}}
+    return variants, extra, x, torch_logits
+
+
+def _ort_quantize(src: Path, dst: Path, calibration: np.ndarray) -> None:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(calibration[i : i + 1] for i in range(len(calibration)))
+
+        def get_next(self):
+            x = next(self.it, None)
+            return None if x is None else {"input": x.astype(np.float32)}
+
+    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+
+
+def _manifest_summary(m: dict) -> dict:
+    out = {"lowering": m.get("lowering"), "parity": {k: a["parity"] for k, a in m["artifacts"].items()}}
+    if "accuracy" in m:
+        out["accuracy"] = m["accuracy"]
+    return out
+
+
+# -- timing ---------------------------------------------------------------------------------------------------
+class Worker:
+    def __init__(self, v: Variant, threads: int, input_path: Path):
+        self.v = v
+        self.error = None
+        pythons = [v.python] + ([Path(v.info["fallback_python"])] if v.info.get("fallback_python") else [])
+        for py in pythons:
+            self.proc = subprocess.Popen([str(py), str(WORKER), v.kind, v.path, str(threads), str(input_path)],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+            line = self.proc.stdout.readline().strip()
+            if line == "ready":
+                self.runtime_python = str(py)
+                self.error = None
+                return
+            self.error = (self.proc.stderr.read() or line).strip().splitlines()[-1:] or ["worker died"]
+            self.proc.wait()
+        self.proc = None
+
+    def ask(self, cmd: str) -> str:
+        self.proc.stdin.write(cmd + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def close(self):
+        if self.proc:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.flush()
+            self.proc.wait(timeout=30)
+
+
+def measure(variants: list[Variant], threads: int, x_path: Path, torch_logits: np.ndarray, rounds: int, burst: int,
+            work: Path) -> dict:
+    workers = [Worker(v, threads, x_path) for v in variants]
+    results = {}
+    live = [w for w in workers if w.proc]
+    for w in workers:
+        if not w.proc:
+            results[w.v.name] = {"error": " ".join(w.error)}
+    # sanity: logits vs the original PyTorch model on the same image
+    for w in live:
+        out = work / f"out_{abs(hash(w.v.name))}.npy"
+        w.ask(f"dump {out}")
+        y = np.load(out).reshape(1, -1).astype(np.float64)
+        ref = torch_logits.reshape(1, -1).astype(np.float64)
+        cos = float((y * ref).sum() / max(np.linalg.norm(y) * np.linalg.norm(ref), 1e-30))
+        results[w.v.name] = {"cosine_vs_torch": cos, "top1_same": bool(y.argmax() == ref.argmax()), "samples_ms": []}
+    for r in range(rounds + 2):
+        order = live if r % 2 == 0 else live[::-1]  # alternate direction: no variant always follows the same one
+        for w in order:
+            sec = float(w.ask(f"run {burst}").split()[1])
+            if r >= 2:  # two warm-up rounds
+                results[w.v.name]["samples_ms"].append(sec * 1000)
+    for w in workers:
+        w.close()
+    for name, res in results.items():
+        if "samples_ms" in res:
+            s = np.asarray(res["samples_ms"])
+            res.update(median_ms=float(np.median(s)), p25_ms=float(np.percentile(s, 25)),
+                       p75_ms=float(np.percentile(s, 75)))
+    return results
+
+
+def op_profile(path: Path, threads: int = 1, reps: int = 50) -> dict:
+    """Per-op time: each op cut out into its own one-op model (its constants kept), timed under XNNPACK.
+
+    Fusions XNNPACK does across ops (e.g. a zero PAD into the next conv) are invisible here, so the sum is an
+    upper bound of the real graph's time; it says which op types the time goes to."""
+    from collections import defaultdict
+
+    from shufflenet_deploy.export import tflite_rewrite as tr
+    from shufflenet_deploy.export.tflite_inspect import load_interpreter
+
+    n = len(tr.Graph.load(path).sg.operators)
+    total, count = defaultdict(float), defaultdict(int)
+    tmp = path.with_name(path.stem + "_op.tflite")
+    for i in range(n):
+        g = tr.Graph.load(path)
+        op = g.sg.operators[i]
+        name = g.name(op)
+        g.sg.operators = [op]
+        g.sg.inputs = np.array([int(t) for t in op.inputs if t >= 0 and g.const(int(t)) is None], np.int32)
+        g.sg.outputs = np.array([int(t) for t in op.outputs], np.int32)
+        g.model.signatureDefs = []
+        g.save(tmp)
+        it = load_interpreter(tmp, num_threads=threads)
+        it.invoke()
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                it.invoke()
+            times.append((time.perf_counter() - t0) / reps)
+        total[name] += float(np.median(times)) * 1000
+        count[name] += 1
+    tmp.unlink(missing_ok=True)
+    return {k: {"ops": count[k], "ms": round(total[k], 4)} for k in sorted(total, key=lambda k: -total[k])}
+
+
+# -- report ---------------------------------------------------------------------------------------------------
+def table(case: Case, variants: list[Variant], res: dict, threads: int, skipped: dict) -> list[str]:
+    base8 = res.get("onnx2tf int8", {}).get("median_ms")
+    base32 = res.get("onnx2tf fp32", {}).get("median_ms")
+    lines = [f"\n## {case.name}, {threads} thread{'s' if threads > 1 else ''}",
+             f"{'variant':26s} {'median ms':>9s} {'IQR ms':>13s} {'/onnx2tf int8':>13s} {'/onnx2tf fp32':>13s} "
+             f"{'ops':>4s} {'transp':>6s} {'dwconv':>6s} {'XNN parts':>9s} {'cos vs torch':>12s}"]
+    for v in variants:
+        r = res.get(v.name, {})
+        if "median_ms" not in r:
+            lines.append(f"{v.name:26s} failed to run: {r.get('error', '?')[:120]}")
+            continue
+        i = v.info
+        lines.append(f"{v.name:26s} {r['median_ms']:9.3f} {r['p25_ms']:6.3f}-{r['p75_ms']:6.3f} "
+                     f"{r['median_ms'] / base8 if base8 else float('nan'):13.2f} "
+                     f"{r['median_ms'] / base32 if base32 else float('nan'):13.2f} "
+                     f"{str(i.get('ops', '-')):>4s} {str(i.get('transposes', '-')):>6s} {str(i.get('depthwise', '-')):>6s} "
+                     f"{str(i.get('partitions', '-')):>9s} {r['cosine_vs_torch']:12.5f}")
+    for name, why in skipped.items():
+        lines.append(f"{name:26s} skipped: {why}")
+    return lines
+
+
+def targets(res: dict) -> dict:
+    """The issue's targets as booleans (None when a side is missing)."""
+    m = {k: v.get("median_ms") for k, v in res.items()}
+    s8, s32 = m.get("sdeploy int8"), m.get("sdeploy fp32")
+
+    def le(a, b, f=1.0):
+        return None if a is None or b is None else {"ratio": round(a / b, 3), "limit": f, "met": a <= f * b}
+
+    out = {"sdeploy int8 <= 0.6x onnx2tf int8": le(s8, m.get("onnx2tf int8"), 0.6),
+           "sdeploy int8 <= 0.9x litert-torch int8": le(s8, m.get("litert-torch int8 (PT2E)"), 0.9),
+           "sdeploy fp32 <= 0.8x onnx2tf fp32": le(s32, m.get("onnx2tf fp32"), 0.8),
+           "sdeploy int8 < sdeploy fp32": le(s8, s32, 1.0)}
+    for peer in ("ort fp32", "ncnn fp32", "onnx2tf fp32", "litert-torch fp32"):
+        out[f"sdeploy int8 < {peer}"] = le(s8, m.get(peer), 1.0)
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", default="1,2")
+    p.add_argument("--rounds", type=int, default=40)
+    p.add_argument("--burst", type=int, default=5, help="invokes per worker turn")
+    p.add_argument("--work", type=Path, default=REPO / ".cache" / "lowering-bench")
+    p.add_argument("--only", nargs="*", help="substrings of case names to run")
+    p.add_argument("--out", type=Path, help="write the results as JSON")
+    p.add_argument("--profile", action="store_true", help="per-op-type times of onnx2tf/sdeploy TFLite (1 thread)")
+    args = p.parse_args(argv)
+    log = lambda msg: print(msg, flush=True)  # noqa: E731
+
+    command = "$ " + " ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/lowering.py", *sys.argv[1:]])
+    from importlib.metadata import version
+
+    log(command)
+    log(f"# host {platform.machine()} {os.cpu_count()} cpus; load before: {os.getloadavg()[0]:.2f}; "
+        f"LiteRT (ai-edge-litert) {version('ai-edge-litert')}, onnxruntime {version('onnxruntime')}, "
+        f"onnx2tf {version('onnx2tf')}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    report = {"command": command, "host": {"machine": platform.machine(), "cpus": os.cpu_count()}, "cases": {}}
+    threads_list = [int(t) for t in args.threads.split(",")]
+    for case in cases(args):
+        log(f"\n# building {case.name}")
+        work = args.work / case.name.split(" ")[0].replace("@", "_")
+        variants, extra, x, torch_logits = build(case, work, log)
+        entry = {"variants": {v.name: {"kind": v.kind, "path": v.path, **v.info} for v in variants}, **extra,
+                 "timings": {}, "targets": {}}
+        for threads in threads_list:
+            load = os.getloadavg()[0]
+            res = measure(variants, threads, work / "input.npy", torch_logits, args.rounds, args.burst, work)
+            entry["timings"][threads] = res
+            entry["targets"][threads] = targets(res)
+            for line in table(case, variants, res, threads, extra["skipped"]):
+                log(line)
+            log(f"(load average before this table: {load:.2f})")
+            for name, t in entry["targets"][threads].items():
+                if t is not None:
+                    log(f"  target {name:42s} ratio {t['ratio']:.2f} -> {'MET' if t['met'] else 'missed'}")
+        acc = extra["manifests"]["sdeploy"].get("accuracy"), extra["manifests"]["plain"].get("accuracy")
+        if acc[0]:
+            for label, a in (("sdeploy", acc[0]), ("onnx2tf", acc[1])):
+                log(f"  accuracy ({label} export, {a['samples']} val images): " + ", ".join(
+                    f"{r['artifact']} top-1 {r['top1']:.2%}" + (f" (agrees w/ pytorch {r['top1_agreement']:.1%})"
+                                                              if r.get("top1_agreement") is not None else "")
+                    for r in a["rows"]))
+        if args.profile:
+            entry["op_profile"] = {}
+            for name in ("onnx2tf fp32", "sdeploy fp32", "onnx2tf int8", "sdeploy int8"):
+                v = next(v for v in variants if v.name == name)
+                prof = op_profile(Path(v.path))
+                entry["op_profile"][name] = prof
+                log(f"  per-op ({name}, each op alone, 1 thread): total {sum(p['ms'] for p in prof.values()):.2f} ms = "
+                    + ", ".join(f"{k} x{p['ops']} {p['ms']:.2f}" for k, p in prof.items()))
+        report["cases"][case.name] = entry
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1, default=str))
+        log(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

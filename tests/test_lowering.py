@@ -1,0 +1,199 @@
+"""The lowering stage (shufflenet_deploy/export/lower.py, tflite_rewrite.py): exact rewrites, real conversions.
+
+Fast tests check the PyTorch and ONNX rewrites numerically. Slow ones run real exports of every zoo family at
+small sizes, lowered and (once) plain, and check: fp32 TFLite of the lowered graph against the *original*
+PyTorch model, int8 against fp32, the op histogram (DEPTHWISE_CONV_2D, transposes per shuffle) and a single
+XNNPACK partition for int8; and on the bundled trained model, int8 accuracy and agreement with fp32.
+Weights: BN statistics are randomized so logits depend on the input (a fresh init makes parity look perfect).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from shufflenet_deploy.checkpoints import load_model, make_meta, save_checkpoint
+from shufflenet_deploy.export import lower, verify
+from shufflenet_deploy.export.pipeline import ExportRequest, export
+
+FAMILIES = {  # name, options, size
+    "v1_g3_paper": ("shufflenet_v1_g3_0.25x", {"shuffle": "paper"}, 64),
+    "v1_g8_megvii": ("shufflenet_v1_g8_0.25x", {"shuffle": "megvii"}, 64),
+    "v1_g3_megvii": ("shufflenet_v1_g3_0.25x", {"shuffle": "megvii"}, 48),
+    "v1_g8_paper": ("shufflenet_v1_g8_0.25x", {"shuffle": "paper"}, 32),
+    "v2": ("shufflenet_v2_0.5x", {}, 64),
+    "mobilenet_v1": ("mobilenet_v1_0.25x", {}, 64),
+}
+
+
+def randomized(name: str, options: dict, seed: int = 0):
+    """A zoo model whose BN layers have non-trivial statistics, so outputs depend on the input."""
+    model = load_model(name, **options)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+    return model.eval()
+
+
+def shuffle_count(model) -> int:
+    from shufflenet_deploy.zoo.layers import ChannelShuffle
+
+    return sum(isinstance(m, ChannelShuffle) for m in model.modules())
+
+
+# ------------------------------------------------------------------------------------------------- fast
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_torch_lowering_is_exact(family):
+    name, options, size = FAMILIES[family]
+    model = randomized(name, options)
+    deploy, report = lower.lower_torch(model, size)
+    x = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref, out = model(x), deploy(x)
+    assert (ref - out).abs().max() <= 1e-5 * ref.abs().max()
+    assert not any(isinstance(m, torch.nn.AvgPool2d) for m in deploy.modules())
+    expected = 3 if name.startswith("shufflenet_v1") else 0  # one avg-pool shortcut per stage
+    assert report["avgpool_to_depthwise"] == expected
+    assert any(isinstance(m, torch.nn.AvgPool2d) for m in model.modules()) == bool(expected)  # original untouched
+
+
+def test_pad_fold_option_is_exact_too():
+    model = randomized("shufflenet_v1_g3_0.25x", {})
+    deploy, report = lower.lower_torch(model, 64, pad_fold="all")
+    assert report["pad_folded_convs"] > 0
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model(x), deploy(x), atol=1e-5 * model(x).abs().max().item())
+
+
+def test_onnx_maxpool_rewrite_is_exact(tmp_path):
+    import onnx
+
+    from shufflenet_deploy.export.onnx_export import export_onnx
+
+    model = randomized("shufflenet_v2_0.5x", {})
+    path = tmp_path / "m.onnx"
+    export_onnx(model, 64, path)
+    x = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    before = verify.run_onnx(path, x)
+    assert lower.lower_onnx(path) == {"maxpool_zero_pad": 1}
+    after = verify.run_onnx(path, x)
+    np.testing.assert_allclose(after, before, rtol=0, atol=1e-6 * np.abs(before).max())
+    nodes = onnx.load(str(path)).graph.node
+    pools = [n for n in nodes if n.op_type == "MaxPool"]
+    assert all(list(a.ints) == [0, 0, 0, 0] for n in pools for a in n.attribute if a.name == "pads")
+    assert sum(n.op_type == "Pad" for n in nodes) == 1
+
+
+def test_cli_no_optimize_reaches_the_request(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from shufflenet_deploy.cli.export import export as export_cmd
+    from shufflenet_deploy.export import pipeline
+
+    seen = []
+    monkeypatch.setattr(pipeline, "export", lambda req, progress=None: seen.append(req) or (_ for _ in ()).throw(
+        SystemExit(0)))
+    for flag, expected in (([], True), (["--no-optimize"], False)):
+        CliRunner().invoke(export_cmd, ["shufflenet_v1_g3_0.25x", "-o", str(tmp_path / "o"), *flag])
+        assert seen[-1].optimize is expected
+
+
+# ------------------------------------------------------------------------------------------------- slow
+@pytest.fixture(scope="module")
+def calib64():
+    from shufflenet_deploy.data.digits import ensure_digits
+
+    return ensure_digits(64) / "calib"
+
+
+def export_family(tmp_path: Path, family: str, calib: Path, *, optimize: bool = True) -> tuple[dict, Path, object]:
+    name, options, size = FAMILIES[family]
+    model = randomized(name, options)
+    meta = make_meta(name, options=options)
+    meta["input_size"] = size
+    ckpt = save_checkpoint(tmp_path / f"{family}.pt", model, meta)
+    out = tmp_path / f"out-{family}-{optimize}"
+    manifest = export(ExportRequest(checkpoint=ckpt, input_size=size, precisions=("fp32", "int8"), calib=calib,
+                                    calib_count=40, verify_count=16, outdir=out, optimize=optimize))
+    return manifest, out, model
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["v1_g3_paper", "v1_g8_megvii", "v2", "mobilenet_v1"])
+def test_lowered_export_matches_the_original_model(tmp_path, calib64, family):
+    manifest, out, model = export_family(tmp_path, family, calib64)
+    arts, low = manifest["artifacts"], manifest["lowering"]
+    assert low["applied"] is True
+    assert all(a["parity"]["passed"] for a in arts.values())
+    assert arts["onnx"]["parity"]["reference"] == "pytorch"  # the original model, not the deploy copy
+
+    # fp32 TFLite of the lowered graph vs the original PyTorch model, directly
+    size = manifest["input_size"]
+    x = np.random.default_rng(3).standard_normal((8, 3, size, size)).astype(np.float32)
+    ref = verify.run_torch(model, x)
+    fp32 = verify.run_tflite(out / "model_fp32.tflite", x)
+    assert np.abs(fp32 - ref).max() <= 1e-4 * np.abs(ref).max()
+    assert arts["int8"]["parity"]["cosine"] >= 0.95
+
+    for precision in ("fp32", "int8"):
+        ops, done = arts[precision]["ops"], low["tflite"][precision]
+        assert "AVERAGE_POOL_2D" not in ops and "PADV2" not in ops and "GATHER" not in ops
+        assert ops.get("DEPTHWISE_CONV_2D", 0) >= 1
+        n_shuffle = shuffle_count(model)
+        assert done["data_movement_chains"] == n_shuffle
+        # onnx2tf's 3 transposes per shuffle -> 2 (transpose2: two large-tile transposes measured fastest)
+        assert done["transposes_after"] == done["transposes_before"] - n_shuffle
+        assert ops.get("TRANSPOSE", 0) == done["transposes_after"]
+    assert arts["int8"]["xnnpack"]["partitions"] == 1
+    assert arts["int8"]["xnnpack"]["not_delegated"] == {}
+    assert arts["fp32"]["xnnpack"]["partitions"] == 1
+
+
+@pytest.mark.slow
+def test_no_optimize_gives_onnx2tf_plain_output(tmp_path, calib64):
+    manifest, out, model = export_family(tmp_path, "v1_g3_paper", calib64, optimize=False)
+    assert manifest["lowering"] == {"applied": False}
+    ops = manifest["artifacts"]["int8"]["ops"]
+    assert ops.get("AVERAGE_POOL_2D") == 3  # the avg-pool shortcuts, as onnx2tf writes them
+    assert ops.get("TRANSPOSE", 0) >= 3 * shuffle_count(model)
+    assert manifest["artifacts"]["int8"]["xnnpack"]["partitions"] > 1
+
+    # the TFLite passes alone on the plain graph are exact too (fp32: same logits)
+    x = np.random.default_rng(4).standard_normal((4, 3, 64, 64)).astype(np.float32)
+    plain = verify.run_tflite(out / "model_fp32.tflite", x)
+    lowered = out / "lowered_fp32.tflite"
+    report = lower.lower_tflite(out / "model_fp32.tflite", lowered)
+    assert report["depthwise"] >= 1 and report["data_movement_chains"] == shuffle_count(model)
+    np.testing.assert_allclose(verify.run_tflite(lowered, x), plain, rtol=0, atol=1e-5 * np.abs(plain).max())
+
+
+@pytest.mark.slow
+def test_bundled_trained_model_int8_accuracy(tmp_path, bundled_checkpoint):
+    from shufflenet_deploy.data.digits import ensure_digits
+    from shufflenet_deploy.data.folders import scan_image_folder
+    from shufflenet_deploy.data.preprocess import Preprocessing
+
+    ckpt = bundled_checkpoint("g3")
+    results = {}
+    for optimize in (True, False):
+        out = tmp_path / f"bundled-{optimize}"
+        manifest = export(ExportRequest(checkpoint=ckpt, precisions=("fp32", "int8"), outdir=out, optimize=optimize))
+        val = scan_image_folder(ensure_digits(manifest["input_size"]) / "val")
+        x = Preprocessing.from_dict(manifest["preprocessing"]).load_batch(val.paths)
+        fp32 = verify.run_tflite(out / "model_fp32.tflite", x)
+        int8 = verify.run_tflite(out / "model_int8.tflite", x)
+        labels = np.asarray(val.labels)
+        results[optimize] = {"agree": float((fp32.argmax(1) == int8.argmax(1)).mean()),
+                             "int8_top1": float((int8.argmax(1) == labels).mean()),
+                             "partitions": manifest["artifacts"]["int8"]["xnnpack"]["partitions"]}
+    assert results[True]["agree"] >= 0.99, results
+    assert results[True]["int8_top1"] >= results[False]["int8_top1"] - 1e-9, results
+    assert results[True]["partitions"] == 1
