@@ -52,13 +52,20 @@ def convert_graph(spec: dict) -> dict[str, str]:
     import onnx2tf
 
     outdir = Path(spec["outdir"])
+    options = {
+        # onnx2tf shells out to an `onnxsim` command found on PATH, so whether it ran depended on how sdeploy
+        # was started (venv activated or not). Our ONNX is already constant-folded by the exporter; we turn
+        # onnxsim off so the same input always gives the same TFLite file.
+        "not_use_onnxsim": True,
+        **spec.get("onnx2tf_options", {}),
+    }
     onnx2tf.convert(
         input_onnx_file_path=spec["onnx"],
         output_folder_path=str(outdir),
         copy_onnx_input_output_names_to_tflite=True,
         output_signaturedefs=True,
         verbosity="info",
-        **spec.get("onnx2tf_options", {}),
+        **options,
     )
     stem = Path(spec["onnx"]).stem
     return {"fp32": str(outdir / f"{stem}_float32.tflite"), "fp16": str(outdir / f"{stem}_float16.tflite")}
