@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/lowering.py [--threads 1,2] [--rounds 40] [--out results/lowering.json]
 
-For each model (ShuffleNet v1 g3 1x and g8 1x at 224 px with random weights, calibrated on the digits images at
-224; the bundled trained g3/g8 0.5x digits models at 64 px) it builds, once (cached under --work):
+For each model (ShuffleNet v1 g3 1x and g8 1x at 224 px with fixed random weights and BN statistics, calibrated on
+the digits images at 224; the bundled trained g3/g8 0.5x digits models at 64 px) it builds, once (cached under
+--work; every toolchain converts the same weights):
   onnx2tf fp32/int8   `sdeploy export --no-optimize` (onnx2tf's plain output, our offline driver)
   sdeploy fp32/int8   `sdeploy export` (lowered, shufflenet_deploy/export/lower.py)
   ort fp32 / ort int8 onnxruntime on the plain model.onnx; int8 = static QDQ (per-channel, MinMax) calibrated on
@@ -70,12 +71,15 @@ def cases(args) -> list[Case]:
 
 
 # -- building -------------------------------------------------------------------------------------------------
-def build(case: Case, work: Path, log) -> tuple[list[Variant], dict, np.ndarray, np.ndarray]:
+def build(case: Case, work: Path, log, *, ablation: bool = False,
+          newer_litert: str | None = None) -> tuple[list[Variant], dict, np.ndarray, np.ndarray]:
     from shufflenet_deploy.data.digits import ensure_digits
     from shufflenet_deploy.export import pipeline, verify
 
     work.mkdir(parents=True, exist_ok=True)
     calib = None if case.checkpoint else ensure_digits(case.size) / "calib"
+    if case.checkpoint is None:  # one fixed set of weights for every toolchain (a zoo model is random per load)
+        case.checkpoint = _seeded_checkpoint(case, work)
     manifests = {}
     for label, optimize in (("plain", False), ("sdeploy", True)):
         outdir = work / label
@@ -131,11 +135,22 @@ def build(case: Case, work: Path, log) -> tuple[list[Variant], dict, np.ndarray,
         for prec, n in names.items():
             if prec in result["files"]:
                 kind = "ncnn" if peer == "ncnn" else "tflite"
-                variants.append(Variant(n, kind, result["files"][prec], python=py if peer == "ncnn" else MAIN_PY,
-                                        info={"fallback_python": str(py)} if kind == "tflite" else {}))
+                variants.append(Variant(n, kind, result["files"][prec], python=py if peer == "ncnn" else MAIN_PY))
             else:
                 err = result["errors"].get(prec) or result["errors"].get("all", "no output")
                 skipped[n] = f"{peer} conversion failed: {err.strip().splitlines()[-1][:300]}"
+
+    if ablation:  # the TFLite passes alone on onnx2tf's plain graph, one row per shuffle form
+        from shufflenet_deploy.export.lower import SHUFFLE_MODES, lower_tflite
+
+        for prec in ("fp32", "int8"):
+            for mode in SHUFFLE_MODES:
+                dst = work / f"plain_passes_{prec}_{mode}.tflite"
+                lower_tflite(work / "plain" / f"model_{prec}.tflite", dst, shuffle=mode)
+                variants.append(Variant(f"onnx2tf+passes {prec} {mode}", "tflite", str(dst)))
+    if newer_litert:  # the same .tflite files under the litert-torch venv's newer LiteRT
+        for v in [v for v in variants if v.kind == "tflite" and v.python == MAIN_PY and "passes" not in v.name]:
+            variants.append(Variant(f"{v.name} [{newer_litert}]", "tflite", v.path, python=LITERT_TORCH_PY))
 
     from shufflenet_deploy.export.tflite_inspect import inspect_tflite
 
@@ -151,6 +166,31 @@ def build(case: Case, work: Path, log) -> tuple[list[Variant], dict, np.ndarray,
                 v.info["inspect_error"] = str(e)[:200]
     extra = {"skipped": skipped, "manifests": {k: _manifest_summary(m) for k, m in manifests.items()}}
     return variants, extra, x, torch_logits
+
+
+def _seeded_checkpoint(case: Case, work: Path) -> Path:
+    """The zoo model with seed-0 weights and randomized BN statistics (so logits depend on the input and the
+    'cos vs torch' column means something), saved once as our checkpoint format."""
+    import torch
+
+    from shufflenet_deploy.checkpoints import load_model, make_meta, save_checkpoint
+
+    path = work / "weights.pt"
+    if path.exists():
+        return path
+    torch.manual_seed(0)
+    model = load_model(case.model)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+    meta = make_meta(case.model)
+    meta["input_size"] = case.size
+    return save_checkpoint(path, model, meta)
 
 
 def _ort_quantize(src: Path, dst: Path, calibration: np.ndarray) -> None:
@@ -222,10 +262,14 @@ def measure(variants: list[Variant], threads: int, x_path: Path, torch_logits: n
         ref = torch_logits.reshape(1, -1).astype(np.float64)
         cos = float((y * ref).sum() / max(np.linalg.norm(y) * np.linalg.norm(ref), 1e-30))
         results[w.v.name] = {"cosine_vs_torch": cos, "top1_same": bool(y.argmax() == ref.argmax()), "samples_ms": []}
+    bursts = {}
+    for w in live:  # each turn lasts >= ~10 ms, so per-call overhead stays small on tiny models
+        est = float(w.ask("run 3").split()[1])
+        bursts[w] = int(min(200, max(burst, np.ceil(0.010 / max(est, 1e-6)))))
     for r in range(rounds + 2):
         order = live if r % 2 == 0 else live[::-1]  # alternate direction: no variant always follows the same one
         for w in order:
-            sec = float(w.ask(f"run {burst}").split()[1])
+            sec = float(w.ask(f"run {bursts[w]}").split()[1])
             if r >= 2:  # two warm-up rounds
                 results[w.v.name]["samples_ms"].append(sec * 1000)
     for w in workers:
@@ -276,30 +320,36 @@ def op_profile(path: Path, threads: int = 1, reps: int = 50) -> dict:
 
 # -- report ---------------------------------------------------------------------------------------------------
 def table(case: Case, variants: list[Variant], res: dict, threads: int, skipped: dict) -> list[str]:
-    base8 = res.get("onnx2tf int8", {}).get("median_ms")
-    base32 = res.get("onnx2tf fp32", {}).get("median_ms")
-    lines = [f"\n## {case.name}, {threads} thread{'s' if threads > 1 else ''}",
-             f"{'variant':26s} {'median ms':>9s} {'IQR ms':>13s} {'/onnx2tf int8':>13s} {'/onnx2tf fp32':>13s} "
+    lines = [f"\n## {case.name}, {threads} thread{'s' if threads > 1 else ''} (ratios: to onnx2tf's output on the "
+             "same runtime as the row)",
+             f"{'variant':40s} {'median ms':>9s} {'IQR ms':>13s} {'/onnx2tf int8':>13s} {'/onnx2tf fp32':>13s} "
              f"{'ops':>4s} {'transp':>6s} {'dwconv':>6s} {'XNN parts':>9s} {'cos vs torch':>12s}"]
     for v in variants:
         r = res.get(v.name, {})
+        suffix = v.name[v.name.index(" ["):] if v.name.endswith("]") else ""
+        base8 = res.get(f"onnx2tf int8{suffix}", {}).get("median_ms")
+        base32 = res.get(f"onnx2tf fp32{suffix}", {}).get("median_ms")
         if "median_ms" not in r:
-            lines.append(f"{v.name:26s} failed to run: {r.get('error', '?')[:120]}")
+            lines.append(f"{v.name:40s} failed to run: {r.get('error', '?')[:120]}")
             continue
         i = v.info
-        lines.append(f"{v.name:26s} {r['median_ms']:9.3f} {r['p25_ms']:6.3f}-{r['p75_ms']:6.3f} "
+        lines.append(f"{v.name:40s} {r['median_ms']:9.3f} {r['p25_ms']:6.3f}-{r['p75_ms']:6.3f} "
                      f"{r['median_ms'] / base8 if base8 else float('nan'):13.2f} "
                      f"{r['median_ms'] / base32 if base32 else float('nan'):13.2f} "
                      f"{str(i.get('ops', '-')):>4s} {str(i.get('transposes', '-')):>6s} {str(i.get('depthwise', '-')):>6s} "
                      f"{str(i.get('partitions', '-')):>9s} {r['cosine_vs_torch']:12.5f}")
     for name, why in skipped.items():
-        lines.append(f"{name:26s} skipped: {why}")
+        lines.append(f"{name:40s} skipped: {why}")
     return lines
 
 
-def targets(res: dict) -> dict:
-    """The issue's targets as booleans (None when a side is missing)."""
-    m = {k: v.get("median_ms") for k, v in res.items()}
+def targets(res: dict, suffix: str = "") -> dict:
+    """The issue's targets as booleans (None when a side is missing); suffix picks the LiteRT runtime's rows."""
+    m = {k[: len(k) - len(suffix)] if suffix and k.endswith(suffix) else (k if not suffix or "[" not in k else None):
+         v.get("median_ms") for k, v in res.items()}
+    if suffix:  # non-TFLite peers (onnxruntime, ncnn) have no runtime suffix: keep them
+        m.update({k: v.get("median_ms") for k, v in res.items() if k.startswith(("ort ", "ncnn "))})
+    m.pop(None, None)
     s8, s32 = m.get("sdeploy int8"), m.get("sdeploy fp32")
 
     def le(a, b, f=1.0):
@@ -318,7 +368,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", default="1,2")
     p.add_argument("--rounds", type=int, default=40)
-    p.add_argument("--burst", type=int, default=5, help="invokes per worker turn")
+    p.add_argument("--burst", type=int, default=5, help="min invokes per worker turn (more for fast models)")
     p.add_argument("--work", type=Path, default=REPO / ".cache" / "lowering-bench")
     p.add_argument("--only", nargs="*", help="substrings of case names to run")
     p.add_argument("--out", type=Path, help="write the results as JSON")
@@ -335,23 +385,37 @@ def main(argv=None) -> int:
         f"onnx2tf {version('onnx2tf')}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     report = {"command": command, "host": {"machine": platform.machine(), "cpus": os.cpu_count()}, "cases": {}}
     threads_list = [int(t) for t in args.threads.split(",")]
-    for case in cases(args):
+    newer = None
+    if LITERT_TORCH_PY.exists():
+        newer = "LiteRT " + subprocess.run([str(LITERT_TORCH_PY), "-c", "import importlib.metadata as m; "
+                                            "print(m.version('ai-edge-litert'))"], capture_output=True,
+                                           text=True).stdout.strip()
+    for i, case in enumerate(cases(args)):
         log(f"\n# building {case.name}")
         work = args.work / case.name.split(" ")[0].replace("@", "_")
-        variants, extra, x, torch_logits = build(case, work, log)
+        try:
+            variants, extra, x, torch_logits = build(case, work, log, ablation=i == 0, newer_litert=newer)
+        except Exception as e:  # e.g. onnx2tf cannot convert this model at all (plain or lowered)
+            log(f"  SKIPPED {case.name}: {type(e).__name__}: {e}")
+            report["cases"][case.name] = {"skipped": f"{type(e).__name__}: {e}"}
+            continue
         entry = {"variants": {v.name: {"kind": v.kind, "path": v.path, **v.info} for v in variants}, **extra,
                  "timings": {}, "targets": {}}
         for threads in threads_list:
             load = os.getloadavg()[0]
             res = measure(variants, threads, work / "input.npy", torch_logits, args.rounds, args.burst, work)
             entry["timings"][threads] = res
-            entry["targets"][threads] = targets(res)
+            entry["targets"][threads] = {"LiteRT " + version("ai-edge-litert"): targets(res)}
+            if newer:
+                entry["targets"][threads][newer] = targets(res, f" [{newer}]")
             for line in table(case, variants, res, threads, extra["skipped"]):
                 log(line)
             log(f"(load average before this table: {load:.2f})")
-            for name, t in entry["targets"][threads].items():
-                if t is not None:
-                    log(f"  target {name:42s} ratio {t['ratio']:.2f} -> {'MET' if t['met'] else 'missed'}")
+            for runtime, tg in entry["targets"][threads].items():
+                log(f"  targets, TFLite rows on {runtime}:")
+                for name, t in tg.items():
+                    if t is not None:
+                        log(f"    {name:42s} ratio {t['ratio']:.2f} -> {'MET' if t['met'] else 'missed'}")
         acc = extra["manifests"]["sdeploy"].get("accuracy"), extra["manifests"]["plain"].get("accuracy")
         if acc[0]:
             for label, a in (("sdeploy", acc[0]), ("onnx2tf", acc[1])):

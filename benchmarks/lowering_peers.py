@@ -43,7 +43,10 @@ def litert_torch(spec, outdir: Path) -> dict:
     try:
         from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
         from litert_torch.quantize.quant_config import QuantConfig
-        from torch.ao.quantization.quantize_pt2e import convert_pt2e, prepare_pt2e
+        try:  # torch >= 2.10 moved PT2E to torchao
+            from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+        except ImportError:
+            from torch.ao.quantization.quantize_pt2e import convert_pt2e, prepare_pt2e
 
         quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True,
                                                                                   is_dynamic=False))

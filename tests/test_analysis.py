@@ -61,6 +61,10 @@ def synthetic_doc(device="local", k=0.7, seed=0, with_peak=True, models=SYNTH_MO
             doc["results"].append(BenchResult(device=device, model=name, precision=precision, threads=1,
                                               latency_ms={"p50": lat, "mean": lat}).to_dict())
         doc["models"][name] = entry
+    # an interleaved pass re-timed some models (the report must prefer those medians)
+    doc["interleaved"] = {"rounds": 2, "latency_ms": {f"{r['model']}|{r['precision']}": r["latency_ms"]["p50"]
+                                                     * float(rng.uniform(0.97, 1.03))
+                                                     for r in doc["results"][::2]}}
     if with_peak:
         for precision, g in (("fp32", 50.0), ("int8", 190.0)):
             doc["peak"].append({"device": device, "precision": precision, "threads": 1, "kernel": "conv",
@@ -97,12 +101,19 @@ def test_fitted_exponent_recovers_a_known_exponent():
     assert gap.fit_exponent([1e6], [1.0]) is None
 
 
+def lat_of(doc, model, precision):
+    """The latency the report must use: the interleaved median if the JSON has one, else the result's p50."""
+    inter = (doc.get("interleaved") or {}).get("latency_ms", {})
+    r = next(r for r in doc["results"] if r["model"] == model and r["precision"] == precision)
+    return inter.get(f"{model}|{precision}", r["latency_ms"]["p50"])
+
+
 def test_speedup_table_math_and_paper_figures():
     doc = synthetic_doc(k=0.7)
     rows = gap.model_rows(doc)
+    macs = {m: doc["models"][m]["macs_total"] for m in doc["models"]}
+    lat = {(r["model"], r["precision"]): lat_of(doc, r["model"], r["precision"]) for r in doc["results"]}
     table = {r["comparison"]: r for r in gap.speedup_table(rows)}
-    lat = {(r["model"], r["precision"]): r["latency_ms"] for r in rows}
-    macs = {r["model"]: r["macs"] for r in rows}
     half = table["ShuffleNet 0.5x vs 1x (g=3)"]
     assert half["theoretical"] == pytest.approx(macs["shufflenet_v1_g3_1.0x"] / macs["shufflenet_v1_g3_0.5x"])
     assert half["actual_fp32"] == pytest.approx(lat["shufflenet_v1_g3_1.0x", "fp32"] / lat["shufflenet_v1_g3_0.5x", "fp32"])
@@ -113,8 +124,8 @@ def test_speedup_table_math_and_paper_figures():
     assert half["paper_actual_sd820"] == pytest.approx(p["shufflenet_v1_g3_1.0x"][1]["224x224"]
                                                        / p["shufflenet_v1_g3_0.5x"][1]["224x224"])
     assert round(half["paper_actual_sd820"], 2) == 2.49  # 37.8 / 15.2
-    # latency = c MACs^0.7 -> actual = theoretical^0.7 (within the synthetic 2% noise)
-    assert half["actual_fp32"] == pytest.approx(half["theoretical"] ** 0.7, rel=0.05)
+    # latency = c MACs^0.7 -> actual = theoretical^0.7 (within the synthetic 2% + 3% noise)
+    assert half["actual_fp32"] == pytest.approx(half["theoretical"] ** 0.7, rel=0.1)
     assert table["ShuffleNet 1x: g=3 vs g=8"]["paper_actual_sd820"] is None  # no Table 8 figure for g=8
     int8 = table["int8 vs fp32, ShuffleNet 1x g=3"]
     assert int8["theoretical"] == pytest.approx(190.0 / 50.0)
@@ -163,9 +174,12 @@ def test_report_numbers_match_the_json(tmp_path):
     for row in rows:
         r = results[row["model"], row["precision"]]
         macs = doc["models"][row["model"]]["macs_total"]
-        assert float(row["latency_ms"]) == r["latency_ms"]["p50"]
+        lat = lat_of(doc, row["model"], row["precision"])
+        assert float(row["latency_ms"]) == lat
+        assert float(row["sweep_p50_ms"]) == r["latency_ms"]["p50"]
+        assert row["latency_source"] == ("interleaved" if lat != r["latency_ms"]["p50"] else "sweep")
         assert int(row["macs"]) == macs
-        assert float(row["gmacs"]) == pytest.approx(macs / (r["latency_ms"]["p50"] * 1e-3) / 1e9, rel=1e-12)
+        assert float(row["gmacs"]) == pytest.approx(macs / (lat * 1e-3) / 1e9, rel=1e-12)
         assert float(row["pct_of_peak"]) == pytest.approx(100 * float(row["gmacs"]) / peaks[row["precision"]])
         ops = doc["models"][row["model"]]["precisions"][row["precision"]]["ops"]
         total = sum(o["time_ms"] for o in ops)
@@ -177,23 +191,23 @@ def test_report_numbers_match_the_json(tmp_path):
     for cells in md_table(md, "Latency, MACs and efficiency"):
         model, _, precision, macs_m, ms, gmacs = cells[:6]
         r = results[model, precision]
-        assert float(ms) == pytest.approx(round(r["latency_ms"]["p50"], 3), abs=1e-9)
+        assert float(ms) == pytest.approx(round(lat_of(doc, model, precision), 3), abs=1e-9)
+        assert float(cells[-1]) == pytest.approx(round(r["latency_ms"]["p50"], 3), abs=1e-9)
         assert float(macs_m) == pytest.approx(round(doc["models"][model]["macs_total"] / 1e6, 1), abs=1e-9)
     # the exponent in the report is the fit of the JSON's numbers
     fp32 = [r for r in doc["results"] if r["precision"] == "fp32"]
     fit = gap.fit_exponent([doc["models"][r["model"]]["macs_total"] for r in fp32],
-                           [r["latency_ms"]["p50"] for r in fp32])
+                           [lat_of(doc, r["model"], "fp32") for r in fp32])
     exp = next(r for r in read_csv(out / "exponents.csv") if r["precision"] == "fp32" and r["scope"] == "all models")
     assert float(exp["k"]) == pytest.approx(fit["k"], rel=1e-12)
     assert fit["k"] == pytest.approx(0.72, abs=0.03)
     speed = {r["comparison"]: r for r in read_csv(out / "speedups.csv")}
-    one, half = results["shufflenet_v1_g3_1.0x", "fp32"], results["shufflenet_v1_g3_0.5x", "fp32"]
     assert float(speed["ShuffleNet 0.5x vs 1x (g=3)"]["actual_fp32"]) == pytest.approx(
-        one["latency_ms"]["p50"] / half["latency_ms"]["p50"], rel=1e-12)
+        lat_of(doc, "shufflenet_v1_g3_1.0x", "fp32") / lat_of(doc, "shufflenet_v1_g3_0.5x", "fp32"), rel=1e-12)
     preds = read_csv(out / "predictions.csv")
     assert len(preds) == len(doc["results"])
     for p in preds:
-        assert float(p["measured_ms"]) == results[p["key"], p["precision"]]["latency_ms"]["p50"]
+        assert float(p["measured_ms"]) == lat_of(doc, p["key"], p["precision"])
 
 
 def test_report_without_peak_says_so_and_omits_percent(tmp_path):
@@ -351,10 +365,12 @@ def test_tiny_sweep_resume_predictor_report_and_cutter(tmp_path, capsys):
     rep = tmp_path / "report"
     assert cli_main(["report", str(out), "-o", str(rep)]) == 0
     rows = read_csv(rep / "models.csv")
-    lat = {(r["model"], r["precision"]): r["latency_ms"]["p50"] for r in doc["results"]}
+    assert set(doc["interleaved"]["latency_ms"]) == {f"{r['model']}|{r['precision']}" for r in doc["results"]}
+    lat = {(r["model"], r["precision"]): lat_of(doc, r["model"], r["precision"]) for r in doc["results"]}
     assert {(r["model"], r["precision"]) for r in rows} == set(lat)
     for row in rows:
         assert float(row["latency_ms"]) == lat[row["model"], row["precision"]]
+        assert row["latency_source"] == "interleaved"
 
     # the cutter on a real ShuffleNet export (5-D TRANSPOSE/RESHAPE shuffles, grouped convs), fp32 and int8
     from shufflenet_deploy.analysis.sweep import export_cached

@@ -54,6 +54,9 @@ def load_documents(paths: list[Path], allow_mixed: bool = False) -> dict:
             target = merged["models"].setdefault(key, {**entry, "precisions": {}})
             target["precisions"].update(entry.get("precisions", {}))
         merged["sweep"] = merged["sweep"] or doc.get("sweep") or {}
+        inter = doc.get("interleaved") or {}
+        for k, v in (inter.get("latency_ms") or {}).items():
+            merged.setdefault("interleaved", {})[k] = v
         merged["sources"].append(str(file))
     devices = sorted({r["device"] for r in merged["results"]} | {p["device"] for p in merged["peak"]})
     if len(devices) > 1 and not allow_mixed:
@@ -84,6 +87,15 @@ def peak_for(doc: dict, device: str, precision: str, threads: int) -> float | No
     return peak_gmacs([p for p in doc["peak"] if p["device"] == device], precision, threads)
 
 
+def latency(doc: dict, result: dict) -> float | None:
+    """The latency the report uses: the interleaved pass's median when the sweep has one, else the result's p50."""
+    inter = (doc.get("interleaved") or {})
+    if isinstance(inter.get("latency_ms"), dict):  # a raw sweep document
+        inter = inter["latency_ms"]
+    value = inter.get(f"{result['model']}|{result['precision']}")
+    return value if value else (result.get("latency_ms") or {}).get("p50")
+
+
 def model_rows(doc: dict) -> list[dict]:
     """One row per (device, model key, precision, threads): MACs, latency, GMAC/s, % of peak, time shares."""
     from . import predict
@@ -94,7 +106,8 @@ def model_rows(doc: dict) -> list[dict]:
         key, precision = r["model"], r["precision"]
         entry = doc["models"].get(key, {})
         macs = _macs(doc, key)
-        lat = (r.get("latency_ms") or {}).get("p50")
+        bench_p50 = (r.get("latency_ms") or {}).get("p50")
+        lat = latency(doc, r)
         gmacs = macs / (lat * 1e-3) / 1e9 if macs and lat else None
         peak = peak_for(doc, r["device"], precision, r["threads"])
         ops = (entry.get("precisions", {}).get(precision) or {}).get("ops") or []
@@ -105,6 +118,7 @@ def model_rows(doc: dict) -> list[dict]:
         row = {"device": r["device"], "model": key, "family": entry.get("model") or key.partition("@")[0],
                "input_size": entry.get("input_size") or int(key.partition("@")[2] or 224),
                "precision": precision, "threads": r["threads"], "macs": macs, "latency_ms": lat,
+               "latency_source": "interleaved" if lat != bench_p50 else "sweep", "sweep_p50_ms": bench_p50,
                "gmacs": gmacs, "peak_gmacs": peak, "pct_of_peak": 100 * gmacs / peak if gmacs and peak else None,
                "op_sum_ms": op_sum, "predicted_ms": pred["predicted_ms"] if pred else None,
                "prediction_error_pct": 100 * pred["error"] if pred else None}

@@ -49,9 +49,23 @@ _TYPES = {0: ("float32", 4), 1: ("float16", 2), 2: ("int32", 4), 3: ("uint8", 1)
 
 
 def schema():
+    """TensorFlow's generated TFLite schema module (importing it imports tensorflow: its C++ start-up chatter on
+    fd 2 is silenced for the import only, so the CLI's progress stays readable)."""
     import os
+    import sys
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow.lite.python.schema_py_generated" not in sys.modules:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            from tensorflow.lite.python import schema_py_generated  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
     from tensorflow.lite.python import schema_py_generated as schema_fb
 
     return schema_fb

@@ -46,7 +46,8 @@ def build_report(paths: list[Path], outdir: Path, *, allow_mixed: bool = False, 
                 w.writerow({k: _csv(row.get(k)) for k in header})
         files.append(path)
 
-    model_cols = ["device", "model", "input_size", "precision", "threads", "macs", "latency_ms", "gmacs",
+    model_cols = ["device", "model", "input_size", "precision", "threads", "macs", "latency_ms", "latency_source",
+                  "sweep_p50_ms", "gmacs",
                   "peak_gmacs", "pct_of_peak", "op_sum_ms", "predicted_ms", "prediction_error_pct",
                   *[f"share_{g}" for g in GROUPS]]
     write_csv("models.csv", model_cols, rows)
@@ -245,11 +246,12 @@ def _tables(ctx) -> list[tuple[str, list[str], list[list[str]], str]]:
         peak_note += " No measured peak for: " + ", ".join(ctx["no_peak"]) + " — % of peak is omitted there."
     out.append(("Latency, MACs and efficiency",
                 ["model", "size", "precision", "MACs (M)", "median ms", "GMAC/s", "% of peak", "predicted ms",
-                 "pred. error"],
+                 "pred. error", "sweep p50 ms"],
                 [[r["model"], str(r["input_size"]), r["precision"], _f(r["macs"] / 1e6 if r["macs"] else None, 1),
                   _f(r["latency_ms"], 3), _f(r["gmacs"], 2), _f(r["pct_of_peak"], 1, "%") if r["peak_gmacs"]
-                  else "no measured peak", _f(r["predicted_ms"], 3), _f(r["prediction_error_pct"], 1, "%")]
-                 for r in rows], peak_note))
+                  else "no measured peak", _f(r["predicted_ms"], 3), _f(r["prediction_error_pct"], 1, "%"),
+                  _f(r["sweep_p50_ms"], 3)]
+                 for r in rows], _latency_note(ctx) + " " + peak_note))
     out.append(("Measured peak", ["device", "precision", "kernel", "median ms", "GMAC/s"],
                 [[p["device"], p["precision"], p["kernel"], _f(p["median_ms"], 3), _f(p["gmacs"], 1)]
                  for p in ctx["peaks"]] or [["—", "—", "no measured peak", "—", "—"]], ""))
@@ -293,6 +295,14 @@ def _tables(ctx) -> list[tuple[str, list[str], list[list[str]], str]]:
                     f"(median |error| {100 * pred['median_abs_error']:.1f}%, max {100 * pred['max_abs_error']:.1f}%). "
                     "Each model is predicted by a predictor built without its own ops and latency."))
     return out
+
+
+def _latency_note(ctx) -> str:
+    if any(r["latency_source"] == "interleaved" for r in ctx["rows"]):
+        return ("median ms = the sweep's final interleaved pass (every model in ONE runner process, round-robin), "
+                "used for every ratio, fit and prediction target below; sweep p50 ms = the model's own benchmark "
+                "run (bench.json results), minutes apart from the others on a shared host.")
+    return "median ms = the sweep's p50 per model."
 
 
 def _headline(ctx) -> list[str]:

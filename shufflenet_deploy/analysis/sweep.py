@@ -45,8 +45,9 @@ DEFAULT_MODELS = (
     "shufflenet_v2_0.5x", "shufflenet_v2_1.0x",
 )
 OP_METHOD_SINGLE = ("single-op models cut from the real TFLite file (flatbuffer rewrite, one per distinct op "
-                    "signature), timed together in one runner process (--many, interleaved rounds), minus the "
-                    "invoke overhead of a trivial one-op model")
+                    "signature), timed together in one runner process (--many, interleaved rounds; at the sweep's "
+                    "end every model's ops are re-timed together in one process), minus the invoke overhead of a "
+                    "trivial one-op model")
 OP_METHOD_ANDROID = "benchmark_model --enable_op_profiling (run order), mapped to the model's ops"
 
 Progress = Callable[[str], None]
@@ -117,6 +118,10 @@ def export_cached(name: str, input_size: int, precisions: tuple[str, ...], progr
     folder = cache_root() / "sweep-exports" / f"{name}@{input_size}{'-lowered' if lowered else ''}-{key}"
     if (folder / "manifest.json").exists():
         return folder
+    failed = folder.with_name(folder.name + ".failed.json")
+    if failed.exists():  # the same export with the same code and tools failed before: do not spend minutes again
+        raise UserError(json.loads(failed.read_text())["error"] + " (cached failure)",
+                        f"delete {failed} to retry")
     calib = None
     if "int8" in precisions:
         from ..data.digits import ensure_digits
@@ -129,10 +134,18 @@ def export_cached(name: str, input_size: int, precisions: tuple[str, ...], progr
         extra["optimize"] = lowered
     elif lowered:
         raise UserError("this export pipeline has no lowering stage", "sweep without --lowered")
-    export(ExportRequest(model=name, checkpoint=checkpoint, input_size=input_size, precisions=tuple(precisions),
-                         calib=calib, calib_count=calib_count, verify_count=8, outdir=folder, force=True,
-                         model_options=dict(options or {}), **extra),
-           progress=lambda m: progress(f"{name}@{input_size}: {m}"))
+    try:
+        export(ExportRequest(model=name, checkpoint=checkpoint, input_size=input_size, precisions=tuple(precisions),
+                             calib=calib, calib_count=calib_count, verify_count=8, outdir=folder, force=True,
+                             model_options=dict(options or {}), **extra),
+               progress=lambda m: progress(f"{name}@{input_size}: {m}"))
+    except UserError as err:
+        import re
+
+        message = re.sub(r"\. see the conversion log \S+", "", err.one_line())  # its temp folder is gone
+        write_json(failed, {"error": message, "model": name, "input_size": input_size})
+        raise UserError(message, f"rerun `sdeploy export {name} --input-size {input_size}` to see onnx2tf's "
+                        "log") from None
     return folder
 
 
@@ -418,6 +431,7 @@ def run_sweep(device: str, *, devices_file: str | None = None, models: list[str]
                 save_doc(outdir, doc)
                 if on_model_done:
                     on_model_done(key, precision)
+    interleaved_pass(doc, profile, threads, tuple(precisions), options, lowered, progress)
     doc["partial"] = False
     save_doc(outdir, doc)
     from . import predict
@@ -431,7 +445,85 @@ def run_sweep(device: str, *, devices_file: str | None = None, models: list[str]
     return doc
 
 
+def interleaved_pass(doc: dict, profile, threads: int, precisions: tuple[str, ...], options: dict, lowered: bool,
+                     progress: Progress, rounds: int = 5, runs: int = 10) -> None:
+    """Time every finished model again, all in ONE runner process, interleaved over `rounds` rounds.
+
+    The per-model results were measured minutes apart on a machine whose load changes; these medians are side
+    by side in one run, so their ratios (the report's speedups, the fitted exponent, the predictor's targets)
+    are not skewed by load drift. Stored as doc["interleaved"]; the report prefers them and says so.
+    """
+    files = {}
+    for r in doc["results"]:
+        if r["threads"] != threads:
+            continue
+        entry = doc["models"].get(r["model"], {})
+        data = entry.get("precisions", {}).get(r["precision"])
+        if not data:
+            continue
+        folder = export_cached(entry["model"], entry["input_size"], precisions, progress, options, lowered=lowered)
+        path = folder / data["file"]
+        if path.exists():
+            files[f"{r['model']}|{r['precision']}"] = path
+    if not files:
+        return
+    progress(f"interleaved pass: {len(files)} models x {rounds} rounds in one runner process")
+    timed = measure_many(profile, files, threads=threads, runs=runs, warmup=3, rounds=rounds, progress=progress)
+    from ..bench.results import now_iso
+
+    doc["interleaved"] = {"threads": threads, "rounds": rounds, "runs_per_round": runs, "created": now_iso(),
+                          "latency_ms": {k: v.get("median_ms") for k, v in sorted(timed.items())
+                                         if v.get("median_ms")}}
+    if profile.transport != "adb":
+        retime_ops(doc, profile, threads, progress)
+
+
+def retime_ops(doc: dict, profile, threads: int, progress: Progress, rounds: int = 3, runs: int = 10) -> None:
+    """Re-time every distinct single-op model of the sweep in ONE runner process (interleaved rounds).
+
+    Each model's ops were first timed right after that model, minutes apart from the others; re-timing them all
+    together puts every model's per-op times under the same machine conditions (the predictor's lookup and the
+    report's shares compare them across models). Ops whose single-op file is gone keep their first timing.
+    """
+    files, where = {}, []
+    for key, entry in doc["models"].items():
+        for precision, data in entry.get("precisions", {}).items():
+            if not str(data.get("op_method", "")).startswith("single-op") or not data.get("sha256"):
+                continue
+            folder = cache_root() / "opcut" / data["sha256"][:16]
+            dtype = "int8" if any(o["inputs"] and o["inputs"][0] and o["inputs"][0][1] == "int8"
+                                  for o in data["ops"]) else "float32"
+            overhead = folder / f"overhead_{dtype}.tflite"
+            if not overhead.exists():
+                continue
+            files[f"{precision}|__overhead__{dtype}"] = overhead
+            for op in data["ops"]:
+                path = folder / f"op_{op['signature']}.tflite"
+                if path.exists():
+                    files[f"{precision}|{op['signature']}"] = path
+            where.append((data, precision, dtype))
+    if not files:
+        return
+    progress(f"re-timing {len(files)} distinct single-op models in one runner process")
+    timed = measure_many(profile, files, threads=threads, runs=runs, warmup=2, rounds=rounds, progress=progress)
+    for data, precision, dtype in where:
+        overhead = timed.get(f"{precision}|__overhead__{dtype}", {}).get("median_ms")
+        if overhead is None:
+            continue
+        data["overhead_ms"] = overhead
+        for op in data["ops"]:
+            raw = timed.get(f"{precision}|{op['signature']}", {}).get("median_ms")
+            if raw is not None:
+                op["raw_ms"], op["time_ms"] = raw, max(raw - overhead, 0.0)
+        data["op_retimed"] = "all models' distinct ops re-timed together in one runner process at the sweep's end"
+
+
 def _skip(doc, key, name, size, precision, reason, progress) -> None:
+    import re
+
+    log = re.search(r"see the conversion log (\S+)", reason)
+    if log and not Path(log.group(1)).exists():  # the pipeline removes its temp folder with the log
+        reason = reason[: log.start()] + f"rerun `sdeploy export {name} --input-size {size}` to see onnx2tf's log"
     progress(f"skipping {key}{' ' + precision if precision else ''}: {reason}")
     doc["skipped"].append({"key": key, "model": name, "input_size": size, "precision": precision,
                            "reason": reason})
