@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 from shufflenet_deploy.export import verify  # noqa: E402
 from shufflenet_deploy.export.pipeline import ExportRequest, export  # noqa: E402
 
-MODELS = ["shufflenet_v1_g3_0.5x_digits64.pt", "shufflenet_v1_g8_0.5x_digits64.pt"]
+MODELS = ["shufflenet_v1_g3_0.5x_digits64.pt", "shufflenet_v1_g8_0.5x_digits80.pt"]
 
 
 def measure(checkpoint: Path, optimize: bool | None = None) -> dict:

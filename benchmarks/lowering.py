@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/lowering.py [--threads 1,2] [--rounds 40] [--out results/lowering.json]
 
 For each model (ShuffleNet v1 g3 1x and g8 1x at 224 px with fixed random weights and BN statistics, calibrated on
-the digits images at 224; the bundled trained g3/g8 0.5x digits models at 64 px) it builds, once (cached under
+the digits images at 224; the bundled trained g3/g8 0.5x digits models at 64/80 px) it builds, once (cached under
 --work; every toolchain converts the same weights):
   onnx2tf fp32/int8   `sdeploy export --no-optimize` (onnx2tf's plain output, our offline driver)
   sdeploy fp32/int8   `sdeploy export` (lowered, shufflenet_deploy/export/lower.py)
@@ -61,10 +61,10 @@ class Variant:
 def cases(args) -> list[Case]:
     out = [Case("v1_g3_1.0x@224", "shufflenet_v1_g3_1.0x", None, 224),
            Case("v1_g8_1.0x@224", "shufflenet_v1_g8_1.0x", None, 224)]
-    for g in ("g3", "g8"):
-        ckpt = REPO / "models" / f"shufflenet_v1_{g}_0.5x_digits64.pt"
+    for g, size in (("g3", 64), ("g8", 80)):
+        ckpt = REPO / "models" / f"shufflenet_v1_{g}_0.5x_digits{size}.pt"
         if ckpt.exists():
-            out.append(Case(f"v1_{g}_0.5x_digits@64 (trained)", None, ckpt, 64))
+            out.append(Case(f"v1_{g}_0.5x_digits@{size} (trained)", None, ckpt, size))
         else:
             print(f"skip bundled {g}: {ckpt} missing (run `make models`)")
     return [c for c in out if not args.only or any(o in c.name for o in args.only)]
@@ -115,10 +115,11 @@ def build(case: Case, work: Path, log, *, ablation: bool = False,
 
     spec = {"model": case.model, "checkpoint": str(case.checkpoint) if case.checkpoint else None,
             "input_size": case.size, "calibration": str(work / "calibration.npy")}
-    for peer, py, names in (("litert-torch", LITERT_TORCH_PY, {"fp32": "litert-torch fp32", "int8": "litert-torch int8 (PT2E)"}),
+    litert_torch_names = {"fp32": "litert-torch fp32", "int8": "litert-torch int8 (PT2E)"}
+    for peer, py, names in (("litert-torch", LITERT_TORCH_PY, litert_torch_names),
                             ("ncnn", NCNN_PY, {"fp32": "ncnn fp32"})):
         if not py.exists():
-            reason = (REPO / f".venv-{peer}.failed.txt")
+            reason = REPO / ".cache" / "peer-venvs" / f".venv-{peer}.failed.txt"
             why = reason.read_text().strip()[-300:] if reason.exists() else "venv missing: run `make peers`"
             for n in names.values():
                 skipped[n] = f"{peer}: {why}"
@@ -220,19 +221,14 @@ class Worker:
     def __init__(self, v: Variant, threads: int, input_path: Path):
         self.v = v
         self.error = None
-        pythons = [v.python] + ([Path(v.info["fallback_python"])] if v.info.get("fallback_python") else [])
-        for py in pythons:
-            self.proc = subprocess.Popen([str(py), str(WORKER), v.kind, v.path, str(threads), str(input_path)],
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-            line = self.proc.stdout.readline().strip()
-            if line == "ready":
-                self.runtime_python = str(py)
-                self.error = None
-                return
+        self.proc = subprocess.Popen([str(v.python), str(WORKER), v.kind, v.path, str(threads), str(input_path)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        line = self.proc.stdout.readline().strip()
+        if line != "ready":  # e.g. an op version this runtime does not know
             self.error = (self.proc.stderr.read() or line).strip().splitlines()[-1:] or ["worker died"]
             self.proc.wait()
-        self.proc = None
+            self.proc = None
 
     def ask(self, cmd: str) -> str:
         self.proc.stdin.write(cmd + "\n")
@@ -336,7 +332,8 @@ def table(case: Case, variants: list[Variant], res: dict, threads: int, skipped:
         lines.append(f"{v.name:40s} {r['median_ms']:9.3f} {r['p25_ms']:6.3f}-{r['p75_ms']:6.3f} "
                      f"{r['median_ms'] / base8 if base8 else float('nan'):13.2f} "
                      f"{r['median_ms'] / base32 if base32 else float('nan'):13.2f} "
-                     f"{str(i.get('ops', '-')):>4s} {str(i.get('transposes', '-')):>6s} {str(i.get('depthwise', '-')):>6s} "
+                     f"{str(i.get('ops', '-')):>4s} {str(i.get('transposes', '-')):>6s} "
+                     f"{str(i.get('depthwise', '-')):>6s} "
                      f"{str(i.get('partitions', '-')):>9s} {r['cosine_vs_torch']:12.5f}")
     for name, why in skipped.items():
         lines.append(f"{name:40s} skipped: {why}")

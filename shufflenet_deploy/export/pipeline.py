@@ -66,7 +66,15 @@ def export(req: ExportRequest, progress: Callable[[str], None] = lambda msg: Non
     outdir = Path(req.outdir)
     tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.tmp-", dir=outdir.parent))
     try:
-        manifest = _build(req, model, meta, pre, images, precisions, tmp, progress)
+        try:
+            manifest = _build(req, model, meta, pre, images, precisions, tmp, progress)
+        except UserError as err:  # a conversion that failed: keep its log where the user can read it
+            if not (tmp / "conversion.log").exists():
+                raise
+            report = {"schema": MANIFEST_SCHEMA, "status": "failed", "model": meta["model"],
+                      "input_size": meta["input_size"], "failed": ["convert"], "error": err.message}
+            _keep_report(tmp, outdir, report, {}, req.force)
+            raise ExportFailed(err.message, f"conversion log kept in {outdir / 'conversion.log'}") from None
         val = _validation_set(req, meta, pre)
         if val is not None:
             progress(f"measuring accuracy on {val.root}")
@@ -339,7 +347,7 @@ def _promote(tmp: Path, outdir: Path, force: bool) -> None:
 def _keep_report(tmp: Path, outdir: Path, manifest: dict, failed: dict, force: bool) -> None:
     report = tmp.parent / f".{outdir.name}.report-{os.getpid()}"
     report.mkdir()
-    manifest = {**manifest, "status": "failed", "failed": list(failed)}
+    manifest = {**manifest, "status": "failed", "failed": list(failed) or manifest.get("failed", [])}
     write_json(report / "export_report.json", manifest)
     if (tmp / "conversion.log").exists():
         shutil.copy(tmp / "conversion.log", report / "conversion.log")

@@ -133,7 +133,6 @@ class Graph:
         used = sorted({int(t) for op in sg.operators for t in list(op.inputs) + list(op.outputs) if t >= 0}
                       | {int(t) for t in sg.inputs} | {int(t) for t in sg.outputs})
         remap = {old: new for new, old in enumerate(used)}
-        dropped = [t for i, t in enumerate(sg.tensors) if i not in remap]
         sg.tensors = [sg.tensors[i] for i in used]
         for op in sg.operators:
             op.inputs = np.asarray([remap[int(t)] if t >= 0 else -1 for t in op.inputs], np.int32)
@@ -143,10 +142,11 @@ class Graph:
         for sig in self.model.signatureDefs or []:
             for m in list(sig.inputs or []) + list(sig.outputs or []):
                 m.tensorIndex = remap[int(m.tensorIndex)]
-        live = {t.buffer for t in sg.tensors}
-        for t in dropped:
-            if t.buffer and t.buffer not in live:
-                self.model.buffers[t.buffer].data = None
+        live = {t.buffer for g in self.model.subgraphs for t in g.tensors}
+        live |= {m.buffer for m in self.model.metadata or []}  # e.g. min_runtime_version lives in a buffer
+        for i, buffer in enumerate(self.model.buffers):
+            if i and i not in live:
+                buffer.data = None  # held only dropped tensors or replaced weights
 
     def histogram(self) -> dict[str, int]:
         return dict(sorted(Counter(self.name(op) for op in self.sg.operators).items()))
@@ -376,4 +376,39 @@ def padv2_to_pad(g: Graph) -> int:
         op.inputs = np.asarray([x, pads], np.int32)
         op.builtinOptionsType, op.builtinOptions = fb.BuiltinOptions.PadOptions, fb.PadOptionsT()
         rewritten += 1
+    return rewritten
+
+
+# -- pass: TRANSPOSE feeding only MEAN -> MEAN over the original axes -------------------------------------------
+def transpose_into_mean(g: Graph) -> int:
+    """onnx2tf's NHWC->NCHW TRANSPOSE before the global-average MEAN: reduce the NHWC tensor directly when the
+    kept dimensions stay in the same order (the output is then identical)."""
+    consumers, outputs = g.consumers(), g.outputs()
+    rewritten = 0
+    for op in list(g.sg.operators):
+        if g.code(op) != BO.TRANSPOSE or int(op.outputs[0]) in outputs:
+            continue
+        perm = g.const(op.inputs[1])
+        users = consumers[int(op.outputs[0])]
+        if perm is None or not users or any(g.code(u) != BO.MEAN for u in users):
+            continue
+        perm = [int(p) for p in perm]
+        plans = []
+        for u in users:
+            axes = g.const(u.inputs[1])
+            keep = bool(getattr(u.builtinOptions, "keepDims", False))
+            if axes is None or keep:
+                break
+            axes = [int(a) % len(perm) for a in axes.ravel()]
+            kept = [perm[d] for d in range(len(perm)) if d not in axes]
+            if kept != sorted(kept):
+                break
+            plans.append((u, [perm[a] for a in axes]))
+        else:
+            for u, new_axes in plans:
+                axes_t = g.add_tensor(f"{_name(g, u.outputs[0])}/axes", [len(new_axes)], TT.INT32,
+                                      data=np.asarray(new_axes, np.int32))
+                u.inputs = np.asarray([int(op.inputs[0]), axes_t], np.int32)
+            _replace_ops(g, [op], [])
+            rewritten += 1
     return rewritten
