@@ -21,8 +21,9 @@ def card(checkpoint: Path) -> str:
     c = count_complexity(meta["model"], input_size=meta["input_size"], num_classes=meta["num_classes"],
                          **meta["options"])
     best = max(summary["curve"], key=lambda e: e["val_top1"])
+    smoothing = f" --label-smoothing {cfg['label_smoothing']:g}" if cfg.get("label_smoothing") else ""
     command = (f"sdeploy train {meta['model']} --data digits --input-size {cfg['input_size']} --epochs {cfg['epochs']} "
-               f"--batch {cfg['batch']} --seed {cfg['seed']} -o models/{checkpoint.name}")
+               f"--batch {cfg['batch']} --seed {cfg['seed']}{smoothing} -o models/{checkpoint.name}")
     return f"""# {checkpoint.name}
 
 - **Model**: `{meta['model']}` (options {json.dumps(meta['options'])}), {meta['num_classes']} classes, input {meta['input_size']}x{meta['input_size']} RGB
@@ -30,7 +31,7 @@ def card(checkpoint: Path) -> str:
 - **Preprocessing**: `{json.dumps(meta['preprocessing'])}`
 - **Size**: {checkpoint.stat().st_size / 1e6:.2f} MB on disk, {c.params / 1e6:.3f} M parameters, {c.macs_total / 1e6:.2f} M MACs (conv+FC) at {meta['input_size']} px
 - **Validation top-1 (PyTorch, final epoch)**: {summary['val_top1']:.2%} (best epoch {best['epoch']}: {best['val_top1']:.2%})
-- **Recipe**: SGD momentum 0.9 (Nesterov), lr {summary['learning_rate']:.4g} (0.5 x batch/1024) decayed linearly to 0, weight decay {cfg['weight_decay']} (not on BN/biases), {cfg['epochs']} epochs, batch {cfg['batch']}, seed {cfg['seed']}; {summary['steps']} steps in {summary['seconds']:.0f} s on this 2-core CPU
+- **Recipe**: SGD momentum 0.9 (Nesterov), lr {summary['learning_rate']:.4g} (0.5 x batch/1024) decayed linearly to 0, weight decay {cfg['weight_decay']} (not on BN/biases), label smoothing {cfg.get('label_smoothing', 0):g}, {cfg['epochs']} epochs, batch {cfg['batch']}, seed {cfg['seed']}; {summary['steps']} steps in {summary['seconds']:.0f} s on this 2-core CPU
 - **Reproduce**: `{command}` (all bundled models: `make models`)
 - **Exported accuracy** (fp32/fp16/int8 TFLite): `benchmarks/results/accuracy.txt`
 """
