@@ -175,20 +175,13 @@ def _seeded_checkpoint(case: Case, work: Path) -> Path:
     import torch
 
     from shufflenet_deploy.checkpoints import load_model, make_meta, save_checkpoint
+    from shufflenet_deploy.zoo.layers import randomize_batchnorm
 
     path = work / "weights.pt"
     if path.exists():
         return path
     torch.manual_seed(0)
-    model = load_model(case.model)
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+    model = randomize_batchnorm(load_model(case.model), seed=0)
     meta = make_meta(case.model)
     meta["input_size"] = case.size
     return save_checkpoint(path, model, meta)

@@ -183,8 +183,6 @@ def _load(path: Path) -> dict:
 
 
 def _top1_accuracy(outputs, labels) -> float:
-    import numpy as np
-
     return float((outputs.reshape(len(outputs), -1).argmax(1) == labels).mean()) if len(labels) else 0.0
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
-import re
 import shutil
 import subprocess
 import sys

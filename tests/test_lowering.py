@@ -18,6 +18,7 @@ from shufflenet_deploy.checkpoints import load_model, make_meta, save_checkpoint
 from shufflenet_deploy.errors import UserError
 from shufflenet_deploy.export import lower, verify
 from shufflenet_deploy.export.pipeline import ExportRequest, export
+from shufflenet_deploy.zoo.layers import randomize_batchnorm
 
 FAMILIES = {  # name, options, size
     "v1_g3_paper": ("shufflenet_v1_g3_0.25x", {"shuffle": "paper"}, 64),
@@ -33,16 +34,7 @@ FAMILIES = {  # name, options, size
 
 def randomized(name: str, options: dict, seed: int = 0):
     """A zoo model whose BN layers have non-trivial statistics, so outputs depend on the input."""
-    model = load_model(name, **options)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-    return model.eval()
+    return randomize_batchnorm(load_model(name, **options), seed=seed).eval()
 
 
 def shuffle_count(model) -> int:

@@ -30,7 +30,6 @@ import hashlib
 import json
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable
 

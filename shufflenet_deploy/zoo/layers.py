@@ -44,3 +44,21 @@ def init_weights(model: nn.Module) -> nn.Module:
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
     return model
+
+
+def randomize_batchnorm(model, seed: int = 0):
+    """Give every BatchNorm non-trivial statistics and affine parameters, in place, and return the model.
+
+    A freshly initialised network's BN layers are identities, so its logits barely depend on the input and any
+    conversion looks perfect; benchmarks and equivalence tests of untrained models use this instead."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+    return model
