@@ -70,6 +70,8 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--affinity", help="pin both methods to these CPUs (e.g. 1): on a VM whose vCPUs run at "
+                        "different speeds, an unpinned process lands on either and its median jumps")
     parser.add_argument("--out", type=Path, help="write the numbers as JSON here")
     args = parser.parse_args(argv)
 
@@ -84,6 +86,13 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or default_model(Path(tmp))
         profile = get_device("local")
+        if args.affinity:
+            import dataclasses
+
+            from shufflenet_deploy.devices.registry import parse_cpus
+
+            profile = dataclasses.replace(profile, affinity=args.affinity)
+            os.sched_setaffinity(0, parse_cpus(args.affinity))  # the bare loop runs in this process
         harness_p50, bare_p50, harness_wall, bare_wall = [], [], [], []
         for i in range(args.repeats):
             t0 = time.perf_counter()
@@ -99,7 +108,7 @@ def main(argv=None) -> int:
     rows = [("harness (runner.py subprocess)", harness_p50, harness_wall),
             ("bare loop (in process)", bare_p50, bare_wall)]
     print(f"\nmodel {model.name}, threads {args.threads}, runs {args.runs}, warmup {args.warmup}, "
-          f"repeats {args.repeats}, load {load1:.2f}")
+          f"repeats {args.repeats}, affinity {args.affinity or 'none'}, load {load1:.2f}")
     print(f"{'method':<32}{'median of p50 ms':>18}{'spread %':>10}{'ok':>5}{'wall s/measure':>16}")
     for name, p50s, walls in rows:
         spread = spread_pct(p50s)
@@ -111,7 +120,7 @@ def main(argv=None) -> int:
     print(f"harness/bare wall-time ratio {wall_ratio:.2f}  (process start, push, JSON; "
           f"{statistics.median(harness_wall) - statistics.median(bare_wall):+.2f} s per measurement)")
     if args.out:
-        data = {"model": str(model), "threads": args.threads, "runs": args.runs, "warmup": args.warmup,
+        data = {"model": str(model), "threads": args.threads, "affinity": args.affinity, "runs": args.runs, "warmup": args.warmup,
                 "repeats": args.repeats, "load_average": load1, "target_spread_pct": TARGET_SPREAD_PCT,
                 "harness": {"p50_ms": harness_p50, "spread_pct": spread_pct(harness_p50), "wall_s": harness_wall},
                 "bare": {"p50_ms": bare_p50, "spread_pct": spread_pct(bare_p50), "wall_s": bare_wall},
