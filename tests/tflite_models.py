@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
+from shufflenet_deploy.export.keras_convert import keras_to_tflite
 
 
 def make_tiny_tflite(path: Path, precision: str = "fp32", input_size: int = 16, seed: int = 0) -> Path:
@@ -24,21 +24,6 @@ def make_tiny_tflite(path: Path, precision: str = "fp32", input_size: int = 16, 
     x = tf.keras.layers.GlobalAveragePooling2D()(x)
     outputs = tf.keras.layers.Dense(10, name="logits")(x)
     model = tf.keras.Model(inputs, outputs)
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if precision == "int8":
-        rng = np.random.default_rng(seed)
-
-        def representative():
-            for _ in range(16):
-                yield [rng.uniform(0, 1, (1, input_size, input_size, 3)).astype(np.float32)]
-
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
-    elif precision != "fp32":
-        raise ValueError(precision)
     path = Path(path)
-    path.write_bytes(converter.convert())
+    path.write_bytes(keras_to_tflite(model, precision, seed=seed))
     return path

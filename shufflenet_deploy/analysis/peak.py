@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
+
+from ..export.keras_convert import keras_to_tflite
 
 KERNELS = {
     # name: (input shape, builder)
@@ -39,24 +40,10 @@ def build_kernel(kernel: str, precision: str, path: Path, seed: int = 0) -> Path
     else:
         outputs = tf.keras.layers.Dense(1024, use_bias=True)(inputs)
     model = tf.keras.Model(inputs, outputs)
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if precision == "int8":
-        rng = np.random.default_rng(seed)
-
-        def representative():
-            for _ in range(8):
-                yield [rng.uniform(-1, 1, shape).astype(np.float32)]
-
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
-    elif precision != "fp32":
-        raise ValueError(precision)
+    data = keras_to_tflite(model, precision, low=-1.0, high=1.0, samples=8, seed=seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(converter.convert())
+    tmp.write_bytes(data)
     tmp.replace(path)
     return path
 
