@@ -115,8 +115,9 @@ def test_normal_export_made_no_network_attempt_and_kept_its_onnx(full_export):
 @pytest.mark.slow
 def test_parity_failure_keeps_only_the_report(tmp_path, monkeypatch):
     monkeypatch.setitem(verify.THRESHOLDS, "fp32", {"max_rel": 0.0, "cosine": 1.0 + 1e-9})
+    monkeypatch.chdir(tmp_path)  # a relative OUTDIR, as `make demo` uses (the worker chdirs: paths must resolve)
     out = tmp_path / "out"
-    code = cli_main(["export", SMALL, "--input-size", "32", "--precision", "fp32", "-o", str(out)])
+    code = cli_main(["export", SMALL, "--input-size", "32", "--precision", "fp32", "-o", "out"])
     assert code == 2
     assert sorted(p.name for p in out.iterdir()) == ["conversion.log", "export_report.json"]
     report = json.loads((out / "export_report.json").read_text())

@@ -29,6 +29,7 @@ def convert(onnx_path: Path, workdir: Path, *, precisions: list[str], calibratio
             sample_images_nhwc01: np.ndarray, log: Path, timeout: float = 1800,
             onnx2tf_options: dict | None = None) -> dict:
     """Run the worker; return {"files": {precision: path}, "timings": {...}, "network_attempts": [...]}."""
+    workdir = Path(workdir).resolve()  # the worker chdirs into it: every path in its spec must be absolute
     workdir.mkdir(parents=True, exist_ok=True)
     private_onnx = workdir / "model.onnx"
     shutil.copyfile(onnx_path, private_onnx)  # onnx2tf rewrites its input in place
