@@ -163,12 +163,12 @@ def _images(req: ExportRequest, meta: dict, pre, precisions: list[str], progress
     order = np.random.default_rng(req.seed).permutation(len(found))
     n_verify = min(req.verify_count, max(5, len(found) // 4))
     held, calib = order[:n_verify], order[n_verify : n_verify + req.calib_count]
-    pixels = [pre.pixels_from_path(found.paths[i]) for i in held]
+    pixels = np.stack([pre.pixels_from_path(found.paths[i]) for i in held])  # decoded once, used twice
     return Images(
         source=source,
         calibration=pre.load_batch([found.paths[i] for i in calib]),
-        held_out=pre.load_batch([found.paths[i] for i in held]),
-        held_out_pixels=np.stack(pixels).astype(np.float32) / 255,
+        held_out=np.ascontiguousarray(np.stack([pre.normalize(p) for p in pixels]).transpose(0, 3, 1, 2)),
+        held_out_pixels=pixels.astype(np.float32) / 255,
         image_set=found,
         calib_files=[str(found.paths[i].relative_to(found.root)) for i in calib],
         held_out_files=[str(found.paths[i].relative_to(found.root)) for i in held],
