@@ -6,6 +6,7 @@ For each model (ShuffleNet v1 g3 1x and g8 1x at 224 px with fixed random weight
 the digits images at 224; the bundled trained g3/g8 0.5x digits models at 64/80 px) it builds, once (cached under
 --work; every toolchain converts the same weights):
   onnx2tf fp32/int8   `sdeploy export --no-optimize` (onnx2tf's plain output, our offline driver)
+  onnx2tf CLI -oiqt int8   onnx2tf's own full-integer file (`onnx2tf -oiqt -cind`, same ONNX, same images)
   sdeploy fp32/int8   `sdeploy export` (lowered, shufflenet_deploy/export/lower.py)
   ort fp32 / ort int8 onnxruntime on the plain model.onnx; int8 = static QDQ (per-channel, MinMax) calibrated on
                       the same calibration images the exports used
@@ -107,6 +108,11 @@ def build(case: Case, work: Path, log, *, ablation: bool = False,
                 Variant("sdeploy int8", "tflite", str(work / "sdeploy" / "model_int8.tflite")),
                 Variant("ort fp32", "onnxruntime", str(work / "plain" / "model.onnx"))]
     skipped = {}
+    cli_int8 = _onnx2tf_cli_int8(work, images.calibration, pre, log)
+    if cli_int8:
+        variants.insert(2, Variant("onnx2tf CLI -oiqt int8", "tflite", str(cli_int8)))
+    else:
+        skipped["onnx2tf CLI -oiqt int8"] = f"onnx2tf's CLI failed, see {work / 'onnx2tf-cli.log'}"
     ort_int8 = work / "ort_int8_qdq.onnx"
     if not ort_int8.exists():
         log("  quantizing for onnxruntime (static QDQ)")
@@ -167,6 +173,30 @@ def build(case: Case, work: Path, log, *, ablation: bool = False,
                 v.info["inspect_error"] = str(e)[:200]
     extra = {"skipped": skipped, "manifests": {k: _manifest_summary(m) for k, m in manifests.items()}}
     return variants, extra, x, torch_logits
+
+
+def _onnx2tf_cli_int8(work: Path, calibration: np.ndarray, pre, log) -> Path | None:
+    """onnx2tf's own full-integer model, made the documented way (`onnx2tf -oiqt -cind`) from the same ONNX and
+    the same calibration images: the "onnx2tf int8" row is our offline driver on onnx2tf's graph (TF's converter,
+    per-channel); this row shows what a user of onnx2tf's CLI gets. Cached in WORK/onnx2tf-cli/."""
+    from shufflenet_deploy.export.tflite_convert import write_onnx2tf_sample
+
+    folder = work / "onnx2tf-cli"
+    target = folder / "out" / "model_full_integer_quant.tflite"
+    if target.exists():
+        return target
+    folder.mkdir(exist_ok=True)
+    (folder / "model.onnx").write_bytes((work / "plain" / "model.onnx").read_bytes())
+    mean, std = np.asarray(pre.mean, np.float32), np.asarray(pre.std, np.float32)
+    pixels = calibration.transpose(0, 2, 3, 1) * std + mean  # back to NHWC 0..1: onnx2tf normalises itself
+    np.save(folder / "calib.npy", pixels.astype(np.float32))
+    write_onnx2tf_sample(folder, pixels.astype(np.float32))  # onnx2tf would download its sample file otherwise
+    log("  onnx2tf CLI -oiqt (its own int8, ~2 min)")
+    cmd = [str(MAIN_PY.parent / "onnx2tf"), "-i", "model.onnx", "-o", "out", "-oiqt", "-cind", "input", "calib.npy",
+           json.dumps([[[[float(v) for v in mean]]]]), json.dumps([[[[float(v) for v in std]]]])]
+    with open(work / "onnx2tf-cli.log", "w") as out:
+        subprocess.run(cmd, cwd=folder, stdout=out, stderr=subprocess.STDOUT, timeout=3600)
+    return target if target.exists() else None
 
 
 def _seeded_checkpoint(case: Case, work: Path) -> Path:
@@ -274,13 +304,17 @@ def measure(variants: list[Variant], threads: int, x_path: Path, torch_logits: n
 def op_profile(path: Path, threads: int = 1, reps: int = 50) -> dict:
     """Per-op time: each op cut out into its own one-op model (its constants kept), timed under XNNPACK.
 
-    Fusions XNNPACK does across ops (e.g. a zero PAD into the next conv) are invisible here, so the sum is an
-    upper bound of the real graph's time; it says which op types the time goes to."""
+    A zero PAD that XNNPACK folds into the next conv (analysis/ops.py `fused_into`) is counted 0 and listed as
+    "PAD (folded into conv)": alone it is slow, in the graph free (benchmarks/results/pad_fusion.txt). Other
+    cross-op effects are invisible here; the profile says which op types the time goes to."""
     from collections import defaultdict
 
     from shufflenet_deploy.export import tflite_rewrite as tr
     from shufflenet_deploy.export.tflite_inspect import load_interpreter
 
+    from shufflenet_deploy.analysis.ops import model_ops
+
+    folded = {o.index for o in model_ops(path) if o.fused_into is not None}
     n = len(tr.Graph.load(path).sg.operators)
     total, count = defaultdict(float), defaultdict(int)
     tmp = path.with_name(path.stem + "_op.tflite")
@@ -288,6 +322,10 @@ def op_profile(path: Path, threads: int = 1, reps: int = 50) -> dict:
         g = tr.Graph.load(path)
         op = g.sg.operators[i]
         name = g.name(op)
+        if i in folded:
+            total[f"{name} (folded into conv)"] += 0.0
+            count[f"{name} (folded into conv)"] += 1
+            continue
         g.sg.operators = [op]
         g.sg.inputs = np.array([int(t) for t in op.inputs if t >= 0 and g.const(int(t)) is None], np.int32)
         g.sg.outputs = np.array([int(t) for t in op.outputs], np.int32)
@@ -346,6 +384,7 @@ def targets(res: dict, suffix: str = "") -> dict:
         return None if a is None or b is None else {"ratio": round(a / b, 3), "limit": f, "met": a <= f * b}
 
     out = {"sdeploy int8 <= 0.6x onnx2tf int8": le(s8, m.get("onnx2tf int8"), 0.6),
+           "sdeploy int8 <= 0.6x onnx2tf CLI -oiqt int8": le(s8, m.get("onnx2tf CLI -oiqt int8"), 0.6),
            "sdeploy int8 <= 0.9x litert-torch int8": le(s8, m.get("litert-torch int8 (PT2E)"), 0.9),
            "sdeploy fp32 <= 0.8x onnx2tf fp32": le(s32, m.get("onnx2tf fp32"), 0.8),
            "sdeploy int8 < sdeploy fp32": le(s8, s32, 1.0)}

@@ -5,10 +5,14 @@ for its newer LiteRT), so it imports only numpy and the runtime. The parent inte
 turn for a burst of invokes, so every variant sees the same machine state; only one worker runs at a time.
 
     python lowering_worker.py KIND MODEL THREADS INPUT.npy      (KIND: tflite | onnxruntime | ncnn)
-stdin lines:  "run N"  -> N invokes, replies "ok <seconds per invoke>"
+stdin lines:  "run N"  -> N invokes on the next of INSTANCES interpreters/sessions, replies "ok <seconds per invoke>"
               "dump PATH" -> one invoke on the input, output saved (float32) to PATH, replies "ok"
               "quit"
 INPUT.npy is float32 NCHW (preprocessed); tflite inputs are transposed to NHWC and quantized when int8.
+
+INSTANCES = 3 interpreters (sessions, nets) per model, used in turn burst by burst: on this project's VM a freshly
+built interpreter sometimes lands in a slow mode for its whole life (~20%, shufflenet_deploy/runner.py), so one
+instance per variant made each variant's median a draw from two modes and skewed the ratios.
 """
 from __future__ import annotations
 
@@ -81,17 +85,25 @@ def ncnn_runner(path: str, threads: int, x: np.ndarray):
     return run, lambda: result["y"].astype(np.float32).reshape(1, -1)
 
 
+INSTANCES = 3
+
+
 def main(kind: str, model: str, threads: str, input_path: str) -> int:
     x = np.load(input_path).astype(np.float32)
-    run, output = {"tflite": tflite_runner, "onnxruntime": onnxruntime_runner, "ncnn": ncnn_runner}[kind](
-        model, int(threads), x)
-    for _ in range(3):
-        run()
+    factory = {"tflite": tflite_runner, "onnxruntime": onnxruntime_runner, "ncnn": ncnn_runner}[kind]
+    instances = [factory(model, int(threads), x) for _ in range(INSTANCES)]
+    for run, _ in instances:
+        for _ in range(3):
+            run()
+    run, output = instances[0]
+    bursts = 0
     print("ready", flush=True)
     for line in sys.stdin:
         cmd, _, arg = line.strip().partition(" ")
         if cmd == "run":
             n = int(arg)
+            run = instances[bursts % INSTANCES][0]
+            bursts += 1
             t0 = time.perf_counter()
             for _ in range(n):
                 run()

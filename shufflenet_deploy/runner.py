@@ -10,6 +10,11 @@ interpreters are built first, then `--rounds` rounds run each model `--runs` tim
 slow drift of the machine hits every model alike). The one JSON object then carries `results`, one per model
 (id, times_ms, median_ms, min_ms, error), instead of `times_ms`. A model that fails to load or run gets its own
 `error`; the others are still timed.
+
+`--instances K` (with --many) builds K interpreters per model and round r runs instance r mod K. Why: on some
+machines (this project's x86 VM: 1 instance in ~8) a freshly built interpreter lands in a slow mode (~20% slower,
+the same for its whole life, pinned or not: where its buffers land), so one instance's median is a draw from two
+modes. The median over K instances' runs follows the majority mode; `instance_medians_ms` shows the spread.
 """
 import argparse
 import glob
@@ -227,37 +232,47 @@ def benchmark_many(np, args, runtime, report):
             kwargs = {"model_path": path, "num_threads": args.threads}
             if args.no_xnnpack:
                 kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-            interp = interpreter_cls(**kwargs)
-            interp.allocate_tensors()
-            for detail in interp.get_input_details():
-                interp.set_tensor(detail["index"], make_input(np, detail, rng))
-            for _ in range(max(1, args.warmup)):
-                interp.invoke()
-            entry["_interp"] = interp
+            entry["_interps"] = []
+            for _ in range(max(1, args.instances)):
+                interp = interpreter_cls(**kwargs)
+                interp.allocate_tensors()
+                for detail in interp.get_input_details():
+                    interp.set_tensor(detail["index"], make_input(np, detail, rng))
+                for _ in range(max(1, args.warmup)):
+                    interp.invoke()
+                entry["_interps"].append(interp)
+            entry["_by_instance"] = [[] for _ in entry["_interps"]]
         except Exception as err:
             entry["error"] = f"{type(err).__name__}: {err}"
+            entry.pop("_interps", None)
         entries.append(entry)
-    for _ in range(args.rounds):
+    for r in range(args.rounds):
         for entry in entries:
-            interp = entry.get("_interp")
-            if interp is None:
+            interps = entry.get("_interps")
+            if not interps:
                 continue
+            which = r % len(interps)
             try:
-                times = entry["times_ms"]
+                times = entry["_by_instance"][which]
                 for _ in range(args.runs):
                     t0 = time.perf_counter_ns()
-                    interp.invoke()
+                    interps[which].invoke()
                     times.append((time.perf_counter_ns() - t0) / 1e6)
             except Exception as err:
                 entry["error"] = f"{type(err).__name__}: {err}"
-                entry.pop("_interp", None)
+                entry.pop("_interps", None)
     for entry in entries:
-        entry.pop("_interp", None)
+        entry.pop("_interps", None)
+        by_instance = [t for t in entry.pop("_by_instance", []) if t]
+        entry["times_ms"] = [t for times in by_instance for t in times]
         entry["median_ms"] = _median(entry["times_ms"])
         entry["min_ms"] = min(entry["times_ms"]) if entry["times_ms"] else None
+        if len(by_instance) > 1:
+            entry["instance_medians_ms"] = [_median(t) for t in by_instance]
     report["results"] = entries
     report["runs"] = args.runs
     report["rounds"] = args.rounds
+    report["instances"] = args.instances
     report["conditions"]["after"] = conditions()
 
 
@@ -290,6 +305,8 @@ def main(argv=None):
     parser.add_argument("--no-xnnpack", action="store_true")
     parser.add_argument("--many", help="JSON list of model paths (or {id, path}) to time in one process")
     parser.add_argument("--rounds", type=int, default=1, help="with --many: interleaved rounds of --runs each")
+    parser.add_argument("--instances", type=int, default=1,
+                        help="with --many: interpreters per model, round r runs instance r mod K")
     args = parser.parse_args(argv)
     if (args.model is None) == (args.many is None):
         parser.error("pass one MODEL or --many LIST.json")

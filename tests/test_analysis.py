@@ -242,7 +242,8 @@ def test_predictor_leave_one_out_on_synthetic_law():
     assert pred["schema"] == predict.SCHEMA and len(pred["evaluation"]) == len(doc["results"])
     for e in pred["evaluation"]:
         assert e["lookup_ops"] == 0  # signatures are model-private: leave-one-out can only use the regressions
-    assert predict.fit_correction([(1.0, 2.0), (2.0, 3.0)]) == pytest.approx({"a": 1.0, "b": 1.0, "n": 2})
+    scale = predict.fit_scale([(1.0, 2.0), (2.0, 8.0)])  # ratios 2 and 4 -> geometric mean sqrt(8)
+    assert scale == pytest.approx({"a": 8 ** 0.5, "n": 2, "min": 2.0, "max": 4.0})
 
 
 # ------------------------------------------------------------------------------------- runner --many, cutter
@@ -260,6 +261,16 @@ def test_runner_many_times_every_model_in_one_process(tmp_path, tiny_tflite):
     for p in ("fp32", "int8"):
         assert len(by_id[p]["times_ms"]) == 8 and by_id[p]["median_ms"] > 0 and by_id[p]["error"] is None
     assert by_id["junk"]["error"] and by_id["junk"]["times_ms"] == []
+    # --instances: K interpreters per model, used in turn over the rounds; all their runs pooled
+    proc = subprocess.run([sys.executable, "-I", "runner.py", "--many", "many.json", "--runs", "3", "--rounds", "4",
+                           "--warmup", "1", "--instances", "2"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    rep = json.loads(proc.stdout)
+    by_id = {e["id"]: e for e in rep["results"]}
+    assert proc.returncode == 0 and rep["instances"] == 2
+    for p in ("fp32", "int8"):
+        assert len(by_id[p]["times_ms"]) == 12 and len(by_id[p]["instance_medians_ms"]) == 2
+        assert min(by_id[p]["instance_medians_ms"]) <= by_id[p]["median_ms"] <= max(by_id[p]["instance_medians_ms"])
     both = subprocess.run([sys.executable, "-I", "runner.py", "x.tflite", "--many", "many.json"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert both.returncode == 2
@@ -302,6 +313,25 @@ def _check_cut_ops(path: Path) -> int:
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_single_op_cutter_reproduces_intermediates_tiny(tiny_tflite, precision):
     assert _check_cut_ops(tiny_tflite(precision)) >= 3
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_zero_pad_feeding_only_a_conv_is_counted_as_folded(tmp_path, precision):
+    """XNNPACK folds such a PAD into the conv (benchmarks/results/pad_fusion.txt): the sweep times it 0, the
+    predictor predicts 0; a PAD before a max-pool, or with two consumers, keeps its time."""
+    from tflite_models import make_pad_tflite
+
+    from shufflenet_deploy.analysis import ops, sweep
+
+    infos = ops.model_ops(make_pad_tflite(tmp_path / "pad.tflite", precision))
+    pads = [(o.index, o.fused_into) for o in infos if o.op == "PAD"]
+    conv_after_first = next(o.index for o in infos if o.op == "CONV_2D")
+    assert pads == [(0, conv_after_first), (2, None), (4, None)]
+    as_dicts = [o.to_dict() for o in infos]
+    assert [sweep.in_graph_ms(o, 0.5, 0.1) for o in as_dicts if o["op"] == "PAD"] == [0.0, 0.4, 0.4]
+    model = {"lookup": {}, "regression": {f"{precision}|*|*": {"coef": [0.25, 0, 0, 0], "n": 9}}}
+    assert predict.op_sum(model, precision, as_dicts) == (0.25 * (len(infos) - 1), {
+        "lookup": 0, "regression": len(infos) - 1, "fused": 1, "none": 0})
 
 
 # ------------------------------------------------------------------------------------------------ real sweeps

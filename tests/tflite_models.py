@@ -27,3 +27,24 @@ def make_tiny_tflite(path: Path, precision: str = "fp32", input_size: int = 16, 
     path = Path(path)
     path.write_bytes(keras_to_tflite(model, precision, seed=seed))
     return path
+
+
+def make_pad_tflite(path: Path, precision: str = "fp32", size: int = 16) -> Path:
+    """Three zero PADs over H/W: one feeding only a conv (XNNPACK folds it), one feeding a max-pool, one feeding
+    a conv and an add (two consumers): analysis/ops.py must mark only the first as fused."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(0)
+    layers = tf.keras.layers
+    inputs = tf.keras.Input((size, size, 4), batch_size=1, name="input")
+    x = layers.Conv2D(8, 3, strides=2, activation="relu")(layers.ZeroPadding2D(1)(inputs))
+    x = layers.MaxPool2D(3, 2)(layers.ZeroPadding2D(1)(x))
+    padded = layers.ZeroPadding2D(1)(x)
+    x = layers.Add()([layers.Conv2D(8, 3, activation="relu")(padded), layers.Cropping2D(1)(padded)])
+    model = tf.keras.Model(inputs, layers.GlobalAveragePooling2D()(x))
+    path = Path(path)
+    path.write_bytes(keras_to_tflite(model, precision))
+    return path

@@ -215,11 +215,13 @@ def flops_vs_time(doc: dict, key: str | None = None, precision: str = "fp32") ->
                    for g in GROUPS}
         flops = {g: entry["flops_by_group"].get(g, 0) for g in GROUPS}
         other: dict[str, float] = {}
+        folded = [o for o in ops if o.get("fused_into") is not None]
         for o in ops:
-            if o.get("group") == "other" and o.get("time_ms") is not None:
+            if o.get("group") == "other" and o.get("time_ms") is not None and o.get("fused_into") is None:
                 other[o["op"]] = other.get(o["op"], 0.0) + o["time_ms"]
         return {"model": k, "precision": precision, "flops": flops, "flops_share": shares(flops),
                 "other_ops_ms": dict(sorted(other.items(), key=lambda kv: -kv[1])),
+                "folded_pads": len(folded), "folded_pads_alone_ms": sum(o.get("raw_ms") or 0.0 for o in folded),
                 "time_ms": time_ms, "time_share": shares(time_ms),
                 "op_method": (entry["precisions"][precision]).get("op_method")}
     return None

@@ -14,6 +14,11 @@ Groups (the report's vocabulary, the same on the FLOPs side and the time side):
 
 A TFLite CONV_2D is mapped by its filter [O, kh, kw, I/g] against its input's channel count C: g = C / (I/g).
 The file is read with TensorFlow's flatbuffer schema object API (no interpreter), so shapes are the file's.
+
+`fused_into`: XNNPACK folds a zero PAD over H/W into the convolution that alone consumes it (its subgraph
+fusion), so in the graph such a PAD costs nothing, though timed alone it is slow: the [1,224,224,3] stem PAD alone
+takes 2.8-3.3x its conv's time, PAD -> conv 1.00-1.01x the conv alone (benchmarks/results/pad_fusion.txt). Sweep
+times and predictions count it 0. A PAD before MAX_POOL_2D is not folded (measured 0.30 vs 0.08 ms) and counts.
 """
 from __future__ import annotations
 
@@ -107,6 +112,7 @@ class OpInfo:
     options: dict = field(default_factory=dict)
     kernel: list | None = None
     conv_groups: int | None = None
+    fused_into: int | None = None  # index of the conv XNNPACK folds this PAD into (costs nothing in the graph)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -198,7 +204,39 @@ def model_ops(path_or_model) -> list[OpInfo]:
         signature = hashlib.sha1(json.dumps(sig_src, sort_keys=True).encode()).hexdigest()[:16]
         out.append(OpInfo(index, name, group, signature, macs, in_bytes, out_bytes, weight_bytes, inputs,
                           outputs, options, kernel, conv_groups))
+    for info in out:
+        info.fused_into = _pad_fused_into(model, graph, graph.operators[info.index], info.op)
     return out
+
+
+_PAD_ABSORBERS = ("CONV_2D", "DEPTHWISE_CONV_2D")
+
+
+def _pad_fused_into(model, graph, op, name: str) -> int | None:
+    """The index of the conv XNNPACK folds this op into: a PAD of zeros over H and W only, whose output is not a
+    graph output and feeds exactly one op, a CONV_2D / DEPTHWISE_CONV_2D, as its data input."""
+    import numpy as np
+
+    if name != "PAD" or len(op.inputs) < 2 or op.inputs[1] < 0:
+        return None
+    pads = graph.tensors[op.inputs[1]]
+    if not _is_const(model, pads):
+        return None
+    values = np.frombuffer(bytes(model.buffers[pads.buffer].data), dtype=np.int32)
+    if values.size != 8 or values[[0, 1, 6, 7]].any():  # [[N],[H],[W],[C]] x (before, after)
+        return None
+    produced = op.outputs[0]
+    graph_outputs = graph.outputs.tolist() if hasattr(graph.outputs, "tolist") else list(graph.outputs or [])
+    if produced in graph_outputs:
+        return None
+    consumers = [(i, other) for i, other in enumerate(graph.operators)
+                 if other.inputs is not None and produced in list(other.inputs)]
+    if len(consumers) != 1:
+        return None
+    index, consumer = consumers[0]
+    if op_name(model, consumer.opcodeIndex) not in _PAD_ABSORBERS or list(consumer.inputs)[0] != produced:
+        return None
+    return index
 
 
 def flops_by_group(complexity) -> dict[str, int]:

@@ -285,7 +285,8 @@ def _tables(ctx) -> list[tuple[str, list[str], list[list[str]], str]]:
                       _f(fvt["time_ms"][g], 3), _f(100 * fvt["time_share"][g], 1, "%")] for g in GROUPS],
                     "MACs from complexity.py per layer (conv + FC), grouped like the TFLite ops. \"other\" here: "
                     + (", ".join(f"{op} {ms:.3f} ms" for op, ms in fvt["other_ops_ms"].items()) or "nothing")
-                    + "."))
+                    + f". {fvt['folded_pads']} zero PADs that XNNPACK folds into the next conv count 0 (timed alone "
+                    f"they took {fvt['folded_pads_alone_ms']:.3f} ms)."))
     if pred["n"]:
         out.append(("Latency predictor: leave-one-out error distribution",
                     ["model", "precision", "measured ms", "predicted ms", "error"],
@@ -293,7 +294,9 @@ def _tables(ctx) -> list[tuple[str, list[str], list[list[str]], str]]:
                       _f(100 * e["error"], 1, "%")] for e in pred["evaluation"]],
                     f"Within ±10%: {100 * pred['within_10pct']:.1f}% of {pred['n']} model/precision pairs "
                     f"(median |error| {100 * pred['median_abs_error']:.1f}%, max {100 * pred['max_abs_error']:.1f}%). "
-                    "Each model is predicted by a predictor built without its own ops and latency."))
+                    "Each model is predicted by a predictor built without its own ops and latency: per-op times "
+                    "(measured signature, else a regression on MACs and bytes per op type and kernel) summed, times "
+                    "one in-graph/alone scale per precision fitted on the other models (analysis/predict.py)."))
     return out
 
 

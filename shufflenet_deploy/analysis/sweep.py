@@ -45,8 +45,9 @@ DEFAULT_MODELS = (
 )
 OP_METHOD_SINGLE = ("single-op models cut from the real TFLite file (flatbuffer rewrite, one per distinct op "
                     "signature), timed together in one runner process (--many, interleaved rounds; at the sweep's "
-                    "end every model's ops are re-timed together in one process), minus the invoke overhead of a "
-                    "trivial one-op model")
+                    "end every model's ops are re-timed together in one process, 2 interpreters each), minus the "
+                    "invoke overhead of a trivial one-op model; a zero PAD that XNNPACK folds into the next conv "
+                    "counts 0 (its time alone is kept as raw_ms)")
 OP_METHOD_ANDROID = "benchmark_model --enable_op_profiling (run order), mapped to the model's ops"
 
 Progress = Callable[[str], None]
@@ -185,8 +186,12 @@ def export_fp32_hw(name: str, hw: tuple[int, int], progress: Progress = lambda m
 
 # ---- running many models in one runner process -----------------------------------------------------------
 def measure_many(profile, files: dict[str, Path], *, threads: int = 1, runs: int = 20, warmup: int = 3,
-                 rounds: int = 1, timeout: float = 1800, progress: Progress = lambda m: None) -> dict[str, dict]:
-    """Time {id: .tflite} on the device in one `runner.py --many` call -> {id: runner entry}."""
+                 rounds: int = 1, instances: int = 1, timeout: float = 1800,
+                 progress: Progress = lambda m: None) -> dict[str, dict]:
+    """Time {id: .tflite} on the device in one `runner.py --many` call -> {id: runner entry}.
+
+    instances > 1: that many interpreters per model, used in turn over the rounds (see runner.py: a single
+    interpreter instance can sit in a slow mode for its whole life)."""
     from ..bench.harness import RUNNER, _parse_runner, ModelArtifact
 
     transport = profile.transport_factory()
@@ -201,7 +206,7 @@ def measure_many(profile, files: dict[str, Path], *, threads: int = 1, runs: int
             listing.write_text(json.dumps(items))
             remote_list = transport.push(listing, "many.json")
         argv = [*profile.python_argv, runner, "--many", remote_list, "--threads", str(threads), "--runs", str(runs),
-                "--warmup", str(warmup), "--rounds", str(rounds)]
+                "--warmup", str(warmup), "--rounds", str(rounds), "--instances", str(instances)]
         cpus = profile.affinity_cpus()
         if cpus:
             argv += ["--affinity", ",".join(map(str, cpus))]
@@ -223,7 +228,8 @@ def measure_peak(profile, threads: int, progress: Progress = lambda m: None) -> 
     files = peak.build_all(cache_root() / "peak")
     progress(f"measuring peak compute on {profile.name}")
     ids = {f"{k}|{p}": path for (k, p), path in files.items()}
-    timed = measure_many(profile, ids, threads=threads, runs=10, warmup=3, rounds=3, progress=progress)
+    timed = measure_many(profile, ids, threads=threads, runs=10, warmup=3, rounds=4, instances=2,
+                         progress=progress)
     timings = {tuple(i.split("|")): timed[i].get("median_ms") for i in ids}
     return peak.peak_records(profile.name, threads, timings)
 
@@ -242,9 +248,20 @@ def op_times_single(profile, tflite: Path, workdir: Path, *, threads: int, runs:
     for op in ops:
         entry = timed.get(op.signature) or {}
         raw = entry.get("median_ms")
-        out.append({**op.to_dict(), "raw_ms": raw, "time_ms": None if raw is None else max(raw - overhead, 0.0),
+        op_dict = op.to_dict()
+        out.append({**op_dict, "raw_ms": raw, "time_ms": in_graph_ms(op_dict, raw, overhead),
                     "error": entry.get("error")})
     return {"op_method": OP_METHOD_SINGLE, "overhead_ms": overhead, "distinct_ops": len(files), "ops": out}
+
+
+def in_graph_ms(op: dict, raw_ms: float | None, overhead_ms: float) -> float | None:
+    """An op's time in its graph from its single-op time: minus the invoke overhead; 0 for a PAD that XNNPACK folds
+    into the next conv (ops.py `fused_into`; its alone-time stays in raw_ms)."""
+    if raw_ms is None:
+        return None
+    if op.get("fused_into") is not None:
+        return 0.0
+    return max(raw_ms - overhead_ms, 0.0)
 
 
 _XNN_GROUPS = (("depthwise convolution", "depthwise_conv"), ("convolution", "conv"),
@@ -445,8 +462,9 @@ def run_sweep(device: str, *, devices_file: str | None = None, models: list[str]
 
 
 def interleaved_pass(doc: dict, profile, threads: int, precisions: tuple[str, ...], options: dict, lowered: bool,
-                     progress: Progress, rounds: int = 5, runs: int = 10) -> None:
-    """Time every finished model again, all in ONE runner process, interleaved over `rounds` rounds.
+                     progress: Progress, rounds: int = 8, runs: int = 10, instances: int = 4) -> None:
+    """Time every finished model again, all in ONE runner process, interleaved over `rounds` rounds, each model
+    on `instances` interpreters in turn (a lone interpreter can sit in a slow mode: runner.py).
 
     The per-model results were measured minutes apart on a machine whose load changes; these medians are side
     by side in one run, so their ratios (the report's speedups, the fitted exponent, the predictor's targets)
@@ -467,17 +485,20 @@ def interleaved_pass(doc: dict, profile, threads: int, precisions: tuple[str, ..
     if not files:
         return
     progress(f"interleaved pass: {len(files)} models x {rounds} rounds in one runner process")
-    timed = measure_many(profile, files, threads=threads, runs=runs, warmup=3, rounds=rounds, progress=progress)
+    timed = measure_many(profile, files, threads=threads, runs=runs, warmup=3, rounds=rounds, instances=instances,
+                         progress=progress)
     from ..bench.results import now_iso
 
-    doc["interleaved"] = {"threads": threads, "rounds": rounds, "runs_per_round": runs, "created": now_iso(),
+    doc["interleaved"] = {"threads": threads, "rounds": rounds, "runs_per_round": runs, "instances": instances,
+                          "created": now_iso(),
                           "latency_ms": {k: v.get("median_ms") for k, v in sorted(timed.items())
                                          if v.get("median_ms")}}
     if profile.transport != "adb":
         retime_ops(doc, profile, threads, progress)
 
 
-def retime_ops(doc: dict, profile, threads: int, progress: Progress, rounds: int = 3, runs: int = 10) -> None:
+def retime_ops(doc: dict, profile, threads: int, progress: Progress, rounds: int = 4, runs: int = 10,
+               instances: int = 2) -> None:
     """Re-time every distinct single-op model of the sweep in ONE runner process (interleaved rounds).
 
     Each model's ops were first timed right after that model, minutes apart from the others; re-timing them all
@@ -504,7 +525,8 @@ def retime_ops(doc: dict, profile, threads: int, progress: Progress, rounds: int
     if not files:
         return
     progress(f"re-timing {len(files)} distinct single-op models in one runner process")
-    timed = measure_many(profile, files, threads=threads, runs=runs, warmup=2, rounds=rounds, progress=progress)
+    timed = measure_many(profile, files, threads=threads, runs=runs, warmup=2, rounds=rounds, instances=instances,
+                         progress=progress)
     for data, precision, dtype in where:
         overhead = timed.get(f"{precision}|__overhead__{dtype}", {}).get("median_ms")
         if overhead is None:
@@ -513,7 +535,7 @@ def retime_ops(doc: dict, profile, threads: int, progress: Progress, rounds: int
         for op in data["ops"]:
             raw = timed.get(f"{precision}|{op['signature']}", {}).get("median_ms")
             if raw is not None:
-                op["raw_ms"], op["time_ms"] = raw, max(raw - overhead, 0.0)
+                op["raw_ms"], op["time_ms"] = raw, in_graph_ms(op, raw, overhead)
         data["op_retimed"] = "all models' distinct ops re-timed together in one runner process at the sweep's end"
 
 

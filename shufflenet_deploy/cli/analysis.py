@@ -148,12 +148,11 @@ def predict(model, device_name, input_size, precision, predictor_file, as_json):
     if as_json:
         print_json(result)
         return
-    corr = out["correction"]
-    how = (f"per-family scales {', '.join(f'{a:.2f}' for a in corr['family'])} + {corr['b']:.3f}"
-           if "family" in corr else f"{corr['a']:.3f}·Σ + {corr['b']:.3f}")
+    corr, paths = out["correction"], out["paths"]
     stdout.print(f"{model} @ {input_size}px {precision} on {device_name}: predicted "
-                 f"{out['predicted_ms']:.3f} ms ({out['paths']['lookup']} ops from the lookup, "
-                 f"{out['paths']['regression']} from regressions; Σ ops {out['op_sum_ms']:.3f} ms, corrected: {how})")
+                 f"{out['predicted_ms']:.3f} ms = {corr['a']:.3f} (in-graph / alone, from {corr['n']} swept models) "
+                 f"x Σ ops {out['op_sum_ms']:.3f} ms ({paths['lookup']} ops measured, {paths['regression']} from "
+                 f"regressions, {paths['fused']} PADs folded into their conv)")
     if measured:
         stdout.print(f"measured in the sweep: {measured:.3f} ms")
     for g in GROUPS:
