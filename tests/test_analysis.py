@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from shufflenet_deploy.analysis import gap, predict
+from shufflenet_deploy.errors import UserError
 from shufflenet_deploy.analysis.ops import GROUPS, classify
 from shufflenet_deploy.bench.results import SCHEMA, BenchResult
 from shufflenet_deploy.cli import main as cli_main
@@ -233,6 +234,18 @@ def test_other_schema_version_is_refused(tmp_path, capsys):
     assert cli_main(["report", str(src), "-o", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "sdeploy-bench/0" in err[0]
+
+
+def test_resuming_a_sweep_with_the_other_graph_is_refused(tmp_path):
+    from shufflenet_deploy.analysis.sweep import GRAPH_LOWERED, GRAPH_PLAIN, load_doc
+
+    doc = synthetic_doc()
+    doc["sweep"]["graph"] = GRAPH_PLAIN
+    write_doc(tmp_path, doc)
+    assert load_doc(tmp_path, "local", GRAPH_PLAIN)["results"]
+    with pytest.raises(UserError, match="onnx2tf plain output graph") as err:
+        load_doc(tmp_path, "local", GRAPH_LOWERED)
+    assert "--no-optimize" in err.value.hint
 
 
 def test_predictor_leave_one_out_on_synthetic_law():

@@ -185,10 +185,16 @@ def fit(doc: dict) -> dict:
     evaluation = evaluate_loo(doc)
     within = [abs(e["error"]) <= 0.10 for e in evaluation]
     return {"schema": SCHEMA, "device": sorted(devices)[0] if devices else None,
-            "threads": (doc.get("sweep") or {}).get("threads"), "trained_on": [
+            "threads": (doc.get("sweep") or {}).get("threads"), "graph": (doc.get("sweep") or {}).get("graph"),
+            "trained_on": [
                 {"key": s["key"], "precision": s["precision"], "measured_ms": s["measured_ms"]} for s in all_samples],
             **model, "evaluation": evaluation,
             "within_10pct": (sum(within) / len(within)) if within else None}
+
+
+def graph_is_lowered(pred: dict) -> bool:
+    """Was the predictor fitted on sdeploy's lowered graph (the default) or onnx2tf's plain one?"""
+    return not str(pred.get("graph") or "lowered").startswith("onnx2tf")
 
 
 def save_predictor(pred: dict, path: Path) -> None:

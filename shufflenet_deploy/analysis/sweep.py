@@ -102,6 +102,13 @@ def export_key(name: str, input_size: int, precisions: tuple[str, ...], options:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def export_folder(name: str, input_size: int, precisions: tuple[str, ...], options: dict | None = None,
+                  checkpoint: Path | None = None, calib_count: int = 32, lowered: bool = False) -> Path:
+    """Where export_cached keeps (or would keep) this export."""
+    key = export_key(name, input_size, precisions, options, checkpoint, calib_count, lowered)
+    return cache_root() / "sweep-exports" / f"{name}@{input_size}{'-lowered' if lowered else ''}-{key}"
+
+
 def export_cached(name: str, input_size: int, precisions: tuple[str, ...], progress: Progress = lambda m: None,
                   options: dict | None = None, checkpoint: Path | None = None, calib_count: int = 32,
                   lowered: bool = False) -> Path:
@@ -114,8 +121,7 @@ def export_cached(name: str, input_size: int, precisions: tuple[str, ...], progr
 
     from ..export.pipeline import ExportRequest, export
 
-    key = export_key(name, input_size, precisions, options, checkpoint, calib_count, lowered)
-    folder = cache_root() / "sweep-exports" / f"{name}@{input_size}{'-lowered' if lowered else ''}-{key}"
+    folder = export_folder(name, input_size, precisions, options, checkpoint, calib_count, lowered)
     if (folder / "manifest.json").exists():
         return folder
     failed = folder.with_name(folder.name + ".failed.json")
@@ -133,7 +139,7 @@ def export_cached(name: str, input_size: int, precisions: tuple[str, ...], progr
     if "optimize" in {f.name for f in dataclasses.fields(ExportRequest)}:
         extra["optimize"] = lowered
     elif lowered:
-        raise UserError("this export pipeline has no lowering stage", "sweep without --lowered")
+        raise UserError("this export pipeline has no lowering stage", "sweep with --no-optimize")
     try:
         export(ExportRequest(model=name, checkpoint=checkpoint, input_size=input_size, precisions=tuple(precisions),
                              calib=calib, calib_count=calib_count, verify_count=8, outdir=folder, force=True,
@@ -313,7 +319,13 @@ def op_times_android(op_profile: list[dict], tflite: Path) -> dict:
 
 
 # ---- the sweep ---------------------------------------------------------------------------------------------
-def load_doc(outdir: Path, device: str) -> dict:
+GRAPH_LOWERED = "lowered (export/lower.py, what `sdeploy export` ships)"
+GRAPH_PLAIN = "onnx2tf plain output (no lowering)"
+
+
+def load_doc(outdir: Path, device: str, graph: str | None = None) -> dict:
+    """The sweep document in OUTDIR (a fresh one if none). Refuses another device's results, and resuming with
+    the other graph (lowered vs plain): one document must not mix them."""
     from ..bench.results import SCHEMA
 
     path = Path(outdir) / "bench.json"
@@ -328,6 +340,11 @@ def load_doc(outdir: Path, device: str) -> dict:
     if devices - {device}:
         raise UserError(f"{path} holds results of device {sorted(devices - {device})[0]!r}, not {device!r}",
                         "choose another -o for this device's sweep")
+    before = (doc.get("sweep") or {}).get("graph")
+    if graph and before and doc.get("results") and before.split(" ")[0] != graph.split(" ")[0]:
+        flag = "--no-optimize" if before.startswith("onnx2tf") else "no --no-optimize"
+        raise UserError(f"{path} holds a sweep of the {before.split(' (')[0]} graph", f"resume it with {flag}, or "
+                        "choose another -o")
     for key in ("results", "peak", "skipped"):
         doc.setdefault(key, [])
     doc.setdefault("models", {})
@@ -361,7 +378,7 @@ def _done(doc: dict, key: str, precision: str, threads: int) -> bool:
 def run_sweep(device: str, *, devices_file: str | None = None, models: list[str] | None = None,
               precisions: tuple[str, ...] = ("fp32", "int8"), input_sizes: tuple[int, ...] = (224,),
               outdir: Path = Path("sweep"), runs: int = 30, warmup: int = 5, threads: int | None = None,
-              num_classes: int = 1000, op_runs: int = 15, op_rounds: int = 3, lowered: bool = False,
+              num_classes: int = 1000, op_runs: int = 15, op_rounds: int = 3, lowered: bool = True,
               progress: Progress = lambda m: None, on_model_done: Callable[[str, str], None] | None = None) -> dict:
     """Run (or resume) a sweep; returns the results document (also in OUTDIR/bench.json)."""
     from ..bench.harness import bench_artifact
@@ -374,12 +391,13 @@ def run_sweep(device: str, *, devices_file: str | None = None, models: list[str]
     threads = threads or profile.threads[0]
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    doc = load_doc(outdir, profile.name)
+    graph = GRAPH_LOWERED if lowered else GRAPH_PLAIN
+    doc = load_doc(outdir, profile.name, graph)
     names = list(models or DEFAULT_MODELS)
     doc["sweep"] = {"device": profile.name, "transport": profile.transport, "threads": threads, "runs": runs,
                     "models": names, "precisions": list(precisions), "input_sizes": list(input_sizes),
                     "num_classes": num_classes, "tools": tool_versions(),
-                    "graph": "lowered (export/lower.py)" if lowered else "onnx2tf plain output (no lowering)",
+                    "graph": graph,
                     "op_method": OP_METHOD_ANDROID if profile.transport == "adb" else OP_METHOD_SINGLE,
                     "calibration": "bundled digits rendered at the input size (content barely matters for "
                                    "latency)"}

@@ -39,10 +39,11 @@ def _precisions(value: str) -> tuple[str, ...]:
 @click.option("--warmup", type=click.IntRange(0), default=5, show_default=True)
 @click.option("--threads", type=click.IntRange(1), help="thread count (default: the profile's first)")
 @click.option("--num-classes", type=click.IntRange(2), default=1000, show_default=True)
-@click.option("--lowered", is_flag=True, help="measure the export's lowered graph (export/lower.py) instead of "
-              "onnx2tf's plain output")
+@click.option("--optimize/--no-optimize", default=True, show_default=True,
+              help="measure the lowered graph `sdeploy export` ships, or onnx2tf's plain output (as `sdeploy export "
+              "--no-optimize`)")
 def sweep(device_name, devices_file, pattern, precision, input_sizes, outdir, runs, warmup, threads, num_classes,
-          lowered):
+          optimize):
     """Export (cached) and benchmark a set of zoo models on --device, with per-op timings and the peak."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -75,7 +76,7 @@ def sweep(device_name, devices_file, pattern, precision, input_sizes, outdir, ru
 
         doc = run_sweep(device_name, devices_file=devices_file, models=models, precisions=precisions,
                         input_sizes=sizes, outdir=outdir, runs=runs, warmup=warmup, threads=threads,
-                        num_classes=num_classes, lowered=lowered, progress=progress, on_model_done=model_done)
+                        num_classes=num_classes, lowered=optimize, progress=progress, on_model_done=model_done)
     for s in doc.get("skipped", []):
         click.echo(f"skipped {s['key']}{' ' + s['precision'] if s.get('precision') else ''}: {s['reason']}",
                    err=True)
@@ -115,7 +116,7 @@ def predict(model, device_name, input_size, precision, predictor_file, as_json):
     """Predict MODEL's latency on --device from the per-op model fitted by `sdeploy sweep`."""
     from ..analysis import predict as pred_mod
     from ..analysis.ops import GROUP_LABELS, GROUPS, model_ops
-    from ..analysis.sweep import export_cached, export_key
+    from ..analysis.sweep import export_cached, export_folder
     from ..zoo.registry import get_spec
 
     get_spec(model)  # unknown names fail here, with a suggestion
@@ -123,14 +124,12 @@ def predict(model, device_name, input_size, precision, predictor_file, as_json):
     if predictor.get("device") not in (None, device_name):
         raise UserError(f"the predictor was fitted on {predictor['device']!r}, not {device_name!r}",
                         "pass --predictor for that device's file")
-    from ..analysis.sweep import cache_root
-
-    precisions = ("fp32", "int8")
-    folder = cache_root() / "sweep-exports" / f"{model}@{input_size}-{export_key(model, input_size, precisions)}"
-    if not (folder / "manifest.json").exists():
+    lowered = pred_mod.graph_is_lowered(predictor)  # the graph the predictor was fitted on
+    precisions = ("fp32", "int8")  # reuse a sweep's export of both, else export just the one asked for
+    if not (export_folder(model, input_size, precisions, lowered=lowered) / "manifest.json").exists():
         precisions = (precision,)
     with stdout.__class__(stderr=True).status(f"exporting {model} (cached)") as st:
-        folder = export_cached(model, input_size, precisions, lambda m: st.update(m))
+        folder = export_cached(model, input_size, precisions, lambda m: st.update(m), lowered=lowered)
     import json
 
     manifest = json.loads((folder / "manifest.json").read_text())
