@@ -43,6 +43,13 @@ def shuffle_count(model) -> int:
     return sum(isinstance(m, ChannelShuffle) for m in model.modules())
 
 
+def depthwise_count(model) -> int:
+    """Depthwise convs, plus the avg-pools lower_torch turns into depthwise convs."""
+    return sum(isinstance(m, torch.nn.AvgPool2d) or (isinstance(m, torch.nn.Conv2d) and m.groups > 1
+                                                     and m.groups == m.in_channels == m.out_channels)
+               for m in model.modules())
+
+
 # ------------------------------------------------------------------------------------------------- fast
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_torch_lowering_is_exact(family):
@@ -57,6 +64,81 @@ def test_torch_lowering_is_exact(family):
     expected = 3 if name.startswith("shufflenet_v1") else 0  # one avg-pool shortcut per stage
     assert report["avgpool_to_depthwise"] == expected
     assert any(isinstance(m, torch.nn.AvgPool2d) for m in model.modules()) == bool(expected)  # original untouched
+    v2 = name.startswith("shufflenet_v2")  # v2's split/concat/shuffle are folded into its convs, v1's shuffles stay
+    assert report["shuffles_folded"] == (shuffle_count(model) if v2 else 0)
+    assert shuffle_count(deploy) == shuffle_count(model) - report["shuffles_folded"]
+    assert shuffle_count(model) > 0 or name.startswith("mobilenet")
+
+
+@pytest.mark.parametrize("name,size", [("shufflenet_v2_0.5x", (64, 64)), ("shufflenet_v2_1.0x", (96, 64)),
+                                       ("shufflenet_v2_2.0x", (32, 48))])
+def test_v2_fold_is_exact_and_copies_nothing_twice(name, size):
+    from shufflenet_deploy.export.shuffle_fold import fold_shufflenet_v2
+
+    model = randomized(name, {}, seed=2)
+    folded, removed = fold_shufflenet_v2(model)
+    assert removed == shuffle_count(model) == 16 and shuffle_count(folded) == 0
+    x = torch.randn(3, 3, *size, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        ref, out = model(x), folded(x)
+    assert (ref - out).abs().max() <= 1e-5 * ref.abs().max()
+    # every concat input is a whole tensor read by that concat alone (so int8 gives it the concat's scale)
+    concat_inputs = [k for _, block, inputs in folded.steps if block is None for k in inputs]
+    block_inputs = {inputs[0] for _, block, inputs in folded.steps if block is not None}
+    assert len(concat_inputs) == len(set(concat_inputs)) and not set(concat_inputs) & block_inputs
+    assert sum(block is None for _, block, _ in folded.steps) == 16  # units 2-16 and conv5: one concat each
+
+
+def test_lowered_v2_onnx_is_exact_without_data_movement(tmp_path):
+    from shufflenet_deploy.export.onnx_export import export_onnx, onnx_op_histogram
+
+    model = randomized("shufflenet_v2_0.5x", {}, seed=3)
+    deploy, report = lower.lower_torch(model, 64)
+    path = tmp_path / "m.onnx"
+    export_onnx(deploy, 64, path)
+    assert lower.lower_onnx(path) == {"maxpool_zero_pad": 1}
+    ops = onnx_op_histogram(path)
+    assert not {"Slice", "Split", "Reshape", "Transpose", "Gather", "Shape"} & set(ops), ops
+    x = np.random.default_rng(6).standard_normal((4, 3, 64, 64)).astype(np.float32)
+    ref = verify.run_torch(model, x)  # the original model
+    np.testing.assert_allclose(verify.run_onnx(path, x), ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+
+
+def test_plain_v2_export_is_refused_up_front(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match="--no-optimize") as err:
+        export(ExportRequest(model="shufflenet_v2_0.5x", input_size=64, precisions=("fp32",), outdir=out,
+                             optimize=False))
+    assert "default lowered export" in err.value.one_line() and "\n" not in err.value.one_line()
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_wide_concat_is_nested_for_xnnpack(tmp_path, precision):
+    """A CONCATENATION of 7 inputs (XNNPACK takes at most 5) -> nested ones: one partition, identical outputs."""
+    import tensorflow as tf
+
+    from shufflenet_deploy.export import tflite_inspect
+    from shufflenet_deploy.export import tflite_rewrite as tr
+    from shufflenet_deploy.export.keras_convert import keras_to_tflite
+
+    tf.keras.utils.set_random_seed(0)
+    inputs = tf.keras.Input((8, 8, 4), batch_size=1)
+    parts = [tf.keras.layers.Conv2D(c, 1, activation="relu")(inputs) for c in (1, 2, 3, 1, 4, 2, 5)]
+    outputs = tf.keras.layers.Conv2D(6, 1)(tf.keras.layers.Concatenate()(parts))
+    src, dst = tmp_path / "wide.tflite", tmp_path / "nested.tflite"
+    src.write_bytes(keras_to_tflite(tf.keras.Model(inputs, outputs), precision))
+    assert tflite_inspect.inspect_tflite(src)["xnnpack"]["partitions"] > 1  # why the pass exists
+
+    g = tr.Graph.load(src)
+    assert tr.split_wide_concats(g) == 1
+    g.save(dst)
+    nested = tr.Graph.load(dst)
+    assert sorted(len(op.inputs) for op in nested.sg.operators if nested.name(op) == "CONCATENATION") == [3, 5]
+    info = tflite_inspect.inspect_tflite(dst)
+    assert info["xnnpack"]["partitions"] == 1 and info["xnnpack"]["not_delegated"] == {}
+    x = np.random.default_rng(0).uniform(0, 1, (2, 4, 8, 8)).astype(np.float32)
+    np.testing.assert_array_equal(verify.run_tflite(dst, x), verify.run_tflite(src, x))
 
 
 def test_pad_fold_option_is_exact_too():
@@ -122,12 +204,7 @@ def export_family(tmp_path: Path, family: str, calib: Path, *, optimize: bool = 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", [
-    "v1_g3_paper", "v1_g8_megvii", "mobilenet_v1",
-    pytest.param("v2", marks=pytest.mark.xfail(raises=UserError, reason=(
-        "onnx2tf 1.29 cannot convert ShuffleNet v2 here, lowered or not (its layout tracking loses the channel "
-        "axis after the channel split: 'input depth not a multiple of filter depth'); the PyTorch/ONNX rewrites "
-        "are checked by the fast tests")))])
+@pytest.mark.parametrize("family", ["v1_g3_paper", "v1_g8_megvii", "mobilenet_v1", "v2"])
 def test_lowered_export_matches_the_original_model(tmp_path, calib64, family):
     manifest, out, model = export_family(tmp_path, family, calib64)
     arts, low = manifest["artifacts"], manifest["lowering"]
@@ -143,11 +220,16 @@ def test_lowered_export_matches_the_original_model(tmp_path, calib64, family):
     assert np.abs(fp32 - ref).max() <= 1e-4 * np.abs(ref).max()
     assert arts["int8"]["parity"]["cosine"] >= 0.95
 
+    v2 = family == "v2"
+    assert low["torch"]["shuffles_folded"] == (shuffle_count(model) if v2 else 0)
     for precision in ("fp32", "int8"):
         ops, done = arts[precision]["ops"], low["tflite"][precision]
         assert "AVERAGE_POOL_2D" not in ops and "PADV2" not in ops and "GATHER" not in ops
-        assert ops.get("DEPTHWISE_CONV_2D", 0) >= 1
-        n_shuffle = shuffle_count(model)
+        assert ops.get("DEPTHWISE_CONV_2D", 0) == depthwise_count(model) >= 1
+        n_shuffle = shuffle_count(model) - low["torch"]["shuffles_folded"]  # v2: none left to rewrite
+        if v2:  # no split, slice, reshape or requantize either: only concats of whole conv outputs
+            assert not {"STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "RESHAPE", "QUANTIZE"} & set(ops), ops
+            assert done["wide_concats_split"] >= 1  # stage 3's deep units read from more than 5 convs
         assert done["data_movement_chains"] == n_shuffle
         # onnx2tf's 3 transposes per shuffle -> 2 (transpose2: two large-tile transposes measured fastest), and
         # its NHWC->NCHW transpose before the global-average MEAN is gone: nothing else moves data

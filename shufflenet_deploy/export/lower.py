@@ -6,6 +6,20 @@ DECISION (by experiment; numbers below): three small levels, each doing what onl
    XNNPACK delegate does not take int8 AVERAGE_POOL_2D: each of the 3 avg-pool shortcuts cut the int8 graph
    (4-5 partitions) and ran on the slow builtin kernel. As a conv, TF's converter quantizes it per channel like any
    other (1/9 is exactly 127 * scale) and it joins the single XNNPACK partition. This was the biggest int8 win.
+   ShuffleNet v2 (shuffle_fold.py; the manifest's `shuffles_folded`): its channel split, concats and channel
+   shuffles are folded away, exactly. Each channel is tracked as (source tensor, channel), so split, concat and
+   shuffle only relabel; each conv input is built once, as one CONCATENATION of whole conv outputs in an order of
+   our choosing, and the reading conv's input weights are permuted to it; the last 1x1 conv (+BN, ReLU) of each
+   branch is split by output channel into one conv per reader (a stride-1 unit's identity half is never copied).
+   Why: onnx2tf 1.29 could not convert v2 at all, lowered or not: `chunk` exports Slices with Shape-computed
+   bounds, after which onnx2tf lost the channel axis ("input depth not a multiple of filter depth"). The folded
+   graph is Conv/Concat/Relu only, nothing for onnx2tf's layout tracking to get wrong, and its TFLite file has
+   no TRANSPOSE, RESHAPE or SLICE. Why whole-tensor pieces: TF's int8 CONCATENATION needs one scale for its
+   inputs, so a tensor sliced into several concats got a full-tensor QUANTIZE per concat (49 in 0.5x); a piece
+   that feeds one concat just takes that concat's scale (0 QUANTIZE). Not the "even/odd channels" trick of
+   Megvii's v2 code: that equality holds in its shuffle convention, not ours (the paper's), and the identity half
+   has no weights to fold a permutation into; tracking labels handles both. --no-optimize refuses v2 up front
+   (`check_plain_export`): its plain graph fails in onnx2tf, and with static slices its int8 would not run.
 2. ONNX, before onnx2tf (`lower_onnx`): MaxPool(pads) fed by a Relu -> Pad(0) + MaxPool(no pads) (exact, the
    input is >= 0). onnx2tf pads a MaxPool with -3.4e38 (PADV2, not taken by XNNPACK); worse, once the avg-pool
    was a conv, TF's int8 calibration put -3.4e38 into the stem's range (scale 1.3e36) and XNNPACK refused the
@@ -18,7 +32,10 @@ DECISION (by experiment; numbers below): three small levels, each doing what onl
      array, recognised as a group shuffle and rewritten as RESHAPE [HW,a,b] -> TRANSPOSE(2,1,0) -> TRANSPOSE(2,0,1)
      -> RESHAPE ("transpose2": 2 transposes instead of 3, both over large tiles);
    - PADV2 before MAX_POOL_2D on a provably non-negative input -> PAD (for graphs where step 2 did not apply);
-   - the NHWC->NCHW TRANSPOSE onnx2tf puts before the global-average MEAN -> MEAN over the NHWC axes.
+   - the NHWC->NCHW TRANSPOSE onnx2tf puts before the global-average MEAN -> MEAN over the NHWC axes;
+   - CONCATENATION of more than 5 inputs -> nested ones, smallest inputs inside (XNNPACK takes at most 5: v2's
+     deep stage-3 units read up to 9 convs, and 4 such concats cut the graph into 5 partitions). Done here because
+     TF's converter merges nested concats of the graph it is given back into one.
    onnx2tf's own options were no help: no option makes depthwise or shuffle come out differently (`-dgc` splits
    grouped convs: ~2x slower, per the reference notes), and an ONNX-level shuffle hint is translated back through
    its NCHW round trip. The flatbuffer is the artifact the device runs; each pass fires only on a pattern it can
@@ -33,6 +50,13 @@ Rejected by measurement:
      16 taps cost more than 9. Kept as an option (default "none").
    - removing the shuffle (it can't be folded into weights: it sits between two grouped convs, and folding it into
      either makes that conv dense, g x the MACs). Dropping it (wrong numbers, timing only) saved just 0.15 ms int8.
+   - v2 with static slices x[:, :c], x[:, c:] instead of `chunk` (+ the other passes; "unfolded" below): converts,
+     exactly, but onnx2tf wraps each unit in its NCHW round trip (4 TRANSPOSE, 2 RESHAPE, 2 STRIDED_SLICE; the
+     TFLite shuffle pass does not match a chain that forks into two slices), and it converts only by luck: a
+     Slice's axes come from Constant nodes, which onnx2tf does not move to NHWC, so the same Slice on a conv
+     output cuts the H axis.
+   - v2 folded with one conv per branch and a STRIDED_SLICE per piece: fp32 between the two (1.0x, another run:
+     3.87 ms vs 3.76 folded, 4.06 unfolded), and int8 gets the QUANTIZE per concat described above.
 
 NUMBERS (ShuffleNet v1 1x g3, 224 px, LiteRT 2.1 + XNNPACK, 1 thread, medians of 80 interleaved rounds; the
 machine is shared, load ~2-3, so only ratios within one run count):
@@ -56,6 +80,19 @@ machine is shared, load ~2-3, so only ratios within one run count):
    The shuffle forms are within noise of each other except transpose1 (consistently slower in int8) and gather
    (far slower); benchmarks/results/lowering.txt repeats this ablation on onnx2tf's plain graph in the same run as
    the peers ("onnx2tf+passes ..." rows).
+
+v2 NUMBERS (224 px, LiteRT 2.1 + XNNPACK, 1 thread, medians of 300 interleaved rounds, BN randomized; load ~0.8):
+   ops: CONV_2D/DEPTHWISE/CONCATENATION/TRANSPOSE/RESHAPE/STRIDED_SLICE (nodes), the same in fp32 and int8
+                      ops                          fp32 ms   int8 ms   XNNPACK partitions (fp32, int8)
+     0.5x unfolded    37/19/16/58/32/26 (199)       1.42      0.82      1, 1
+     0.5x folded      86/19/20/0/0/0 (136)          1.39      0.83      1, 1    <- default
+     1.0x unfolded    37/19/16/58/32/26 (199)       4.04      1.66      1, 1
+     1.0x folded      90/19/20/0/0/0 (140)          3.80      1.58      1, 1    <- default
+   0.5x @ 64 px, two runs of 400 rounds: within noise (fp32 0.246 vs 0.233 and 0.244 vs 0.246 ms folded vs
+   unfolded; int8 0.117 vs 0.121 and 0.114 vs 0.117 ms).
+   Folded vs the original PyTorch model: fp32 max |diff| / max |ref| 9e-7 (0.5x and 1.0x); int8 vs fp32 cosine
+   0.9999 on digits images. The fold trades ~60 data-movement ops for ~50 small convs (the split heads): a wash
+   at 0.5x, -6% fp32 / -5% int8 at 1.0x, where the copies it removes are larger.
 
 WHAT LIMITS IT (benchmarks/results/lowering.txt, 1 thread, medians, ratios within that one run): sdeploy int8 /
    onnx2tf int8 = 0.89 (g3 1x) / 0.80 (g8 1x) / 0.81 (trained g3 0.5x @64) on LiteRT 2.1, 0.80 / 0.80 / 0.81 on
@@ -87,15 +124,20 @@ DEFAULT_SHUFFLE = "transpose2"
 
 
 def lower_torch(model, input_size: int | tuple[int, int], *, pad_fold: str = "none") -> tuple[object, dict]:
-    """A deploy copy of `model` with avg-pools as depthwise convs and stride-2 PADs folded into the kernels.
+    """A deploy copy of `model`: ShuffleNet v2's split/concat/shuffle folded into its convs (shuffle_fold.py),
+    avg-pools as depthwise convs, and (optionally) stride-2 PADs folded into the kernels.
 
     pad_fold: "stem" (non-depthwise convs + the avg-pool convs), "all" (also depthwise convs) or "none".
     """
     import torch
     from torch import nn
 
+    from .shuffle_fold import fold_shufflenet_v2
+
     height, width = (input_size, input_size) if isinstance(input_size, int) else input_size
     deploy = copy.deepcopy(model).eval()
+    folded, shuffles_folded = fold_shufflenet_v2(deploy)  # None unless a ShuffleNet v2
+    deploy = folded if folded is not None else deploy
     shapes: dict[str, tuple] = {}
 
     def record(name):
@@ -110,7 +152,7 @@ def lower_torch(model, input_size: int | tuple[int, int], *, pad_fold: str = "no
     for h in hooks:
         h.remove()
 
-    report = {"avgpool_to_depthwise": 0, "pad_folded_convs": 0}
+    report = {"avgpool_to_depthwise": 0, "pad_folded_convs": 0, "shuffles_folded": shuffles_folded}
     for name, module in list(deploy.named_modules()):
         if name not in shapes:
             continue
@@ -235,8 +277,26 @@ def lower_tflite(src: Path, dst: Path, *, shuffle: str = DEFAULT_SHUFFLE) -> dic
     done = {"depthwise": tr.grouped_to_depthwise(g),
             "padv2_to_pad": tr.padv2_to_pad(g),
             "data_movement_chains": tr.fold_data_movement(g, shuffle),
-            "transpose_into_mean": tr.transpose_into_mean(g)}
+            "transpose_into_mean": tr.transpose_into_mean(g),
+            "wide_concats_split": tr.split_wide_concats(g)}
     g.save(dst)
     after = tr.Graph.load(dst).histogram()
     return {**done, "shuffle": shuffle, "nodes_before": sum(before.values()), "nodes_after": sum(after.values()),
             "transposes_before": before.get("TRANSPOSE", 0), "transposes_after": after.get("TRANSPOSE", 0)}
+
+
+def check_plain_export(model) -> None:
+    """--no-optimize (onnx2tf's plain output) cannot convert a ShuffleNet v2: say so before a failed conversion.
+
+    Its `x.chunk(2, dim=1)` exports as Slices with Shape-computed bounds, after which onnx2tf 1.29 loses the
+    channel axis ("input depth not a multiple of filter depth"). Static slices would convert in fp32, but int8
+    would still not run: the padded MaxPool's -3.4e38 lands in the stem's int8 range (scale 1.3e36) and XNNPACK
+    refuses the graph. Both are what the default lowering rewrites away.
+    """
+    from ..errors import UserError
+    from ..zoo.shufflenet_v2 import ShuffleNetV2
+
+    if isinstance(model, ShuffleNetV2):
+        raise UserError("ShuffleNet v2 cannot be exported with --no-optimize: onnx2tf 1.29 cannot convert its plain "
+                        "graph (the channel split loses the channel axis)",
+                        "drop --no-optimize; the default lowered export converts it exactly")

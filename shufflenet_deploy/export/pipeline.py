@@ -60,6 +60,10 @@ def export(req: ExportRequest, progress: Callable[[str], None] = lambda msg: Non
     started = time.perf_counter()
     progress("loading model")
     model, meta = _load(req)
+    if not req.optimize:
+        from .lower import check_plain_export
+
+        check_plain_export(model)
     pre = _preprocessing(meta)
     images = _images(req, meta, pre, precisions, progress)
 

@@ -15,6 +15,7 @@ operator uses any more and empties their buffers.
 - `padv2_to_pad`: PADV2 feeding only MAX_POOL_2D, on a provably non-negative input (fp32: produced with a fused
   RELU/RELU6; int8: zero point at the type's minimum and pad value equal to it) -> PAD with zeros. Max over a
   window that holds at least one real element is then unchanged, and XNNPACK takes PAD but not PADV2.
+- `split_wide_concats`: CONCATENATION of more than 5 inputs (XNNPACK's limit) -> nested concats of at most 5.
 """
 from __future__ import annotations
 
@@ -411,4 +412,37 @@ def transpose_into_mean(g: Graph) -> int:
                 u.inputs = np.asarray([int(op.inputs[0]), axes_t], np.int32)
             _replace_ops(g, [op], [])
             rewritten += 1
+    return rewritten
+
+
+# -- pass: CONCATENATION of many inputs -> nested ones XNNPACK takes -------------------------------------------
+# LiteRT's XNNPACK delegate refuses a CONCATENATION of more inputs; TF's converter merges nested concats back
+# into one, so the nesting has to be done here
+MAX_CONCAT_INPUTS = 5
+
+
+def split_wide_concats(g: Graph, limit: int = MAX_CONCAT_INPUTS) -> int:
+    """CONCATENATION of more than `limit` inputs -> the first inputs (the smallest, in lower.py's order; as few as
+    needed, so little is copied twice) concatenated first. Exact: same axis, and the inner outputs take the outer
+    output's type and quantization (the builtin kernel requantizes every input to it anyway)."""
+    rewritten = 0
+    for op in list(g.sg.operators):
+        if g.code(op) != BO.CONCATENATION or len(op.inputs) <= limit:
+            continue
+        out, axis = g.tensor(op.outputs[0]), op.builtinOptions.axis % len(g.shape(op.outputs[0]))
+        inputs, inner = [int(t) for t in op.inputs], []
+        while len(inputs) > limit:
+            first = inputs[: min(limit, len(inputs) - limit + 1)]
+            shape = g.shape(first[0])
+            shape[axis] = sum(g.shape(t)[axis] for t in first)
+            merged = g.add_tensor(f"{_name(g, op.outputs[0])}/part{len(inner)}", shape, out.type, like=out)
+            opts = fb.ConcatenationOptionsT()
+            opts.axis, opts.fusedActivationFunction = op.builtinOptions.axis, fb.ActivationFunctionType.NONE
+            inner.append(g.make_op(BO.CONCATENATION, first, [merged], options=opts,
+                                   options_type=fb.BuiltinOptions.ConcatenationOptions,
+                                   version=int(g.model.operatorCodes[op.opcodeIndex].version)))
+            inputs = [merged] + inputs[len(first):]
+        op.inputs = np.asarray(inputs, np.int32)
+        _replace_ops(g, [op], inner + [op])
+        rewritten += 1
     return rewritten
