@@ -1,9 +1,11 @@
 """Is the `local` harness repeatable, and what does it add over a bare interpreter loop?
 
 Runs, interleaved, `repeats` times each: (a) `bench_artifact` on the `local` profile (a runner.py subprocess,
-as on a device) and (b) a bare ai_edge_litert loop in this process with the same threads/warm-up/runs. Reports
+as on a device) with its default --instances (3 interpreters share the runs), (b) the same with 1 interpreter,
+and (c) a bare ai_edge_litert loop in this process with the same threads/warm-up/runs (1 interpreter). Reports
 each method's medians, their spread ((max - min) / median, target <= 5 %), and the harness/bare ratio of the
-median latencies (the runner's timing overhead; ~1.00 expected) and of the wall time per measurement.
+median latencies (the runner's timing overhead, 1 interpreter each; ~1.00 expected) and of the wall time per
+measurement.
 
     .venv/bin/python benchmarks/harness_stability.py [MODEL.tflite] [--repeats 5] [--runs 50] [--out FILE.json]
 
@@ -93,27 +95,35 @@ def main(argv=None) -> int:
 
             profile = dataclasses.replace(profile, affinity=args.affinity)
             os.sched_setaffinity(0, parse_cpus(args.affinity))  # the bare loop runs in this process
-        harness_p50, bare_p50, harness_wall, bare_wall = [], [], [], []
-        for i in range(args.repeats):
-            t0 = time.perf_counter()
-            (result,) = bench_artifact(model, profile, threads=[args.threads], runs=args.runs, warmup=args.warmup)
-            harness_wall.append(time.perf_counter() - t0)
-            harness_p50.append(result.latency_ms["p50"])
-            t0 = time.perf_counter()
-            bare_p50.append(statistics.median(bare_loop(model, args.threads, args.warmup, args.runs)))
-            bare_wall.append(time.perf_counter() - t0)
-            print(f"repeat {i + 1}/{args.repeats}: harness p50 {harness_p50[-1]:.3f} ms, "
-                  f"bare p50 {bare_p50[-1]:.3f} ms", file=sys.stderr)
+        from shufflenet_deploy.bench.harness import DEFAULT_INSTANCES
 
-    rows = [("harness (runner.py subprocess)", harness_p50, harness_wall),
-            ("bare loop (in process)", bare_p50, bare_wall)]
+        methods = {f"harness, {DEFAULT_INSTANCES} interpreters (default)": DEFAULT_INSTANCES,
+                   "harness, 1 interpreter": 1, "bare loop (in process)": None}
+        p50s = {name: [] for name in methods}
+        walls = {name: [] for name in methods}
+        for i in range(args.repeats):
+            for name, instances in methods.items():
+                t0 = time.perf_counter()
+                if instances is None:
+                    p50 = statistics.median(bare_loop(model, args.threads, args.warmup, args.runs))
+                else:
+                    (result,) = bench_artifact(model, profile, threads=[args.threads], runs=args.runs,
+                                               warmup=args.warmup, instances=instances)
+                    p50 = result.latency_ms["p50"]
+                walls[name].append(time.perf_counter() - t0)
+                p50s[name].append(p50)
+            print(f"repeat {i + 1}/{args.repeats}: " + ", ".join(f"{n} p50 {v[-1]:.3f} ms" for n, v in p50s.items()),
+                  file=sys.stderr)
+
     print(f"\nmodel {model.name}, threads {args.threads}, runs {args.runs}, warmup {args.warmup}, "
           f"repeats {args.repeats}, affinity {args.affinity or 'none'}, load {load1:.2f}")
-    print(f"{'method':<32}{'median of p50 ms':>18}{'spread %':>10}{'ok':>5}{'wall s/measure':>16}")
-    for name, p50s, walls in rows:
-        spread = spread_pct(p50s)
-        print(f"{name:<32}{statistics.median(p50s):>18.3f}{spread:>10.2f}"
-              f"{'yes' if spread <= TARGET_SPREAD_PCT else 'NO':>5}{statistics.median(walls):>16.3f}")
+    print(f"{'method':<40}{'median of p50 ms':>18}{'spread %':>10}{'ok':>5}{'wall s/measure':>16}")
+    for name in methods:
+        spread = spread_pct(p50s[name])
+        print(f"{name:<40}{statistics.median(p50s[name]):>18.3f}{spread:>10.2f}"
+              f"{'yes' if spread <= TARGET_SPREAD_PCT else 'NO':>5}{statistics.median(walls[name]):>16.3f}")
+    harness_p50, harness_wall = p50s["harness, 1 interpreter"], walls["harness, 1 interpreter"]
+    bare_p50, bare_wall = p50s["bare loop (in process)"], walls["bare loop (in process)"]
     latency_ratio = statistics.median(harness_p50) / statistics.median(bare_p50)
     wall_ratio = statistics.median(harness_wall) / statistics.median(bare_wall)
     print(f"harness/bare latency ratio {latency_ratio:.3f}  (timing overhead {(latency_ratio - 1) * 100:+.1f}%)")
@@ -122,8 +132,8 @@ def main(argv=None) -> int:
     if args.out:
         data = {"model": str(model), "threads": args.threads, "affinity": args.affinity, "runs": args.runs, "warmup": args.warmup,
                 "repeats": args.repeats, "load_average": load1, "target_spread_pct": TARGET_SPREAD_PCT,
-                "harness": {"p50_ms": harness_p50, "spread_pct": spread_pct(harness_p50), "wall_s": harness_wall},
-                "bare": {"p50_ms": bare_p50, "spread_pct": spread_pct(bare_p50), "wall_s": bare_wall},
+                "methods": {name: {"p50_ms": p50s[name], "spread_pct": spread_pct(p50s[name]),
+                                   "wall_s": walls[name]} for name in methods},
                 "latency_ratio": latency_ratio, "wall_ratio": wall_ratio}
         args.out.write_text(json.dumps(data, indent=2) + "\n")
         print(f"wrote {args.out}", file=sys.stderr)

@@ -11,10 +11,12 @@ slow drift of the machine hits every model alike). The one JSON object then carr
 (id, times_ms, median_ms, min_ms, error), instead of `times_ms`. A model that fails to load or run gets its own
 `error`; the others are still timed.
 
-`--instances K` (with --many) builds K interpreters per model and round r runs instance r mod K. Why: on some
-machines (this project's x86 VM: 1 instance in ~8) a freshly built interpreter lands in a slow mode (~20% slower,
-the same for its whole life, pinned or not: where its buffers land), so one instance's median is a draw from two
-modes. The median over K instances' runs follows the majority mode; `instance_medians_ms` shows the spread.
+`--instances K` builds K interpreters per model: with --many round r runs instance r mod K; with one MODEL the
+runs go to the instances in turn, in chunks (init, first inference and peak_rss_mb are the first instance's).
+Why: on some machines (this project's x86 VM: 1 instance in 8 to 1 in 2) a freshly built interpreter lands in a
+slow mode (~20% slower, the same for its whole life, pinned or not: where its buffers land), so one instance's
+median is a draw from two modes. The median over K instances' runs follows the majority mode;
+`instance_medians_ms` shows the spread.
 """
 import argparse
 import glob
@@ -183,14 +185,34 @@ def benchmark(np, args, runtime, report):
     report["first_inference_ms"] = (time.perf_counter_ns() - t0) / 1e6
     for _ in range(args.warmup):
         interp.invoke()
+    interps = [interp]
+    if args.instances > 1:  # the memory figure stays one interpreter's: taken before the others exist
+        report["peak_rss_mb"] = peak_rss_mb()
+        for _ in range(args.instances - 1):
+            other = interpreter_cls(**kwargs)
+            other.allocate_tensors()
+            for detail in inputs:
+                other.set_tensor(detail["index"], interp.get_tensor(detail["index"]))
+            for _ in range(max(1, args.warmup)):
+                other.invoke()
+            interps.append(other)
+    # runs go to the instances in chunks, round-robin, each instance 4 chunks spread over the measurement
+    chunk = max(1, -(-args.runs // (4 * len(interps))))
+    by_instance = [[] for _ in interps]
     times, start = [], time.perf_counter_ns()
     min_ns = args.min_seconds * 1e9
     while len(times) < args.runs or time.perf_counter_ns() - start < min_ns:
+        which = (len(times) // chunk) % len(interps)
         t0 = time.perf_counter_ns()
-        interp.invoke()
-        times.append((time.perf_counter_ns() - t0) / 1e6)
+        interps[which].invoke()
+        elapsed = (time.perf_counter_ns() - t0) / 1e6
+        times.append(elapsed)
+        by_instance[which].append(elapsed)
     report["times_ms"] = times
     report["runs"] = len(times)
+    report["instances"] = len(interps)
+    if len(interps) > 1:
+        report["instance_medians_ms"] = [_median(t) for t in by_instance if t]
     report["conditions"]["after"] = conditions()
     if args.save_output:
         arrays = [interp.get_tensor(d["index"]) for d in outputs]
@@ -306,7 +328,8 @@ def main(argv=None):
     parser.add_argument("--many", help="JSON list of model paths (or {id, path}) to time in one process")
     parser.add_argument("--rounds", type=int, default=1, help="with --many: interleaved rounds of --runs each")
     parser.add_argument("--instances", type=int, default=1,
-                        help="with --many: interpreters per model, round r runs instance r mod K")
+                        help="interpreters per model: --many: round r runs instance r mod K; one MODEL: the runs go "
+                             "to the K instances in turn, in chunks (peak_rss_mb stays one interpreter's)")
     args = parser.parse_args(argv)
     if (args.model is None) == (args.many is None):
         parser.error("pass one MODEL or --many LIST.json")
@@ -341,7 +364,10 @@ def main(argv=None):
     except Exception as err:
         report["error"] = f"{type(err).__name__}: {err}"
         code = 1
-    report["peak_rss_mb"] = peak_rss_mb()
+    if "peak_rss_mb" in report:
+        report["peak_rss_mb_all_instances"] = peak_rss_mb()
+    else:
+        report["peak_rss_mb"] = peak_rss_mb()
     sys.stdout.flush()
     os.dup2(real_stdout, 1)
     os.write(1, (json.dumps(report) + "\n").encode())

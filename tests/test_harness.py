@@ -93,6 +93,14 @@ def test_trials_are_merged(export_dir):
     assert r.trials == 2 and r.runs == 10 and len(r.times_ms) == 10
 
 
+def test_runs_are_spread_over_interpreter_instances(export_dir):
+    (three,) = bench_artifact(export_dir / "model_fp32.tflite", local(), **FAST)  # the default: 3
+    (one,) = bench_artifact(export_dir / "model_fp32.tflite", local(), instances=1, **FAST)
+    assert three.instances == 3 and len(three.times_ms) == three.runs
+    assert any(n.startswith("runs spread over 3 interpreters per trial") for n in three.notes)
+    assert one.instances == 1 and not any("interpreters" in n for n in one.notes)
+
+
 def test_timeout_names_model_and_limit(export_dir):
     with pytest.raises(DeviceError) as err:
         bench_artifact(export_dir / "model_fp32.tflite", local(), runs=5, warmup=0, min_seconds=60, timeout=2)

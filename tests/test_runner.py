@@ -51,6 +51,17 @@ def test_fp32_report_is_complete_and_sane(device_dir):
     assert rep["outputs"][0]["shape"] == [1, 10]
 
 
+def test_instances_share_the_runs_and_memory_stays_one_interpreters(device_dir):
+    code, one = run_runner(device_dir, "tiny_fp32.tflite", "--runs", "24", "--warmup", "1")
+    code3, three = run_runner(device_dir, "tiny_fp32.tflite", "--runs", "24", "--warmup", "1", "--instances", "3")
+    assert code == code3 == 0 and one["instances"] == 1 and "instance_medians_ms" not in one
+    assert three["instances"] == 3 and len(three["times_ms"]) == three["runs"] == 24
+    meds = three["instance_medians_ms"]
+    assert len(meds) == 3 and min(meds) <= sorted(three["times_ms"])[12] <= max(meds)
+    # peak_rss_mb is taken before the 2nd and 3rd interpreter exist; the all-instances figure is never below it
+    assert 10 < three["peak_rss_mb"] <= three["peak_rss_mb_all_instances"]
+
+
 def test_min_seconds_extends_the_run(device_dir):
     code, rep = run_runner(device_dir, "tiny_fp32.tflite", "--runs", "3", "--warmup", "0", "--min-seconds", "0.2")
     assert code == 0

@@ -20,6 +20,8 @@ from .importer import result_from_benchmark_model
 from .results import BenchResult
 
 RUNNER = Path(__file__).resolve().parent.parent / "runner.py"
+DEFAULT_INSTANCES = 3  # interpreters per measurement on Linux devices (runner.py --instances explains why)
+INSTANCE_SPREAD_WARN = 0.10
 PRECISIONS = ("fp32", "fp16", "int8", "int16", "int16x8", "dynamic", "uint8")
 
 
@@ -105,8 +107,12 @@ def _from_name(path: Path, default_precision: str = "fp32") -> ModelArtifact:
 def bench_artifact(artifact: Path, profile: DeviceProfile, *, threads: list[int] | None = None, runs: int = 50,
                    warmup: int = 10, min_seconds: float = 0, cooldown_s: float = 0, trials: int = 1,
                    timeout: float = 600, progress: Callable[[str], None] | None = None,
-                   input: Path | None = None, save_outputs_dir: Path | None = None) -> list[BenchResult]:
-    """Benchmark every TFLite model of `artifact` on `profile` at each thread count, `trials` times each."""
+                   input: Path | None = None, save_outputs_dir: Path | None = None,
+                   instances: int = DEFAULT_INSTANCES) -> list[BenchResult]:
+    """Benchmark every TFLite model of `artifact` on `profile` at each thread count, `trials` times each.
+
+    Linux devices spread each trial's runs over `instances` interpreters (runner.py --instances: one interpreter
+    can sit in a slow mode for its whole life); Android's benchmark_model runs one."""
     models = find_models(artifact)
     threads = list(threads or profile.threads)
     if profile.transport == "adb" and (input is not None or save_outputs_dir is not None):
@@ -134,7 +140,7 @@ def bench_artifact(artifact: Path, profile: DeviceProfile, *, threads: list[int]
                     first = False
                     say(f"{m.model} {m.precision} threads={t} trial {trial + 1}/{trials}")
                     reports.append(session.measure(m, remote_model, t, runs, warmup, min_seconds,
-                                                   save_outputs_dir if trial == trials - 1 else None))
+                                                   save_outputs_dir if trial == trials - 1 else None, instances))
                 results.append(_result(profile, m, t, reports, runs, warmup, trials))
                 reports = []
     except BenchInterrupted as err:
@@ -190,11 +196,12 @@ class _Session:
                                    err.hint or "check the connection and rerun the same command") from None
 
     def measure(self, m: ModelArtifact, remote_model: str, threads: int, runs: int, warmup: int,
-                min_seconds: float, save_dir: Path | None) -> dict:
+                min_seconds: float, save_dir: Path | None, instances: int = 1) -> dict:
         if self.profile.transport == "adb":
             return self._measure_adb(m, remote_model, threads, runs, warmup, min_seconds)
         argv = [*self.profile.python_argv, self.runner, remote_model, "--threads", str(threads),
-                "--warmup", str(warmup), "--runs", str(runs), "--min-seconds", str(min_seconds)]
+                "--warmup", str(warmup), "--runs", str(runs), "--min-seconds", str(min_seconds),
+                "--instances", str(instances)]
         cpus = self.profile.affinity_cpus()
         if cpus:
             argv += ["--affinity", ",".join(map(str, cpus))]
@@ -289,6 +296,16 @@ def _result(profile, m, threads, reports, runs, warmup, trials, *, partial=False
         warnings += stats.compare_conditions(conditions["before"], conditions["after"])
     if first["runtime"]["name"] == "tensorflow":
         warnings.append("timed with TensorFlow's bundled interpreter; ai-edge-litert is usually faster")
+    instance_medians = [x for r in reports for x in r.get("instance_medians_ms") or []]
+    notes = []
+    if instance_medians:
+        lo, hi = min(instance_medians), max(instance_medians)
+        notes.append(f"runs spread over {first.get('instances')} interpreters per trial; their medians "
+                     f"{lo:.3f}-{hi:.3f} ms")
+        if lo > 0 and (hi - lo) / lo > INSTANCE_SPREAD_WARN:
+            warnings.append(f"interpreter instances disagree by {100 * (hi - lo) / lo:.0f}% (> "
+                            f"{100 * INSTANCE_SPREAD_WARN:.0f}%): some land in a slower mode; the median follows "
+                            "the majority, raise --instances if it matters")
     affinity = first["cpu"].get("affinity")
     if affinity and threads > len(affinity):
         warnings.append(f"{threads} threads on {len(affinity)} allowed CPUs: threads share cores")
@@ -297,7 +314,8 @@ def _result(profile, m, threads, reports, runs, warmup, trials, *, partial=False
         latency_ms=summary["latency_ms"], runtime=first["runtime"],
         first_inference_ms=first["first_inference_ms"], init_ms=first["init_ms"],
         peak_rss_mb=max((r.get("peak_rss_mb") or 0) for r in reports) or None,
-        runs=len(times), warmup=warmup, trials=len(reports), times_ms=times, machine=first["machine"],
+        runs=len(times), warmup=warmup, trials=len(reports), instances=first.get("instances") or 1,
+        notes=notes, times_ms=times, machine=first["machine"],
         cpu=first["cpu"], affinity=affinity, conditions=conditions, warnings=warnings,
         stable=summary.get("stable"), trials_summary=summary.get("trials"), partial=partial,
         artifact=_artifact_info(m.path),

@@ -38,6 +38,7 @@ class BenchResult:
     runs: int = 0
     warmup: int = 0
     trials: int = 1
+    instances: int = 1  # interpreters per trial the runs were spread over (runner.py --instances)
     trials_summary: dict[str, Any] | None = None  # with trials > 1: per-trial medians and their spread
     times_ms: list[float] = field(default_factory=list)
     machine: str | None = None

@@ -31,6 +31,9 @@ def _threads(ctx, param, value):
 @click.option("--min-seconds", type=click.FloatRange(0), default=0, show_default=True,
               help="keep running until both --runs and this many seconds are reached")
 @click.option("--trials", type=click.IntRange(1), default=1, show_default=True, help="repeat each measurement")
+@click.option("--instances", type=click.IntRange(1), default=3, show_default=True,
+              help="interpreters each measurement's runs are spread over (Linux devices; a lone interpreter can "
+              "sit in a slow mode for its whole life)")
 @click.option("--cooldown", type=click.FloatRange(0), default=0, show_default=True,
               help="seconds to sleep between measurements")
 @click.option("--timeout", type=click.FloatRange(1), default=600, show_default=True,
@@ -48,8 +51,8 @@ def _threads(ctx, param, value):
 @click.option("--json", "as_json", is_flag=True, help="print the results JSON instead of the table")
 @click.option("-o", "--out", "outdir", type=click.Path(file_okay=False, path_type=Path),
               help="where to write bench.json + bench.csv (default: ARTIFACT's folder/bench-DEVICE)")
-def bench(artifact, device_name, devices_file, threads, runs, warmup, min_seconds, trials, cooldown, timeout,
-          benchmark_binary, input_npy, save_outputs, parse_file, model, precision, as_json, outdir):
+def bench(artifact, device_name, devices_file, threads, runs, warmup, min_seconds, trials, instances, cooldown,
+          timeout, benchmark_binary, input_npy, save_outputs, parse_file, model, precision, as_json, outdir):
     """Benchmark ARTIFACT (a .tflite file or an export folder with manifest.json) on --device."""
     from ..bench.results import results_document, write_results
 
@@ -64,7 +67,7 @@ def bench(artifact, device_name, devices_file, threads, runs, warmup, min_second
         outdir = outdir or Path.cwd() / f"bench-{device_name or 'imported'}"
     else:
         results, outdir = _run(artifact, device_name, devices_file, threads, runs, warmup, min_seconds, trials,
-                               cooldown, timeout, benchmark_binary, input_npy, save_outputs, outdir)
+                               instances, cooldown, timeout, benchmark_binary, input_npy, save_outputs, outdir)
     json_path, csv_path = write_results(results, outdir)
     if as_json:
         click.echo(json.dumps(results_document(results), indent=2))
@@ -73,8 +76,8 @@ def bench(artifact, device_name, devices_file, threads, runs, warmup, min_second
         click.echo(f"wrote {json_path} and {csv_path}", err=True)
 
 
-def _run(artifact, device_name, devices_file, threads, runs, warmup, min_seconds, trials, cooldown, timeout,
-         benchmark_binary, input_npy, save_outputs, outdir):
+def _run(artifact, device_name, devices_file, threads, runs, warmup, min_seconds, trials, instances, cooldown,
+         timeout, benchmark_binary, input_npy, save_outputs, outdir):
     import dataclasses
 
     from rich.console import Console
@@ -100,7 +103,8 @@ def _run(artifact, device_name, devices_file, threads, runs, warmup, min_seconds
         try:
             results = bench_artifact(artifact, profile, threads=threads, runs=runs, warmup=warmup,
                                      min_seconds=min_seconds, cooldown_s=cooldown, trials=trials, timeout=timeout,
-                                     progress=progress, input=input_npy, save_outputs_dir=save_outputs)
+                                     progress=progress, input=input_npy, save_outputs_dir=save_outputs,
+                                     instances=instances)
         except BenchInterrupted as err:
             if not err.results:
                 raise
