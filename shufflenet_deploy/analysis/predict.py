@@ -7,17 +7,18 @@
    key has fewer than MIN_SAMPLES ops. A PAD that XNNPACK folds into the next conv (ops.py `fused_into`) is 0.
 2. Model level: latency = a * (sum of the op predictions), one scale a per precision: the geometric mean over the
    sweep's models of measured / summed. Ops timed one by one miss what a whole graph does (the next op reads its
-   input from cache or not, one invoke instead of many); on `local` a is ~1.1-1.3.
+   input from cache or not, one invoke instead of many); on `local` a is 1.05-1.07.
 
-   Measured on the local sweep (leave-one-out, 22 model x precision pairs, 2026-11-28): a = 1.08 fp32 (1.00-1.14
-   over the models), 1.05 int8 (1.02-1.07); 20 of 22 within +-10%, median |error| 3.1%.
+   Committed local sweep (benchmarks/results/gap_report, lowered graph, 26 model x precision pairs incl.
+   ShuffleNet v2, 2026-11-28): a = 1.07 fp32 (1.01-1.14 over the models), 1.05 int8 (1.01-1.07); leave-one-out
+   24 of 26 within +-10%, median |error| 4.0%. On onnx2tf's plain graph (22 pairs, no v2): 20 of 22, 3.1%.
    Tried and dropped: a per-family correction (latency = sum_F a_F * S_F + b over grouped / depthwise / dense conv
-   / shuffle / rest, NNLS): 13 of 22 within +-10% on the previous sweep, where a * S + b and the single scale
-   gave 16 — the extra parameters overfit 11 models per precision. The two changes that mattered were in the
+   / shuffle / rest, NNLS): 13 of 22 within +-10% on the previous (plain) sweep, where a * S + b and the single
+   scale gave 16 — the extra parameters overfit 11 models per precision. The two changes that mattered were in the
    measurements: counting XNNPACK-folded PADs at their alone-time (0.5-0.75 ms for the [1,224,224,3] stem PAD,
    more than a whole 0.25x model takes) and one interpreter per model (a slow-mode instance moved a model by
    ~20%; runner.py --instances) — with both fixed the same predictor went from 59% to 82%, the regression weights
-   below to 91%.
+   below to 91% (plain graph, 22 pairs).
 
 Evaluation is leave-one-out: for each model, the lookup, the regressions and the scale are rebuilt without that
 model's ops and latency, then it is predicted. The predictor is stored as JSON per device (schema
