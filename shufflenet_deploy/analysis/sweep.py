@@ -342,8 +342,8 @@ def load_doc(outdir: Path, device: str, graph: str | None = None) -> dict:
                         "choose another -o for this device's sweep")
     before = (doc.get("sweep") or {}).get("graph")
     if graph and before and doc.get("results") and before.split(" ")[0] != graph.split(" ")[0]:
-        flag = "--no-optimize" if before.startswith("onnx2tf") else "no --no-optimize"
-        raise UserError(f"{path} holds a sweep of the {before.split(' (')[0]} graph", f"resume it with {flag}, or "
+        how = "with --no-optimize" if before.startswith("onnx2tf") else "without --no-optimize"
+        raise UserError(f"{path} holds a sweep of the {before.split(' (')[0]} graph", f"resume it {how}, or "
                         "choose another -o")
     for key in ("results", "peak", "skipped"):
         doc.setdefault(key, [])

@@ -94,22 +94,28 @@ v2 NUMBERS (224 px, LiteRT 2.1 + XNNPACK, 1 thread, medians of 300 interleaved r
    0.9999 on digits images. The fold trades ~60 data-movement ops for ~50 small convs (the split heads): a wash
    at 0.5x, -6% fp32 / -5% int8 at 1.0x, where the copies it removes are larger.
 
-WHAT LIMITS IT (benchmarks/results/lowering.txt, 1 thread, medians, ratios within that one run): sdeploy int8 /
-   onnx2tf int8 = 0.89 (g3 1x) / 0.80 (g8 1x) / 0.81 (trained g3 0.5x @64) on LiteRT 2.1, 0.80 / 0.80 / 0.81 on
-   LiteRT 2.3: issue 8's "<= 0.6x" is missed; sdeploy fp32 / onnx2tf fp32 = 0.96-1.03: "<= 0.8x" is missed. Met:
-   int8 <= 0.9x litert-torch PT2E int8 (0.64-0.76), and int8 faster than every fp32 (sdeploy, onnx2tf, litert-torch,
-   onnxruntime, ncnn: 0.28-0.64). On this host onnx2tf's int8 is already ~2x faster than its fp32 (the issue's
-   "int8 slower than fp32" did not reproduce on LiteRT 2.1 or 2.3), so the overhead a rewrite can remove is small.
-   Per-op times (each op cut out into its own model, benchmarks/lowering.py --profile; fusions are invisible, so
-   sums exceed the graph time), g3 1x int8: onnx2tf 3.45 ms = CONV_2D x49 1.50 + PAD x7 0.79 + AVERAGE_POOL_2D x3
-   0.42 + PADV2 0.25 + ADD x13 0.24 + TRANSPOSE x49 0.15 + RESHAPE 0.05; sdeploy 3.05 ms = CONV_2D x33 1.32 + PAD x8
-   0.83 + DEPTHWISE x19 0.38 + ADD x13 0.27 + TRANSPOSE x32 0.13 + RESHAPE 0.05. What is left is the grouped 1x1
-   convs (small per-group GEMMs: 20-80 channels per group, ~50% of the time), the depthwise convs and the residual
-   ADDs — compute that no graph rewrite removes. fp32 is even more conv-bound (grouped 1x1 CONV_2D 3.9 of 6.0 ms).
-   The PAD figure is dominated by the stem's PAD of the 3-channel input (0.9 ms alone); inside the graph it costs
-   less than what removing it costs (4x4 stem kernel: the whole graph got slower, not faster). Next steps that could
-   move the int8 ratio: per-group channel counts that fit XNNPACK's GEMM tiles (a model change), or a runtime with
-   faster grouped-conv kernels; on the shuffle, nothing measurable is left (dropping it entirely saved ~5%).
+WHAT LIMITS IT (benchmarks/results/lowering.txt, 2026-11-28 12:13, 1 thread, medians of 40 interleaved rounds,
+   3 interpreters per variant; ratios within that one run, LiteRT 2.1 / 2.3): sdeploy int8 / onnx2tf int8 =
+   0.88 / 0.84 (g3 1x), 0.82 / 0.82 (g8 1x), 0.77 / 0.87 (trained g3 0.5x @64), 0.89 / 0.83 (trained g8 0.5x
+   @80); against onnx2tf's own CLI int8 (`-oiqt -cind`, same ONNX and images) 0.91 / 0.84, 0.81 / 0.82, 0.79 /
+   0.86, 0.81 / 0.80: issue 8's "<= 0.6x" is missed. sdeploy fp32 / onnx2tf fp32 = 0.92-1.04: "<= 0.8x" is
+   missed. Met: int8 <= 0.9x litert-torch PT2E int8 (0.70-0.80), and int8 faster than every fp32 (sdeploy,
+   onnx2tf, litert-torch, onnxruntime, ncnn: 0.25-0.82). On this host onnx2tf's int8, its CLI's included, is
+   already ~2x faster than its fp32 (the issue's "int8 slower than fp32" did not reproduce on LiteRT 2.1 or 2.3).
+   Per-op times (each op cut out into its own model, benchmarks/lowering.py --profile; a zero PAD XNNPACK folds
+   into its conv counted 0, see analysis/ops.py), g3 1x, same run:
+     int8  onnx2tf 2.45 ms = CONV_2D x49 1.42 + AVERAGE_POOL_2D x3 0.37 + ADD 0.23 + PADV2 0.17 + TRANSPOSE x49
+           0.12 + PAD 0.05 + RESHAPE 0.04; sdeploy 2.00 ms = CONV_2D x33 1.17 + DEPTHWISE x19 0.28 + ADD 0.23 +
+           PAD (before the max-pool) 0.14 + TRANSPOSE x32 0.10 + RESHAPE 0.04 + rest 0.04
+     fp32  onnx2tf 4.68 ms, sdeploy 4.65 ms = CONV_2D 3.50 + ADD 0.32 + DEPTHWISE 0.26 + TRANSPOSE 0.17 + PAD 0.15
+           + RESHAPE 0.12 + rest 0.14
+   Data movement (TRANSPOSE, RESHAPE, PAD, CONCATENATION) is 0.29 of sdeploy's 2.00 int8 ms and 0.47 of its 4.65
+   fp32 ms: deleting ALL of it would leave int8 at ~0.75x and fp32 at ~0.90x of onnx2tf — the targets cannot be
+   reached by rewriting the graph. What is left is the grouped 1x1 convs (per-group GEMMs of 20-80 channels), the
+   depthwise convs and the residual ADDs, which run the same XNNPACK kernels in both graphs. Next steps that could
+   move the ratio: per-group channel counts that fit XNNPACK's GEMM tiles (a model change), a runtime with faster
+   grouped-conv kernels, or (fp32) fp16 inference on hardware that has it; on the shuffle, nothing measurable is
+   left (dropping it entirely, wrong numbers, saved ~5%).
 """
 from __future__ import annotations
 
