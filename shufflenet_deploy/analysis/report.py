@@ -129,13 +129,13 @@ def _plot_macs_latency(rows, exps) -> bytes:
     fig, ax = plt.subplots(figsize=(8.5, 6))
     size = gap._main_size(rows)
     sel = [r for r in rows if r["input_size"] == size and r["macs"] and r["latency_ms"]]
+    placed: list[tuple[float, float]] = []  # label positions (log10 MMACs, log10 ms), shared by precisions
     for p in sorted({r["precision"] for r in sel}):
         pts = [r for r in sel if r["precision"] == p]
         ax.scatter([r["macs"] / 1e6 for r in pts], [r["latency_ms"] for r in pts], color=COLORS.get(p, "k"),
                    label=f"{p} measured", zorder=3)
-        for r in pts:
-            ax.annotate(_short(r["family"]), (r["macs"] / 1e6, r["latency_ms"]), fontsize=7, alpha=0.8,
-                        xytext=(3, 3), textcoords="offset points")
+        for r in sorted(pts, key=lambda r: r["latency_ms"]):
+            _label_point(ax, _short(r["family"]), r["macs"] / 1e6, r["latency_ms"], placed)
         fit = next((e for e in exps if e["precision"] == p and e["scope"] == "all models"), None)
         if fit:
             xs = np.geomspace(min(r["macs"] for r in pts), max(r["macs"] for r in pts), 50)
@@ -148,12 +148,36 @@ def _plot_macs_latency(rows, exps) -> bytes:
                 label="ideal: latency ∝ MACs (through g3 1x fp32)")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _plain_log_ticks(ax.xaxis)
+    _plain_log_ticks(ax.yaxis)
     ax.set_xlabel("MACs (M, conv + FC)")
     ax.set_ylabel("median latency (ms)")
     ax.set_title(f"MACs vs measured latency ({size}x{size}, {rows[0]['device'] if rows else ''})")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig)
+
+
+def _plain_log_ticks(axis) -> None:
+    """1-2-5 ticks labelled as plain numbers (matplotlib's 3x10^1 minor labels collide on a short log axis)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _label_point(ax, text: str, x: float, y: float, placed: list[tuple[float, float]]) -> None:
+    """Annotate (x, y) on log-log axes, moving the label up past labels already placed nearby (the 1x models
+    crowd around 140 MMACs); a moved label gets a thin line to its point."""
+    import math
+
+    lx, ly, shift = math.log10(x), math.log10(y), 0.0
+    while any(abs(lx - px) < 0.15 and abs(ly + shift - py) < 0.032 for px, py in placed):
+        shift += 0.032
+    placed.append((lx, ly + shift))
+    ax.annotate(text, (x, y), xytext=(x * 1.04, y * 10 ** shift), textcoords="data", fontsize=7, alpha=0.85,
+                va="bottom", arrowprops={"arrowstyle": "-", "lw": 0.4, "alpha": 0.5} if shift else None)
 
 
 def _plot_efficiency(rows) -> bytes:
