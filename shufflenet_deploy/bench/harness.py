@@ -302,7 +302,8 @@ def _result(profile, m, threads, reports, runs, warmup, trials, *, partial=False
         lo, hi = min(instance_medians), max(instance_medians)
         notes.append(f"runs spread over {first.get('instances')} interpreters per trial; their medians "
                      f"{lo:.3f}-{hi:.3f} ms")
-        if lo > 0 and (hi - lo) / lo > INSTANCE_SPREAD_WARN:
+        per_instance = min(len(r["times_ms"]) // max(r.get("instances") or 1, 1) for r in reports)
+        if lo > 0 and (hi - lo) / lo > INSTANCE_SPREAD_WARN and per_instance >= 10:  # fewer: noise, not modes
             warnings.append(f"interpreter instances disagree by {100 * (hi - lo) / lo:.0f}% (> "
                             f"{100 * INSTANCE_SPREAD_WARN:.0f}%): some land in a slower mode; the median follows "
                             "the majority, raise --instances if it matters")
