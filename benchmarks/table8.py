@@ -6,7 +6,7 @@ synthetic weights and inputs (latency does not depend on them). Non-square input
 onnx_export.export_onnx(model, (h, w)) + tflite_convert.convert (analysis.sweep.export_fp32_hw, cached).
 MACs are counted from the TFLite graph itself (conv + FC, analysis/ops.py) and cross-checked against
 complexity.py at 224. Within one input size the four models are timed interleaved in ONE runner process
-(`runner.py --many --rounds N`), so their ratios are side by side in one run.
+(`runner.py --many --rounds N --instances 3`), so their ratios are side by side in one run.
 
 Usage: python benchmarks/table8.py [--device local] [--rounds 5] [-o benchmarks/results/table8]
 Writes OUT.json and OUT.md.
@@ -29,6 +29,7 @@ from shufflenet_deploy.analysis.gap import PAPER_TABLE8  # noqa: E402
 MODELS = ("shufflenet_v1_g3_0.5x", "shufflenet_v1_g3_1.0x", "shufflenet_v1_g3_2.0x", "mobilenet_v1_1.0x")
 SIZES = ((224, 224), (480, 640), (720, 1280))
 RUNS_PER_ROUND = {(224, 224): 10, (480, 640): 3, (720, 1280): 2}
+INSTANCES = 3  # interpreters per model, used in turn over the rounds (runner.py --instances: why)
 PAIRS = (("0.5x -> 1x (g=3)", "shufflenet_v1_g3_1.0x", "shufflenet_v1_g3_0.5x"),
          ("1x -> 2x (g=3)", "shufflenet_v1_g3_2.0x", "shufflenet_v1_g3_1.0x"),
          ("0.5x -> 2x (g=3)", "shufflenet_v1_g3_2.0x", "shufflenet_v1_g3_0.5x"),
@@ -55,12 +56,13 @@ def measure(device: str, rounds: int, log) -> dict:
     macs = {k: sum(o.macs for o in model_ops(p)) for k, p in files.items()}
     for m in MODELS:  # the TFLite graph's MACs equal complexity.py's conv+FC count at 224
         assert macs[(m, (224, 224))] == count_complexity(m, input_size=224).macs_total, m
-    out = {"device": device, "threads": 1, "rounds": rounds, "sizes": [sz(hw) for hw in SIZES], "models": {},
+    out = {"device": device, "threads": 1, "rounds": rounds, "instances": INSTANCES,
+           "sizes": [sz(hw) for hw in SIZES], "models": {},
            "runtime": None, "cpu": None}
     for hw in SIZES:
         log(f"timing {sz(hw)} interleaved ({rounds} rounds x {RUNS_PER_ROUND[hw]} runs)")
         timed = measure_many(profile, {m: files[(m, hw)] for m in MODELS}, threads=1, runs=RUNS_PER_ROUND[hw],
-                             warmup=2, rounds=rounds, timeout=3600, progress=log)
+                             warmup=2, rounds=rounds, instances=INSTANCES, timeout=3600, progress=log)
         for m in MODELS:
             e = timed[m]
             if e.get("error"):
@@ -105,7 +107,8 @@ def markdown(data: dict, command: str) -> str:
          f"Command: `{command}`", "",
          f"Measured {data['measured']} on {data['cpu']} ({data['runtime']}), 1 thread, fp32, synthetic weights and "
          f"inputs, onnx2tf's plain graph. The four models of a size were timed interleaved in one runner process "
-         f"({data['rounds']} rounds); medians. Load average during the run (shared host): "
+         f"({data['rounds']} rounds, {data.get('instances', 1)} interpreters per model in turn); medians. Load "
+         f"average during the run (shared host): "
          f"{data.get('loadavg', 'not recorded')}. Paper: Qualcomm Snapdragon 820, 1 thread.", "",
          "## Latency (ms)", "",
          "| model | MACs (M) at 224 | " + " | ".join(f"ours {s}" for s in sizes) + " | "
@@ -189,7 +192,7 @@ def discussion(data, rs, ex) -> list[str]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="local")
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=18)
     ap.add_argument("-o", "--out", default=str(REPO / "benchmarks" / "results" / "table8"))
     ap.add_argument("--render-only", action="store_true", help="re-write OUT.md from OUT.json, no measuring")
     args = ap.parse_args(argv)
