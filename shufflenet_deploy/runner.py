@@ -254,12 +254,14 @@ def benchmark_many(np, args, runtime, report):
             kwargs = {"model_path": path, "num_threads": args.threads}
             if args.no_xnnpack:
                 kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-            entry["_interps"] = []
+            entry["_interps"], feeds = [], None
             for _ in range(max(1, args.instances)):
                 interp = interpreter_cls(**kwargs)
                 interp.allocate_tensors()
-                for detail in interp.get_input_details():
-                    interp.set_tensor(detail["index"], make_input(np, detail, rng))
+                if feeds is None:  # one input per model: its instances differ in nothing else
+                    feeds = [(d["index"], make_input(np, d, rng)) for d in interp.get_input_details()]
+                for index, value in feeds:
+                    interp.set_tensor(index, value)
                 for _ in range(max(1, args.warmup)):
                     interp.invoke()
                 entry["_interps"].append(interp)
