@@ -304,7 +304,7 @@ def measure(variants: list[Variant], threads: int, x_path: Path, torch_logits: n
 def op_profile(path: Path, threads: int = 1, reps: int = 50) -> dict:
     """Per-op time: each op cut out into its own one-op model (its constants kept), timed under XNNPACK.
 
-    A zero PAD that XNNPACK folds into the next conv (analysis/ops.py `fused_into`) is counted 0 and listed as
+    A zero PAD that XNNPACK folds into the next conv (tflite/ops.py `fused_into`) is counted 0 and listed as
     "PAD (folded into conv)": alone it is slow, in the graph free (benchmarks/results/pad_fusion.txt). Other
     cross-op effects are invisible here; the profile says which op types the time goes to."""
     from collections import defaultdict
@@ -312,7 +312,7 @@ def op_profile(path: Path, threads: int = 1, reps: int = 50) -> dict:
     from shufflenet_deploy.export import tflite_rewrite as tr
     from shufflenet_deploy.export.tflite_inspect import load_interpreter
 
-    from shufflenet_deploy.analysis.ops import model_ops
+    from shufflenet_deploy.tflite.ops import model_ops
 
     folded = {o.index for o in model_ops(path) if o.fused_into is not None}
     n = len(tr.Graph.load(path).sg.operators)
@@ -428,7 +428,8 @@ def main(argv=None) -> int:
             log(f"  SKIPPED {case.name}: {type(e).__name__}: {e}")
             report["cases"][case.name] = {"skipped": f"{type(e).__name__}: {e}"}
             continue
-        entry = {"variants": {v.name: {"kind": v.kind, "path": v.path, **v.info} for v in variants}, **extra,
+        entry = {"variants": {v.name: {"kind": v.kind, "path": os.path.relpath(v.path, REPO), **v.info}
+                              for v in variants}, **extra,
                  "timings": {}, "targets": {}}
         for threads in threads_list:
             load = os.getloadavg()[0]

@@ -1,4 +1,4 @@
-"""Does a zero PAD before a conv cost anything inside a LiteRT/XNNPACK graph? (why analysis/ops.py counts it 0)
+"""Does a zero PAD before a conv cost anything inside a LiteRT/XNNPACK graph? (why tflite/ops.py counts it 0)
 
     .venv/bin/python benchmarks/pad_fusion.py [--out benchmarks/results/pad_fusion.json]
 

@@ -3,8 +3,8 @@
 
 ShuffleNet 0.5x / 1x / 2x (g=3) and MobileNet v1 1.0 at 224x224, 480x640 and 720x1280, fp32, single thread,
 synthetic weights and inputs (latency does not depend on them). Non-square inputs bypass the export pipeline:
-onnx_export.export_onnx(model, (h, w)) + tflite_convert.convert (analysis.sweep.export_fp32_hw, cached).
-MACs are counted from the TFLite graph itself (conv + FC, analysis/ops.py) and cross-checked against
+onnx_export.export_onnx(model, (h, w)) + tflite_convert.convert (analysis/export_cache.py export_fp32_hw, cached).
+MACs are counted from the TFLite graph itself (conv + FC, tflite/ops.py) and cross-checked against
 complexity.py at 224. Within one input size the four models are timed interleaved in ONE runner process
 (`runner.py --many --rounds N --instances 3`), so their ratios are side by side in one run.
 
@@ -43,8 +43,9 @@ def sz(hw) -> str:
 
 
 def measure(device: str, rounds: int, log) -> dict:
-    from shufflenet_deploy.analysis.ops import model_ops
-    from shufflenet_deploy.analysis.sweep import export_fp32_hw, measure_many
+    from shufflenet_deploy.tflite.ops import model_ops
+    from shufflenet_deploy.analysis.export_cache import export_fp32_hw
+    from shufflenet_deploy.bench.backends import backend_for
     from shufflenet_deploy.complexity import count_complexity
     from shufflenet_deploy.devices.registry import get_device
 
@@ -61,8 +62,9 @@ def measure(device: str, rounds: int, log) -> dict:
            "runtime": None, "cpu": None}
     for hw in SIZES:
         log(f"timing {sz(hw)} interleaved ({rounds} rounds x {RUNS_PER_ROUND[hw]} runs)")
-        timed = measure_many(profile, {m: files[(m, hw)] for m in MODELS}, threads=1, runs=RUNS_PER_ROUND[hw],
-                             warmup=2, rounds=rounds, instances=INSTANCES, timeout=3600, progress=log)
+        with backend_for(profile, timeout=3600, progress=log) as backend:
+            timed = backend.measure_many({m: files[(m, hw)] for m in MODELS}, threads=1, runs=RUNS_PER_ROUND[hw],
+                                         warmup=2, rounds=rounds, instances=INSTANCES)
         for m in MODELS:
             e = timed[m]
             if e.get("error"):

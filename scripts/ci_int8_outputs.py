@@ -77,25 +77,27 @@ def _interpreter(model_path: Path):
     return interp, {"name": name, "version": version}
 
 
-def _read_manifest(export_dir: Path) -> dict:
-    path = export_dir / "manifest.json"
+def _read_manifest(export_dir: Path):
+    from shufflenet_deploy.errors import UserError
+    from shufflenet_deploy.manifest import Manifest
+
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"{path} not found: pass an `sdeploy export` output folder") from None
-    except json.JSONDecodeError as err:
-        raise UsageError(f"{path} is not valid JSON: {err}") from None
+        return Manifest.load(export_dir)
+    except UserError as err:
+        raise UsageError(err.one_line()) from None
 
 
-def _artifact(export_dir: Path, manifest: dict, precision: str) -> Path:
-    for key, entry in (manifest.get("artifacts") or {}).items():
-        entry = entry or {}
-        if (entry.get("precision") or key) == precision and str(entry.get("file", "")).endswith(".tflite"):
-            path = export_dir / entry["file"]
-            if not path.is_file():
-                raise UsageError(f"manifest lists {entry['file']} but {path} does not exist")
-            return path
-    raise UsageError(f"{export_dir / 'manifest.json'} lists no {precision} TFLite artifact")
+def _artifact(export_dir: Path, manifest, precision: str) -> Path:
+    from shufflenet_deploy.errors import UserError
+
+    try:
+        art = manifest.artifact(precision)
+        art.check_unchanged()
+    except UserError as err:
+        raise UsageError(err.one_line()) from None
+    if art.format != "tflite":
+        raise UsageError(f"{export_dir / 'manifest.json'} lists no {precision} TFLite artifact")
+    return art.path
 
 
 def val_images(size: int, images: Path | None = None) -> list[tuple[str, int, Path]]:
@@ -194,7 +196,7 @@ def cmd_export(export_dir: Path, out: Path, images: Path | None, limit: int | No
 
     manifest = _read_manifest(export_dir)
     model = _artifact(export_dir, manifest, "int8")
-    pre = Preprocessing.from_dict(manifest["preprocessing"])
+    pre = Preprocessing.from_dict(manifest.preprocessing)
     chosen = _pick(val_images(pre.input_size, images), limit)
     interp, runtime = _interpreter(model)
     i_det = interp.get_input_details()[0]
@@ -206,9 +208,9 @@ def cmd_export(export_dir: Path, out: Path, images: Path | None, limit: int | No
     outputs, o_det = _run(interp, inputs)
     model_bytes = model.read_bytes()
     labels = np.asarray([label for _, label, _ in chosen], dtype=np.int64)
-    meta = {"schema": SCHEMA, "mode": "export", "model_file": model.name, "model": manifest.get("model"),
+    meta = {"schema": SCHEMA, "mode": "export", "model_file": model.name, "model": manifest.model,
             "model_sha256": hashlib.sha256(model_bytes).hexdigest(), "model_bytes": len(model_bytes),
-            "checkpoint": manifest.get("checkpoint"), "preprocessing": manifest["preprocessing"],
+            "checkpoint": manifest.checkpoint, "preprocessing": manifest.preprocessing,
             "input_quantization": list(map(float, i_det["quantization"])),
             "output_quantization": list(map(float, o_det["quantization"])),
             "images": str(images) if images else f"bundled digits val ({pre.input_size}px)",
@@ -295,7 +297,7 @@ def cmd_check_size(export_dir: Path, max_int8: int, max_fp32: int) -> int:
         if not ok:
             over.append(f"{precision} {path.name} is {size:,} B, over its {budget:,} B budget")
     if over:
-        raise GateError("; ".join(over) + f" (model {manifest.get('model')}; budgets are for the bundled g3 0.5x "
+        raise GateError("; ".join(over) + f" (model {manifest.model}; budgets are for the bundled g3 0.5x "
                         "model: raise them in scripts/ci_int8_outputs.py only for a deliberate size change)")
     return 0
 

@@ -7,7 +7,6 @@ deployed model will see.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import numpy as np
 from .data.folders import ImageSet, scan_image_folder
 from .errors import UserError
 from .export import verify
+from .manifest import Manifest
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt")
 
@@ -33,12 +33,11 @@ def check_classes(image_set: ImageSet, class_names: list[str] | None, what: str)
                         f"{list(class_names)[:5]}...", "evaluate on a folder with the model's class sub-folders")
 
 
-def _manifest_beside(path: Path) -> dict:
-    manifest = path.parent / "manifest.json"
-    if not manifest.exists():
+def _manifest_beside(path: Path) -> Manifest:
+    if not (path.parent / "manifest.json").exists():
         raise UserError(f"{path} has no manifest.json beside it, so its preprocessing is unknown",
                         "evaluate the export folder made by `sdeploy export`, or keep the manifest with the file")
-    return json.loads(manifest.read_text())
+    return Manifest.load(path.parent)
 
 
 def evaluate(artifact: Path, data: Path | str, *, input_size: int | None = None) -> dict:
@@ -52,10 +51,10 @@ def evaluate(artifact: Path, data: Path | str, *, input_size: int | None = None)
         return _evaluate_export(artifact, data, input_size)
     if artifact.suffix in (".onnx", ".tflite"):
         manifest = _manifest_beside(artifact)
-        _check_size(input_size, manifest["input_size"], artifact)
-        pre = Preprocessing.from_dict(manifest["preprocessing"])
+        _check_size(input_size, manifest.input_size, artifact)
+        pre = Preprocessing.from_dict(manifest.preprocessing)
         image_set = resolve_data(data, pre.input_size)
-        check_classes(image_set, manifest.get("class_names"), str(artifact))
+        check_classes(image_set, manifest.class_names, str(artifact))
         x = pre.load_batch(image_set.paths)
         logits = verify.run_onnx(artifact, x) if artifact.suffix == ".onnx" else verify.run_tflite(artifact, x)
         return {"artifact": str(artifact), "data": str(image_set.root), **_scores(logits, image_set)}
@@ -91,24 +90,21 @@ def _scores(logits: np.ndarray, image_set: ImageSet) -> dict:
 def _evaluate_export(folder: Path, data: Path | str, input_size: int | None) -> dict:
     from .data.preprocess import Preprocessing
 
-    manifest_path = folder / "manifest.json"
-    if not manifest_path.exists():
-        raise UserError(f"{folder} is not an export folder (no manifest.json)", "run `sdeploy export` first")
-    manifest = json.loads(manifest_path.read_text())
-    _check_size(input_size, manifest["input_size"], folder)
-    pre = Preprocessing.from_dict(manifest["preprocessing"])
+    manifest = Manifest.load(folder)
+    _check_size(input_size, manifest.input_size, folder)
+    pre = Preprocessing.from_dict(manifest.preprocessing)
     image_set = resolve_data(data, pre.input_size)
-    check_classes(image_set, manifest.get("class_names"), manifest["model"])
+    check_classes(image_set, manifest.class_names, manifest.model)
     x = pre.load_batch(image_set.paths)
     reference = None
-    checkpoint = manifest.get("checkpoint")
+    checkpoint = manifest.checkpoint
     if checkpoint and Path(checkpoint).exists():
         from .checkpoints import load_model
 
-        reference = verify.run_torch(load_model(manifest["model"], Path(checkpoint), **manifest.get("options", {})), x)
-    return {"export": str(folder), "model": manifest["model"], "data": str(image_set.root),
+        reference = verify.run_torch(load_model(manifest.model, Path(checkpoint), **manifest.options), x)
+    return {"export": str(folder), "model": manifest.model, "data": str(image_set.root),
             "samples": len(image_set), "skipped": len(image_set.skipped),
-            **accuracy_table(folder, manifest["artifacts"], x, image_set.labels, reference)}
+            **accuracy_table(folder, manifest.data["artifacts"], x, image_set.labels, reference)}
 
 
 def accuracy_table(folder: Path, artifacts: dict, x: np.ndarray, labels, reference: np.ndarray | None) -> dict:

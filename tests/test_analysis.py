@@ -18,8 +18,8 @@ import pytest
 
 from shufflenet_deploy.analysis import gap, predict
 from shufflenet_deploy.errors import UserError
-from shufflenet_deploy.analysis.ops import GROUPS, classify
-from shufflenet_deploy.bench.results import SCHEMA, BenchResult
+from shufflenet_deploy.tflite.ops import GROUPS, classify
+from shufflenet_deploy.bench.results import SCHEMA, BenchResult, ResultsDocument
 from shufflenet_deploy.cli import main as cli_main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ SYNTH_MODELS = ("shufflenet_v1_g3_0.5x", "shufflenet_v1_g3_1.0x", "shufflenet_v1
 def synthetic_doc(device="local", k=0.7, seed=0, with_peak=True, models=SYNTH_MODELS) -> dict:
     """A sweep document whose latencies follow latency = c * MACs^k (x small noise), with synthetic per-op data."""
     from shufflenet_deploy.complexity import count_complexity
-    from shufflenet_deploy.analysis.ops import flops_by_group
+    from shufflenet_deploy.tflite.ops import flops_by_group
 
     rng = np.random.default_rng(seed)
     doc = {"schema": SCHEMA, "created": None, "partial": False, "results": [], "peak": [], "models": {},
@@ -109,7 +109,7 @@ def lat_of(doc, model, precision):
 
 def test_speedup_table_math_and_paper_figures():
     doc = synthetic_doc(k=0.7)
-    rows = gap.model_rows(doc)
+    rows = gap.model_rows(ResultsDocument.from_dict(doc))
     macs = {m: doc["models"][m]["macs_total"] for m in doc["models"]}
     lat = {(r["model"], r["precision"]): lat_of(doc, r["model"], r["precision"]) for r in doc["results"]}
     table = {r["comparison"]: r for r in gap.speedup_table(rows)}
@@ -146,7 +146,7 @@ def test_conv_grouping_by_filter_shape():
 
 def test_flops_groups_follow_complexity_layers():
     from shufflenet_deploy.complexity import count_complexity
-    from shufflenet_deploy.analysis.ops import flops_by_group
+    from shufflenet_deploy.tflite.ops import flops_by_group
 
     cx = count_complexity("shufflenet_v1_g3_1.0x", input_size=224)
     flops = flops_by_group(cx)
@@ -242,7 +242,7 @@ def test_resuming_a_sweep_with_the_other_graph_is_refused(tmp_path):
     doc = synthetic_doc()
     doc["sweep"]["graph"] = GRAPH_PLAIN
     write_doc(tmp_path, doc)
-    assert load_doc(tmp_path, "local", GRAPH_PLAIN)["results"]
+    assert load_doc(tmp_path, "local", GRAPH_PLAIN).results
     with pytest.raises(UserError, match="onnx2tf plain output graph") as err:
         load_doc(tmp_path, "local", GRAPH_LOWERED)
     assert "--no-optimize" in err.value.hint
@@ -251,7 +251,7 @@ def test_resuming_a_sweep_with_the_other_graph_is_refused(tmp_path):
 def test_predictor_leave_one_out_on_synthetic_law():
     """Op times proportional to a linear cost -> the per-op regressions recover every model closely."""
     doc = synthetic_doc(k=0.7, seed=4)
-    pred = predict.fit(doc)
+    pred = predict.fit(ResultsDocument.from_dict(doc))
     assert pred["schema"] == predict.SCHEMA and len(pred["evaluation"]) == len(doc["results"])
     for e in pred["evaluation"]:
         assert e["lookup_ops"] == 0  # signatures are model-private: leave-one-out can only use the regressions
@@ -293,7 +293,7 @@ def _check_cut_ops(path: Path) -> int:
     """Every cut op, fed the full model's intermediate inputs, reproduces the full model's intermediate output."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    from shufflenet_deploy.analysis import opcut, ops
+    from shufflenet_deploy.tflite import opcut, ops
 
     plain = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     full = Interpreter(model_path=str(path), experimental_op_resolver_type=plain,
@@ -311,7 +311,7 @@ def _check_cut_ops(path: Path) -> int:
         op = graph.operators[info.index]
         single = Interpreter(model_content=opcut.single_op_model(model, info.index), experimental_op_resolver_type=plain)
         single.allocate_tensors()
-        feeds = [t for t in op.inputs if t >= 0 and not ops._is_const(model, graph.tensors[t])]
+        feeds = [t for t in op.inputs if t >= 0 and not ops.is_const(model, graph.tensors[t])]
         details = single.get_input_details()
         assert len(details) == len(feeds)
         for det, t in zip(details, feeds):
@@ -334,14 +334,15 @@ def test_zero_pad_feeding_only_a_conv_is_counted_as_folded(tmp_path, precision):
     predictor predicts 0; a PAD before a max-pool, or with two consumers, keeps its time."""
     from tflite_models import make_pad_tflite
 
-    from shufflenet_deploy.analysis import ops, sweep
+    from shufflenet_deploy.bench import op_times
+    from shufflenet_deploy.tflite import ops
 
     infos = ops.model_ops(make_pad_tflite(tmp_path / "pad.tflite", precision))
     pads = [(o.index, o.fused_into) for o in infos if o.op == "PAD"]
     conv_after_first = next(o.index for o in infos if o.op == "CONV_2D")
     assert pads == [(0, conv_after_first), (2, None), (4, None)]
     as_dicts = [o.to_dict() for o in infos]
-    assert [sweep.in_graph_ms(o, 0.5, 0.1) for o in as_dicts if o["op"] == "PAD"] == [0.0, 0.4, 0.4]
+    assert [op_times.in_graph_ms(o, 0.5, 0.1) for o in as_dicts if o["op"] == "PAD"] == [0.0, 0.4, 0.4]
     model = {"lookup": {}, "regression": {f"{precision}|*|*": {"coef": [0.25, 0, 0, 0], "n": 9}}}
     assert predict.op_sum(model, precision, as_dicts) == (0.25 * (len(infos) - 1), {
         "lookup": 0, "regression": len(infos) - 1, "fused": 1, "none": 0})
@@ -378,6 +379,8 @@ def test_tiny_sweep_resume_predictor_report_and_cutter(tmp_path, capsys):
     messages.clear()
     doc = run_sweep("local", models=TINY + ["no_such_model"], input_sizes=(32,), outdir=out, runs=5,
                     num_classes=10, op_runs=3, op_rounds=1, progress=messages.append)
+    predict.store(predict.fit(doc), out)  # what `sdeploy sweep` does with the finished document
+    doc = json.loads((out / "bench.json").read_text())
     assert f"{TINY[0]}@32: done already, skipping" in messages
     assert not any(m.startswith("measuring peak") for m in messages)  # the peak is kept too
     assert {r["created"] for r in doc["results"] if r["model"] == f"{TINY[0]}@32"} == set(created.values())
@@ -414,7 +417,7 @@ def test_tiny_sweep_resume_predictor_report_and_cutter(tmp_path, capsys):
         assert row["latency_source"] == "interleaved"
 
     # the cutter on a real ShuffleNet export (5-D TRANSPOSE/RESHAPE shuffles, grouped convs), fp32 and int8
-    from shufflenet_deploy.analysis.sweep import export_cached
+    from shufflenet_deploy.analysis.export_cache import export_cached
 
     folder = export_cached(TINY[0], 32, ("fp32", "int8"), options={"num_classes": 10})
     for p in ("fp32", "int8"):
@@ -425,7 +428,7 @@ def test_tiny_sweep_resume_predictor_report_and_cutter(tmp_path, capsys):
 def test_predict_cli_uses_the_stored_predictor(tmp_path, capsys, monkeypatch):
     src = tmp_path / "pred.json"
     doc = synthetic_doc()
-    predict.save_predictor(predict.fit(doc), src)
+    predict.save_predictor(predict.fit(ResultsDocument.from_dict(doc)), src)
     monkeypatch.setenv("SDEPLOY_CACHE", str(REPO / ".cache" / "sdeploy"))
     code = cli_main(["predict", "shufflenet_v1_g3_0.25x", "--device", "local", "--input-size", "32",
                      "--precision", "fp32", "--predictor", str(src), "--json"])

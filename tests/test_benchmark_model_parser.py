@@ -22,10 +22,8 @@ from shufflenet_deploy.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 FIX = Path(__file__).parent / "fixtures" / "benchmark_model"
-SAMPLES = Path("/work/shared/reference/benchmark_model_output")
+SAMPLES = Path(__file__).parent / "fixtures" / "benchmark_model_output"
 SCRIPT = REPO / "android_harness" / "run_benchmarks.sh"
-
-needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared reference samples not present")
 
 
 def sample(name: str) -> str:
@@ -45,7 +43,6 @@ def fixture(name: str) -> str:
 # ------------------------------------------------------------------------------------------- real samples
 
 
-@needs_samples
 def test_sample_a_old_format_latency_and_memory():
     run = parse_benchmark_output(sample("sample_A_old_format_op_profiling.md"))
     assert not run.failed
@@ -67,7 +64,6 @@ def test_sample_a_old_format_latency_and_memory():
     assert run.peak_memory_mb == pytest.approx(46.0859)
 
 
-@needs_samples
 def test_sample_a_old_format_op_profile():
     run = parse_benchmark_output(sample("sample_A_old_format_op_profiling.md"))
     init = run.init_profile
@@ -91,7 +87,6 @@ def test_sample_a_old_format_op_profile():
     assert any("23 rows omitted" in w for w in run.warnings)  # the gap in the table is reported, not hidden
 
 
-@needs_samples
 def test_sample_b_tf24_peak_memory_sections():
     fp32, int8 = (parse_benchmark_output(s) for s in sample_b_sections()[:2])
     assert fp32.inference_avg_ms == pytest.approx(249.684)
@@ -107,7 +102,6 @@ def test_sample_b_tf24_peak_memory_sections():
     assert int8.peak_memory_mb == pytest.approx(36.9883)
 
 
-@needs_samples
 def test_sample_b_nnapi_delegate_rows():
     run = parse_benchmark_output(sample_b_sections()[2])
     init = run.init_profile.run_order
@@ -124,7 +118,6 @@ def test_sample_b_nnapi_delegate_rows():
     assert run.op_profile.timings.avg_ms == pytest.approx(158.715)
 
 
-@needs_samples
 def test_sample_b_failure():
     run = parse_benchmark_output(sample_b_sections()[3])
     assert run.failed
@@ -133,7 +126,6 @@ def test_sample_b_failure():
     assert "Restored original execution plan after delegate application failure." in run.warnings
 
 
-@needs_samples
 def test_sample_b_whole_file_splits_without_starting_markers():
     runs = parse_many(sample("sample_B_tf24_peak_memory_and_failure.md"))
     assert len(runs) == 3  # fp32, int8 (+ the NNAPI tables, which carry no marker of their own), failure
@@ -141,7 +133,6 @@ def test_sample_b_whole_file_splits_without_starting_markers():
     assert [r.failed for r in runs] == [False, False, True]
 
 
-@needs_samples
 def test_sample_f_very_old_average_line():
     run = parse_benchmark_output(sample("sample_F_official_readme.md"))
     assert (run.inference_avg_ms, run.warmup_avg_ms, run.init_ms) == pytest.approx((79.7609, 83.235, 38.467))
@@ -345,7 +336,6 @@ def test_bench_schema_with_percentile_line():
     assert any("p95=3.79" in n for n in rec["notes"])
 
 
-@needs_samples
 def test_bench_schema_without_percentiles():
     run = parse_benchmark_output(sample("sample_A_old_format_op_profiling.md"))
     rec = to_bench_schema(run, device="riscv-qemu", model="mobilenet_v1", precision="fp32", threads=None)
@@ -384,7 +374,6 @@ def _run_script(tmp_path, args, shell="sh", env=None):
                           env=env)
 
 
-@needs_samples
 @pytest.mark.parametrize("shell", ["sh", "dash"])
 def test_harness_end_to_end(tmp_path, shell):
     if not shutil.which(shell):
@@ -482,7 +471,6 @@ def test_error_line_in_a_completed_run_is_a_warning_not_a_failure():
     assert run.warnings == ["error line in a completed run: Failed to apply NNAPI delegate."]
 
 
-@needs_samples
 def test_stdout_tables_before_stderr_log_stay_one_run():
     """harness.py joins stdout + stderr: the profiling tables can come before `STARTING!`."""
     text = sample("sample_A_old_format_op_profiling.md")

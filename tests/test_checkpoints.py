@@ -16,7 +16,7 @@ from shufflenet_deploy.zoo.registry import create_model
 
 
 
-FIXTURE = Path("/work/shared/reference/megvii_fixture")
+FIXTURE = Path(__file__).parent / "fixtures" / "megvii"
 MEGVII = FIXTURE / "megvii_g3_1.0x.pth.tar"
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-SAMPLES = Path("/work/shared/reference/benchmark_model_output")
+SAMPLES = Path(__file__).parent / "fixtures" / "benchmark_model_output"
 
 
 
@@ -87,7 +87,6 @@ def test_pixel_without_binary_says_how(sdeploy, model_dir):
     assert proc.returncode == 2 and "android_harness/README.md" in proc.stderr
 
 
-@pytest.mark.skipif(not SAMPLES.is_dir(), reason="reference samples not present")
 def test_parse_real_benchmark_model_output(sdeploy, tmp_path):
     proc = sdeploy("bench", "--parse", SAMPLES / "sample_A_old_format_op_profiling.md", "--device", "pixel",
                    "--precision", "fp32", "-o", tmp_path / "p", "--json")
@@ -153,8 +152,6 @@ def test_interrupted_bench_writes_partial_results(sdeploy, model_dir, tmp_path):
 
 def test_parse_android_harness_output(sdeploy, tmp_path):
     fixture = Path(__file__).parent / "fixtures" / "benchmark_model" / "harness_synthetic.txt"
-    if not fixture.exists():
-        pytest.skip("android_harness fixture not present")
     proc = sdeploy("bench", "--parse", fixture, "--device", "pixel", "--json", "-o", tmp_path / "h")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)

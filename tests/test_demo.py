@@ -1,6 +1,7 @@
 """`make demo`'s job end to end: export the bundled trained model to int8 TFLite and benchmark it on local."""
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -25,6 +26,19 @@ def test_demo_exports_and_benchmarks_the_bundled_model(tmp_path, capsys, bundled
         assert 0 < r["latency_ms"]["p50"] <= r["latency_ms"]["p90"] <= r["latency_ms"]["p99"]
         assert r["artifact"]["sha256"] == manifest["artifacts"][r["precision"]]["sha256"]
     assert "p50" in out and "shufflenet_v1_g3_0.5x" in out
+
+    # the bench result of this 64-px, 10-class export reaches the report with the manifest's MACs (3.0 M, not the
+    # 37.6 M of the zoo model at 224 px / 1000 classes), and GMAC/s = those MACs / the median
+    assert manifest["input_size"] == 64 and manifest["num_classes"] == 10
+    report = tmp_path / "report"
+    assert cli_main(["report", str(tmp_path / "bench-local"), "-o", str(report)]) == 0
+    rows = {row["precision"]: row for row in csv.DictReader(open(report / "models.csv"))}
+    assert set(rows) == {"fp32", "int8"}
+    for precision, row in rows.items():
+        assert int(row["macs"]) == manifest["macs"]["total"] < 4e6
+        assert row["model"] == "shufflenet_v1_g3_0.5x@64" and row["input_size"] == "64"
+        p50 = results[precision]["latency_ms"]["p50"]
+        assert float(row["gmacs"]) == pytest.approx(manifest["macs"]["total"] / (p50 * 1e-3) / 1e9, rel=1e-12)
 
 
 def test_demo_without_the_bundled_model_says_how_to_get_it(tmp_path, capsys):

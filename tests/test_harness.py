@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from shufflenet_deploy.bench.check import check_device
-from shufflenet_deploy.bench.harness import BenchInterrupted, bench_artifact, find_models
+from shufflenet_deploy.bench.artifacts import find_models
+from shufflenet_deploy.bench.backends import BenchInterrupted
+from shufflenet_deploy.bench.harness import bench_artifact
 from shufflenet_deploy.bench.results import SCHEMA, read_results, write_results
 from shufflenet_deploy.devices.registry import DeviceProfile
 from shufflenet_deploy.errors import DeviceError, UserError
@@ -31,7 +33,8 @@ def export_dir(tmp_path_factory, tiny_tflite):
         arts[precision] = {"file": f"model_{precision}.tflite", "precision": precision}
     (d / "model.onnx").write_bytes(b"onnx")
     arts["onnx"] = {"file": "model.onnx", "precision": "fp32"}
-    manifest = {"model": "tiny_net", "input_size": 16, "preprocessing": {}, "artifacts": arts}
+    manifest = {"schema": "sdeploy-export/1", "model": "tiny_net", "input_size": 16, "num_classes": 10,
+                "preprocessing": {}, "macs": {"total": 123456, "conv": 120000}, "artifacts": arts}
     (d / "manifest.json").write_text(json.dumps(manifest))
     return d
 
@@ -72,6 +75,9 @@ def test_bench_export_folder_on_local(export_dir, tmp_path):
         assert d["artifact"]["sha256"] and d["artifact"]["size_bytes"] == size
         assert set(d["conditions"]) == {"before", "after"} and d["machine"] and d["cpu"]["cores"]
         assert isinstance(d["warnings"], list) and d["created"]
+        # the model's facts come from the manifest, not from its name at a default size
+        assert d["model_key"] == "tiny_net@16" and d["macs"] == 123456
+        assert d["model_info"]["input_size"] == 16 and d["model_info"]["num_classes"] == 10
     json_path, csv_path = write_results(results, tmp_path / "out")
     back = read_results(tmp_path / "out")
     assert [r.to_dict() for r in back] == [r.to_dict() for r in results]

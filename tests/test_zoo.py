@@ -110,7 +110,10 @@ def test_v1_structure_follows_the_paper():
 def test_official_state_dict_keys():
     import json
 
-    official = json.load(open("/work/shared/reference/megvii_shufflenetv1_g3_1.0x_state_dict.json"))
+    from pathlib import Path
+
+    path = Path(__file__).parent / "fixtures" / "megvii_shufflenetv1_g3_1.0x_state_dict.json"
+    official = json.loads(path.read_text())
     ours = {k: list(v.shape) for k, v in create_model("shufflenet_v1_g3_1.0x", shuffle="megvii").state_dict().items()}
     assert ours == {k: shape for k, shape in official}
     assert ours.keys() == create_model("shufflenet_v1_g3_1.0x").state_dict().keys()  # same names under "paper"

@@ -31,7 +31,7 @@ def make_tiny_tflite(path: Path, precision: str = "fp32", input_size: int = 16, 
 
 def make_pad_tflite(path: Path, precision: str = "fp32", size: int = 16) -> Path:
     """Three zero PADs over H/W: one feeding only a conv (XNNPACK folds it), one feeding a max-pool, one feeding
-    a conv and an add (two consumers): analysis/ops.py must mark only the first as fused."""
+    a conv and an add (two consumers): tflite/ops.py must mark only the first as fused."""
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

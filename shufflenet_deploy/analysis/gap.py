@@ -8,14 +8,15 @@ Paper figures: ShuffleNet v1 Table 8 (Qualcomm Snapdragon 820, single thread, ms
 """
 from __future__ import annotations
 
-import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..bench.results import BenchResult, ResultsDocument, read_document
 from ..errors import UserError
-from .ops import GROUPS, shares
+from ..tflite.ops import GROUPS, shares
 
 REFERENCE = "shufflenet_v1_g3_1.0x"
 PAPER_TABLE8 = {  # model: (MFLOPs, {size: ms})
@@ -34,90 +35,87 @@ SPEEDUP_PAIRS = (
 )
 
 
-def load_documents(paths: list[Path], allow_mixed: bool = False) -> dict:
-    """Read sweep/bench result files (or folders), check schema and devices, merge into one document."""
-    from ..bench.results import SCHEMA, read_results
+@dataclass
+class Documents:
+    """What the report reads: the given results files merged into one document, and what each file brought."""
 
+    doc: ResultsDocument
+    sources: list[Path] = field(default_factory=list)
+
+    @property
+    def devices(self) -> list[str]:
+        return self.doc.devices()
+
+
+def load_documents(paths: list[Path], allow_mixed: bool = False) -> Documents:
+    """Read sweep/bench result files (or folders), check schema and devices, merge into one document."""
     if not paths:
         raise UserError("no results given", "pass one or more sweep folders or bench.json files")
-    merged = {"schema": SCHEMA, "results": [], "peak": [], "models": {}, "skipped": [], "sweep": {},
-              "sources": []}
+    merged = ResultsDocument()
+    sources = []
     for path in paths:
         path = Path(path)
         file = path / "bench.json" if path.is_dir() else path
-        results = read_results(file)  # schema check: another version is a UserError (exit 2)
-        doc = json.loads(file.read_text())
-        merged["results"] += [r.to_dict() for r in results]
-        merged["peak"] += doc.get("peak", [])
-        merged["skipped"] += doc.get("skipped", [])
-        for key, entry in (doc.get("models") or {}).items():
-            target = merged["models"].setdefault(key, {**entry, "precisions": {}})
+        doc = read_document(file)  # schema check: another version is a UserError (exit 2)
+        merged.results += doc.results
+        merged.peak += doc.peak
+        merged.skipped += doc.skipped
+        for key, entry in doc.models.items():
+            target = merged.models.setdefault(key, {**entry, "precisions": {}})
             target["precisions"].update(entry.get("precisions", {}))
-        merged["sweep"] = merged["sweep"] or doc.get("sweep") or {}
-        inter = doc.get("interleaved") or {}
-        for k, v in (inter.get("latency_ms") or {}).items():
-            merged.setdefault("interleaved", {})[k] = v
-        merged["sources"].append(str(file))
-    devices = sorted({r["device"] for r in merged["results"]} | {p["device"] for p in merged["peak"]})
+        merged.sweep = merged.sweep or doc.sweep
+        for k, v in ((doc.interleaved or {}).get("latency_ms") or {}).items():
+            merged.interleaved = merged.interleaved or {"latency_ms": {}}
+            merged.interleaved["latency_ms"][k] = v
+        sources.append(file)
+    devices = merged.devices()
     if len(devices) > 1 and not allow_mixed:
         raise UserError(f"results from different devices ({', '.join(devices)}) mixed",
                         "pass --allow-mixed to compare them in one report")
-    if not merged["results"]:
-        raise UserError("the results hold no benchmark rows", "run `sdeploy sweep` first")
-    merged["devices"] = devices
-    return merged
+    if not merged.results:
+        raise UserError("the results hold no benchmark rows", "run `sdeploy bench` or `sdeploy sweep` first")
+    return Documents(merged, sources)
 
 
-def _macs(doc: dict, key: str) -> int | None:
-    entry = doc["models"].get(key)
-    if entry and entry.get("macs_total"):
-        return int(entry["macs_total"])
-    name, _, size = key.partition("@")
-    try:
-        from ..complexity import count_complexity
-
-        return count_complexity(name, input_size=int(size or 224)).macs_total
-    except Exception:
-        return None
+def macs_of(doc: ResultsDocument, result: BenchResult) -> int | None:
+    """The measured model's conv+FC MACs as its result or its sweep entry recorded them — never recomputed from a
+    name (a name says nothing of the export's input size, classes or options)."""
+    if result.macs:
+        return int(result.macs)
+    entry = doc.models.get(result.key) or {}
+    return int(entry["macs_total"]) if entry.get("macs_total") else None
 
 
-def peak_for(doc: dict, device: str, precision: str, threads: int) -> float | None:
+def peak_for(doc: ResultsDocument, device: str, precision: str, threads: int) -> float | None:
     from .peak import peak_gmacs
 
-    return peak_gmacs([p for p in doc["peak"] if p["device"] == device], precision, threads)
+    return peak_gmacs([p for p in doc.peak if p["device"] == device], precision, threads)
 
 
-def latency(doc: dict, result: dict) -> float | None:
-    """The latency the report uses: the interleaved pass's median when the sweep has one, else the result's p50."""
-    inter = (doc.get("interleaved") or {})
-    if isinstance(inter.get("latency_ms"), dict):  # a raw sweep document
-        inter = inter["latency_ms"]
-    value = inter.get(f"{result['model']}|{result['precision']}")
-    return value if value else (result.get("latency_ms") or {}).get("p50")
-
-
-def model_rows(doc: dict) -> list[dict]:
-    """One row per (device, model key, precision, threads): MACs, latency, GMAC/s, % of peak, time shares."""
-    from . import predict
-
-    errors = {(e["key"], e["precision"]): e for e in predict.evaluate_loo(doc)}
+def model_rows(doc: ResultsDocument, evaluation: list[dict] | None = None) -> list[dict]:
+    """One row per (device, model key, precision, threads): MACs, latency, GMAC/s, % of peak, time shares, and
+    the predictor's leave-one-out prediction where `evaluation` (predict.fit's) has one."""
+    errors = {(e["key"], e["precision"]): e for e in evaluation or []}
     rows = []
-    for r in doc["results"]:
-        key, precision = r["model"], r["precision"]
-        entry = doc["models"].get(key, {})
-        macs = _macs(doc, key)
-        bench_p50 = (r.get("latency_ms") or {}).get("p50")
-        lat = latency(doc, r)
+    for r in doc.results:
+        key, precision = r.key, r.precision
+        entry = doc.models.get(key, {})
+        info = r.model_info or {}
+        macs = macs_of(doc, r)
+        bench_p50 = (r.latency_ms or {}).get("p50")
+        lat = doc.latency(r)
         gmacs = macs / (lat * 1e-3) / 1e9 if macs and lat else None
-        peak = peak_for(doc, r["device"], precision, r["threads"])
+        peak = peak_for(doc, r.device, precision, r.threads)
         ops = (entry.get("precisions", {}).get(precision) or {}).get("ops") or []
         group_ms = {g: sum(o["time_ms"] for o in ops if o.get("group") == g and o.get("time_ms") is not None)
                     for g in GROUPS}
         op_sum = sum(group_ms.values()) if ops else None
         pred = errors.get((key, precision))
-        row = {"device": r["device"], "model": key, "family": entry.get("model") or key.partition("@")[0],
-               "input_size": entry.get("input_size") or int(key.partition("@")[2] or 224),
-               "precision": precision, "threads": r["threads"], "macs": macs, "latency_ms": lat,
+        size = entry.get("input_size") or info.get("input_size")
+        row = {"device": r.device, "model": key, "family": entry.get("model") or info.get("name") or r.model,
+               "input_size": size if size is not None else (int(key.partition("@")[2]) if
+                                                            key.partition("@")[2].isdigit() else None),
+               "precision": precision, "threads": r.threads, "macs": macs, "latency_ms": lat,
                "latency_source": "interleaved" if lat != bench_p50 else "sweep", "sweep_p50_ms": bench_p50,
                "gmacs": gmacs, "peak_gmacs": peak, "pct_of_peak": 100 * gmacs / peak if gmacs and peak else None,
                "op_sum_ms": op_sum, "predicted_ms": pred["predicted_ms"] if pred else None,
@@ -146,7 +144,7 @@ def exponents(rows: list[dict]) -> list[dict]:
     """Fitted exponents per precision: over every model, and over the g=3 width series (0.25x..2x)."""
     out = []
     for precision in sorted({r["precision"] for r in rows}):
-        sel = [r for r in rows if r["precision"] == precision and r["input_size"] == _main_size(rows)]
+        sel = [r for r in rows if r["precision"] == precision and r["input_size"] == main_size(rows)]
         width = [r for r in sel if r["family"].startswith("shufflenet_v1_g3_") and r["family"].endswith("x")]
         for scope, group in (("all models", sel), ("ShuffleNet v1 g=3 widths", width)):
             fit = fit_exponent([r["macs"] for r in group], [r["latency_ms"] for r in group])
@@ -156,14 +154,14 @@ def exponents(rows: list[dict]) -> list[dict]:
     return out
 
 
-def _main_size(rows: list[dict]) -> int:
+def main_size(rows: list[dict]) -> int:
     sizes = [r["input_size"] for r in rows]
     return max(set(sizes), key=sizes.count) if sizes else 224
 
 
 def speedup_table(rows: list[dict]) -> list[dict]:
     """The paper's form: theoretical (MACs ratio) vs actual (latency ratio) speedups, ours beside Table 8's."""
-    size = _main_size(rows)
+    size = main_size(rows)
     lat = {(r["family"], r["precision"]): r for r in rows if r["input_size"] == size}
     precisions = sorted({r["precision"] for r in rows})
     out = []
@@ -201,11 +199,11 @@ def speedup_table(rows: list[dict]) -> list[dict]:
     return out
 
 
-def flops_vs_time(doc: dict, key: str | None = None, precision: str = "fp32") -> dict | None:
+def flops_vs_time(doc: ResultsDocument, key: str | None = None, precision: str = "fp32") -> dict | None:
     """Where the FLOPs go (complexity.py per layer, grouped) vs where the time goes (per-op time shares)."""
-    candidates = [key] if key else [REFERENCE] + sorted(doc["models"])
+    candidates = [key] if key else [REFERENCE] + sorted(doc.models)
     for k in candidates:
-        entry = doc["models"].get(k)
+        entry = doc.models.get(k)
         if not entry:
             continue
         ops = (entry.get("precisions", {}).get(precision) or {}).get("ops")
@@ -227,12 +225,10 @@ def flops_vs_time(doc: dict, key: str | None = None, precision: str = "fp32") ->
     return None
 
 
-def prediction_summary(doc: dict) -> dict:
-    from . import predict
-
-    ev = predict.evaluate_loo(doc)
-    errs = [abs(e["error"]) for e in ev]
-    return {"evaluation": ev, "n": len(ev),
+def prediction_summary(evaluation: list[dict]) -> dict:
+    """The predictor's stored leave-one-out evaluation (predict.fit) summarised for the report."""
+    errs = [abs(e["error"]) for e in evaluation]
+    return {"evaluation": evaluation, "n": len(evaluation),
             "within_10pct": sum(e <= 0.10 for e in errs) / len(errs) if errs else None,
             "median_abs_error": float(np.median(errs)) if errs else None,
             "max_abs_error": max(errs) if errs else None}

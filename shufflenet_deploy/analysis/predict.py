@@ -1,6 +1,6 @@
 """Per-device latency predictor from per-op measurements (nn-Meter's idea, built from our own sweep's JSON).
 
-1. Op level. An op whose exact signature (op type, version, shapes, dtypes, options — analysis/ops.py) was
+1. Op level. An op whose exact signature (op type, version, shapes, dtypes, options — tflite/ops.py) was
    measured gets that single-op time (median over the models it appeared in). Any other op gets a regression:
    time = c0 + c1*MACs + c2*input bytes + c3*output bytes, non-negative least squares, fitted per (precision, op
    type, group, kernel size), falling back to (precision, op type, group), (precision, group), (precision) when a
@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bench.results import ResultsDocument
 from ..errors import UserError
 
 SCHEMA = "sdeploy-predictor/2"
@@ -39,18 +40,16 @@ FEATURES = ("macs", "in_bytes", "out_bytes")
 
 
 def default_path(device: str) -> Path:
-    from .sweep import cache_root
+    from .export_cache import cache_root
 
     return cache_root() / "predictors" / f"{device}.json"
 
 
-def samples(doc: dict) -> list[dict]:
+def samples(doc: ResultsDocument) -> list[dict]:
     """[{key, precision, measured_ms, ops}] for every model+precision with both a latency and per-op times."""
-    from .gap import latency as _latency
-
-    latency = {(r["model"], r["precision"]): _latency(doc, r) for r in doc.get("results", [])}
+    latency = {(r.key, r.precision): doc.latency(r) for r in doc.results}
     out = []
-    for key, entry in sorted(doc.get("models", {}).items()):
+    for key, entry in sorted(doc.models.items()):
         for precision, data in sorted(entry.get("precisions", {}).items()):
             ops = [o for o in data.get("ops", []) if o.get("signature")]
             measured = latency.get((key, precision))
@@ -161,7 +160,7 @@ def predict_ops(model: dict, precision: str, ops: list[dict]) -> dict:
     return {"predicted_ms": corr["a"] * total, "op_sum_ms": total, "paths": used, "correction": corr}
 
 
-def evaluate_loo(doc: dict) -> list[dict]:
+def evaluate_loo(doc: ResultsDocument) -> list[dict]:
     """Leave-one-out: each model predicted by a predictor built from the other models only."""
     all_samples = samples(doc)
     out = []
@@ -176,17 +175,17 @@ def evaluate_loo(doc: dict) -> list[dict]:
     return out
 
 
-def fit(doc: dict) -> dict:
-    """The device's predictor from a sweep document (+ its leave-one-out evaluation)."""
+def fit(doc: ResultsDocument) -> dict:
+    """The device's predictor from a sweep document (+ its leave-one-out evaluation, run once, stored with it)."""
     all_samples = samples(doc)
     if not all_samples:
         raise UserError("the results hold no per-op timings to fit a predictor on", "run `sdeploy sweep` first")
-    devices = {r["device"] for r in doc.get("results", [])}
+    devices = {r.device for r in doc.results}
     model = _build(all_samples)
     evaluation = evaluate_loo(doc)
     within = [abs(e["error"]) <= 0.10 for e in evaluation]
     return {"schema": SCHEMA, "device": sorted(devices)[0] if devices else None,
-            "threads": (doc.get("sweep") or {}).get("threads"), "graph": (doc.get("sweep") or {}).get("graph"),
+            "threads": doc.sweep.get("threads"), "graph": doc.sweep.get("graph"),
             "trained_on": [
                 {"key": s["key"], "precision": s["precision"], "measured_ms": s["measured_ms"]} for s in all_samples],
             **model, "evaluation": evaluation,
@@ -196,6 +195,15 @@ def fit(doc: dict) -> dict:
 def graph_is_lowered(pred: dict) -> bool:
     """Was the predictor fitted on sdeploy's lowered graph (the default) or onnx2tf's plain one?"""
     return not str(pred.get("graph") or "lowered").startswith("onnx2tf")
+
+
+def store(pred: dict, outdir: Path) -> Path:
+    """Keep a fitted predictor beside its sweep (OUTDIR/predictor-DEVICE.json, where `sdeploy report` finds it)
+    and as the device's default for `sdeploy predict` (default_path)."""
+    path = Path(outdir) / f"predictor-{pred['device']}.json"
+    save_predictor(pred, path)
+    save_predictor(pred, default_path(pred["device"]))
+    return path
 
 
 def save_predictor(pred: dict, path: Path) -> None:
@@ -211,7 +219,11 @@ def load_predictor(path: Path) -> dict:
     except FileNotFoundError:
         raise UserError(f"no predictor at {path}", "run `sdeploy sweep --device NAME` first (it fits one), or pass "
                         "--predictor FILE") from None
-    if data.get("schema") != SCHEMA:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path} is not a valid predictor file ({err})",
+                        "re-run `sdeploy sweep` to fit it again") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        data = data if isinstance(data, dict) else {}
         raise UserError(f"{path} has schema {data.get('schema')!r}, this sdeploy reads {SCHEMA!r}",
                         "re-run the sweep")
     return data

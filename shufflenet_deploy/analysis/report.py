@@ -13,8 +13,9 @@ import html
 import io
 from pathlib import Path
 
+from ..errors import UserError
 from . import gap
-from .ops import GROUP_LABELS, GROUPS
+from ..tflite.ops import GROUP_LABELS, GROUPS
 
 COLORS = {"fp32": "#1f77b4", "int8": "#d62728", "fp16": "#2ca02c"}
 GROUP_COLORS = dict(zip(GROUPS, ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -23,16 +24,18 @@ GROUP_COLORS = dict(zip(GROUPS, ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9
 
 def build_report(paths: list[Path], outdir: Path, *, allow_mixed: bool = False, title: str | None = None) -> dict:
     """Write the report files; return {"files": [...], "summary": {...}}."""
-    doc = gap.load_documents(paths, allow_mixed=allow_mixed)
+    docs = gap.load_documents(paths, allow_mixed=allow_mixed)
+    doc = docs.doc
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    rows = gap.model_rows(doc)
+    evaluation = predictor_evaluation(docs)
+    rows = gap.model_rows(doc, evaluation)
     exps = gap.exponents(rows)
     speed = gap.speedup_table(rows)
     fvt = gap.flops_vs_time(doc)
-    pred = gap.prediction_summary(doc)
-    peaks = [p for p in doc["peak"]]
-    devices = doc["devices"]
+    pred = gap.prediction_summary(evaluation)
+    peaks = list(doc.peak)
+    devices = docs.devices
     no_peak = [f"{d} {p}" for d in devices for p in sorted({r["precision"] for r in rows if r["device"] == d})
                if not any(r["peak_gmacs"] for r in rows if r["device"] == d and r["precision"] == p)]
     files = []
@@ -80,7 +83,7 @@ def build_report(paths: list[Path], outdir: Path, *, allow_mixed: bool = False, 
             (outdir / name).write_bytes(png)
             files.append(outdir / name)
 
-    ctx = {"doc": doc, "rows": rows, "exps": exps, "speed": speed, "fvt": fvt, "pred": pred, "peaks": peaks,
+    ctx = {"doc": doc, "sources": docs.sources, "rows": rows, "exps": exps, "speed": speed, "fvt": fvt, "pred": pred, "peaks": peaks,
            "no_peak": no_peak, "title": title or f"FLOPs vs speed on {', '.join(devices)}", "plots": plots}
     md = _markdown(ctx)
     (outdir / "report.md").write_text(md)
@@ -88,6 +91,26 @@ def build_report(paths: list[Path], outdir: Path, *, allow_mixed: bool = False, 
     files += [outdir / "report.md", outdir / "report.html"]
     return {"files": files, "summary": {"devices": devices, "rows": len(rows), "exponents": exps,
                                         "within_10pct": pred["within_10pct"], "no_peak": no_peak}}
+
+
+def predictor_evaluation(docs) -> list[dict]:
+    """The leave-one-out evaluation of the predictor `sdeploy sweep` stored beside the results
+    (predictor-DEVICE.json); without a stored one, the predictor is fitted once here (if the results hold per-op
+    timings at all)."""
+    from . import predict
+
+    stored = []
+    for source in docs.sources:
+        for device in docs.devices:
+            path = Path(source).parent / f"predictor-{device}.json"
+            if path.exists():
+                stored += predict.load_predictor(path).get("evaluation") or []
+    if stored:
+        return stored
+    try:
+        return predict.fit(docs.doc)["evaluation"]
+    except UserError:  # no per-op timings (a plain `sdeploy bench` result): no predictor section
+        return []
 
 
 def _csv(v):
@@ -127,7 +150,7 @@ def _plot_macs_latency(rows, exps) -> bytes:
     import numpy as np
 
     fig, ax = plt.subplots(figsize=(8.5, 6))
-    size = gap._main_size(rows)
+    size = gap.main_size(rows)
     sel = [r for r in rows if r["input_size"] == size and r["macs"] and r["latency_ms"]]
     placed: list[tuple[float, float]] = []  # label positions (log10 MMACs, log10 ms), shared by precisions
     for p in sorted({r["precision"] for r in sel}):
@@ -184,7 +207,7 @@ def _plot_efficiency(rows) -> bytes:
     plt = _fig()
     import numpy as np
 
-    size = gap._main_size(rows)
+    size = gap.main_size(rows)
     sel = [r for r in rows if r["input_size"] == size and r["gmacs"]]
     models = sorted({r["family"] for r in sel}, key=lambda m: min(r["macs"] for r in sel if r["family"] == m))
     precisions = sorted({r["precision"] for r in sel})
@@ -301,7 +324,7 @@ def _tables(ctx) -> list[tuple[str, list[str], list[list[str]], str]]:
                                                 else "—" for g in GROUPS],
                   _f(r["op_sum_ms"] / r["latency_ms"] if r["op_sum_ms"] and r["latency_ms"] else None, 2)]
                  for r in rows if r["op_sum_ms"]],
-                "Method: " + (ctx["doc"]["sweep"].get("op_method") or "—") + ". Shares are of the summed per-op "
+                "Method: " + (ctx["doc"].sweep.get("op_method") or "—") + ". Shares are of the summed per-op "
                 "times; the last column compares that sum with the whole-model latency."))
     if fvt:
         out.append((f"Where the FLOPs go vs where the time goes: {fvt['model']} {fvt['precision']}",
@@ -343,17 +366,17 @@ def _headline(ctx) -> list[str]:
                      f"within ±10% of measurement")
     for note in ctx["no_peak"]:
         lines.append(f"{note}: no measured peak")
-    skipped = ctx["doc"].get("skipped") or []
+    skipped = ctx["doc"].skipped
     for s in skipped:
         lines.append(f"skipped {s['key']}{' ' + s['precision'] if s.get('precision') else ''}: {s['reason']}")
     return lines
 
 
-def _context_line(doc) -> str:
-    sw = doc.get("sweep") or {}
+def _context_line(doc, sources) -> str:
+    sw = doc.sweep
     tools = sw.get("tools") or {}
-    cpu = next((((r.get("cpu") or {}).get("model")) for r in doc["results"] if r.get("cpu")), None)
-    return (f"Sources: {', '.join(doc['sources'])}. CPU: {cpu or '—'}; threads: {sw.get('threads', '—')}; runs per "
+    cpu = next(((r.cpu or {}).get("model") for r in doc.results if r.cpu), None)
+    return (f"Sources: {', '.join(map(str, sources))}. CPU: {cpu or '—'}; threads: {sw.get('threads', '—')}; runs per "
             f"model: {sw.get('runs', '—')}; graph: {sw.get('graph', '—')}; runtime: ai-edge-litert "
             f"{tools.get('ai-edge-litert', '—')}, onnx2tf {tools.get('onnx2tf', '—')}. int8 calibration: "
             f"{sw.get('calibration', '—')}.")
@@ -361,7 +384,7 @@ def _context_line(doc) -> str:
 
 def _markdown(ctx) -> str:
     doc = ctx["doc"]
-    out = [f"# {ctx['title']}", "", _context_line(doc), ""]
+    out = [f"# {ctx['title']}", "", _context_line(doc, ctx["sources"]), ""]
     out += [f"- {line}" for line in _headline(ctx)] + [""]
     for heading, header, body, note in _tables(ctx):
         out += [f"## {heading}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -380,7 +403,7 @@ def _html(ctx) -> str:
              "{text-align:left}th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:.5em 0}"
              ".note{color:#555;font-size:13px}</style></head><body>",
              f"<h1>{e(ctx['title'])}</h1>",
-             f"<p class='note'>{e(_context_line(ctx['doc']))}</p><ul>"]
+             f"<p class='note'>{e(_context_line(ctx['doc'], ctx['sources']))}</p><ul>"]
     parts += [f"<li>{e(line)}</li>" for line in _headline(ctx)]
     parts.append("</ul>")
     plot_after = {"Latency, MACs and efficiency": ["macs_vs_latency.png", "efficiency.png"],

@@ -1,7 +1,7 @@
 """Parser for the text output of TFLite's `benchmark_model` (stdout+stderr, a paste, or a logcat dump).
 
 Why parse text: on a phone the text is all we get, from whatever TF version the binary was built from. Every
-format in /work/shared/reference/benchmark_model_grammar.md is read:
+format in docs/benchmark_model_grammar.md is read:
 
 - "Output grammar": `STARTING!`, `Name: [value]` parameter lines, `Loaded model`, model size, `Initialized
   session in`, `Running benchmark for at least ...`, Stat lines (`count= first= curr= min= max= avg= std=`, the

@@ -4,31 +4,11 @@ Never raises for device faults: every problem becomes a `fail`/`warn` line so th
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from ..devices.registry import DeviceProfile
 from ..errors import DeviceError, UserError
-from .harness import _benchmark_binary
-
-_RUNTIME_PROBE = r"""
-import json, platform
-out = {"python": platform.python_version(), "numpy": None, "runtime": None}
-try:
-    import numpy; out["numpy"] = numpy.__version__
-except Exception as e:
-    out["error"] = "numpy: %s" % e
-for name, dist in (("ai_edge_litert", "ai-edge-litert"), ("tflite_runtime", "tflite-runtime"),
-                   ("tensorflow", "tensorflow")):
-    try:
-        __import__(name + (".interpreter" if name != "tensorflow" else ""))
-        from importlib import metadata
-        out["runtime"] = {"name": name, "version": metadata.version(dist)}
-        break
-    except Exception:
-        pass
-print(json.dumps(out))
-"""
+from .backends import backend_for
 
 
 @dataclass
@@ -41,8 +21,9 @@ class Check:
 def check_device(profile: DeviceProfile, timeout: float = 30) -> list[Check]:
     """Probe reachability, arch, CPU, runtime, governor and temperature; never raises for device faults."""
     checks: list[Check] = []
+    backend = backend_for(profile, timeout=timeout)
     try:
-        transport = profile.transport_factory()
+        transport = backend.transport
     except DeviceError as err:
         return [Check("fail", "reachable", err.one_line())]
 
@@ -60,17 +41,15 @@ def check_device(profile: DeviceProfile, timeout: float = 30) -> list[Check]:
         arch = res.stdout.strip()
         checks.append(Check("ok", "reachable", f"{profile.transport} {profile.target()}, arch {arch}"))
         checks.append(_cpu_check(sh("nproc 2>/dev/null; cat /proc/cpuinfo 2>/dev/null"), profile))
-        checks.append(_runtime_check(transport, profile, timeout))
+        status, detail = backend.probe_runtime()
+        checks.append(Check(status, "runtime", detail))
         checks.append(_governor_check(sh("cat /sys/devices/system/cpu/cpu*/cpufreq/scaling_governor 2>/dev/null")))
         checks.append(_temp_check(sh("for z in /sys/class/thermal/thermal_zone*; do "
                                      "echo \"$(cat $z/type 2>/dev/null) $(cat $z/temp 2>/dev/null)\"; done")))
     except UserError as err:
         checks.append(Check("fail", "connection", err.one_line()))
     finally:
-        try:
-            transport.cleanup()
-        except UserError:
-            pass
+        backend.close()
     return checks
 
 
@@ -89,29 +68,6 @@ def _cpu_check(text: str, profile: DeviceProfile) -> Check:
     if cpus and cores and max(cpus) >= cores:
         return Check("warn", "cpu", f"{detail}; affinity {profile.affinity} names CPUs the device lacks")
     return Check("ok" if cores else "warn", "cpu", detail)
-
-
-def _runtime_check(transport, profile: DeviceProfile, timeout: float) -> Check:
-    if profile.transport == "adb":
-        try:
-            path = _benchmark_binary(profile)
-        except UserError as err:
-            return Check("fail", "runtime", err.one_line())
-        return Check("ok", "runtime", f"benchmark_model {path} ({path.stat().st_size // 1024} KiB, pushed at bench)")
-    python = " ".join(profile.python_argv)
-    res = transport.run([*profile.python_argv, "-c", _RUNTIME_PROBE], timeout=timeout)
-    try:
-        info = json.loads(res.stdout.strip().splitlines()[-1])
-    except (IndexError, json.JSONDecodeError):
-        tail = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["no output"]
-        return Check("fail", "runtime", f"cannot run {python}: {tail[0]}")
-    if info.get("error") or not info.get("runtime"):
-        return Check("fail", "runtime", f"{python} (Python {info['python']}) lacks "
-                     f"{'numpy' if info.get('error') else 'a TFLite runtime'}: "
-                     f"run `{python} -m pip install numpy ai-edge-litert` there")
-    rt = info["runtime"]
-    status = "warn" if rt["name"] == "tensorflow" else "ok"
-    return Check(status, "runtime", f"{rt['name']} {rt['version']} (numpy {info['numpy']}, Python {info['python']})")
 
 
 def _governor_check(text: str) -> Check:

@@ -37,7 +37,7 @@ def import_benchmark_output(text: str, *, device: str | None = None, model: str 
     thread count (the tool's default) is stored as 0.
     """
     from .benchmark_model import parse_harness_output, parse_many, to_bench_schema
-    from .harness import _from_name
+    from .artifacts import guess_from_name
 
     device = device or "unknown"
     if "### sdeploy-begin" in text:
@@ -47,7 +47,7 @@ def import_benchmark_output(text: str, *, device: str | None = None, model: str 
         items = [(run, None, None, [], "benchmark_model") for run in parse_many(text)]
     results, skipped = [], []
     for i, (run, name, conds, warnings, source) in enumerate(items, 1):
-        guess = _from_name(Path(name or run.graph or "unknown.tflite"), "unknown")
+        guess = guess_from_name(Path(name or run.graph or "unknown.tflite"), "unknown")
         if run.failed:
             skipped.append(f"run {i} ({name or run.graph or guess.model}) failed: {run.error}")
             continue

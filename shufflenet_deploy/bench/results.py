@@ -1,7 +1,14 @@
-"""Benchmark results: one `BenchResult` per (device, model, precision, threads), stored as bench.json + bench.csv.
+"""Benchmark results: one `BenchResult` per (device, model, precision, threads), in one `ResultsDocument`.
 
-The report and analysis stages read only these files, so the JSON carries a schema version and every fact
-needed later (runtime, CPU, thermal/frequency conditions, artifact hash) rather than relying on flags.
+`sdeploy bench` and `sdeploy sweep` both write a ResultsDocument (bench.json, schema "sdeploy-bench/1", + its CSV
+view bench.csv) and every reader (report, predict, compare, the sweep resuming) goes through `read_document`.
+The JSON carries a schema version and every fact needed later (runtime, CPU, thermal/frequency conditions,
+artifact hash, and the model's key and MACs from its export manifest) rather than relying on flags or names.
+
+A sweep's document adds blocks to the same type: `sweep` (what was asked), `peak` (analysis/peak.py records),
+`models` ({key: {model, input_size, num_classes, macs_total, macs_conv, flops_by_group, layers,
+precisions: {p: {file, sha256, op_method, overhead_ms, ops: [...]}}}}), `skipped` and `interleaved`
+(medians re-measured side by side at the sweep's end: `latency` prefers them).
 """
 from __future__ import annotations
 
@@ -60,6 +67,13 @@ class BenchResult:
     numpy: str | None = None
     created: str = field(default_factory=now_iso)
     schema: str = SCHEMA
+    model_key: str | None = None  # manifest.model_key: what results are paired and reported by
+    model_info: dict[str, Any] | None = None  # Manifest.model_info(): name, input size, classes, options, MACs
+    macs: int | None = None  # conv+FC MACs of the measured model (manifest, else counted from the .tflite graph)
+
+    @property
+    def key(self) -> str:
+        return self.model_key or self.model
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -82,7 +96,8 @@ class BenchResult:
         before = (self.conditions or {}).get("before") or {}
         after = (self.conditions or {}).get("after") or {}
         return {
-            "device": self.device, "model": self.model, "precision": self.precision, "threads": self.threads,
+            "device": self.device, "model": self.model, "model_key": self.key, "macs": self.macs,
+            "precision": self.precision, "threads": self.threads,
             **{f"{k}_ms": lat.get(k) for k in LATENCY_KEYS if k != "median_ci"},
             "median_ci_lo_ms": ci[0], "median_ci_hi_ms": ci[1],
             "first_inference_ms": self.first_inference_ms, "init_ms": self.init_ms,
@@ -111,17 +126,79 @@ def _max_temp(cond: dict) -> float | None:
     return max(temps.values()) if temps else None
 
 
-def results_document(results: list[BenchResult], *, partial: bool = False) -> dict[str, Any]:
-    return {"schema": SCHEMA, "created": now_iso(), "partial": partial or any(r.partial for r in results),
-            "results": [r.to_dict() for r in results]}
+DOC_BLOCKS = ("sweep", "peak", "models", "skipped", "interleaved")
 
 
-def write_results(results: list[BenchResult], outdir: Path, *, partial: bool = False) -> tuple[Path, Path]:
-    """Write bench.json ({"schema", "created", "partial", "results": [...]}) and bench.csv, each atomically."""
+@dataclass
+class ResultsDocument:
+    """bench.json: results plus, for a sweep, the blocks named in the module docstring."""
+
+    results: list[BenchResult] = field(default_factory=list)
+    partial: bool = False
+    created: str | None = None
+    sweep: dict[str, Any] = field(default_factory=dict)
+    peak: list[dict] = field(default_factory=list)
+    models: dict[str, dict] = field(default_factory=dict)
+    skipped: list[dict] = field(default_factory=list)
+    interleaved: dict[str, Any] | None = None
+    schema: str = SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"schema": self.schema, "created": self.created or now_iso(),
+               "partial": self.partial or any(r.partial for r in self.results),
+               "results": [r.to_dict() for r in self.results]}
+        for name in DOC_BLOCKS:
+            value = getattr(self, name)
+            if value:
+                out[name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "results") -> "ResultsDocument":
+        if isinstance(data, list):  # a bare list of results (older files, hand-made)
+            data = {"schema": SCHEMA, "results": data}
+        if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+            raise UserError(f"{where} is not an sdeploy benchmark file (no 'results' list)",
+                            "pass a bench.json written by `sdeploy bench` or `sdeploy sweep`")
+        if data.get("schema") != SCHEMA:
+            raise UserError(f"{where} has schema {data.get('schema')!r}, this sdeploy reads {SCHEMA!r}",
+                            "re-run the benchmark or use the sdeploy version that wrote it")
+        try:
+            results = [BenchResult.from_dict(item if isinstance(item, dict) else {}) for item in data["results"]]
+        except UserError as err:
+            raise UserError(f"{where}: {err.message}", err.hint) from None
+        return cls(results=results, partial=bool(data.get("partial")), created=data.get("created"),
+                   sweep=dict(data.get("sweep") or {}), peak=list(data.get("peak") or []),
+                   models=dict(data.get("models") or {}), skipped=list(data.get("skipped") or []),
+                   interleaved=data.get("interleaved") or None)
+
+    # -- lookups ---------------------------------------------------------------------------------------------
+    def latency(self, result: BenchResult) -> float | None:
+        """The latency to report: the interleaved pass's median when the sweep has one, else the result's p50."""
+        inter = (self.interleaved or {}).get("latency_ms") or {}
+        value = inter.get(f"{result.key}|{result.precision}")
+        return value if value else (result.latency_ms or {}).get("p50")
+
+    def find(self, key: str, precision: str, threads: int) -> BenchResult | None:
+        return next((r for r in self.results if (r.key, r.precision, r.threads) == (key, precision, threads)), None)
+
+    def put(self, result: BenchResult) -> None:
+        """Add `result`, replacing the one with the same key, precision and threads."""
+        self.results = [r for r in self.results
+                        if (r.key, r.precision, r.threads) != (result.key, result.precision, result.threads)]
+        self.results.append(result)
+
+    def devices(self) -> list[str]:
+        return sorted({r.device for r in self.results} | {p.get("device") for p in self.peak if p.get("device")})
+
+
+def write_document(doc: ResultsDocument, outdir: Path) -> tuple[Path, Path]:
+    """Write OUTDIR/bench.json and its CSV view OUTDIR/bench.csv, each atomically (the one CSV writer)."""
     outdir = Path(outdir)
     json_path, csv_path = outdir / "bench.json", outdir / "bench.csv"
-    write_json(json_path, results_document(results, partial=partial))
-    rows = [r.csv_row() for r in results]
+    doc.created = now_iso()
+    write_json(json_path, doc.to_dict())
+    rows = [r.csv_row() for r in doc.results]
     header = list(rows[0]) if rows else list(BenchResult("", "", "", 0, {}).csv_row())
     with atomic_path(csv_path) as tmp:
         with open(tmp, "w", newline="") as fh:
@@ -131,8 +208,12 @@ def write_results(results: list[BenchResult], outdir: Path, *, partial: bool = F
     return json_path, csv_path
 
 
-def read_results(path: Path) -> list[BenchResult]:
-    """Read bench.json (or a folder holding one); another schema version is a UserError."""
+def write_results(results: list[BenchResult], outdir: Path, *, partial: bool = False) -> tuple[Path, Path]:
+    return write_document(ResultsDocument(results=list(results), partial=partial), outdir)
+
+
+def read_document(path: Path) -> ResultsDocument:
+    """Read bench.json (or a folder holding one); another schema version or a non-results file is a UserError."""
     path = Path(path)
     if path.is_dir():
         path = path / "bench.json"
@@ -140,18 +221,10 @@ def read_results(path: Path) -> list[BenchResult]:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise UserError(f"no benchmark results at {path}", "run `sdeploy bench` first") from None
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"{path} is not valid JSON: {err}") from None
-    if isinstance(data, list):
-        items = data
-    elif isinstance(data, dict) and "results" in data:
-        if data.get("schema") != SCHEMA:
-            raise UserError(f"{path} has schema {data.get('schema')!r}, this sdeploy reads {SCHEMA!r}",
-                            "re-run the benchmark or use the sdeploy version that wrote it")
-        items = data["results"]
-    else:
-        raise UserError(f"{path} is not an sdeploy benchmark file (no 'results' list)")
-    try:
-        return [BenchResult.from_dict(item) for item in items]
-    except UserError as err:
-        raise UserError(f"{path}: {err.message}", err.hint) from None
+    return ResultsDocument.from_dict(data, str(path))
+
+
+def read_results(path: Path) -> list[BenchResult]:
+    return read_document(path).results

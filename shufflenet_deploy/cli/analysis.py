@@ -47,6 +47,7 @@ def sweep(device_name, devices_file, pattern, precision, input_sizes, outdir, ru
     """Export (cached) and benchmark a set of zoo models on --device, with per-op timings and the peak."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from ..analysis import predict as pred_mod
     from ..analysis.sweep import DEFAULT_MODELS, run_sweep
     from ..zoo.registry import list_models
 
@@ -77,11 +78,22 @@ def sweep(device_name, devices_file, pattern, precision, input_sizes, outdir, ru
         doc = run_sweep(device_name, devices_file=devices_file, models=models, precisions=precisions,
                         input_sizes=sizes, outdir=outdir, runs=runs, warmup=warmup, threads=threads,
                         num_classes=num_classes, lowered=optimize, progress=progress, on_model_done=model_done)
-    for s in doc.get("skipped", []):
+    for s in doc.skipped:
         click.echo(f"skipped {s['key']}{' ' + s['precision'] if s.get('precision') else ''}: {s['reason']}",
                    err=True)
-    click.echo(f"{len(doc['results'])} results in {outdir / 'bench.json'}; report with "
+    try:
+        pred = pred_mod.fit(doc)
+        stored = pred_mod.store(pred, outdir)
+        click.echo(f"predictor fitted ({_pct(pred['within_10pct'])} within ±10%, leave-one-out): {stored}",
+                   err=True)
+    except UserError as err:
+        click.echo(f"no predictor fitted: {err.one_line()}", err=True)
+    click.echo(f"{len(doc.results)} results in {outdir / 'bench.json'}; report with "
                f"`sdeploy report {outdir} -o {outdir}/report`", err=True)
+
+
+def _pct(value) -> str:
+    return "—" if value is None else f"{100 * value:.0f}%"
 
 
 @click.command()
@@ -115,8 +127,8 @@ def report(results, outdir, allow_mixed, title):
 def predict(model, device_name, input_size, precision, predictor_file, as_json):
     """Predict MODEL's latency on --device from the per-op model fitted by `sdeploy sweep`."""
     from ..analysis import predict as pred_mod
-    from ..analysis.ops import GROUP_LABELS, GROUPS, model_ops
-    from ..analysis.sweep import export_cached, export_folder
+    from ..tflite.ops import GROUP_LABELS, GROUPS, model_ops
+    from ..analysis.export_cache import export_cached, export_folder
     from ..zoo.registry import get_spec
 
     get_spec(model)  # unknown names fail here, with a suggestion
@@ -130,16 +142,15 @@ def predict(model, device_name, input_size, precision, predictor_file, as_json):
         precisions = (precision,)
     with stdout.__class__(stderr=True).status(f"exporting {model} (cached)") as st:
         folder = export_cached(model, input_size, precisions, lambda m: st.update(m), lowered=lowered)
-    import json
+    from ..manifest import Manifest, model_key
 
-    manifest = json.loads((folder / "manifest.json").read_text())
-    ops = [o.to_dict() for o in model_ops(folder / manifest["artifacts"][precision]["file"])]
+    ops = [o.to_dict() for o in model_ops(Manifest.load(folder).artifact(precision).path)]
     out = pred_mod.predict_ops(predictor, precision, ops)
     by_group = {g: 0.0 for g in GROUPS}
     for op in ops:
         by_group[op["group"]] += pred_mod.op_sum(predictor, precision, [op])[0]
     measured = next((t["measured_ms"] for t in predictor.get("trained_on", [])
-                     if t["key"] == (model if input_size == 224 else f"{model}@{input_size}")
+                     if t["key"] == model_key(model, input_size)
                      and t["precision"] == precision), None)
     result = {"model": model, "device": device_name, "input_size": input_size, "precision": precision,
               **out, "by_group_ms": by_group, "measured_ms_in_sweep": measured,

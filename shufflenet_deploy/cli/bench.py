@@ -54,7 +54,7 @@ def _threads(ctx, param, value):
 def bench(artifact, device_name, devices_file, threads, runs, warmup, min_seconds, trials, instances, cooldown,
           timeout, benchmark_binary, input_npy, save_outputs, parse_file, model, precision, as_json, outdir):
     """Benchmark ARTIFACT (a .tflite file or an export folder with manifest.json) on --device."""
-    from ..bench.results import results_document, write_results
+    from ..bench.results import ResultsDocument, write_document
 
     if parse_file is not None:
         from ..bench.importer import import_benchmark_output
@@ -68,9 +68,10 @@ def bench(artifact, device_name, devices_file, threads, runs, warmup, min_second
     else:
         results, outdir = _run(artifact, device_name, devices_file, threads, runs, warmup, min_seconds, trials,
                                instances, cooldown, timeout, benchmark_binary, input_npy, save_outputs, outdir)
-    json_path, csv_path = write_results(results, outdir)
+    doc = ResultsDocument(results=results)
+    json_path, csv_path = write_document(doc, outdir)
     if as_json:
-        click.echo(json.dumps(results_document(results), indent=2))
+        click.echo(json.dumps(doc.to_dict(), indent=2))
     else:
         _print_table(results)
         click.echo(f"wrote {json_path} and {csv_path}", err=True)
@@ -82,7 +83,8 @@ def _run(artifact, device_name, devices_file, threads, runs, warmup, min_seconds
 
     from rich.console import Console
 
-    from ..bench.harness import BenchInterrupted, bench_artifact
+    from ..bench.backends import BenchInterrupted
+    from ..bench.harness import bench_artifact
     from ..bench.results import write_results
     from ..devices.registry import get_device
 

@@ -103,7 +103,7 @@ WHAT LIMITS IT (benchmarks/results/lowering.txt, 2026-11-28 12:13, 1 thread, med
    onnx2tf, litert-torch, onnxruntime, ncnn: 0.25-0.82). On this host onnx2tf's int8, its CLI's included, is
    already ~2x faster than its fp32 (the issue's "int8 slower than fp32" did not reproduce on LiteRT 2.1 or 2.3).
    Per-op times (each op cut out into its own model, benchmarks/lowering.py --profile; a zero PAD XNNPACK folds
-   into its conv counted 0, see analysis/ops.py), g3 1x, same run:
+   into its conv counted 0, see tflite/ops.py), g3 1x, same run:
      int8  onnx2tf 2.45 ms = CONV_2D x49 1.42 + AVERAGE_POOL_2D x3 0.37 + ADD 0.23 + PADV2 0.17 + TRANSPOSE x49
            0.12 + PAD 0.05 + RESHAPE 0.04; sdeploy 2.00 ms = CONV_2D x33 1.17 + DEPTHWISE x19 0.28 + ADD 0.23 +
            PAD (before the max-pool) 0.14 + TRANSPOSE x32 0.10 + RESHAPE 0.04 + rest 0.04

@@ -51,7 +51,14 @@ class ExportRequest:
 
 
 class ExportFailed(UserError):
-    """Parity failed: the report was kept, the artifacts were not."""
+    """Conversion or parity failed: the report (and the conversion log, if any) was kept, the artifacts were not.
+
+    `report` and `log` are the kept files' paths (None when absent), so callers never parse the message."""
+
+    def __init__(self, message: str, hint: str | None = None, *, report: Path | None = None,
+                 log: Path | None = None):
+        super().__init__(message, hint)
+        self.report, self.log = report, log
 
 
 def export(req: ExportRequest, progress: Callable[[str], None] = lambda msg: None) -> dict:
@@ -78,7 +85,8 @@ def export(req: ExportRequest, progress: Callable[[str], None] = lambda msg: Non
             report = {"schema": MANIFEST_SCHEMA, "status": "failed", "model": meta["model"],
                       "input_size": meta["input_size"], "failed": ["convert"], "error": err.message}
             _keep_report(tmp, outdir, report, {}, req.force)
-            raise ExportFailed(err.message, f"conversion log kept in {outdir / 'conversion.log'}") from None
+            raise ExportFailed(err.message, f"conversion log kept in {outdir / 'conversion.log'}",
+                               report=outdir / "export_report.json", log=outdir / "conversion.log") from None
         val = _validation_set(req, meta, pre)
         if val is not None:
             progress(f"measuring accuracy on {val.root}")
@@ -90,7 +98,9 @@ def export(req: ExportRequest, progress: Callable[[str], None] = lambda msg: Non
             name, parity = next(iter(failed.items()))
             raise ExportFailed(f"{name} artifact failed parity vs {parity['reference']}: "
                                f"{'; '.join(parity['failures'])}, worst on held-out image #{parity['worst_sample']}",
-                               f"report kept in {outdir / 'export_report.json'}")
+                               f"report kept in {outdir / 'export_report.json'}",
+                               report=outdir / "export_report.json",
+                               log=outdir / "conversion.log" if (outdir / "conversion.log").exists() else None)
         write_json(tmp / "manifest.json", manifest)
         _promote(tmp, outdir, req.force)
         return manifest

@@ -1,9 +1,9 @@
-"""Rewrites of a .tflite flatbuffer (the object API of LiteRT's own schema), used by lower.py.
+"""The rewrite passes lower.py runs on a .tflite flatbuffer; the graph layer itself is shufflenet_deploy/tflite/.
 
-Each pass takes a `Graph` (a parsed model, first subgraph), changes it in place and returns how many sites it
-rewrote. Passes only fire on patterns they can prove equivalent from the graph itself (constant perms and shapes,
-quantization parameters, fused activations); anything else is left as onnx2tf wrote it. `save` drops tensors no
-operator uses any more and empties their buffers.
+Each pass takes a `tflite.graph.Graph` (a parsed model, first subgraph, on LiteRT's own schema), changes it in
+place and returns how many sites it rewrote. Passes only fire on patterns they can prove equivalent from the graph
+itself (constant perms and shapes, quantization parameters, fused activations); anything else is left as onnx2tf
+wrote it. `Graph.save` then drops tensors no operator uses any more and empties their buffers.
 
 - `fold_data_movement`: a chain of TRANSPOSE/RESHAPE ops (single-consumer links) is simulated on an index array;
   when the chain is an identity it is removed, when it is a reshape it becomes one RESHAPE, and when it permutes
@@ -15,142 +15,20 @@ operator uses any more and empties their buffers.
 - `padv2_to_pad`: PADV2 feeding only MAX_POOL_2D, on a provably non-negative input (fp32: produced with a fused
   RELU/RELU6; int8: zero point at the type's minimum and pad value equal to it) -> PAD with zeros. Max over a
   window that holds at least one real element is then unchanged, and XNNPACK takes PAD but not PADV2.
+- `transpose_into_mean`: a TRANSPOSE feeding only MEANs whose kept axes stay in order -> MEAN over the
+  untransposed axes.
 - `split_wide_concats`: CONCATENATION of more than 5 inputs (XNNPACK's limit) -> nested concats of at most 5.
+
+`Graph` is re-exported here for the callers that reach it as `tflite_rewrite.Graph`.
 """
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from pathlib import Path
-
 import numpy as np
 
-from ai_edge_litert import schema_py_generated as fb
+from ..tflite.graph import BO, TT, Graph, fb
 
-BO = fb.BuiltinOperator
-TT = fb.TensorType
-_NP = {TT.FLOAT32: np.float32, TT.FLOAT16: np.float16, TT.INT32: np.int32, TT.INT8: np.int8, TT.UINT8: np.uint8,
-       TT.INT64: np.int64, TT.INT16: np.int16}
-_OP_NAMES = {v: k for k, v in vars(BO).items() if not k.startswith("_")}
-
-
-class Graph:
-    def __init__(self, model):
-        self.model = model
-        self.sg = model.subgraphs[0]
-
-    @classmethod
-    def load(cls, path: Path) -> "Graph":
-        return cls(fb.ModelT.InitFromPackedBuf(Path(path).read_bytes(), 0))
-
-    # -- lookups (recomputed on demand: graphs are small) ---------------------------------------------------
-    def code(self, op) -> int:
-        oc = self.model.operatorCodes[op.opcodeIndex]
-        return max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
-
-    def name(self, op) -> str:
-        return _OP_NAMES.get(self.code(op), str(self.code(op)))
-
-    def producers(self) -> dict[int, object]:
-        return {int(t): op for op in self.sg.operators for t in op.outputs}
-
-    def consumers(self) -> dict[int, list]:
-        out = defaultdict(list)
-        for op in self.sg.operators:
-            for t in op.inputs:
-                if t >= 0:
-                    out[int(t)].append(op)
-        return out
-
-    def outputs(self) -> set[int]:
-        return {int(t) for t in self.sg.outputs}
-
-    def tensor(self, index: int):
-        return self.sg.tensors[int(index)]
-
-    def shape(self, index: int) -> list[int]:
-        return [int(s) for s in self.tensor(index).shape]
-
-    def const(self, index: int) -> np.ndarray | None:
-        t = self.tensor(index)
-        data = self.model.buffers[t.buffer].data if t.buffer else None
-        if data is None or len(data) == 0:
-            return None
-        return np.frombuffer(np.asarray(data, np.uint8).tobytes(), _NP[t.type]).reshape(self.shape(index))
-
-    # -- building ----------------------------------------------------------------------------------------------
-    def opcode(self, builtin: int, version: int = 1) -> int:
-        for i, oc in enumerate(self.model.operatorCodes):
-            if max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode)) == builtin:
-                oc.version = max(int(oc.version), version)
-                return i
-        oc = fb.OperatorCodeT()
-        oc.builtinCode, oc.deprecatedBuiltinCode, oc.version = builtin, min(builtin, 127), version
-        self.model.operatorCodes.append(oc)
-        return len(self.model.operatorCodes) - 1
-
-    def add_tensor(self, name: str, shape, type_: int, *, like=None, data: np.ndarray | None = None) -> int:
-        t = fb.TensorT()
-        t.name, t.shape, t.type = name.encode() if isinstance(name, str) else name, np.asarray(shape, np.int32), type_
-        if like is not None and like.quantization is not None:
-            q = fb.QuantizationParametersT()
-            src = like.quantization
-            q.scale, q.zeroPoint, q.quantizedDimension = src.scale, src.zeroPoint, src.quantizedDimension
-            q.min, q.max = src.min, src.max
-            t.quantization = q
-        t.buffer = 0
-        if data is not None:
-            t.buffer = self.add_buffer(data)
-        self.sg.tensors.append(t)
-        return len(self.sg.tensors) - 1
-
-    def add_buffer(self, data: np.ndarray) -> int:
-        b = fb.BufferT()
-        b.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), np.uint8).copy()
-        self.model.buffers.append(b)
-        return len(self.model.buffers) - 1
-
-    def make_op(self, builtin: int, inputs, outputs, *, options_type=0, options=None, version: int = 1):
-        op = fb.OperatorT()
-        op.opcodeIndex = self.opcode(builtin, version)
-        op.inputs, op.outputs = np.asarray(inputs, np.int32), np.asarray(outputs, np.int32)
-        op.builtinOptionsType, op.builtinOptions = options_type, options
-        return op
-
-    def is_int8(self, index: int) -> bool:
-        return self.tensor(index).type == TT.INT8
-
-    # -- saving ------------------------------------------------------------------------------------------------
-    def save(self, path: Path) -> None:
-        import flatbuffers
-
-        self._compact()
-        builder = flatbuffers.Builder(1024)
-        builder.Finish(self.model.Pack(builder), file_identifier=b"TFL3")
-        Path(path).write_bytes(builder.Output())
-
-    def _compact(self) -> None:
-        """Drop tensors no op or graph boundary refers to; empty the buffers only they held."""
-        sg = self.sg
-        used = sorted({int(t) for op in sg.operators for t in list(op.inputs) + list(op.outputs) if t >= 0}
-                      | {int(t) for t in sg.inputs} | {int(t) for t in sg.outputs})
-        remap = {old: new for new, old in enumerate(used)}
-        sg.tensors = [sg.tensors[i] for i in used]
-        for op in sg.operators:
-            op.inputs = np.asarray([remap[int(t)] if t >= 0 else -1 for t in op.inputs], np.int32)
-            op.outputs = np.asarray([remap[int(t)] for t in op.outputs], np.int32)
-        sg.inputs = np.asarray([remap[int(t)] for t in sg.inputs], np.int32)
-        sg.outputs = np.asarray([remap[int(t)] for t in sg.outputs], np.int32)
-        for sig in self.model.signatureDefs or []:
-            for m in list(sig.inputs or []) + list(sig.outputs or []):
-                m.tensorIndex = remap[int(m.tensorIndex)]
-        live = {t.buffer for g in self.model.subgraphs for t in g.tensors}
-        live |= {m.buffer for m in self.model.metadata or []}  # e.g. min_runtime_version lives in a buffer
-        for i, buffer in enumerate(self.model.buffers):
-            if i and i not in live:
-                buffer.data = None  # held only dropped tensors or replaced weights
-
-    def histogram(self) -> dict[str, int]:
-        return dict(sorted(Counter(self.name(op) for op in self.sg.operators).items()))
+__all__ = ["Graph", "fold_data_movement", "grouped_to_depthwise", "padv2_to_pad", "transpose_into_mean",
+           "split_wide_concats", "MAX_CONCAT_INPUTS"]
 
 
 def _replace_ops(g: Graph, old: list, new: list) -> None:

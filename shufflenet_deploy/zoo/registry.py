@@ -65,7 +65,7 @@ class ModelSpec:
 
 
 # Figures the papers give for these exact models. Table 1 counts convolutions only; the width-scaled
-# figures (Tables 2/5/8) match convolutions + FC (see /work/shared/reference/README.md).
+# figures (Tables 2/5/8) match convolutions + FC; see shufflenet_deploy/complexity.py.
 _PAPER = {
     "shufflenet_v1_g1_1.0x": PaperFigure(143, "conv", "ShuffleNet v1 Table 1"),
     "shufflenet_v1_g2_1.0x": PaperFigure(140, "conv", "ShuffleNet v1 Table 1"),

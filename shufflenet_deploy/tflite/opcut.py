@@ -3,7 +3,7 @@
 Why: the Linux runner has no per-op profiler (benchmark_model's --enable_op_profiling exists only on Android),
 so each op is timed alone with its real shapes, dtypes, quantization and weights. A single-op model keeps one
 operator, its tensors (constant ones with their buffers, the rest become the graph's inputs/outputs) and its
-operator code, and is re-serialised with the flatbuffer schema's object API (file identifier "TFL3").
+operator code, and is re-serialised with LiteRT's flatbuffer schema object API (graph.py, file identifier "TFL3").
 
 Limits of the method (stated in the report): ops run one at a time lose cross-op effects (XNNPACK fusing or
 sharing a partition, cache reuse between neighbours), and each single-op invoke pays a fixed interpreter
@@ -14,20 +14,20 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from .ops import OpInfo, _is_const, model_ops, read_model, schema
+from .graph import fb, is_const, pack, read_model
+from .ops import OpInfo, model_ops
 
 
 def single_op_model(model, op_index: int) -> bytes:
     """The bytes of a TFLite model holding only `model`'s op number `op_index` (subgraph 0)."""
-    s = schema()
     graph = model.subgraphs[0]
     op = graph.operators[op_index]
-    new = s.ModelT()
+    new = fb.ModelT()
     new.version = 3
     new.description = b"sdeploy single op"
     new.operatorCodes = [copy.deepcopy(model.operatorCodes[op.opcodeIndex])]
-    new.buffers = [s.BufferT()]
-    sub = s.SubGraphT()
+    new.buffers = [fb.BufferT()]
+    sub = fb.SubGraphT()
     sub.tensors, sub.inputs, sub.outputs, sub.name = [], [], [], b"single_op"
     mapping: dict[int, int] = {}
 
@@ -35,8 +35,8 @@ def single_op_model(model, op_index: int) -> bytes:
         if t in mapping:
             return mapping[t]
         tensor = copy.deepcopy(graph.tensors[t])
-        const = _is_const(model, tensor)
-        new.buffers.append(copy.deepcopy(model.buffers[tensor.buffer]) if const else s.BufferT())
+        const = is_const(model, tensor)
+        new.buffers.append(copy.deepcopy(model.buffers[tensor.buffer]) if const else fb.BufferT())
         tensor.buffer = len(new.buffers) - 1
         mapping[t] = len(sub.tensors)
         sub.tensors.append(tensor)
@@ -53,14 +53,6 @@ def single_op_model(model, op_index: int) -> bytes:
     sub.operators = [new_op]
     new.subgraphs = [sub]
     return pack(new)
-
-
-def pack(model) -> bytes:
-    import flatbuffers
-
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
 
 
 def cut_model(path: Path, outdir: Path) -> tuple[list[OpInfo], dict[str, Path]]:
@@ -82,36 +74,35 @@ def cut_model(path: Path, outdir: Path) -> tuple[list[OpInfo], dict[str, Path]]:
 
 def overhead_model(path: Path, dtype: str = "float32") -> Path:
     """A one-RESHAPE model on a 1-element tensor: the fixed cost of one invoke() through the runner."""
-    s = schema()
     path = Path(path)
     if path.exists():
         return path
     type_code = {"float32": 0, "int8": 9}[dtype]
-    model = s.ModelT()
+    model = fb.ModelT()
     model.version = 3
     model.description = b"sdeploy invoke overhead"
-    code = s.OperatorCodeT()
-    code.builtinCode = code.deprecatedBuiltinCode = s.BuiltinOperator.RESHAPE
+    code = fb.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = fb.BuiltinOperator.RESHAPE
     code.version = 1
     model.operatorCodes = [code]
-    model.buffers = [s.BufferT(), s.BufferT(), s.BufferT(), s.BufferT()]
-    shape_buf = s.BufferT()
+    model.buffers = [fb.BufferT(), fb.BufferT(), fb.BufferT(), fb.BufferT()]
+    shape_buf = fb.BufferT()
     import numpy as np
 
     shape_buf.data = np.frombuffer(np.array([1, 1], np.int32).tobytes(), np.uint8).tolist()
     model.buffers[2] = shape_buf
     tensors = []
     for i, (shape, t, buf) in enumerate((([1, 1, 1, 1], type_code, 1), ([2], 2, 2), ([1, 1], type_code, 3))):
-        tensor = s.TensorT()
+        tensor = fb.TensorT()
         tensor.shape, tensor.type, tensor.buffer, tensor.name = shape, t, buf, f"t{i}".encode()
         if type_code == 9 and t == 9:
-            q = s.QuantizationParametersT()
+            q = fb.QuantizationParametersT()
             q.scale, q.zeroPoint = [1.0], [0]
             tensor.quantization = q
         tensors.append(tensor)
-    op = s.OperatorT()
+    op = fb.OperatorT()
     op.opcodeIndex, op.inputs, op.outputs = 0, [0, 1], [2]
-    sub = s.SubGraphT()
+    sub = fb.SubGraphT()
     sub.tensors, sub.inputs, sub.outputs, sub.operators, sub.name = tensors, [0], [2], [op], b"overhead"
     model.subgraphs = [sub]
     path.parent.mkdir(parents=True, exist_ok=True)

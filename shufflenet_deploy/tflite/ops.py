@@ -13,7 +13,7 @@ Groups (the report's vocabulary, the same on the FLOPs side and the time side):
     other           everything else (PAD, RELU after a concat, SOFTMAX, ...)
 
 A TFLite CONV_2D is mapped by its filter [O, kh, kw, I/g] against its input's channel count C: g = C / (I/g).
-The file is read with TensorFlow's flatbuffer schema object API (no interpreter), so shapes are the file's.
+The file is read with LiteRT's flatbuffer schema object API (graph.py, no interpreter), so shapes are the file's.
 
 `fused_into`: XNNPACK folds a zero PAD over H/W into the convolution that alone consumes it (its subgraph
 fusion), so in the graph such a PAD costs nothing, though timed alone it is slow: the [1,224,224,3] stem PAD alone
@@ -25,7 +25,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+
+from .graph import DTYPES, is_const, op_name, read_model
+
+__all__ = ["GROUPS", "GROUP_LABELS", "LAYER_KIND_GROUP", "OpInfo", "classify", "model_ops", "flops_by_group",
+           "time_by_group", "shares", "read_model", "op_name", "is_const"]
 
 GROUPS = ("grouped_conv", "depthwise_conv", "dense_conv", "shuffle", "pooling", "concat_add", "quant", "other")
 GROUP_LABELS = {
@@ -48,53 +52,6 @@ _SIMPLE = {
 # complexity.Layer.kind -> group
 LAYER_KIND_GROUP = {"conv": "dense_conv", "group_conv": "grouped_conv", "depthwise": "depthwise_conv",
                     "fc": "dense_conv", "se_fc": "dense_conv"}
-# schema TensorType -> (name, bytes)
-_TYPES = {0: ("float32", 4), 1: ("float16", 2), 2: ("int32", 4), 3: ("uint8", 1), 4: ("int64", 8),
-          6: ("bool", 1), 7: ("int16", 2), 9: ("int8", 1), 10: ("float64", 8)}
-
-
-def schema():
-    """TensorFlow's generated TFLite schema module (importing it imports tensorflow: its C++ start-up chatter on
-    fd 2 is silenced for the import only, so the CLI's progress stays readable)."""
-    import os
-    import sys
-
-    if "tensorflow.lite.python.schema_py_generated" not in sys.modules:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        sys.stderr.flush()
-        saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, 2)
-            from tensorflow.lite.python import schema_py_generated  # noqa: F401
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            os.close(devnull)
-    from tensorflow.lite.python import schema_py_generated as schema_fb
-
-    return schema_fb
-
-
-def read_model(path_or_bytes):
-    """A .tflite file (path or bytes) -> schema ModelT (the mutable object API)."""
-    s = schema()
-    buf = path_or_bytes if isinstance(path_or_bytes, (bytes, bytearray)) else Path(path_or_bytes).read_bytes()
-    return s.ModelT.InitFromObj(s.Model.GetRootAsModel(buf, 0))
-
-
-_OP_NAMES: dict[int, str] | None = None
-
-
-def op_name(model, opcode_index: int) -> str:
-    global _OP_NAMES
-    if _OP_NAMES is None:
-        _OP_NAMES = {v: k for k, v in vars(schema().BuiltinOperator).items() if not k.startswith("_")}
-    code = model.operatorCodes[opcode_index]
-    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-    if _OP_NAMES.get(builtin) == "CUSTOM":
-        return f"CUSTOM:{(code.customCode or b'').decode(errors='replace')}"
-    return _OP_NAMES.get(builtin, f"OP{builtin}")
 
 
 @dataclass
@@ -123,13 +80,6 @@ def _prod(shape) -> int:
     for d in shape:
         n *= max(int(d), 1)
     return n
-
-
-def _is_const(model, tensor) -> bool:
-    if tensor.buffer <= 0 or tensor.buffer >= len(model.buffers):
-        return False
-    buf = model.buffers[tensor.buffer]
-    return (buf.data is not None and len(buf.data) > 0) or bool(getattr(buf, "size", 0))
 
 
 def _options(op) -> dict:
@@ -174,8 +124,8 @@ def model_ops(path_or_model) -> list[OpInfo]:
                 continue
             tensor = graph.tensors[t]
             shape = [int(d) for d in (tensor.shape if tensor.shape is not None else [])]
-            dtype, size = _TYPES.get(tensor.type, (str(tensor.type), 4))
-            const = _is_const(model, tensor)
+            dtype, size = DTYPES.get(tensor.type, (str(tensor.type), 4))
+            const = is_const(model, tensor)
             inputs.append([shape, dtype, const])
             if const:
                 weight_bytes += _prod(shape) * size
@@ -184,7 +134,7 @@ def model_ops(path_or_model) -> list[OpInfo]:
         for t in op.outputs:
             tensor = graph.tensors[t]
             shape = [int(d) for d in (tensor.shape if tensor.shape is not None else [])]
-            dtype, size = _TYPES.get(tensor.type, (str(tensor.type), 4))
+            dtype, size = DTYPES.get(tensor.type, (str(tensor.type), 4))
             outputs.append([shape, dtype])
             out_bytes += _prod(shape) * size
         first = inputs[0] if inputs and inputs[0] else None
@@ -220,7 +170,7 @@ def _pad_fused_into(model, graph, op, name: str) -> int | None:
     if name != "PAD" or len(op.inputs) < 2 or op.inputs[1] < 0:
         return None
     pads = graph.tensors[op.inputs[1]]
-    if not _is_const(model, pads):
+    if not is_const(model, pads):
         return None
     values = np.frombuffer(bytes(model.buffers[pads.buffer].data), dtype=np.int32)
     if values.size != 8 or values[[0, 1, 6, 7]].any():  # [[N],[H],[W],[C]] x (before, after)

@@ -1,0 +1,420 @@
+"""The two ways sdeploy measures a TFLite model on a device, behind one interface.
+
+- `RunnerBackend` (Linux devices: local, ssh): pushes `runner.py` once per session and runs it under the
+  device's Python; it prints one JSON object. Runs can be spread over several interpreters (`--instances`).
+- `BenchmarkModelBackend` (Android, adb): pushes TFLite's own `benchmark_model` binary once and parses its text
+  output (bench/benchmark_model.py).
+
+Both offer, over one transport session held until `close()`:
+    measure(model, threads, ...)      one measurement (a trial) -> the backend's raw report
+    result(model, threads, reports)   the trials of one (model, threads) -> a BenchResult
+    measure_many({id: file}, ...)     many models timed side by side -> {id: {median_ms, times_ms, error}}
+    op_times(file, result, ...)       per-op time (bench/op_times.py: single-op models, or the op profile)
+    probe_runtime()                   (status, detail) for `sdeploy devices check`
+A fault of the link (DeviceError) becomes `BenchInterrupted`, so callers can keep what was measured before.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from ..devices.registry import BENCHMARK_BINARY_HINT, DeviceProfile
+from ..errors import DeviceError, UserError
+from ..fileio import sha256
+from . import stats
+from .artifacts import ModelArtifact
+from .importer import result_from_benchmark_model
+from .results import BenchResult
+
+RUNNER = Path(__file__).resolve().parent.parent / "runner.py"
+INSTANCE_SPREAD_WARN = 0.10
+Progress = Callable[[str], None]
+
+
+class BenchInterrupted(DeviceError):
+    """The device went away mid-benchmark; `results` holds what was measured before (marked partial)."""
+
+    def __init__(self, message: str, hint: str | None = None, results: list[BenchResult] | None = None):
+        super().__init__(message, hint)
+        self.results = results or []
+
+
+def backend_for(profile: DeviceProfile, *, timeout: float = 600, progress: Progress | None = None) -> "Backend":
+    cls = BenchmarkModelBackend if profile.transport == "adb" else RunnerBackend
+    return cls(profile, timeout=timeout, progress=progress)
+
+
+def benchmark_binary(profile: DeviceProfile) -> Path:
+    """The local benchmark_model binary an Android profile names (checked before connecting)."""
+    if not profile.benchmark_binary:
+        raise UserError(f"device {profile.name!r} has no benchmark_binary (TFLite's benchmark_model for Android)",
+                        BENCHMARK_BINARY_HINT)
+    path = Path(profile.benchmark_binary).expanduser()
+    if not path.is_file():
+        raise UserError(f"benchmark_binary {path} does not exist", BENCHMARK_BINARY_HINT)
+    return path
+
+
+def artifact_info(path: Path, known_sha256: str | None = None) -> dict:
+    return {"file": Path(path).name, "sha256": known_sha256 or sha256(path), "size_bytes": Path(path).stat().st_size}
+
+
+class Backend:
+    """One transport session on one device (see the module docstring)."""
+
+    supports_inputs = False  # --input / --save-outputs
+    measures_peak = False  # can run the peak kernels (analysis/peak.py)
+    op_method = ""
+
+    def __init__(self, profile: DeviceProfile, *, timeout: float = 600, progress: Progress | None = None):
+        self.profile, self.timeout = profile, timeout
+        self.say = progress or (lambda msg: None)
+        self._transport = None
+        self._pushed: dict[tuple[str, str], str] = {}
+
+    # -- session ---------------------------------------------------------------------------------------------
+    @property
+    def transport(self):
+        if self._transport is None:
+            self._transport = self.profile.transport_factory()
+        return self._transport
+
+    def __enter__(self) -> "Backend":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._transport is None:
+            return
+        try:
+            self._transport.cleanup()
+        except UserError as err:  # a dead connection must not hide the results or the first error
+            self.say(f"cleanup on {self.profile.name} failed: {err.one_line()}")
+        self._transport = None
+        self._pushed.clear()
+
+    def push(self, local: Path, name: str) -> str:
+        """Push once per session: the same file under the same name is not sent again."""
+        key = (str(Path(local).resolve()), name)
+        if key not in self._pushed:
+            self.say(f"pushing {name} to {self.profile.name}")
+            self._pushed[key] = self.guard(lambda: self.transport.push(Path(local), name), f"pushing {name}")
+        return self._pushed[key]
+
+    def guard(self, call, what: str, model: ModelArtifact | None = None, threads: int | None = None):
+        """Turn transport faults into BenchInterrupted; a fault at the time limit is reported as a timeout."""
+        start = time.monotonic()
+        try:
+            return call()
+        except UserError as err:
+            if not isinstance(err, DeviceError) and err.exit_code != 3:
+                raise
+            if isinstance(err, BenchInterrupted):
+                raise
+            elapsed = time.monotonic() - start
+            if model is not None and elapsed >= 0.9 * self.timeout:
+                raise BenchInterrupted(
+                    f"{model.path.name} ({model.precision}, threads={threads}) did not finish within the "
+                    f"{self.timeout:g} s limit on {self.profile.name}",
+                    "raise --timeout or lower --runs/--min-seconds") from None
+            raise BenchInterrupted(f"{self.profile.name}: {what} failed: {err.message}",
+                                   err.hint or "check the connection and rerun the same command") from None
+
+    # -- the interface ---------------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Check what can be checked before connecting (e.g. that a local binary exists)."""
+
+    def measure(self, m: ModelArtifact, threads: int, *, runs: int, warmup: int, min_seconds: float = 0,
+                instances: int = 1, input: Path | None = None, save_dir: Path | None = None) -> dict:
+        raise NotImplementedError
+
+    def result(self, m: ModelArtifact, threads: int, reports: list[dict], *, runs: int, warmup: int) -> BenchResult:
+        raise NotImplementedError
+
+    def measure_many(self, files: dict[str, Path], *, threads: int = 1, runs: int = 20, warmup: int = 3,
+                     rounds: int = 1, instances: int = 1, progress: Progress | None = None) -> dict[str, dict]:
+        raise NotImplementedError
+
+    def op_times(self, tflite: Path, result: BenchResult, workdir: Path, *, threads: int, runs: int = 15,
+                 rounds: int = 3, progress: Progress | None = None) -> dict:
+        raise NotImplementedError
+
+    def probe_runtime(self) -> tuple[str, str]:
+        raise NotImplementedError
+
+    def _attach_model(self, result: BenchResult, m: ModelArtifact) -> BenchResult:
+        result.model_key, result.model_info, result.macs = m.key, m.model_info, m.macs
+        return result
+
+
+# ---------------------------------------------------------------------------------------------- Linux runner
+_RUNTIME_PROBE = r"""
+import json, platform
+out = {"python": platform.python_version(), "numpy": None, "runtime": None}
+try:
+    import numpy; out["numpy"] = numpy.__version__
+except Exception as e:
+    out["error"] = "numpy: %s" % e
+for name, dist in (("ai_edge_litert", "ai-edge-litert"), ("tflite_runtime", "tflite-runtime"),
+                   ("tensorflow", "tensorflow")):
+    try:
+        __import__(name + (".interpreter" if name != "tensorflow" else ""))
+        from importlib import metadata
+        out["runtime"] = {"name": name, "version": metadata.version(dist)}
+        break
+    except Exception:
+        pass
+print(json.dumps(out))
+"""
+
+
+class RunnerBackend(Backend):
+    supports_inputs = True
+    measures_peak = True
+
+    @property
+    def op_method(self) -> str:
+        from .op_times import OP_METHOD_SINGLE
+
+        return OP_METHOD_SINGLE
+
+    def _runner(self) -> str:
+        return self.push(RUNNER, "sdeploy_runner.py")
+
+    def _affinity_args(self) -> list[str]:
+        cpus = self.profile.affinity_cpus()
+        return ["--affinity", ",".join(map(str, cpus))] if cpus else []
+
+    def measure(self, m, threads, *, runs, warmup, min_seconds=0, instances=1, input=None, save_dir=None) -> dict:
+        runner = self._runner()
+        remote_model = self.push(m.path, m.path.name)
+        argv = [*self.profile.python_argv, runner, remote_model, "--threads", str(threads), "--warmup", str(warmup),
+                "--runs", str(runs), "--min-seconds", str(min_seconds), "--instances", str(instances),
+                *self._affinity_args()]
+        if input is not None:
+            argv += ["--input", self.push(Path(input), "input.npy")]
+        out_name = f"output_{m.model}_{m.precision}_t{threads}.npy"
+        if save_dir is not None:
+            argv += ["--save-output", out_name]
+        res = self.guard(lambda: self.transport.run(argv, timeout=self.timeout), "running the runner", m, threads)
+        report = self._parse(res, m.path.name)
+        if save_dir is not None:
+            Path(save_dir).mkdir(parents=True, exist_ok=True)
+            remote = f"{self.transport.workdir}/{out_name}"
+            self.guard(lambda: self.transport.pull(remote, Path(save_dir) / out_name), "pulling the output")
+        return report
+
+    def measure_many(self, files, *, threads=1, runs=20, warmup=3, rounds=1, instances=1, progress=None):
+        """Time {id: .tflite} in one `runner.py --many` call -> {id: runner entry}; instances > 1: that many
+        interpreters per model, used in turn over the rounds (a lone interpreter can sit in a slow mode)."""
+        runner = self._runner()
+        items = [{"id": ident, "path": self.push(Path(path), f"m{i:04d}_{Path(path).name}")}
+                 for i, (ident, path) in enumerate(files.items())]
+        with tempfile.TemporaryDirectory() as tmp:
+            listing = Path(tmp) / "many.json"
+            listing.write_text(json.dumps(items))
+            remote_list = self.guard(lambda: self.transport.push(listing, "many.json"), "pushing many.json")
+        argv = [*self.profile.python_argv, runner, "--many", remote_list, "--threads", str(threads), "--runs",
+                str(runs), "--warmup", str(warmup), "--rounds", str(rounds), "--instances", str(instances),
+                *self._affinity_args()]
+        (progress or self.say)(f"timing {len(items)} models in one runner process")
+        res = self.guard(lambda: self.transport.run(argv, timeout=max(self.timeout, 1800)), "running the runner")
+        report = self._parse(res, "many.json")
+        return {str(e["id"]): e for e in report["results"]}
+
+    def op_times(self, tflite, result, workdir, *, threads, runs=15, rounds=3, progress=None) -> dict:
+        from .op_times import single_op_times
+
+        return single_op_times(self.measure_many, tflite, workdir, threads=threads, runs=runs, rounds=rounds,
+                               progress=progress or self.say)
+
+    def probe_runtime(self) -> tuple[str, str]:
+        python = " ".join(self.profile.python_argv)
+        res = self.transport.run([*self.profile.python_argv, "-c", _RUNTIME_PROBE], timeout=min(self.timeout, 60))
+        try:
+            info = json.loads(res.stdout.strip().splitlines()[-1])
+        except (IndexError, json.JSONDecodeError):
+            tail = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["no output"]
+            return "fail", f"cannot run {python}: {tail[0]}"
+        if info.get("error") or not info.get("runtime"):
+            return "fail", (f"{python} (Python {info['python']}) lacks "
+                            f"{'numpy' if info.get('error') else 'a TFLite runtime'}: "
+                            f"run `{python} -m pip install numpy ai-edge-litert` there")
+        rt = info["runtime"]
+        return ("warn" if rt["name"] == "tensorflow" else "ok",
+                f"{rt['name']} {rt['version']} (numpy {info['numpy']}, Python {info['python']})")
+
+    def _parse(self, res, what: str) -> dict:
+        profile = self.profile
+        report = None
+        for line in reversed(res.stdout.strip().splitlines()):
+            if line.startswith("{"):
+                try:
+                    report = json.loads(line)
+                    break
+                except json.JSONDecodeError:
+                    pass
+        python = " ".join(profile.python_argv)
+        if report is None:
+            tail = " / ".join((res.stderr or res.stdout).strip().splitlines()[-2:]) or "no output"
+            if res.returncode == 127 or "not found" in tail:
+                raise DeviceError(f"{profile.name}: cannot start {python}: {tail}",
+                                  f"install Python 3 there or set python = \"...\" in [devices.{profile.name}]")
+            raise DeviceError(f"{profile.name}: the runner failed for {what} (exit {res.returncode}): {tail}")
+        if res.returncode == 3:
+            hint = report.get("hint") or "pip install ai-edge-litert"
+            raise DeviceError(f"{profile.name}: {report.get('error')} for {python} "
+                              f"({report.get('python_executable') or python})",
+                              f"install it on the device: {hint.replace('pip ', f'{python} -m pip ', 1)}")
+        if report.get("error") or res.returncode != 0:
+            raise DeviceError(f"{profile.name}: the runner failed for {what}: "
+                              f"{report.get('error') or f'exit {res.returncode}'}")
+        return report
+
+    def result(self, m, threads, reports, *, runs, warmup) -> BenchResult:
+        first, last = reports[0], reports[-1]
+        times = [t for r in reports for t in r["times_ms"]]
+        summary = summarize_trials(reports)
+        conditions = {"before": first["conditions"]["before"], "after": last["conditions"]["after"]}
+        warnings = list(summary.get("warnings", []))
+        if conditions["before"] and conditions["after"]:
+            warnings += stats.compare_conditions(conditions["before"], conditions["after"])
+        if first["runtime"]["name"] == "tensorflow":
+            warnings.append("timed with TensorFlow's bundled interpreter; ai-edge-litert is usually faster")
+        instance_medians = [x for r in reports for x in r.get("instance_medians_ms") or []]
+        notes = []
+        if instance_medians:
+            lo, hi = min(instance_medians), max(instance_medians)
+            notes.append(f"runs spread over {first.get('instances')} interpreters per trial; their medians "
+                         f"{lo:.3f}-{hi:.3f} ms")
+            per_instance = min(len(r["times_ms"]) // max(r.get("instances") or 1, 1) for r in reports)
+            if lo > 0 and (hi - lo) / lo > INSTANCE_SPREAD_WARN and per_instance >= 10:  # fewer: noise, not modes
+                warnings.append(f"interpreter instances disagree by {100 * (hi - lo) / lo:.0f}% (> "
+                                f"{100 * INSTANCE_SPREAD_WARN:.0f}%): some land in a slower mode; the median "
+                                "follows the majority, raise --instances if it matters")
+        affinity = first["cpu"].get("affinity")
+        if affinity and threads > len(affinity):
+            warnings.append(f"{threads} threads on {len(affinity)} allowed CPUs: threads share cores")
+        return self._attach_model(BenchResult(
+            device=self.profile.name, model=m.model, precision=m.precision, threads=threads,
+            latency_ms=summary["latency_ms"], runtime=first["runtime"],
+            first_inference_ms=first["first_inference_ms"], init_ms=first["init_ms"],
+            peak_rss_mb=max((r.get("peak_rss_mb") or 0) for r in reports) or None,
+            runs=len(times), warmup=warmup, trials=len(reports), instances=first.get("instances") or 1,
+            notes=notes, times_ms=times, machine=first["machine"],
+            cpu=first["cpu"], affinity=affinity, conditions=conditions, warnings=warnings,
+            stable=summary.get("stable"), trials_summary=summary.get("trials"),
+            artifact=artifact_info(m.path, m.sha256),
+            inputs=first.get("inputs"), outputs=first.get("outputs"), source="runner",
+            transport=self.profile.transport, python=first.get("python"), numpy=first.get("numpy")), m)
+
+
+def summarize_trials(reports: list[dict]) -> dict:
+    """Percentiles over every run of every trial; with several trials, also how much the trial medians agree."""
+    out = latency_from_stats(stats.summarize([t for r in reports for t in r["times_ms"]]))
+    if len(reports) > 1:
+        trials = stats.merge_trials([r["times_ms"] for r in reports])
+        out["warnings"] += trials.warnings
+        out["stable"] = out["stable"] and trials.stable
+        out["trials"] = {"medians": trials.trial_medians, "median_of_medians": trials.median_of_medians,
+                         "spread_pct": trials.spread_pct}
+    return out
+
+
+def latency_from_stats(s) -> dict:
+    """stats.LatencyStats -> the JSON `latency_ms` block (+ its warnings and stability verdict)."""
+    latency = {k: getattr(s, k) for k in ("p50", "p90", "p99", "mean", "std", "min", "max", "cv")}
+    latency["median_ci"] = [s.median_ci_low, s.median_ci_high]
+    return {"latency_ms": latency, "warnings": list(s.warnings), "stable": s.stable}
+
+
+# ------------------------------------------------------------------------------------ Android benchmark_model
+class BenchmarkModelBackend(Backend):
+    @property
+    def op_method(self) -> str:
+        from .op_times import OP_METHOD_ANDROID
+
+        return OP_METHOD_ANDROID
+
+    def prepare(self) -> None:
+        benchmark_binary(self.profile)
+
+    def _binary(self) -> str:
+        key = (str(benchmark_binary(self.profile).resolve()), "benchmark_model")
+        fresh = key not in self._pushed
+        remote = self.push(benchmark_binary(self.profile), "benchmark_model")
+        if fresh:
+            self.guard(lambda: self.transport.run(["chmod", "755", remote], timeout=60), "chmod")
+        return remote
+
+    def measure(self, m, threads, *, runs, warmup, min_seconds=0, instances=1, input=None, save_dir=None) -> dict:
+        from .benchmark_model import parse_benchmark_output, to_bench_schema
+
+        if input is not None or save_dir is not None:
+            raise UserError("--input/--save-outputs need a Linux device (runner.py); benchmark_model on Android "
+                            "uses random inputs")
+        binary = self._binary()
+        remote_model = self.push(m.path, m.path.name)
+        argv = [binary, f"--graph={remote_model}", f"--num_threads={threads}", f"--warmup_runs={warmup}",
+                f"--num_runs={runs}", f"--min_secs={min_seconds:g}", "--enable_op_profiling=true",
+                "--report_peak_memory_footprint=true"]
+        mask = self.profile.affinity_mask()
+        if mask:
+            argv = ["taskset", mask, *argv]
+        res = self.guard(lambda: self.transport.run(argv, timeout=self.timeout), "running benchmark_model", m,
+                         threads)
+        text = res.stdout + "\n" + res.stderr
+        if not res.ok:
+            tail = " / ".join(text.strip().splitlines()[-2:])
+            raise DeviceError(f"benchmark_model failed on {self.profile.name} for {m.path.name} "
+                              f"(exit {res.returncode}): {tail}")
+        run = parse_benchmark_output(text)
+        if run.failed:
+            raise DeviceError(f"benchmark_model failed on {self.profile.name} for {m.path.name}: {run.error}")
+        return to_bench_schema(run, device=self.profile.name, model=m.model, precision=m.precision, threads=threads)
+
+    def result(self, m, threads, reports, *, runs, warmup) -> BenchResult:
+        data = dict(reports[-1])
+        data.update(device=self.profile.name, model=m.model, precision=m.precision, threads=threads,
+                    warmup=warmup, transport="adb")
+        if self.profile.affinity:
+            data["affinity"] = self.profile.affinity_cpus()
+        result = result_from_benchmark_model(data, artifact=artifact_info(m.path, m.sha256))
+        result.trials = len(reports)
+        if len(reports) > 1:
+            result.warnings.append(f"{len(reports)} trials on Android: only the last trial is reported")
+        return self._attach_model(result, m)
+
+    def measure_many(self, files, *, threads=1, runs=20, warmup=3, rounds=1, instances=1, progress=None):
+        """benchmark_model times one model per process: the models are measured one after another, `rounds`
+        times each in turn, and each id gets the median of its rounds' averages."""
+        from .artifacts import guess_from_name
+
+        out: dict[str, dict] = {}
+        for _ in range(rounds):
+            for ident, path in files.items():
+                (progress or self.say)(f"timing {ident}")
+                report = self.measure(guess_from_name(Path(path)), threads, runs=runs, warmup=warmup)
+                out.setdefault(ident, {"id": ident, "times_ms": [], "error": None})["times_ms"].append(
+                    (report.get("latency_ms") or {}).get("p50") or (report.get("latency_ms") or {}).get("mean"))
+        for entry in out.values():
+            values = sorted(t for t in entry["times_ms"] if t is not None)
+            entry["median_ms"] = values[len(values) // 2] if values else None
+        return out
+
+    def op_times(self, tflite, result, workdir, *, threads, runs=15, rounds=3, progress=None) -> dict:
+        from .op_times import android_op_times
+
+        return android_op_times(result.op_profile or [], tflite)
+
+    def probe_runtime(self) -> tuple[str, str]:
+        try:
+            path = benchmark_binary(self.profile)
+        except UserError as err:
+            return "fail", err.one_line()
+        return "ok", f"benchmark_model {path} ({path.stat().st_size // 1024} KiB, pushed at bench)"
