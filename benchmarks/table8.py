@@ -2,8 +2,9 @@
 """Reproduce the shape of ShuffleNet v1 Table 8 on an sdeploy device (default `local`).
 
 ShuffleNet 0.5x / 1x / 2x (g=3) and MobileNet v1 1.0 at 224x224, 480x640 and 720x1280, fp32, single thread,
-synthetic weights and inputs (latency does not depend on them). Non-square inputs bypass the export pipeline:
-onnx_export.export_onnx(model, (h, w)) + tflite_convert.convert (analysis/export_cache.py export_fp32_hw, cached).
+synthetic weights and inputs (latency does not depend on them), exported by the export pipeline at each (h, w)
+(analysis/export_cache.py export_cached: onnx2tf's plain graph, fp32; earlier runs used a pipeline bypass that
+built the same graph when the pipeline took square inputs only).
 MACs are counted from the TFLite graph itself (conv + FC, tflite/ops.py) and cross-checked against
 complexity.py at 224. Within one input size the four models are timed interleaved in ONE runner process
 (`runner.py --many --rounds N --instances 3`), so their ratios are side by side in one run.
@@ -44,7 +45,7 @@ def sz(hw) -> str:
 
 def measure(device: str, rounds: int, log) -> dict:
     from shufflenet_deploy.tflite.ops import model_ops
-    from shufflenet_deploy.analysis.export_cache import export_fp32_hw
+    from shufflenet_deploy.analysis.export_cache import export_cached
     from shufflenet_deploy.bench.backends import backend_for
     from shufflenet_deploy.complexity import count_complexity
     from shufflenet_deploy.devices.registry import get_device
@@ -53,7 +54,7 @@ def measure(device: str, rounds: int, log) -> dict:
     files = {}
     for hw in SIZES:
         for m in MODELS:
-            files[(m, hw)] = export_fp32_hw(m, hw, log)
+            files[(m, hw)] = export_cached(m, hw, ("fp32",), log) / "model_fp32.tflite"  # onnx2tf's plain graph
     macs = {k: sum(o.macs for o in model_ops(p)) for k, p in files.items()}
     for m in MODELS:  # the TFLite graph's MACs equal complexity.py's conv+FC count at 224
         assert macs[(m, (224, 224))] == count_complexity(m, input_size=224).macs_total, m

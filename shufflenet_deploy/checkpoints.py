@@ -27,6 +27,7 @@ from torch import nn
 from .data.preprocess import Preprocessing
 from .errors import UserError
 from .fileio import atomic_path
+from .sizes import parse as parse_size
 from .zoo import configs
 from .zoo.registry import create_model, get_spec
 
@@ -121,8 +122,14 @@ def _read(path: Path):
             raise UserError(f"{path} pickles a Python object ({found[1]}); sdeploy loads checkpoints with "
                             "weights_only=True and refuses arbitrary pickles for safety (they can run code)",
                             _SAVE_HINT) from None
-        reason = "the file is empty" if path.stat().st_size == 0 else f"torch.load failed: {type(err).__name__}"
-        raise UserError(f"{path} is not a PyTorch checkpoint ({reason})",
+        if path.stat().st_size == 0:
+            raise UserError(f"{path} is not a PyTorch checkpoint (the file is empty)", _SAVE_HINT) from None
+        text = str(err).lower()
+        if isinstance(err, EOFError) or any(s in text for s in ("central directory", "unexpected eof", "truncat",
+                                                                "failed reading zip", "ran out of input")):
+            raise UserError(f"{path} is truncated or damaged ({path.stat().st_size} bytes; torch.load: "
+                            f"{str(err).splitlines()[0][:120]})", "copy the checkpoint again, whole") from None
+        raise UserError(f"{path} is not a PyTorch checkpoint (torch.load failed: {type(err).__name__})",
                         "give a file written by torch.save: an sdeploy checkpoint or a state_dict") from None
 
 
@@ -136,6 +143,13 @@ def _ours(obj: dict, path: Path, name: str | None) -> tuple[dict, dict]:
     if name is not None and name != meta["model"]:
         raise UserError(f"{path} holds {meta['model']}, not {name}", "omit the model name: the checkpoint has it")
     meta.setdefault("class_names", None)
+    try:
+        meta["input_size"] = parse_size(meta.get("input_size", 224), "input size in its metadata", minimum=1)
+        num_classes = meta.get("num_classes")
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise UserError(f"num_classes in its metadata is {num_classes!r}")
+    except UserError as err:
+        raise UserError(f"{path} is a damaged sdeploy checkpoint: {err.message}", "re-save it from the model") from None
     return meta, state
 
 
@@ -208,7 +222,12 @@ def _load_state(model: nn.Module, state: dict, path: Path, name: str) -> None:
                                     ("shape mismatches", shapes)) if items]
     if problems:
         guess = _infer_v1_name(state)
-        hint = f"it looks like {guess}" if guess and guess != name else "check the model name (see `sdeploy zoo`)"
+        if guess and guess != name:
+            hint = f"it looks like {guess}"
+        elif missing and not unexpected and not shapes:
+            hint = "the file lacks those weights: it is partial or damaged; save the whole model's state_dict"
+        else:
+            hint = "check the model name and --shuffle (see `sdeploy zoo`)"
         raise UserError(f"{path} does not fit {name}: {'; '.join(problems)}", hint)
     model.load_state_dict(state)
 

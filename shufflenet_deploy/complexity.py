@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from .errors import UserError
+from .sizes import as_hw, canonical, size_str, to_json
 from .zoo import configs
 from .zoo.registry import get_spec
 
@@ -38,7 +39,7 @@ class Layer:
 @dataclass
 class Complexity:
     model: str
-    input_size: int
+    input_size: int | tuple[int, int]
     num_classes: int
     options: dict
     layers: list[Layer] = field(default_factory=list)
@@ -72,7 +73,7 @@ class Complexity:
         return {
             "model": self.model,
             "family": spec.family,
-            "input_size": self.input_size,
+            "input_size": to_json(self.input_size),
             "num_classes": self.num_classes,
             "options": dict(self.options),
             "macs_conv": self.macs_conv,
@@ -88,8 +89,9 @@ class Complexity:
 class _Walker:
     """Tracks the running (C, H, W) shape and appends one `Layer` per conv/FC."""
 
-    def __init__(self, channels: int, size: int):
-        self.shape = (channels, size, size)
+    def __init__(self, channels: int, size):
+        h, w = as_hw(size)
+        self.shape = (channels, h, w)
         self.layers: list[Layer] = []
 
     def conv(self, name: str, c_out: int, kernel: int = 1, stride: int = 1, groups: int = 1,
@@ -161,10 +163,11 @@ def _mobilenet_v1(cfg: configs.MobileNetV1Config, walk: _Walker, num_classes: in
 _WALKS = {"shufflenet_v1": _shufflenet_v1, "shufflenet_v2": _shufflenet_v2, "mobilenet_v1": _mobilenet_v1}
 
 
-def count_complexity(name: str, input_size: int = 224, num_classes: int = 1000, **options) -> Complexity:
-    """Per-layer MACs and parameters of zoo model `name` at a square `input_size` input."""
-    if input_size < 1:
-        raise UserError(f"input size must be positive, not {input_size}")
+def count_complexity(name: str, input_size=224, num_classes: int = 1000, **options) -> Complexity:
+    """Per-layer MACs and parameters of zoo model `name` at a square side or (height, width) input."""
+    if min(as_hw(input_size)) < 1:
+        raise UserError(f"input size must be positive, not {size_str(input_size)}")
+    input_size = canonical(input_size)
     spec = get_spec(name)
     cfg = spec.config(**options)
     walk = _Walker(3, input_size)

@@ -15,6 +15,7 @@ from .data.folders import ImageSet, scan_image_folder
 from .errors import UserError
 from .export import verify
 from .manifest import Manifest
+from .sizes import as_hw, canonical, size_str
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt")
 
@@ -23,14 +24,39 @@ def resolve_data(data: Path | str, input_size: int) -> ImageSet:
     if str(data) == "digits":
         from .data.digits import ensure_digits
 
-        return scan_image_folder(ensure_digits(input_size) / "val")
+        return scan_image_folder(ensure_digits(max(as_hw(input_size))) / "val")
     return scan_image_folder(Path(data), what="evaluation folder")
 
 
-def check_classes(image_set: ImageSet, class_names: list[str] | None, what: str) -> None:
-    if class_names is not None and image_set.class_names != list(class_names):
-        raise UserError(f"the evaluation set's classes {image_set.class_names[:5]}... do not match {what}'s "
-                        f"{list(class_names)[:5]}...", "evaluate on a folder with the model's class sub-folders")
+def check_classes(image_set: ImageSet, class_names: list[str] | None, what: str,
+                  num_classes: int | None = None) -> None:
+    """The labelled folder must have the model's classes; without names, at least its number of classes."""
+    if class_names is None:
+        if num_classes is not None and len(image_set.class_names) != num_classes:
+            raise UserError(f"{image_set.root} has {len(image_set.class_names)} class folders, {what} has "
+                            f"{num_classes} outputs", "use a folder with one sub-folder per model class")
+        return
+    if image_set.class_names == list(class_names):
+        return
+    extra = [c for c in image_set.class_names if c not in class_names]
+    missing = [c for c in class_names if c not in image_set.class_names]
+    diff = "; ".join(part for part in (
+        f"extra class folder(s) {', '.join(extra[:5])}" if extra else "",
+        f"missing {', '.join(missing[:5])}" if missing else "",
+        "same classes in another order" if not extra and not missing else "") if part)
+    raise UserError(f"the classes of {image_set.root} do not match {what}'s {len(class_names)} classes: {diff}",
+                    "use a folder with exactly the model's class sub-folders")
+
+
+def run_artifact(path: Path, x: np.ndarray) -> np.ndarray:
+    """Logits of an .onnx or .tflite file; a file the runtime cannot load is a UserError naming it."""
+    try:
+        return verify.run_onnx(path, x) if path.suffix == ".onnx" else verify.run_tflite(path, x)
+    except Exception as err:  # the runtimes raise RuntimeError, ValueError, onnxruntime's own Fail, ...
+        kind = "ONNX" if path.suffix == ".onnx" else "TFLite"
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise UserError(f"{path} cannot be run as a {kind} model ({first})",
+                        "re-export it: the file is damaged or not a model") from None
 
 
 def _manifest_beside(path: Path) -> Manifest:
@@ -56,7 +82,7 @@ def evaluate(artifact: Path, data: Path | str, *, input_size: int | None = None)
         image_set = resolve_data(data, pre.input_size)
         check_classes(image_set, manifest.class_names, str(artifact))
         x = pre.load_batch(image_set.paths)
-        logits = verify.run_onnx(artifact, x) if artifact.suffix == ".onnx" else verify.run_tflite(artifact, x)
+        logits = run_artifact(artifact, x)
         return {"artifact": str(artifact), "data": str(image_set.root), **_scores(logits, image_set)}
     model, pre, meta = _load_checkpoint(artifact, input_size)
     image_set = resolve_data(data, pre.input_size)
@@ -65,10 +91,11 @@ def evaluate(artifact: Path, data: Path | str, *, input_size: int | None = None)
     return {"artifact": str(artifact), "data": str(image_set.root), **_scores(logits, image_set)}
 
 
-def _check_size(requested: int | None, fixed: int, artifact: Path) -> None:
-    if requested is not None and requested != fixed:
-        raise UserError(f"{artifact} was exported for {fixed}x{fixed} inputs, not {requested}x{requested}",
-                        f"drop --input-size or re-export with --input-size {requested}")
+def _check_size(requested, fixed, artifact: Path) -> None:
+    if requested is not None and canonical(requested) != canonical(fixed):
+        (fh, fw), (rh, rw) = as_hw(fixed), as_hw(requested)
+        raise UserError(f"{artifact} was exported for {fh}x{fw} inputs, not {rh}x{rw}",
+                        f"drop --input-size or re-export with --input-size {size_str(requested).replace('x', ',')}")
 
 
 def _load_checkpoint(path: Path, input_size: int | None):
@@ -78,7 +105,7 @@ def _load_checkpoint(path: Path, input_size: int | None):
     model = load_model(None, path)
     meta = model.sdeploy_meta
     pre = Preprocessing.from_dict(meta["preprocessing"])
-    if input_size and input_size != pre.input_size:
+    if input_size is not None and canonical(input_size) != pre.input_size:
         pre = pre.with_input_size(input_size)
     return model, pre, meta
 
@@ -91,6 +118,8 @@ def _evaluate_export(folder: Path, data: Path | str, input_size: int | None) -> 
     from .data.preprocess import Preprocessing
 
     manifest = Manifest.load(folder)
+    for art in manifest.artifacts():
+        art.check_unchanged()
     _check_size(input_size, manifest.input_size, folder)
     pre = Preprocessing.from_dict(manifest.preprocessing)
     image_set = resolve_data(data, pre.input_size)
@@ -115,7 +144,7 @@ def accuracy_table(folder: Path, artifacts: dict, x: np.ndarray, labels, referen
         rows.append({"artifact": "pytorch", **verify.accuracy(reference, labels)})
     for name, art in artifacts.items():
         path = folder / art["file"]
-        logits = verify.run_onnx(path, x) if art["format"] == "onnx" else verify.run_tflite(path, x)
+        logits = run_artifact(path, x)
         if reference is None:
             reference = logits
         row = {"artifact": name, **verify.accuracy(logits, labels)}

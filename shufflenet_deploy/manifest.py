@@ -20,18 +20,11 @@ from typing import Any
 
 from .errors import UserError
 from .fileio import sha256
+from .sizes import canonical, size_str
 
 SCHEMA = "sdeploy-export/1"
 DEFAULT_SIZE = 224
 DEFAULT_CLASSES = 1000
-
-
-def size_str(input_size) -> str:
-    """224 -> "224"; (480, 640) -> "480x640"; a square (h, h) -> "h"."""
-    if isinstance(input_size, (list, tuple)):
-        h, w = (int(v) for v in input_size)
-        return str(h) if h == w else f"{h}x{w}"
-    return str(int(input_size))
 
 
 def model_key(name: str, input_size=DEFAULT_SIZE) -> str:
@@ -114,8 +107,8 @@ class Manifest:
 
     @property
     def input_size(self):
-        size = self.data["input_size"]
-        return tuple(size) if isinstance(size, list) else int(size)
+        """int (square) or (height, width)."""
+        return canonical(self.data["input_size"])
 
     @property
     def num_classes(self) -> int:

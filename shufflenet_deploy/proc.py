@@ -61,16 +61,28 @@ def run(
 
 def _run_group(args, *, timeout: float, input: bytes | None, **popen) -> subprocess.CompletedProcess:
     """subprocess.run in a session of its own, so a timeout kills the whole process group (a wrapper script's
-    children too), not just the direct child."""
+    children too), not just the direct child. An interrupt of sdeploy itself (Ctrl-C, SIGTERM: both reach only
+    sdeploy, the child is in another session) kills the group too before it propagates: a child left running would
+    keep a CPU busy and write into folders sdeploy is about to remove."""
     with subprocess.Popen(args, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                           start_new_session=True, **popen) as child:
         try:
             out, err = child.communicate(input, timeout=timeout)
         except subprocess.TimeoutExpired:
-            try:
-                os.killpg(child.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            child.communicate()
+            _kill_group(child)
+            raise
+        except BaseException:
+            _kill_group(child)
             raise
         return subprocess.CompletedProcess(args, child.returncode, out, err)
+
+
+def _kill_group(child: subprocess.Popen) -> None:
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        child.communicate(timeout=30)
+    except (subprocess.TimeoutExpired, ValueError):  # ValueError: pipes already closed mid-communicate
+        child.wait(timeout=30)

@@ -27,6 +27,7 @@ import sys
 import time
 
 SCHEMA = "sdeploy-runner/1"
+MAX_THREADS = 256
 PIP_HINT = "pip install ai-edge-litert"
 
 
@@ -335,6 +336,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if (args.model is None) == (args.many is None):
         parser.error("pass one MODEL or --many LIST.json")
+    if not 1 <= args.threads <= MAX_THREADS:  # XNNPACK would build that pool: 100000 hung for minutes
+        parser.error(f"--threads must be 1..{MAX_THREADS}, not {args.threads}")
 
     # Interpreters log to stdout on some builds: keep the real stdout for the one JSON line.
     sys.stdout.flush()

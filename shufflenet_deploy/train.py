@@ -11,6 +11,7 @@ can; two runs with the same seed give the same curve on the same machine.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +45,33 @@ class TrainConfig:
     @property
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else 0.5 * self.batch / 1024
+
+    def check(self) -> None:
+        """Refuse what would crash or silently mislead, before any image is read or a step is taken."""
+        from .sizes import MIN_SIDE, parse
+
+        for name, value in (("--epochs", self.epochs), ("--batch", self.batch)):
+            if not isinstance(value, int) or value < 1:
+                raise UserError(f"{name} must be a positive integer, not {value}", f"e.g. {name} 30")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise UserError(f"--max-steps must be at least 1, not {self.max_steps}")
+        if self.lr is not None and not self.lr > 0:
+            raise UserError(f"--lr must be positive, not {self.lr}", "drop --lr to use the paper's, scaled")
+        if not 0 <= self.label_smoothing < 1:
+            raise UserError(f"--label-smoothing must be in [0, 1), not {self.label_smoothing}")
+        if not isinstance(parse(self.input_size, minimum=MIN_SIDE), int):
+            raise UserError(f"--input-size {self.input_size}: training takes a square size", "e.g. --input-size 64")
+        self.input_size = parse(self.input_size)
+        out = Path(self.output)
+        if out.is_dir():
+            raise UserError(f"-o {out} is a folder; training writes one checkpoint file",
+                            f"name a file, e.g. -o {out / (self.model + '.pt')}")
+        parent = out.resolve().parent
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise UserError(f"cannot write the checkpoint {out}: {parent} is not a writable folder",
+                            "choose another -o")
 
 
 def load_split(image_set: ImageSet, pre) -> tuple[np.ndarray, np.ndarray]:
@@ -112,11 +140,16 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] = lambda state: Non
     from .data.preprocess import Preprocessing
     from .zoo.registry import create_model, get_spec
 
+    cfg.check()
     torch.manual_seed(cfg.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     rng = np.random.default_rng(cfg.seed)
     spec = get_spec(cfg.model)
     train_set, val_set, dataset = _datasets(cfg)
+    if len(train_set.class_names) < 2:
+        raise UserError(f"the training data has {len(train_set.class_names)} class "
+                        f"({', '.join(train_set.class_names) or 'none'}): a classifier needs at least two",
+                        "give an ImageFolder tree with one sub-folder per class")
     pre = spec.default_preprocessing().with_input_size(cfg.input_size)
     pre = Preprocessing(**{**pre.to_dict(), "resize": cfg.input_size})  # small images: resize, no crop
     x_train, y_train = load_split(train_set, pre)

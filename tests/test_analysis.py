@@ -435,3 +435,25 @@ def test_predict_cli_uses_the_stored_predictor(tmp_path, capsys, monkeypatch):
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["predicted_ms"] > 0 and out["paths"]["regression"] > 0
+
+
+@pytest.mark.slow
+def test_sweep_takes_a_users_export_folder_and_checkpoint(tmp_path):
+    """A user's own variants are swept like zoo names: an export folder as it is, a checkpoint exported at a size."""
+    from shufflenet_deploy.analysis.export_cache import export_cached
+    from shufflenet_deploy.analysis.sweep import run_sweep
+    from shufflenet_deploy.checkpoints import load_model, save_checkpoint
+
+    folder = export_cached(TINY[0], 32, ("fp32", "int8"), options={"num_classes": 10})
+    model = load_model(TINY[1], num_classes=10)
+    ckpt = save_checkpoint(tmp_path / "my_g8.pt", model, {**model.sdeploy_meta, "input_size": 32})
+    doc = run_sweep("local", models=[str(folder), str(ckpt)], precisions=("fp32",), input_sizes=(32,),
+                    outdir=tmp_path / "sweep", runs=5, op_runs=3, op_rounds=1)
+    keys = {r.key for r in doc.results}
+    assert keys == {f"{TINY[0]}@32", "my_g8@32"} and not doc.skipped
+    assert doc.models["my_g8@32"]["model"] == TINY[1] and doc.models["my_g8@32"]["source"] == str(ckpt)
+    assert doc.models[f"{TINY[0]}@32"]["export"] == str(folder)
+    assert all(doc.models[k]["precisions"]["fp32"]["ops"] for k in keys)
+    assert cli_main(["report", str(tmp_path / "sweep"), "-o", str(tmp_path / "r")]) == 0
+    rows = {r["model"]: r for r in read_csv(tmp_path / "r" / "models.csv")}
+    assert set(rows) == keys and int(rows["my_g8@32"]["macs"]) == doc.models["my_g8@32"]["macs_total"]

@@ -90,7 +90,7 @@ def test_no_private_name_is_used_outside_its_module():
 
 def test_no_machine_paths_in_the_project():
     """Every fixture the tests read is carried in the repo; no file names a folder outside the clone."""
-    forbidden = ("/wo" + "rk/", "shared/" + "reference")
+    forbidden = ("/wo" + "rk/main", "/wo" + "rk/shared", "/wo" + "rk/.", "shared/" + "reference")
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
                            text=True, check=True).stdout.split("\n")
     hits = []

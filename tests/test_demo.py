@@ -26,6 +26,17 @@ def test_demo_exports_and_benchmarks_the_bundled_model(tmp_path, capsys, bundled
         assert 0 < r["latency_ms"]["p50"] <= r["latency_ms"]["p90"] <= r["latency_ms"]["p99"]
         assert r["artifact"]["sha256"] == manifest["artifacts"][r["precision"]]["sha256"]
     assert "p50" in out and "shufflenet_v1_g3_0.5x" in out
+    # the gap, in the demo's own output: MACs, GMAC/s, % of this machine's measured peak, int8 vs fp32 and why
+    for r in results.values():
+        assert r["macs"] == manifest["macs"]["total"]
+        assert r["gmacs_per_s"] == pytest.approx(r["macs"] / (r["latency_ms"]["p50"] * 1e-3) / 1e9, rel=1e-12)
+        assert r["peak_fraction"] == pytest.approx(r["gmacs_per_s"] / r["peak_gmacs"]) and r["peak_gmacs"] > 0
+        assert r["device_facts"]["isa"] and r["device_facts"]["clusters"] and r["op_times"]["ops"]
+    assert "GMAC/s" in out and "% of the measured fp32 peak" in out and "% of the measured int8 peak" in out
+    assert "int8 ran" in out and ("dot product" in out or "dot-product" in out)
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "Where the FLOPs go vs where the time goes: shufflenet_v1_g3_0.5x@64 fp32" in md
+    assert "Where the FLOPs go vs where the time goes: shufflenet_v1_g3_0.5x@64 int8" in md
 
     # the bench result of this 64-px, 10-class export reaches the report with the manifest's MACs (3.0 M, not the
     # 37.6 M of the zoo model at 224 px / 1000 classes), and GMAC/s = those MACs / the median

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 from ..export.pipeline import ExportFailed
 from ..fileio import sha256, write_json
+from ..sizes import as_hw, canonical, size_str, to_json
 
 Progress = Callable[[str], None]
 # the export code a plain (not lowered) export depends on: edits to lower.py do not invalidate its cache
@@ -59,9 +58,9 @@ def tool_versions() -> dict:
 
 def export_key(name: str, input_size: int, precisions: tuple[str, ...], options: dict | None = None,
                checkpoint: Path | None = None, calib_count: int = 32, lowered: bool = False) -> str:
-    data = {"model": name, "options": options or {}, "input_size": input_size, "precisions": sorted(precisions),
+    data = {"model": name, "options": options or {}, "input_size": to_json(input_size), "precisions": sorted(precisions),
             "lowered": lowered,
-            "checkpoint": sha256(Path(checkpoint)) if checkpoint else None, "calib": f"digits-{input_size}",
+            "checkpoint": sha256(Path(checkpoint)) if checkpoint else None, "calib": f"digits-{size_str(input_size)}",
             "calib_count": calib_count, "tools": tool_versions(),
             "export_code": _code_hash(None if lowered else PLAIN_EXPORT_FILES)}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
@@ -71,10 +70,11 @@ def export_folder(name: str, input_size: int, precisions: tuple[str, ...], optio
                   checkpoint: Path | None = None, calib_count: int = 32, lowered: bool = False) -> Path:
     """Where export_cached keeps (or would keep) this export."""
     key = export_key(name, input_size, precisions, options, checkpoint, calib_count, lowered)
-    return cache_root() / "sweep-exports" / f"{name}@{input_size}{'-lowered' if lowered else ''}-{key}"
+    label = name or Path(checkpoint).stem  # a user's checkpoint: the model is named inside it
+    return cache_root() / "sweep-exports" / f"{label}@{size_str(input_size)}{'-lowered' if lowered else ''}-{key}"
 
 
-def export_cached(name: str, input_size: int, precisions: tuple[str, ...], progress: Progress = lambda m: None,
+def export_cached(name: str | None, input_size, precisions: tuple[str, ...], progress: Progress = lambda m: None,
                   options: dict | None = None, checkpoint: Path | None = None, calib_count: int = 32,
                   lowered: bool = False) -> Path:
     """The export folder (manifest.json + model_<p>.tflite) for this model, exporting it on a cache miss.
@@ -84,6 +84,7 @@ def export_cached(name: str, input_size: int, precisions: tuple[str, ...], progr
     """
     from ..export.pipeline import ExportRequest, export
 
+    input_size = canonical(input_size)
     folder = export_folder(name, input_size, precisions, options, checkpoint, calib_count, lowered)
     if (folder / "manifest.json").exists():
         return folder
@@ -97,51 +98,16 @@ def export_cached(name: str, input_size: int, precisions: tuple[str, ...], progr
     if "int8" in precisions:
         from ..data.digits import ensure_digits
 
-        progress(f"{name}: rendering calibration digits at {input_size}px")
-        calib = ensure_digits(input_size) / "calib"
+        progress(f"{name}: rendering calibration digits at {size_str(input_size)}px")
+        calib = ensure_digits(max(as_hw(input_size))) / "calib"
     folder.parent.mkdir(parents=True, exist_ok=True)
     try:
         export(ExportRequest(model=name, checkpoint=checkpoint, input_size=input_size, precisions=tuple(precisions),
                              calib=calib, calib_count=calib_count, verify_count=8, outdir=folder, force=True,
                              model_options=dict(options or {}), optimize=lowered),
-               progress=lambda m: progress(f"{name}@{input_size}: {m}"))
+               progress=lambda m: progress(f"{name}@{size_str(input_size)}: {m}"))
     except ExportFailed as err:  # the pipeline kept its report (and log) in `folder`
         log = str(err.log) if err.log and Path(err.log).exists() else None
-        write_json(failed, {"error": err.message, "model": name, "input_size": input_size, "log": log})
+        write_json(failed, {"error": err.message, "model": name, "input_size": to_json(input_size), "log": log})
         raise ExportFailed(err.message, f"see {log}" if log else err.hint, report=err.report, log=err.log) from None
     return folder
-
-
-def export_fp32_hw(name: str, hw: tuple[int, int], progress: Progress = lambda m: None) -> Path:
-    """fp32 .tflite of zoo model `name` at a non-square (h, w) input, synthetic weights/inputs (cached).
-
-    Bypasses the export pipeline (square inputs only): onnx_export.export_onnx + tflite_convert.convert.
-    """
-    import numpy as np
-
-    from ..checkpoints import load_model
-    from ..export import onnx_export, tflite_convert
-
-    h, w = hw
-    data = {"model": name, "hw": [h, w], "tools": tool_versions(),
-            "export_code": _code_hash(("onnx_export.py", "tflite_convert.py", "onnx2tf_worker.py"))}
-    key = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-    folder = cache_root() / "hw-exports" / f"{name}@{h}x{w}-{key}"
-    final = folder / "model_fp32.tflite"
-    if final.exists():
-        return final
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".work-", dir=folder))
-    try:
-        progress(f"{name}@{h}x{w}: exporting ONNX")
-        model = load_model(name)
-        onnx_export.export_onnx(model, (h, w), tmp / "model.onnx")
-        progress(f"{name}@{h}x{w}: converting with onnx2tf")
-        samples = np.random.default_rng(0).uniform(0, 1, (4, 64, 64, 3)).astype(np.float32)
-        result = tflite_convert.convert(tmp / "model.onnx", tmp / "work", precisions=["fp32"], calibration_nhwc=None,
-                                        sample_images_nhwc01=samples, log=folder / "conversion.log")
-        shutil.move(result["files"]["fp32"], final.with_suffix(".tmp"))
-        final.with_suffix(".tmp").replace(final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final

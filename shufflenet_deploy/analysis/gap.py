@@ -16,6 +16,7 @@ import numpy as np
 
 from ..bench.results import BenchResult, ResultsDocument, read_document
 from ..errors import UserError
+from ..sizes import size_str
 from ..tflite.ops import GROUPS, shares
 
 REFERENCE = "shufflenet_v1_g3_1.0x"
@@ -87,9 +88,23 @@ def macs_of(doc: ResultsDocument, result: BenchResult) -> int | None:
 
 
 def peak_for(doc: ResultsDocument, device: str, precision: str, threads: int) -> float | None:
-    from .peak import peak_gmacs
+    from ..bench.peak import peak_gmacs
 
     return peak_gmacs([p for p in doc.peak if p["device"] == device], precision, threads)
+
+
+def ops_of(doc: ResultsDocument, result: BenchResult) -> tuple[list[dict], str | None]:
+    """A result's per-op times: the sweep's entry for its key, else its own `sdeploy bench --op-profile` ones."""
+    data = (doc.models.get(result.key, {}).get("precisions", {}).get(result.precision)) or result.op_times or {}
+    return data.get("ops") or [], data.get("op_method")
+
+
+def macs_by_group(ops: list[dict]) -> dict[str, int]:
+    """Where the MACs go, from the graph's own ops (what a bench result of any .tflite has)."""
+    out = {g: 0 for g in GROUPS}
+    for o in ops:
+        out[o.get("group") or "other"] += int(o.get("macs") or 0)
+    return out
 
 
 def model_rows(doc: ResultsDocument, evaluation: list[dict] | None = None) -> list[dict]:
@@ -105,16 +120,15 @@ def model_rows(doc: ResultsDocument, evaluation: list[dict] | None = None) -> li
         bench_p50 = (r.latency_ms or {}).get("p50")
         lat = doc.latency(r)
         gmacs = macs / (lat * 1e-3) / 1e9 if macs and lat else None
-        peak = peak_for(doc, r.device, precision, r.threads)
-        ops = (entry.get("precisions", {}).get(precision) or {}).get("ops") or []
+        peak = peak_for(doc, r.device, precision, r.threads) or r.peak_gmacs
+        ops = ops_of(doc, r)[0]
         group_ms = {g: sum(o["time_ms"] for o in ops if o.get("group") == g and o.get("time_ms") is not None)
                     for g in GROUPS}
         op_sum = sum(group_ms.values()) if ops else None
         pred = errors.get((key, precision))
-        size = entry.get("input_size") or info.get("input_size")
+        size = entry.get("input_size") or info.get("input_size") or key.partition("@")[2] or None
         row = {"device": r.device, "model": key, "family": entry.get("model") or info.get("name") or r.model,
-               "input_size": size if size is not None else (int(key.partition("@")[2]) if
-                                                            key.partition("@")[2].isdigit() else None),
+               "input_size": size_str(size) if size else None,  # "224", "480x640"
                "precision": precision, "threads": r.threads, "macs": macs, "latency_ms": lat,
                "latency_source": "interleaved" if lat != bench_p50 else "sweep", "sweep_p50_ms": bench_p50,
                "gmacs": gmacs, "peak_gmacs": peak, "pct_of_peak": 100 * gmacs / peak if gmacs and peak else None,
@@ -154,9 +168,9 @@ def exponents(rows: list[dict]) -> list[dict]:
     return out
 
 
-def main_size(rows: list[dict]) -> int:
+def main_size(rows: list[dict]) -> str:
     sizes = [r["input_size"] for r in rows]
-    return max(set(sizes), key=sizes.count) if sizes else 224
+    return max(set(sizes), key=sizes.count) if sizes else "224"
 
 
 def speedup_table(rows: list[dict]) -> list[dict]:
@@ -201,9 +215,13 @@ def speedup_table(rows: list[dict]) -> list[dict]:
 
 def flops_vs_time(doc: ResultsDocument, key: str | None = None, precision: str = "fp32") -> dict | None:
     """Where the FLOPs go (complexity.py per layer, grouped) vs where the time goes (per-op time shares)."""
-    candidates = [key] if key else [REFERENCE] + sorted(doc.models)
+    own = {r.key: r for r in doc.results if r.precision == precision and r.op_times}
+    candidates = [key] if key else [REFERENCE] + sorted(doc.models) + sorted(own)
     for k in candidates:
         entry = doc.models.get(k)
+        if not entry and k in own:  # a `sdeploy bench --op-profile` result: MACs per group from its own graph
+            ops = own[k].op_times.get("ops") or []
+            entry = {"flops_by_group": macs_by_group(ops), "precisions": {precision: own[k].op_times}}
         if not entry:
             continue
         ops = (entry.get("precisions", {}).get(precision) or {}).get("ops")
@@ -223,6 +241,38 @@ def flops_vs_time(doc: ResultsDocument, key: str | None = None, precision: str =
                 "time_ms": time_ms, "time_share": shares(time_ms),
                 "op_method": (entry["precisions"][precision]).get("op_method")}
     return None
+
+
+def flops_vs_time_each(doc: ResultsDocument) -> list[dict]:
+    """flops_vs_time for every result that carries its own per-op times (`sdeploy bench --op-profile`)."""
+    out = []
+    for r in doc.results:
+        if r.op_times and not doc.models.get(r.key):
+            fvt = flops_vs_time(doc, r.key, r.precision)
+            if fvt:
+                out.append({**fvt, "threads": r.threads})
+    return out
+
+
+def device_lines(doc: ResultsDocument) -> list[str]:
+    """Per device: its CPU facts, and int8 vs fp32 with the ISA fact that explains it (bench/efficiency.py)."""
+    from ..bench.efficiency import int8_vs_fp32
+
+    lines = []
+    for device in doc.devices():
+        results = [r for r in doc.results if r.device == device]
+        facts = next((r.device_facts for r in results if r.device_facts), None)
+        if facts:
+            isa = facts.get("isa") or {}
+            flags = ", ".join(k for k in ("dotprod", "i8mm", "fp16", "sve", "sve2", "bf16", "avx2", "fma",
+                                          "avx512f", "avx512_vnni", "avx_vnni", "amx") if isa.get(k))
+            cores = "; ".join(f"{c.get('role')}: {len(c.get('cpus') or [])}x {c.get('name')}"
+                              for c in facts.get("clusters") or [])
+            lines.append(f"{device}: {facts.get('model') or facts.get('hardware') or '?'} [{cores}]; "
+                         f"ISA: {flags or '-'}")
+        for row in int8_vs_fp32(results, facts):
+            lines.append(f"{device} {row['model_key']} t={row['threads']}: {row['explanation']}")
+    return lines
 
 
 def prediction_summary(evaluation: list[dict]) -> dict:

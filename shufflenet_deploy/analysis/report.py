@@ -33,8 +33,10 @@ def build_report(paths: list[Path], outdir: Path, *, allow_mixed: bool = False, 
     exps = gap.exponents(rows)
     speed = gap.speedup_table(rows)
     fvt = gap.flops_vs_time(doc)
+    each = gap.flops_vs_time_each(doc)
+    fvt = fvt or (each[0] if each else None)
     pred = gap.prediction_summary(evaluation)
-    peaks = list(doc.peak)
+    peaks = list(doc.peak) or _result_peaks(doc)
     devices = docs.devices
     no_peak = [f"{d} {p}" for d in devices for p in sorted({r["precision"] for r in rows if r["device"] == d})
                if not any(r["peak_gmacs"] for r in rows if r["device"] == d and r["precision"] == p)]
@@ -83,7 +85,7 @@ def build_report(paths: list[Path], outdir: Path, *, allow_mixed: bool = False, 
             (outdir / name).write_bytes(png)
             files.append(outdir / name)
 
-    ctx = {"doc": doc, "sources": docs.sources, "rows": rows, "exps": exps, "speed": speed, "fvt": fvt, "pred": pred, "peaks": peaks,
+    ctx = {"doc": doc, "sources": docs.sources, "each": each, "device_lines": gap.device_lines(doc), "rows": rows, "exps": exps, "speed": speed, "fvt": fvt, "pred": pred, "peaks": peaks,
            "no_peak": no_peak, "title": title or f"FLOPs vs speed on {', '.join(devices)}", "plots": plots}
     md = _markdown(ctx)
     (outdir / "report.md").write_text(md)
@@ -91,6 +93,18 @@ def build_report(paths: list[Path], outdir: Path, *, allow_mixed: bool = False, 
     files += [outdir / "report.md", outdir / "report.html"]
     return {"files": files, "summary": {"devices": devices, "rows": len(rows), "exponents": exps,
                                         "within_10pct": pred["within_10pct"], "no_peak": no_peak}}
+
+
+def _result_peaks(doc) -> list[dict]:
+    """The peaks `sdeploy bench` results carry (one per device, precision and threads), for the peak table."""
+    seen = {}
+    for r in doc.results:
+        if r.peak_gmacs:
+            seen[(r.device, r.precision, r.threads)] = {
+                "device": r.device, "precision": r.precision, "threads": r.threads, "macs": None,
+                "kernel": "best of bench/peak.py's kernels (cached per device)", "median_ms": None,
+                "gmacs": r.peak_gmacs}
+    return [seen[k] for k in sorted(seen)]
 
 
 def predictor_evaluation(docs) -> list[dict]:
@@ -324,14 +338,18 @@ def _tables(ctx) -> list[tuple[str, list[str], list[list[str]], str]]:
                                                 else "—" for g in GROUPS],
                   _f(r["op_sum_ms"] / r["latency_ms"] if r["op_sum_ms"] and r["latency_ms"] else None, 2)]
                  for r in rows if r["op_sum_ms"]],
-                "Method: " + (ctx["doc"].sweep.get("op_method") or "—") + ". Shares are of the summed per-op "
+                "Method: " + (ctx["doc"].sweep.get("op_method") or next(
+                    (r.op_times.get("op_method") for r in ctx["doc"].results if r.op_times), None) or "—")
+                + ". Shares are of the summed per-op "
                 "times; the last column compares that sum with the whole-model latency."))
-    if fvt:
+    for one in ([fvt] if fvt and not ctx["each"] else []) + ctx["each"]:
+        fvt = one
         out.append((f"Where the FLOPs go vs where the time goes: {fvt['model']} {fvt['precision']}",
                     ["group", "MACs (M)", "share of MACs", "time (ms)", "share of time"],
                     [[GROUP_LABELS[g], _f(fvt["flops"][g] / 1e6, 2), _f(100 * fvt["flops_share"][g], 1, "%"),
                       _f(fvt["time_ms"][g], 3), _f(100 * fvt["time_share"][g], 1, "%")] for g in GROUPS],
-                    "MACs from complexity.py per layer (conv + FC), grouped like the TFLite ops. \"other\" here: "
+                    "MACs from complexity.py per layer (conv + FC; a bench result's from its TFLite graph's ops), "
+                    "grouped like the TFLite ops. \"other\" here: "
                     + (", ".join(f"{op} {ms:.3f} ms" for op, ms in fvt["other_ops_ms"].items()) or "nothing")
                     + f". {fvt['folded_pads']} zero PADs that XNNPACK folds into the next conv count 0 (timed alone "
                     f"they took {fvt['folded_pads_alone_ms']:.3f} ms)."))
@@ -357,7 +375,7 @@ def _latency_note(ctx) -> str:
 
 
 def _headline(ctx) -> list[str]:
-    lines = []
+    lines = list(ctx["device_lines"])
     for e in ctx["exps"]:
         lines.append(f"{e['precision']}, {e['scope']}: latency ∝ MACs^{e['k']:.2f} (4x fewer MACs -> "
                      f"{e['speedup_per_4x_macs']:.2f}x faster; the paper saw ~2.6x)")

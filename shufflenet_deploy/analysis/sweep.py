@@ -13,12 +13,14 @@ predictor on the finished document is the caller's job (`sdeploy sweep` does it:
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ..bench.results import ResultsDocument, read_document, write_document
 from ..errors import UserError
 from ..manifest import Manifest, model_key
+from ..sizes import to_json
 from .export_cache import cache_root, export_cached, tool_versions
 
 DEFAULT_MODELS = (
@@ -84,7 +86,7 @@ def run_sweep(device: str, *, devices_file: str | None = None, models: list[str]
     options = {"num_classes": num_classes} if num_classes != 1000 else {}
     with backend_for(profile, progress=progress) as backend:
         doc.sweep = {"device": profile.name, "transport": profile.transport, "threads": threads, "runs": runs,
-                     "models": names, "precisions": list(precisions), "input_sizes": list(input_sizes),
+                     "models": names, "precisions": list(precisions), "input_sizes": [to_json(s) for s in input_sizes],
                      "num_classes": num_classes, "tools": tool_versions(), "graph": graph,
                      "op_method": backend.op_method,
                      "calibration": "bundled digits rendered at the input size (content barely matters for "
@@ -95,43 +97,85 @@ def run_sweep(device: str, *, devices_file: str | None = None, models: list[str]
                 save_doc(outdir, doc)
             else:
                 doc.sweep["peak_note"] = "no measured peak: peak kernels need the Linux runner"
-        for size in input_sizes:
-            for name in names:
-                _sweep_model(doc, backend, outdir, name, size, precisions, threads, options, lowered, runs, warmup,
-                             op_runs, op_rounds, progress, on_model_done)
+        for source in sources(names, input_sizes):
+            _sweep_model(doc, backend, outdir, source, precisions, threads, options, lowered, runs, warmup,
+                         op_runs, op_rounds, progress, on_model_done)
         interleaved_pass(doc, backend, threads, tuple(precisions), options, lowered, progress)
     doc.partial = False
     save_doc(outdir, doc)
     return doc
 
 
-def _sweep_model(doc, backend, outdir, name, size, precisions, threads, options, lowered, runs, warmup, op_runs,
+@dataclass(frozen=True)
+class Source:
+    """One model of a sweep: a zoo name at a size, a user's checkpoint at a size, or an export folder as it is."""
+
+    key: str
+    name: str
+    size: object
+    zoo: str | None = None
+    checkpoint: Path | None = None
+    export: Path | None = None
+
+
+def sources(names: list[str], input_sizes) -> list[Source]:
+    """Zoo names (one source per size), checkpoint files (likewise; keyed by the file's stem) and export folders
+    (their own size), in the order given, sizes outermost for the zoo/checkpoint ones."""
+    out = []
+    for entry in names:
+        path = Path(entry)
+        if path.is_dir():
+            m = Manifest.load(path)
+            out.append(Source(m.key, m.model, m.input_size, export=path))
+    for size in input_sizes:
+        for entry in names:
+            path = Path(entry)
+            if path.is_file():
+                out.append(Source(model_key(path.stem, size), path.stem, size, checkpoint=path))
+            elif not path.is_dir():
+                out.append(Source(model_key(entry, size), entry, size, zoo=entry))
+    return out
+
+
+def _manifest(source: Source, precisions, progress, options, lowered) -> Manifest:
+    if source.export is not None:
+        return Manifest.load(source.export)
+    folder = export_cached(source.zoo, source.size, tuple(precisions), progress,
+                           options if source.zoo else {}, checkpoint=source.checkpoint, lowered=lowered)
+    return Manifest.load(folder)
+
+
+def _sweep_model(doc, backend, outdir, source: Source, precisions, threads, options, lowered, runs, warmup, op_runs,
                  op_rounds, progress, on_model_done) -> None:
     from ..bench.harness import bench_artifact
     from ..complexity import count_complexity
     from ..tflite.ops import flops_by_group
     from ..zoo.registry import list_models
 
-    key = model_key(name, size)
+    key, name, size = source.key, source.name, source.size
     todo = [p for p in precisions if not _done(doc, key, p, threads)]
     if not todo:
         progress(f"{key}: done already, skipping")
         return
     doc.skipped = [s for s in doc.skipped if s.get("key") != key]
-    if name not in set(list_models()):
-        _skip(doc, key, name, size, None, "not in the model zoo (see `sdeploy zoo`)", progress)
+    if source.zoo is not None and source.zoo not in set(list_models()):
+        _skip(doc, key, name, size, None, "not in the model zoo (see `sdeploy zoo`), nor a checkpoint file or an "
+              "export folder", progress)
         save_doc(outdir, doc)
         return
     try:
-        manifest = Manifest.load(export_cached(name, size, tuple(precisions), progress, options, lowered=lowered))
+        manifest = _manifest(source, precisions, progress, options, lowered)
     except UserError as err:
         _skip(doc, key, name, size, None, f"export failed: {err.one_line()}", progress)
         save_doc(outdir, doc)
         return
-    cx = count_complexity(name, input_size=size, **{"num_classes": manifest.num_classes, **manifest.options})
+    cx = count_complexity(manifest.model, input_size=manifest.input_size,
+                          **{"num_classes": manifest.num_classes, **manifest.options})
     entry = doc.models.setdefault(key, {"precisions": {}})
-    entry.update(model=name, input_size=size, num_classes=manifest.num_classes, macs_total=manifest.macs,
-                 macs_conv=manifest.macs_conv, params=cx.params, flops_by_group=flops_by_group(cx),
+    entry.update(model=manifest.model, input_size=to_json(manifest.input_size), num_classes=manifest.num_classes,
+                 macs_total=manifest.macs, macs_conv=manifest.macs_conv, params=cx.params,
+                 flops_by_group=flops_by_group(cx), source=str(source.export or source.checkpoint or "zoo"),
+                 export=str(manifest.folder),
                  layers=[{"name": l.name, "kind": l.kind, "macs": l.macs} for l in cx.layers])
     for precision in todo:
         try:
@@ -144,7 +188,7 @@ def _sweep_model(doc, backend, outdir, name, size, precisions, threads, options,
             say(f"whole-model latency ({runs} runs)")
             result = bench_artifact(art.path, backend.profile, threads=[threads], runs=runs, warmup=warmup,
                                     progress=say, backend=backend)[0]
-            result.model, result.precision = key, precision
+            result.model, result.model_key, result.precision = key, key, precision
             say("per-op timings")
             op_data = backend.op_times(art.path, result, cache_root() / "opcut" / art.sha256[:16], threads=threads,
                                        runs=op_runs, rounds=op_rounds, progress=say)
@@ -162,8 +206,8 @@ def _sweep_model(doc, backend, outdir, name, size, precisions, threads, options,
 
 
 def measure_peak(backend, threads: int, progress: Progress = lambda m: None) -> list[dict]:
-    """The device's peak compute (analysis/peak.py kernels), timed side by side in one runner process."""
-    from . import peak
+    """The device's peak compute (bench/peak.py kernels), timed side by side in one runner process."""
+    from ..bench import peak
 
     progress("building the peak-compute kernels")
     files = peak.build_all(cache_root() / "peak")
@@ -193,7 +237,8 @@ def interleaved_pass(doc: ResultsDocument, backend, threads: int, precisions: tu
         data = entry.get("precisions", {}).get(r.precision)
         if not data:
             continue
-        folder = export_cached(entry["model"], entry["input_size"], precisions, progress, options, lowered=lowered)
+        folder = Path(entry["export"]) if entry.get("export") else export_cached(
+            entry["model"], entry["input_size"], precisions, progress, options, lowered=lowered)
         path = folder / data["file"]
         if path.exists():
             files[f"{r.key}|{r.precision}"] = path
@@ -254,4 +299,4 @@ def retime_ops(doc: ResultsDocument, backend, threads: int, progress: Progress, 
 
 def _skip(doc: ResultsDocument, key, name, size, precision, reason, progress) -> None:
     progress(f"skipping {key}{' ' + precision if precision else ''}: {reason}")
-    doc.skipped.append({"key": key, "model": name, "input_size": size, "precision": precision, "reason": reason})
+    doc.skipped.append({"key": key, "model": name, "input_size": to_json(size), "precision": precision, "reason": reason})

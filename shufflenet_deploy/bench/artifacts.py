@@ -80,17 +80,42 @@ def guess_from_name(path: Path, default_precision: str = "fp32") -> ModelArtifac
 
 
 def describe_bare(m: ModelArtifact) -> ModelArtifact:
-    """A .tflite without a manifest: key = its name, MACs counted from its graph (None if it cannot be read)."""
-    m.key = m.model
-    macs = None
-    reason = None
-    try:
-        from ..tflite.ops import model_ops
+    """A .tflite without a manifest: key = its name, MACs counted from its graph. A file that is not a TFLite
+    model is refused here, on this machine, rather than by the device after the push."""
+    from ..tflite.graph import Graph
+    from ..tflite.ops import model_ops
 
-        macs = sum(op.macs for op in model_ops(m.path)) or None
-    except Exception as err:  # an unreadable file fails later, with the runner's own message
-        reason = f"the .tflite graph could not be read ({type(err).__name__})"
-    m.model_info = {"key": m.key, "name": m.model, "input_size": None, "num_classes": None, "options": {},
+    m.key = m.model
+    try:
+        graph = Graph.load(m.path)
+        macs = sum(op.macs for op in model_ops(graph.model)) or None
+        shape = graph.shape(graph.sg.inputs[0])
+    except Exception as err:  # flatbuffers raises struct.error, IndexError, ... on a file that is not one
+        raise UserError(f"{m.path} is not a TFLite model ({type(err).__name__} reading its flatbuffer)",
+                        "pass a .tflite file written by a TFLite converter, or an export folder") from None
+    size = shape[1] if len(shape) == 4 and shape[1] == shape[2] else (shape[1:3] if len(shape) == 4 else None)
+    m.model_info = {"key": m.key, "name": m.model, "input_size": size, "num_classes": None, "options": {},
                     "macs": {"total": macs, "conv": None}, "params": None,
-                    "macs_source": reason or "counted from the .tflite graph (conv + FC ops; no manifest beside it)"}
+                    "macs_source": "counted from the .tflite graph (conv + FC ops; no manifest beside it)"}
     return m
+
+
+def check_input(path: Path, models: list[ModelArtifact]) -> None:
+    """--input must be a float .npy of every model's input shape (with or without the batch axis): checked here,
+    so a wrong file is an input error (exit 2), not a device fault after the push."""
+    import numpy as np
+
+    from ..tflite.graph import Graph
+
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise UserError(f"--input {path} is not a .npy array ({str(err).splitlines()[0][:80]})",
+                        "save the preprocessed NHWC float32 input with numpy.save") from None
+    for m in models:
+        graph = Graph.load(m.path)
+        shape = graph.shape(graph.sg.inputs[0])
+        got = [1, *x.shape] if x.ndim == len(shape) - 1 else list(x.shape)
+        if got != shape:
+            raise UserError(f"--input {path} has shape {list(x.shape)}, {m.path.name} takes {shape} (NHWC)",
+                            "preprocess the input to the model's size, as its manifest says")

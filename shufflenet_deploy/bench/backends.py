@@ -30,6 +30,10 @@ from .importer import result_from_benchmark_model
 from .results import BenchResult
 
 RUNNER = Path(__file__).resolve().parent.parent / "runner.py"
+_FACTS_MARK = "### sdeploy-cpufreq"
+_FACTS_SCRIPT = ("cat /proc/cpuinfo 2>/dev/null; echo '" + _FACTS_MARK + "'; "
+                 "for f in /sys/devices/system/cpu/cpu[0-9]*/cpufreq/cpuinfo_max_freq; do "
+                 "[ -r \"$f\" ] && echo \"$f $(cat \"$f\")\"; done; true")
 INSTANCE_SPREAD_WARN = 0.10
 Progress = Callable[[str], None]
 
@@ -66,7 +70,7 @@ class Backend:
     """One transport session on one device (see the module docstring)."""
 
     supports_inputs = False  # --input / --save-outputs
-    measures_peak = False  # can run the peak kernels (analysis/peak.py)
+    measures_peak = False  # can run the peak kernels (bench/peak.py)
     op_method = ""
 
     def __init__(self, profile: DeviceProfile, *, timeout: float = 600, progress: Progress | None = None):
@@ -74,6 +78,7 @@ class Backend:
         self.say = progress or (lambda msg: None)
         self._transport = None
         self._pushed: dict[tuple[str, str], str] = {}
+        self._memo: dict[str, object] = {}
 
     # -- session ---------------------------------------------------------------------------------------------
     @property
@@ -146,6 +151,30 @@ class Backend:
 
     def probe_runtime(self) -> tuple[str, str]:
         raise NotImplementedError
+
+    def device_facts(self) -> dict | None:
+        """The device's CPU facts (devices/cpuinfo.py): core names, clusters, the ISA features that decide
+        XNNPACK's kernels. Read the same way on every transport, once per session; None when the device has no
+        /proc/cpuinfo."""
+        from ..devices.cpuinfo import parse_cpuinfo
+
+        if "facts" in self._memo:
+            return self._memo["facts"]
+
+        res = self.guard(lambda: self.transport.run(["sh", "-c", _FACTS_SCRIPT], timeout=min(self.timeout, 60)),
+                         "reading /proc/cpuinfo")
+        text, _, freqs = (res.stdout or "").partition(_FACTS_MARK)
+        self._memo["facts"] = None
+        if not text.strip():
+            return None
+        sysfs = {}
+        for line in freqs.splitlines():
+            path, _, khz = line.strip().rpartition(" ")
+            cpu = path.split("/cpu/cpu")[-1].split("/")[0] if "/cpu/cpu" in path else ""
+            if cpu.isdigit() and khz.isdigit():
+                sysfs[int(cpu)] = {"max_khz": int(khz)}
+        self._memo["facts"] = parse_cpuinfo(text, sysfs=sysfs).to_dict()
+        return self._memo["facts"]
 
     def _attach_model(self, result: BenchResult, m: ModelArtifact) -> BenchResult:
         result.model_key, result.model_info, result.macs = m.key, m.model_info, m.macs

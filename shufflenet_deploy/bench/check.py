@@ -41,6 +41,7 @@ def check_device(profile: DeviceProfile, timeout: float = 30) -> list[Check]:
         arch = res.stdout.strip()
         checks.append(Check("ok", "reachable", f"{profile.transport} {profile.target()}, arch {arch}"))
         checks.append(_cpu_check(sh("nproc 2>/dev/null; cat /proc/cpuinfo 2>/dev/null"), profile))
+        checks.append(_facts_check(backend))
         status, detail = backend.probe_runtime()
         checks.append(Check(status, "runtime", detail))
         checks.append(_governor_check(sh("cat /sys/devices/system/cpu/cpu*/cpufreq/scaling_governor 2>/dev/null")))
@@ -68,6 +69,18 @@ def _cpu_check(text: str, profile: DeviceProfile) -> Check:
     if cpus and cores and max(cpus) >= cores:
         return Check("warn", "cpu", f"{detail}; affinity {profile.affinity} names CPUs the device lacks")
     return Check("ok" if cores else "warn", "cpu", detail)
+
+
+def _facts_check(backend) -> Check:
+    """Core names per cluster and the ISA features that decide XNNPACK's kernels (devices/cpuinfo.py)."""
+    facts = backend.device_facts()
+    if not facts or facts.get("arch") == "unknown":
+        return Check("warn", "cpu facts", "no /proc/cpuinfo the parser recognises: core names and ISA unknown")
+    isa = facts.get("isa") or {}
+    cores = "; ".join(f"{c['role']} {len(c['cpus'])}x {c['name']}" + (f" {c['max_mhz']:.0f} MHz" if c.get("max_mhz")
+                                                                       else "") for c in facts["clusters"])
+    flags = ", ".join(k for k, v in isa.items() if v) or "none of note"
+    return Check("ok", "cpu facts", f"{cores}; ISA: {flags}; {facts.get('int8')}")
 
 
 def _governor_check(text: str) -> Check:

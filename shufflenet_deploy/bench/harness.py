@@ -13,25 +13,37 @@ from typing import Callable
 
 from ..devices.registry import DeviceProfile
 from ..errors import UserError
-from .artifacts import find_models
+from .artifacts import check_input, find_models
 from .backends import BenchInterrupted, backend_for
 from .results import BenchResult
 
 DEFAULT_INSTANCES = 3  # interpreters per measurement on Linux devices (runner.py --instances explains why)
+MAX_THREADS = 256  # XNNPACK builds a thread pool of this size: 100000 hung the runner for minutes
 
 
 def bench_artifact(artifact: Path, profile: DeviceProfile, *, threads: list[int] | None = None, runs: int = 50,
                    warmup: int = 10, min_seconds: float = 0, cooldown_s: float = 0, trials: int = 1,
                    timeout: float = 600, progress: Callable[[str], None] | None = None,
                    input: Path | None = None, save_outputs_dir: Path | None = None,
-                   instances: int = DEFAULT_INSTANCES, backend=None) -> list[BenchResult]:
+                   instances: int = DEFAULT_INSTANCES, backend=None, peak: str = "skip",
+                   op_profile: bool = False) -> list[BenchResult]:
     """Benchmark every TFLite model of `artifact` on `profile` at each thread count, `trials` times each.
 
     Linux devices spread each trial's runs over `instances` interpreters (runner.py --instances: one interpreter
     can sit in a slow mode for its whole life); Android's benchmark_model runs one. Pass an open `backend` to
-    reuse its session (the sweep does: the runner is pushed once); otherwise one is opened and closed here."""
+    reuse its session (the sweep does: the runner is pushed once); otherwise one is opened and closed here.
+
+    Every result carries the device's CPU facts and its MACs-derived gap fields (bench/efficiency.py). `peak`:
+    "auto" measures the device's peak when none is cached for its runtime and thread count, "measure" always
+    re-measures, "skip" uses only a cached one (the sweep measures its own). `op_profile`: per-op times of every
+    row too (bench/op_times.py: single-op models on Linux, benchmark_model's op profile on Android)."""
     models = find_models(artifact)
     threads = list(threads or profile.threads)
+    if max(threads) > MAX_THREADS:
+        raise UserError(f"--threads {max(threads)} is more than any board or phone has cores",
+                        f"use at most {MAX_THREADS} (e.g. the device's core count)")
+    if input is not None:
+        check_input(Path(input), models)
     say = progress or (lambda msg: None)
     own = backend is None
     backend = backend or backend_for(profile, timeout=timeout, progress=say)
@@ -43,6 +55,7 @@ def bench_artifact(artifact: Path, profile: DeviceProfile, *, threads: list[int]
     reports: list[dict] = []
     m = t = None
     try:
+        facts = backend.device_facts()
         first = True
         for m in models:
             for t in threads:
@@ -58,13 +71,52 @@ def bench_artifact(artifact: Path, profile: DeviceProfile, *, threads: list[int]
                                                    save_dir=save_outputs_dir if trial == trials - 1 else None))
                 results.append(backend.result(m, t, reports, runs=runs, warmup=warmup))
                 reports = []
+                if op_profile:
+                    say(f"{m.model} {m.precision} threads={t}: per-op times")
+                    results[-1].op_times = backend.op_times(m.path, results[-1], _opcut_dir(m), threads=t,
+                                                            progress=say)
     except BenchInterrupted as err:
         if reports:  # some trials of the interrupted combination finished
             results.append(backend.result(m, t, reports, runs=runs, warmup=warmup))
         for r in results:
             r.partial = True
         raise BenchInterrupted(err.message, err.hint, results) from None
+    else:
+        _explain(results, facts, backend, peak, say)
     finally:
         if own:
             backend.close()
     return results
+
+
+def _opcut_dir(m) -> Path:
+    from ..data.digits import cache_root
+    from ..fileio import sha256
+
+    return cache_root() / "opcut" / (m.sha256 or sha256(m.path))[:16]
+
+
+def _explain(results: list[BenchResult], facts: dict | None, backend, peak: str, say) -> None:
+    """Device facts, the cluster each run was pinned to, and the gap fields (MACs, GMAC/s, % of peak)."""
+    from ..devices.cpuinfo import cluster_of
+    from . import efficiency
+
+    peaks, missing = {}, None
+    runtime = next((r.runtime for r in results if r.runtime), None)
+    for threads in sorted({r.threads for r in results}):
+        found = [] if peak == "measure" else efficiency.cached_peaks(backend.profile.name, runtime, threads)
+        if not found and peak in ("auto", "measure"):
+            try:
+                found = efficiency.measure_peaks(backend, runtime, threads, say)
+            except UserError as err:
+                missing = f"the peak kernels could not be timed on {backend.profile.name}: {err.one_line()}"
+        elif not found:
+            missing = (f"no peak measured yet for {backend.profile.name} with this runtime and {threads} "
+                       "thread(s): run `sdeploy bench ... --peak`")
+        peaks[threads] = found
+    efficiency.attach(results, peaks, missing)
+    for r in results:
+        r.device_facts = facts
+        r.cores = cluster_of(facts, r.affinity) if facts else None
+        if r.cores == "little":
+            r.warnings.append("pinned to the little cores only: latency is the slow cluster's, not the device's")

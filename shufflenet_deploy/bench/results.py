@@ -5,7 +5,7 @@ view bench.csv) and every reader (report, predict, compare, the sweep resuming) 
 The JSON carries a schema version and every fact needed later (runtime, CPU, thermal/frequency conditions,
 artifact hash, and the model's key and MACs from its export manifest) rather than relying on flags or names.
 
-A sweep's document adds blocks to the same type: `sweep` (what was asked), `peak` (analysis/peak.py records),
+A sweep's document adds blocks to the same type: `sweep` (what was asked), `peak` (bench/peak.py records),
 `models` ({key: {model, input_size, num_classes, macs_total, macs_conv, flops_by_group, layers,
 precisions: {p: {file, sha256, op_method, overhead_ms, ops: [...]}}}}), `skipped` and `interleaved`
 (medians re-measured side by side at the sweep's end: `latency` prefers them).
@@ -70,6 +70,13 @@ class BenchResult:
     model_key: str | None = None  # manifest.model_key: what results are paired and reported by
     model_info: dict[str, Any] | None = None  # Manifest.model_info(): name, input size, classes, options, MACs
     macs: int | None = None  # conv+FC MACs of the measured model (manifest, else counted from the .tflite graph)
+    gmacs_per_s: float | None = None  # macs / p50 (bench/efficiency.py)
+    peak_gmacs: float | None = None  # the device's measured peak for this precision and thread count
+    peak_fraction: float | None = None  # gmacs_per_s / peak_gmacs
+    peak_missing_reason: str | None = None  # why peak_fraction is None
+    device_facts: dict[str, Any] | None = None  # devices/cpuinfo.py: core names, clusters, ISA features
+    cores: str | None = None  # which cluster the affinity pinned: big / little / prime / mixed / all
+    op_times: dict[str, Any] | None = None  # --op-profile: bench/op_times.py {op_method, overhead_ms, ops}
 
     @property
     def key(self) -> str:
@@ -97,6 +104,7 @@ class BenchResult:
         after = (self.conditions or {}).get("after") or {}
         return {
             "device": self.device, "model": self.model, "model_key": self.key, "macs": self.macs,
+            "gmacs_per_s": self.gmacs_per_s, "peak_fraction": self.peak_fraction,
             "precision": self.precision, "threads": self.threads,
             **{f"{k}_ms": lat.get(k) for k in LATENCY_KEYS if k != "median_ci"},
             "median_ci_lo_ms": ci[0], "median_ci_hi_ms": ci[1],

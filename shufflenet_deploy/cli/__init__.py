@@ -7,6 +7,7 @@ code (2 for bad input, 3 for device faults); nothing else is caught.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 import click
@@ -51,14 +52,32 @@ def cli():
     """sdeploy: ShuffleNet from checkpoint to ARM device, with the FLOPs-vs-latency gap measured."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM/SIGHUP, raised where the program is so every `finally` (temp folders, child processes) runs."""
+
+
+def _on_signal(signum, frame):
+    raise Terminated(signum)
+
+
 def main(argv=None) -> int:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _on_signal)
     try:
         return cli.main(args=argv, standalone_mode=False) or 0
     except UserError as err:
         click.echo(f"error: {err.one_line()}", err=True)
         return err.exit_code
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt) as err:
+        cause = err.__context__ if isinstance(err, click.exceptions.Abort) else err
+        if isinstance(cause, Terminated):
+            click.echo(f"terminated by signal {cause.args[0]}; temporary files removed", err=True)
+            return 128 + int(cause.args[0])
+        click.echo("interrupted; temporary files removed", err=True)
         return 130
     except click.ClickException as err:
         err.show()

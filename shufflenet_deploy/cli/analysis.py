@@ -9,13 +9,13 @@ from ..errors import UserError
 from .common import comma_list, print_json, stdout
 
 
-def _sizes(value: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(v) for v in comma_list(value))
-    except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) < 16:
-        raise UserError(f"bad --input-sizes {value!r}", "use comma-separated sizes of at least 16, e.g. 224,160")
+def _sizes(value: str) -> tuple:
+    """--input-sizes 224,160,480x640 -> canonical sizes (a non-square one written HxW)."""
+    from ..sizes import parse
+
+    sizes = tuple(parse(v, "--input-sizes entry") for v in comma_list(value))
+    if not sizes:
+        raise UserError(f"bad --input-sizes {value!r}", "use comma-separated sizes, e.g. 224,160,480x640")
     return sizes
 
 
@@ -30,9 +30,10 @@ def _precisions(value: str) -> tuple[str, ...]:
 @click.command()
 @click.option("--device", "device_name", required=True, help="device profile name (see `sdeploy devices`)")
 @click.option("--devices", "devices_file", type=click.Path(dir_okay=False), help="devices TOML file")
-@click.option("--models", "pattern", help="zoo names or fnmatch patterns, comma-separated (default: the gap set)")
+@click.option("--models", "pattern", help="comma-separated zoo names, fnmatch patterns, checkpoint files or export "
+              "folders (default: the gap set)")
 @click.option("--precision", default="fp32,int8", show_default=True)
-@click.option("--input-sizes", default="224", show_default=True)
+@click.option("--input-sizes", default="224", show_default=True, help="comma-separated; HxW for non-square")
 @click.option("-o", "--out", "outdir", type=click.Path(file_okay=False, path_type=Path), default=Path("sweep"),
               show_default=True, help="results folder (bench.json is appended per model; rerun to resume)")
 @click.option("--runs", type=click.IntRange(1), default=30, show_default=True)
@@ -55,7 +56,8 @@ def sweep(device_name, devices_file, pattern, precision, input_sizes, outdir, ru
     if pattern:
         models = []
         for part in comma_list(pattern):
-            found = list_models(part) if any(c in part for c in "*?[") else [part]
+            found = [part] if Path(part).exists() else (
+                list_models(part) if any(c in part for c in "*?[") else [part])
             if not found:
                 raise UserError(f"--models {part!r} matches no zoo model", "see `sdeploy zoo`")
             models += [m for m in found if m not in models]
@@ -119,7 +121,7 @@ def report(results, outdir, allow_mixed, title):
 @click.command()
 @click.argument("model")
 @click.option("--device", "device_name", required=True)
-@click.option("--input-size", type=click.IntRange(16), default=224, show_default=True)
+@click.option("--input-size", default="224", show_default=True, help="side, or height,width")
 @click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
 @click.option("--predictor", "predictor_file", type=click.Path(dir_okay=False, path_type=Path),
               help="predictor JSON (default: the one the device's last sweep stored in the cache)")
@@ -131,7 +133,10 @@ def predict(model, device_name, input_size, precision, predictor_file, as_json):
     from ..analysis.export_cache import export_cached, export_folder
     from ..zoo.registry import get_spec
 
+    from ..sizes import parse, size_str
+
     get_spec(model)  # unknown names fail here, with a suggestion
+    input_size = parse(input_size)
     predictor = pred_mod.load_predictor(predictor_file or pred_mod.default_path(device_name))
     if predictor.get("device") not in (None, device_name):
         raise UserError(f"the predictor was fitted on {predictor['device']!r}, not {device_name!r}",
@@ -152,14 +157,14 @@ def predict(model, device_name, input_size, precision, predictor_file, as_json):
     measured = next((t["measured_ms"] for t in predictor.get("trained_on", [])
                      if t["key"] == model_key(model, input_size)
                      and t["precision"] == precision), None)
-    result = {"model": model, "device": device_name, "input_size": input_size, "precision": precision,
+    result = {"model": model, "device": device_name, "input_size": list(input_size) if isinstance(input_size, tuple) else input_size, "precision": precision,
               **out, "by_group_ms": by_group, "measured_ms_in_sweep": measured,
               "predictor_within_10pct_loo": predictor.get("within_10pct")}
     if as_json:
         print_json(result)
         return
     corr, paths = out["correction"], out["paths"]
-    stdout.print(f"{model} @ {input_size}px {precision} on {device_name}: predicted "
+    stdout.print(f"{model} @ {size_str(input_size)}px {precision} on {device_name}: predicted "
                  f"{out['predicted_ms']:.3f} ms = {corr['a']:.3f} (in-graph / alone, from {corr['n']} swept models) "
                  f"x Σ ops {out['op_sum_ms']:.3f} ms ({paths['lookup']} ops measured, {paths['regression']} from "
                  f"regressions, {paths['fused']} PADs folded into their conv)")

@@ -48,11 +48,17 @@ def _threads(ctx, param, value):
               help="import a hand-run benchmark_model (or android_harness) output instead of running")
 @click.option("--model", help="model name for --parse")
 @click.option("--precision", help="precision for --parse")
+@click.option("--op-profile", is_flag=True,
+              help="also time every op (single-op models on Linux, benchmark_model's profile on Android)")
+@click.option("--peak/--no-peak", "peak", default=None,
+              help="--peak re-measures the device's peak compute; --no-peak uses only a cached one (default: "
+              "measure it once per device, runtime and thread count, then reuse it)")
 @click.option("--json", "as_json", is_flag=True, help="print the results JSON instead of the table")
 @click.option("-o", "--out", "outdir", type=click.Path(file_okay=False, path_type=Path),
               help="where to write bench.json + bench.csv (default: ARTIFACT's folder/bench-DEVICE)")
 def bench(artifact, device_name, devices_file, threads, runs, warmup, min_seconds, trials, instances, cooldown,
-          timeout, benchmark_binary, input_npy, save_outputs, parse_file, model, precision, as_json, outdir):
+          timeout, benchmark_binary, input_npy, save_outputs, parse_file, model, precision, op_profile, peak, as_json,
+          outdir):
     """Benchmark ARTIFACT (a .tflite file or an export folder with manifest.json) on --device."""
     from ..bench.results import ResultsDocument, write_document
 
@@ -66,8 +72,10 @@ def bench(artifact, device_name, devices_file, threads, runs, warmup, min_second
             click.echo(f"skipped: {line}", err=True)
         outdir = outdir or Path.cwd() / f"bench-{device_name or 'imported'}"
     else:
+        mode = {None: "auto", True: "measure", False: "skip"}[peak]
         results, outdir = _run(artifact, device_name, devices_file, threads, runs, warmup, min_seconds, trials,
-                               instances, cooldown, timeout, benchmark_binary, input_npy, save_outputs, outdir)
+                               instances, cooldown, timeout, benchmark_binary, input_npy, save_outputs, outdir, mode,
+                               op_profile)
     doc = ResultsDocument(results=results)
     json_path, csv_path = write_document(doc, outdir)
     if as_json:
@@ -78,7 +86,7 @@ def bench(artifact, device_name, devices_file, threads, runs, warmup, min_second
 
 
 def _run(artifact, device_name, devices_file, threads, runs, warmup, min_seconds, trials, instances, cooldown,
-         timeout, benchmark_binary, input_npy, save_outputs, outdir):
+         timeout, benchmark_binary, input_npy, save_outputs, outdir, peak="auto", op_profile=False):
     import dataclasses
 
     from rich.console import Console
@@ -87,6 +95,7 @@ def _run(artifact, device_name, devices_file, threads, runs, warmup, min_seconds
     from ..bench.harness import bench_artifact
     from ..bench.results import write_results
     from ..devices.registry import get_device
+    from ..fileio import check_writable
 
     if artifact is None:
         raise UserError("missing ARTIFACT", "pass a .tflite file or an export folder (or --parse FILE)")
@@ -97,6 +106,7 @@ def _run(artifact, device_name, devices_file, threads, runs, warmup, min_seconds
         profile = dataclasses.replace(profile, benchmark_binary=str(benchmark_binary))
     if outdir is None:
         outdir = (artifact if artifact.is_dir() else artifact.parent) / f"bench-{profile.name}"
+    check_writable(outdir, "results folder")  # before the benchmark, not after it
     console = Console(stderr=True)
     with console.status(f"benchmarking on {profile.name}") as status:
         def progress(msg: str) -> None:
@@ -106,7 +116,7 @@ def _run(artifact, device_name, devices_file, threads, runs, warmup, min_seconds
             results = bench_artifact(artifact, profile, threads=threads, runs=runs, warmup=warmup,
                                      min_seconds=min_seconds, cooldown_s=cooldown, trials=trials, timeout=timeout,
                                      progress=progress, input=input_npy, save_outputs_dir=save_outputs,
-                                     instances=instances)
+                                     instances=instances, peak=peak, op_profile=op_profile)
         except BenchInterrupted as err:
             if not err.results:
                 raise
@@ -129,22 +139,55 @@ def _print_table(results) -> None:
     device = results[0].device if results else "?"
     table = Table(title=f"sdeploy bench on {device} (ms)")
     for col in ("model", "precision", "threads", "p50", "p90", "p99", "mean±std", "first", "init", "RSS MB",
-                "runtime", "warnings"):
+                "MACs M", "GMAC/s", "% peak", "runtime", "warnings"):
         table.add_column(col, justify="left" if col in ("model", "precision", "runtime") else "right")
     for r in results:
         lat = r.latency_ms or {}
         runtime = r.runtime or {}
-        table.add_row(r.model, r.precision, str(r.threads), _fmt(lat.get("p50")), _fmt(lat.get("p90")),
+        table.add_row(r.key, r.precision, str(r.threads), _fmt(lat.get("p50")), _fmt(lat.get("p90")),
                       _fmt(lat.get("p99")), f"{_fmt(lat.get('mean'))}±{_fmt(lat.get('std'))}",
                       _fmt(r.first_inference_ms), _fmt(r.init_ms), _fmt(r.peak_rss_mb, 1),
+                      _fmt(r.macs / 1e6 if r.macs else None, 1), _fmt(r.gmacs_per_s, 1),
+                      _fmt(100 * r.peak_fraction if r.peak_fraction is not None else None, 0),
                       f"{runtime.get('name') or '?'} {runtime.get('version') or ''}".strip(),
                       str(len(r.warnings)) + (" (partial)" if r.partial else ""))
     console = Console()
     if not console.is_terminal:
-        console = Console(width=180)
+        console = Console(width=200)
     console.print(table)
+    for line in gap_lines(results):
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
     err_console = Console(stderr=True, soft_wrap=True)
     for r in results:
         for w in r.warnings:
             err_console.print(f"[yellow]warning[/] {r.model} {r.precision} t={r.threads}: {w}",
                                        highlight=False)
+
+
+def gap_lines(results) -> list[str]:
+    """The FLOPs gap in words: the device, each row's efficiency, int8 vs fp32 and why."""
+    from ..bench.efficiency import int8_vs_fp32
+
+    lines = []
+    facts = next((r.device_facts for r in results if r.device_facts), None)
+    if facts:
+        isa = facts.get("isa") or {}
+        flags = ", ".join(k for k in ("dotprod", "i8mm", "fp16", "sve", "sve2", "bf16", "avx2", "fma", "avx512f",
+                                      "avx512_vnni", "avx_vnni", "amx") if isa.get(k))
+        cores = "; ".join(f"{c.get('role')}: {len(c.get('cpus') or [])}x {c.get('name')}"
+                          + (f" @ {c['max_mhz']:.0f} MHz" if c.get("max_mhz") else "")
+                          for c in facts.get("clusters") or [])
+        lines.append(f"device: {facts.get('model') or facts.get('hardware') or '?'} [{cores}]; ISA: {flags or '-'}")
+    for r in results:
+        if r.peak_fraction is not None:
+            lines.append(f"{r.key} {r.precision} t={r.threads}: {r.macs / 1e6:.1f} M MACs in {r.latency_ms['p50']:.3f}"
+                         f" ms = {r.gmacs_per_s:.1f} GMAC/s, {100 * r.peak_fraction:.0f}% of the measured "
+                         f"{r.precision} peak ({r.peak_gmacs:.0f} GMAC/s)")
+        elif r.gmacs_per_s is not None:
+            lines.append(f"{r.key} {r.precision} t={r.threads}: {r.macs / 1e6:.1f} M MACs = {r.gmacs_per_s:.1f} "
+                         f"GMAC/s; % of peak unknown: {r.peak_missing_reason}")
+        else:
+            lines.append(f"{r.key} {r.precision} t={r.threads}: {r.peak_missing_reason}")
+    for row in int8_vs_fp32(results, facts):
+        lines.append(f"{row['model_key']} t={row['threads']}: {row['explanation']}")
+    return lines

@@ -26,6 +26,13 @@ def comma_list(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
+def input_size(value, what: str = "--input-size"):
+    """--input-size SIDE or H,W (also HxW) -> sizes.parse's canonical size (None stays None)."""
+    from ..sizes import parse
+
+    return None if value is None else parse(value, what)
+
+
 def int_list(value: str | None, what: str) -> list[int]:
     try:
         return [int(v) for v in comma_list(value)]

@@ -1,7 +1,9 @@
 """`sdeploy demo` (what `make demo` runs): the main job on the bundled default model.
 
 Exports the bundled trained ShuffleNet v1 g3 0.5x (digits, 64 px) to fp32 and int8 TFLite — calibrated on the
-bundled calibration split, accuracy measured on the val split — then benchmarks both on `local`.
+bundled calibration split, accuracy measured on the val split — then benchmarks both on `local` with per-op times,
+prints the FLOPs gap (MACs, GMAC/s, % of this machine's measured peak, int8 vs fp32 and why) and writes the
+report.
 """
 from __future__ import annotations
 
@@ -27,7 +29,11 @@ def demo(ctx, outdir, checkpoint, runs):
 
     if not Path(checkpoint).exists():
         raise UserError(f"bundled model {checkpoint} is missing", "run `make models` to train it (a few minutes)")
+    from ..analysis.report import build_report
+
     export_dir = outdir / "export"
     ctx.invoke(export, checkpoint=checkpoint, precision="fp32,int8", outdir=export_dir, force=True)
     ctx.invoke(bench, artifact=export_dir, device_name="local", runs=runs, threads=[1],
-               outdir=outdir / "bench-local")
+               outdir=outdir / "bench-local", op_profile=True)
+    build_report([outdir / "bench-local"], outdir / "report", title="The bundled ShuffleNet on this machine")
+    click.echo(f"report (MACs vs time per op, GMAC/s, % of peak, int8 vs fp32): {outdir / 'report' / 'report.html'}")

@@ -1,4 +1,5 @@
-"""`sdeploy devices`: list device profiles; `sdeploy devices check NAME`: probe one device."""
+"""`sdeploy devices`: list device profiles; `sdeploy devices check NAME`: probe one device;
+`sdeploy devices cpuinfo FILE`: what a saved /proc/cpuinfo says about speed (clusters, int8 dot product)."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,7 +7,7 @@ import json
 
 import click
 
-from ..errors import DeviceError
+from ..errors import DeviceError, UserError
 
 devices_option = click.option("--devices", "devices_file", type=click.Path(dir_okay=False),
                               help="devices TOML file (default: $SDEPLOY_DEVICES or ~/.config/sdeploy/devices.toml)")
@@ -60,3 +61,21 @@ def check(ctx, name, devices_file, timeout):
     failed = [c.name for c in checks if c.status == "fail"]
     if failed:
         raise DeviceError(f"{profile.name}: {len(failed)} check(s) failed ({', '.join(failed)})")
+
+
+@devices.command("cpuinfo")
+@click.argument("file")
+@click.option("--json", "as_json", is_flag=True, help="print the facts as JSON")
+def cpuinfo_cmd(file, as_json):
+    """Parse a saved /proc/cpuinfo: core clusters (big.LITTLE), ISA features, and what they mean for int8."""
+    from pathlib import Path
+
+    from ..devices.cpuinfo import format_facts, parse_cpuinfo
+
+    try:
+        text = Path(file).read_bytes().decode("utf-8", errors="replace")
+    except OSError as err:
+        raise UserError(f"cannot read {file}: {err.strerror or err}",
+                        "save one on the device with `cat /proc/cpuinfo > cpuinfo.txt`") from None
+    facts = parse_cpuinfo(text)
+    click.echo(json.dumps(facts.to_dict(), indent=2) if as_json else format_facts(facts))

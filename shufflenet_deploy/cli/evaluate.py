@@ -5,13 +5,13 @@ from pathlib import Path
 
 import click
 
-from .common import print_json, status, stdout
+from .common import input_size as parse_size, print_json, status, stdout
 
 
 @click.command("eval")
 @click.argument("artifact", type=click.Path(path_type=Path))
 @click.option("--data", required=True, help="Labelled ImageFolder tree, or 'digits' (the bundled val split).")
-@click.option("--input-size", type=int, help="Must match a fixed-size artifact; resizes a checkpoint's input.")
+@click.option("--input-size", help="Side or height,width; must match a fixed-size artifact, resizes a checkpoint's.")
 @click.option("--json", "as_json", is_flag=True)
 def eval_cmd(artifact, data, input_size, as_json):
     """Top-1/top-5 accuracy of a checkpoint, an ONNX/TFLite file, or every artifact of an export folder."""
@@ -20,7 +20,7 @@ def eval_cmd(artifact, data, input_size, as_json):
     from ..evaluate import evaluate
 
     with status("evaluating"):
-        result = evaluate(artifact, data, input_size=input_size)
+        result = evaluate(artifact, data, input_size=parse_size(input_size))
     if as_json:
         print_json(result)
         return

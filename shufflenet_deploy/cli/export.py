@@ -5,13 +5,13 @@ from pathlib import Path
 
 import click
 
-from .common import comma_list, print_json, status, stdout
+from .common import comma_list, input_size as parse_size, print_json, status, stdout
 
 
 @click.command()
 @click.argument("model", required=False)
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="Our checkpoint or an official Megvii one.")
-@click.option("--input-size", type=int, help="Square input size (default: the checkpoint's, else 224).")
+@click.option("--input-size", help="Input side, or height,width (e.g. 480,640); default: the checkpoint's, else 224.")
 @click.option("--precision", default="fp32,int8", show_default=True, help="Comma list of fp32, fp16, int8.")
 @click.option("--calib", type=click.Path(path_type=Path), help="Folder (or ImageFolder tree) of calibration images.")
 @click.option("--calib-count", default=100, show_default=True, help="Images used for int8 calibration.")
@@ -32,7 +32,7 @@ def export(model, checkpoint, input_size, precision, calib, calib_count, val, sh
         raise UserError("nothing to export", "name a zoo model (see `sdeploy zoo`) and/or pass --checkpoint")
     options = {"shuffle": shuffle} if shuffle else {}
     name = model or Path(checkpoint).stem
-    request = ExportRequest(model=model, checkpoint=checkpoint, input_size=input_size,
+    request = ExportRequest(model=model, checkpoint=checkpoint, input_size=parse_size(input_size),
                             precisions=tuple(comma_list(precision)), calib=calib, calib_count=calib_count, val=val,
                             outdir=outdir or Path(f"export-{name}"), force=force, model_options=options,
                             optimize=optimize)
@@ -47,7 +47,9 @@ def export(model, checkpoint, input_size, precision, calib, calib_count, val, sh
 def print_summary(manifest: dict, outdir: Path) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{manifest['model']} @ {manifest['input_size']}px -> {outdir}")
+    from ..sizes import size_str
+
+    table = Table(title=f"{manifest['model']} @ {size_str(manifest['input_size'])}px -> {outdir}")
     for col in ("artifact", "size", "ops", "XNNPACK partitions", "vs", "max abs", "cosine", "top-1 agree"):
         table.add_column(col, justify="right" if col not in ("artifact", "vs") else "left")
     for name, art in manifest["artifacts"].items():

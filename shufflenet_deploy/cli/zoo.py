@@ -53,14 +53,16 @@ def zoo(as_json: bool, pattern: str | None):
 
 @click.command()
 @click.argument("model")
-@click.option("--input-size", default=224, show_default=True, type=click.IntRange(min=1), help="Square input side.")
+@click.option("--input-size", default="224", show_default=True, help="Input side, or height,width (e.g. 480,640).")
 @click.option("--num-classes", default=1000, show_default=True, type=click.IntRange(min=1))
 @click.option("--per-layer", is_flag=True, help="Add every conv/FC layer's shapes, MACs and params.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--paper", is_flag=True, help="Compare with the published figure in its convention.")
 def flops(model: str, input_size: int, num_classes: int, per_layer: bool, as_json: bool, paper: bool):
     """Analytic MACs and parameters of MODEL (a zoo name, see `sdeploy zoo`)."""
-    c = count_complexity(model, input_size=input_size, num_classes=num_classes)
+    from ..sizes import as_hw, parse
+
+    c = count_complexity(model, input_size=parse(input_size, minimum=1), num_classes=num_classes)
     if as_json:
         data = c.to_dict() if per_layer else c.summary()
         if paper:
@@ -69,7 +71,8 @@ def flops(model: str, input_size: int, num_classes: int, per_layer: bool, as_jso
         return
     if per_layer:
         _print_layers(c)
-    click.echo(f"{c.model} at {input_size}x{input_size}, {num_classes} classes: "
+    h, w = as_hw(c.input_size)
+    click.echo(f"{c.model} at {h}x{w}, {num_classes} classes: "
                f"{_m(c.macs_conv)} M MACs conv-only, {_m(c.macs_total)} M conv+FC, {_m(c.params)} M params")
     if paper:
         click.echo(_paper_line(c))

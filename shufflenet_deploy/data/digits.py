@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -50,14 +49,37 @@ def render(image8x8: np.ndarray, size: int):
     return Image.fromarray(gray, "L").resize((size, size), Image.BICUBIC).convert("RGB")
 
 
-def write_digits(outdir: Path, size: int = 64) -> Path:
-    """Write the three splits under `outdir` (atomically: a temp folder renamed at the end)."""
+def write_digits(outdir: Path, size: int = 64, *, force: bool = False) -> Path:
+    """Write the three splits under `outdir` (atomically: a temp folder renamed at the end).
+
+    An existing `outdir` is replaced only with `force`, and only if it is a digits folder sdeploy wrote (its
+    README.txt says so): never a user's folder or file."""
     from sklearn.datasets import load_digits
 
-    digits = load_digits()
+    from ..errors import UserError
+    from ..fileio import temp_dir
+    from ..sizes import parse
+
+    if not isinstance(size, int) or isinstance(parse(size, "--size"), tuple):
+        raise UserError(f"--size must be one side in pixels, not {size}", "e.g. --size 64")
     outdir = Path(outdir)
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.tmp-", dir=outdir.parent))
+    if outdir.exists() or outdir.is_symlink():
+        if not outdir.is_dir() or outdir.is_symlink():
+            raise UserError(f"-o {outdir} exists and is not a folder", "choose a new folder's path")
+        ours = "Written by sdeploy" in ((outdir / "README.txt").read_text(errors="replace")
+                                        if (outdir / "README.txt").is_file() else "")
+        if not force:
+            raise UserError(f"-o {outdir} already exists", "pass --force to replace it (only a digits folder "
+                            "sdeploy wrote is replaced) or choose another -o")
+        if not ours:
+            raise UserError(f"-o {outdir} is not a digits folder sdeploy wrote (no README.txt of ours): --force "
+                            "will not replace it", "choose another -o")
+    digits = load_digits()
+    try:
+        outdir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create {outdir.parent}: {err.strerror}", "choose another -o") from None
+    tmp = temp_dir(outdir.parent, outdir.name, "tmp")
     try:
         for split, indices in split_indices(digits.target).items():
             for i in indices:
@@ -70,6 +92,8 @@ def write_digits(outdir: Path, size: int = 64) -> Path:
         if outdir.exists():
             shutil.rmtree(outdir)
         os.replace(tmp, outdir)
+    except OSError as err:
+        raise UserError(f"cannot write {outdir}: {err.strerror}", "choose another -o") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return outdir
@@ -79,5 +103,6 @@ def ensure_digits(size: int = 64) -> Path:
     """The cached digits ImageFolder at `size`, written on first use."""
     root = cache_root() / f"digits-{size}"
     if not (root / "README.txt").exists():
+        shutil.rmtree(root, ignore_errors=True)  # the cache's own folder, never finished
         write_digits(root, size)
     return root

@@ -35,12 +35,18 @@ class ImageSet:
 
 def _check_image(path: Path, min_size: int | None) -> str | None:
     """None if `path` is a readable image at least `min_size` on its short side, else the reason it is not."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            image.verify()
-            size = image.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.verify()
+                size = image.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return "too large to decode safely (a decompression bomb, or a photo far beyond any input size)"
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return "not a readable image"
     if min_size and min(size) < min_size:

@@ -7,6 +7,9 @@ our checkpoints and in every export's manifest.json.
 Order of operations (the torchvision/ImageNet convention, and the one Megvii's released models used):
 decode -> RGB or BGR -> resize the short side to `resize` (bilinear) -> centre crop `input_size`
 -> float32 * `scale` -> (x - mean) / std, per channel, in the model's channel order.
+
+`input_size` is a square side or (height, width) (sizes.py); `resize` is then taken against the longer side, so
+the crop always fits inside the resized image.
 """
 from __future__ import annotations
 
@@ -16,12 +19,14 @@ from typing import Sequence
 
 import numpy as np
 
+from ..sizes import as_hw, canonical, to_json
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
 @dataclass(frozen=True)
 class Preprocessing:
-    input_size: int = 224
+    input_size: int | tuple[int, int] = 224
     resize: int = 256  # short side before the centre crop; equal to input_size means "no crop"
     channel_order: str = "RGB"  # "RGB" or "BGR"
     scale: float = 1.0 / 255.0
@@ -33,24 +38,31 @@ class Preprocessing:
             raise ValueError(f"channel_order must be RGB or BGR, not {self.channel_order!r}")
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        object.__setattr__(self, "input_size", canonical(self.input_size))
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        return as_hw(self.input_size)
 
     @classmethod
-    def imagenet(cls, input_size: int = 224) -> "Preprocessing":
-        return cls(input_size=input_size, resize=round(input_size * 256 / 224))
+    def imagenet(cls, input_size=224) -> "Preprocessing":
+        return cls(input_size=input_size, resize=round(max(as_hw(input_size)) * 256 / 224))
 
     @classmethod
-    def megvii(cls, input_size: int = 224) -> "Preprocessing":
+    def megvii(cls, input_size=224) -> "Preprocessing":
         """Megvii's released ShuffleNet weights: BGR, 0..255, no mean/std."""
-        return cls(input_size=input_size, resize=round(input_size * 256 / 224), channel_order="BGR",
+        return cls(input_size=input_size, resize=round(max(as_hw(input_size)) * 256 / 224), channel_order="BGR",
                    scale=1.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 
-    def with_input_size(self, input_size: int) -> "Preprocessing":
-        ratio = self.resize / self.input_size
-        return Preprocessing(**{**asdict(self), "input_size": input_size, "resize": round(input_size * ratio)})
+    def with_input_size(self, input_size) -> "Preprocessing":
+        ratio = self.resize / max(self.hw)
+        return Preprocessing(**{**asdict(self), "input_size": canonical(input_size),
+                                "resize": round(max(as_hw(input_size)) * ratio)})
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["mean"], d["std"] = list(self.mean), list(self.std)
+        d["input_size"] = to_json(self.input_size)
         return d
 
     @classmethod
@@ -70,8 +82,9 @@ class Preprocessing:
             factor = self.resize / short
             image = image.resize((max(1, round(w * factor)), max(1, round(h * factor))), Image.BILINEAR)
         w, h = image.size
-        left, top = (w - self.input_size) // 2, (h - self.input_size) // 2
-        image = image.crop((left, top, left + self.input_size, top + self.input_size))
+        crop_h, crop_w = self.hw
+        left, top = (w - crop_w) // 2, (h - crop_h) // 2
+        image = image.crop((left, top, left + crop_w, top + crop_h))
         return np.asarray(image, dtype=np.uint8)
 
     def normalize(self, pixels_hwc: np.ndarray) -> np.ndarray:
@@ -95,6 +108,6 @@ class Preprocessing:
     def load_batch(self, paths: Sequence[Path]) -> np.ndarray:
         """Image files -> NCHW float32."""
         if not paths:
-            return np.zeros((0, 3, self.input_size, self.input_size), np.float32)
+            return np.zeros((0, 3, *self.hw), np.float32)
         return np.stack([self.load(p) for p in paths])
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import sys
 import tomllib
 from dataclasses import dataclass, field
@@ -172,7 +173,17 @@ def _make_profile(name: str, values: dict[str, Any], source: str) -> DeviceProfi
     if profile.transport not in TRANSPORTS:
         raise UserError(f"{source}: [devices.{name}] transport must be one of {', '.join(TRANSPORTS)}, "
                         f"got {profile.transport!r}")
+    for key in ("host", "user", "serial"):
+        value = getattr(profile, key)
+        if value is not None and not _SAFE_NAME.match(str(value)):
+            raise UserError(f"{source}: [devices.{name}] {key} {value!r} is not a valid {key} name (it must not "
+                            "start with '-' and may hold only letters, digits and . _ - : @ % [ ])",
+                            f"fix {key} in [devices.{name}]")
     return profile
+
+
+# a host, user or adb serial handed to ssh/adb as an argument: never an option (-oProxyCommand=...), no shell
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.:@%\[\]][A-Za-z0-9_.:@%\[\]-]*$")
 
 
 def load_registry(path: str | Path | None = None) -> dict[str, DeviceProfile]:

@@ -1,6 +1,6 @@
 """A small Keras model -> .tflite bytes, fp32 or full-integer int8 with int8 input/output.
 
-For synthetic models only (the peak-compute kernels in analysis/peak.py, tiny test models): the ShuffleNet
+For synthetic models only (tiny test models and benchmark models; the peak kernels are written without TensorFlow by tflite/build.py): the ShuffleNet
 export itself goes through onnx2tf (tflite_convert.py). Calibration data is uniform noise in [low, high], which
 is fine for timing kernels and for tests that compare runtimes with each other, never for a real model.
 """

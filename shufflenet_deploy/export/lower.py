@@ -138,6 +138,7 @@ def lower_torch(model, input_size: int | tuple[int, int], *, pad_fold: str = "no
     import torch
     from torch import nn
 
+    from ..zoo.layers import ChannelPermutation, ChannelShuffle
     from .shuffle_fold import fold_shufflenet_v2
 
     height, width = (input_size, input_size) if isinstance(input_size, int) else input_size
@@ -152,18 +153,22 @@ def lower_torch(model, input_size: int | tuple[int, int], *, pad_fold: str = "no
         return hook
 
     hooks = [m.register_forward_hook(record(name)) for name, m in deploy.named_modules()
-             if isinstance(m, (nn.AvgPool2d, nn.Conv2d))]
+             if isinstance(m, (nn.AvgPool2d, nn.Conv2d, ChannelShuffle))]
     with torch.no_grad():
         deploy(torch.zeros(1, 3, height, width))
     for h in hooks:
         h.remove()
 
-    report = {"avgpool_to_depthwise": 0, "pad_folded_convs": 0, "shuffles_folded": shuffles_folded}
+    report = {"avgpool_to_depthwise": 0, "pad_folded_convs": 0, "shuffles_folded": shuffles_folded,
+              "shuffles_as_permutation": 0}
     for name, module in list(deploy.named_modules()):
         if name not in shapes:
             continue
         shape = shapes[name]
-        if isinstance(module, nn.AvgPool2d):
+        if isinstance(module, ChannelShuffle):
+            _set(deploy, name, ChannelPermutation(module.permutation(shape[1])))
+            report["shuffles_as_permutation"] += 1
+        elif isinstance(module, nn.AvgPool2d):
             conv = _avgpool_as_conv(module, shape[1])
             if conv is None:
                 continue
@@ -230,7 +235,16 @@ def _set(root, dotted: str, module) -> None:
 
 
 def lower_onnx(path: Path) -> dict:
-    """In place: MaxPool(pads) fed by a Relu -> Pad(zeros, constant pads) + MaxPool(no pads).
+    """In place: residual Add(x, y) of two tensors -> Sum(x, y); MaxPool(pads) fed by a Relu -> Pad(zeros, constant
+    pads) + MaxPool(no pads).
+
+    Sum: onnx2tf 1.29's Add handler has a "rescue guard" that, for a 4-D add, compares the TF (NHWC) output shape
+    with the ONNX (NCHW) one, finds them different and transposes both inputs to NCHW; the next Conv's forced
+    NHWC transposition then runs, but its depthwise test still reads the stale NCHW shape, so a grouped conv whose
+    input is g pixels wide (W == groups) is built as a depthwise conv and the conversion fails ("Dimensions must
+    be equal ... [1,3,3,19200], [120]" for g=3 at 96 px). Sum has no such heuristics (tf.add_n on the tensors as
+    they are); tflite_rewrite.add_n_to_add makes it a plain ADD again. This, not the channel shuffle, was what
+    broke ShuffleNet v1 at every input size whose stage is g pixels wide (the noshuffle variant failed alike).
 
     Exact: the input is non-negative and every window keeps a real element (pads < kernel), so a zero never beats
     the maximum. Why: onnx2tf pads a padded MaxPool with the dtype's minimum (PADV2, -3.4e38). XNNPACK does not
@@ -245,7 +259,14 @@ def lower_onnx(path: Path) -> dict:
     import onnx_graphsurgeon as gs
 
     original = onnx.load(str(path))
-    graph = gs.import_onnx(original)
+    graph = gs.import_onnx(onnx.shape_inference.infer_shapes(original))  # the Add test below needs shapes
+    sums = 0
+    for node in graph.nodes:  # residual adds -> Sum (see the docstring)
+        if node.op == "Add" and len(node.inputs) == 2 and all(
+                isinstance(i, gs.Variable) and i.shape is not None and len(i.shape) == 4
+                and np.dtype(i.dtype) == np.float32 for i in node.inputs):
+            node.op = "Sum"
+            sums += 1
     rewritten = 0
     for node in list(graph.nodes):
         if node.op != "MaxPool" or node.attrs.get("auto_pad", "NOTSET") != "NOTSET" or node.attrs.get("ceil_mode", 0):
@@ -263,13 +284,13 @@ def lower_onnx(path: Path) -> dict:
         node.inputs[0] = padded
         node.attrs["pads"] = [0, 0, 0, 0]
         rewritten += 1
-    if rewritten:
+    if rewritten or sums:
         graph.cleanup().toposort()
         model = gs.export_onnx(graph)
         model.ir_version = original.ir_version  # graphsurgeon writes the newest IR, which onnxruntime may not read
         onnx.checker.check_model(model)
         onnx.save(model, str(path))
-    return {"maxpool_zero_pad": rewritten}
+    return {"maxpool_zero_pad": rewritten, "residual_add_as_sum": sums}
 
 
 def lower_tflite(src: Path, dst: Path, *, shuffle: str = DEFAULT_SHUFFLE) -> dict:
@@ -280,7 +301,8 @@ def lower_tflite(src: Path, dst: Path, *, shuffle: str = DEFAULT_SHUFFLE) -> dic
         raise ValueError(f"shuffle mode {shuffle!r} not in {SHUFFLE_MODES}")
     g = tr.Graph.load(src)
     before = g.histogram()
-    done = {"depthwise": tr.grouped_to_depthwise(g),
+    done = {"add_n_to_add": tr.add_n_to_add(g),
+            "depthwise": tr.grouped_to_depthwise(g),
             "padv2_to_pad": tr.padv2_to_pad(g),
             "data_movement_chains": tr.fold_data_movement(g, shuffle),
             "transpose_into_mean": tr.transpose_into_mean(g),
@@ -291,18 +313,33 @@ def lower_tflite(src: Path, dst: Path, *, shuffle: str = DEFAULT_SHUFFLE) -> dic
             "transposes_before": before.get("TRANSPOSE", 0), "transposes_after": after.get("TRANSPOSE", 0)}
 
 
-def check_plain_export(model) -> None:
-    """--no-optimize (onnx2tf's plain output) cannot convert a ShuffleNet v2: say so before a failed conversion.
+def check_plain_export(model, meta: dict) -> None:
+    """--no-optimize (onnx2tf's plain output) cannot convert some graphs: say so in one line before a conversion
+    that would fail after a minute, naming the default path, which converts them.
 
-    Its `x.chunk(2, dim=1)` exports as Slices with Shape-computed bounds, after which onnx2tf 1.29 loses the
-    channel axis ("input depth not a multiple of filter depth"). Static slices would convert in fp32, but int8
-    would still not run: the padded MaxPool's -3.4e38 lands in the stem's int8 range (scale 1.3e36) and XNNPACK
-    refuses the graph. Both are what the default lowering rewrites away.
+    - ShuffleNet v2: its `x.chunk(2, dim=1)` exports as Slices with Shape-computed bounds, after which onnx2tf 1.29
+      loses the channel axis ("input depth not a multiple of filter depth"). Static slices would convert in fp32,
+      but int8 would still not run: the padded MaxPool's -3.4e38 lands in the stem's int8 range (scale 1.3e36) and
+      XNNPACK refuses the graph. Both are what the default lowering rewrites away.
+    - ShuffleNet v1 at an input size that makes a stage exactly g pixels wide (W/8, W/16 or W/32 == g, e.g. g=3 at
+      96 px, g=8 at 64, 128 or 256): onnx2tf's residual-Add handler leaves its output in NCHW and the next grouped
+      conv's depthwise test then compares the group count with the width (lower_onnx says how; the default path
+      sends those adds as Sum).
     """
+    from ..complexity import count_complexity
     from ..errors import UserError
+    from ..sizes import size_str
     from ..zoo.shufflenet_v2 import ShuffleNetV2
 
     if isinstance(model, ShuffleNetV2):
         raise UserError("ShuffleNet v2 cannot be exported with --no-optimize: onnx2tf 1.29 cannot convert its plain "
                         "graph (the channel split loses the channel axis)",
                         "drop --no-optimize; the default lowered export converts it exactly")
+    cx = count_complexity(meta["model"], input_size=meta["input_size"], num_classes=meta.get("num_classes", 1000),
+                          **meta.get("options", {}))
+    for layer in cx.layers:
+        if layer.kind == "group_conv" and len(layer.in_shape) == 3 and layer.in_shape[2] == layer.groups:
+            raise UserError(f"{meta['model']} at {size_str(meta['input_size'])} px cannot be exported with "
+                            f"--no-optimize: a stage is {layer.groups} px wide, equal to its group count, and "
+                            "onnx2tf 1.29 then builds the grouped convs wrongly",
+                            "drop --no-optimize: the default lowered export converts every input size")

@@ -12,10 +12,10 @@ deterministic smooth synthetic images and the manifest says so.
 from __future__ import annotations
 
 import datetime
+import errno
 import os
 import platform
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +25,8 @@ import numpy as np
 
 from ..data.folders import ImageSet, scan_images
 from ..errors import UserError
-from ..fileio import current_umask, sha256, write_json
+from ..fileio import check_writable, current_umask, remove_stale, sha256, temp_dir, write_json
+from ..sizes import as_hw, canonical, parse as parse_size, to_json
 from . import verify
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -37,7 +38,7 @@ MANIFEST_SCHEMA = "sdeploy-export/1"
 class ExportRequest:
     model: str | None = None
     checkpoint: Path | None = None
-    input_size: int | None = None
+    input_size: int | tuple[int, int] | None = None  # a square side or (height, width); sizes.parse
     precisions: tuple[str, ...] = ("fp32", "int8")
     calib: Path | None = None
     calib_count: int = 100
@@ -65,17 +66,24 @@ def export(req: ExportRequest, progress: Callable[[str], None] = lambda msg: Non
     """Run the whole export; return the manifest (also written to OUTDIR/manifest.json)."""
     precisions = _check_request(req)
     started = time.perf_counter()
+    outdir = Path(req.outdir)
+    for stale in remove_stale(outdir.parent, outdir.name):
+        progress(f"removed {stale.name}, left by an interrupted export")
     progress("loading model")
     model, meta = _load(req)
     if not req.optimize:
         from .lower import check_plain_export
 
-        check_plain_export(model)
+        check_plain_export(model, meta)
     pre = _preprocessing(meta)
+    val = _validation_set(req, meta, pre)  # a class mismatch is found now, not after the conversion
+    if val is not None:
+        from ..evaluate import check_classes
+
+        check_classes(val, meta.get("class_names"), meta["model"], meta.get("num_classes"))
     images = _images(req, meta, pre, precisions, progress)
 
-    outdir = Path(req.outdir)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.tmp-", dir=outdir.parent))
+    tmp = temp_dir(outdir.parent, outdir.name, "tmp")
     try:
         try:
             manifest = _build(req, model, meta, pre, images, precisions, tmp, progress)
@@ -83,11 +91,10 @@ def export(req: ExportRequest, progress: Callable[[str], None] = lambda msg: Non
             if not (tmp / "conversion.log").exists():
                 raise
             report = {"schema": MANIFEST_SCHEMA, "status": "failed", "model": meta["model"],
-                      "input_size": meta["input_size"], "failed": ["convert"], "error": err.message}
+                      "input_size": to_json(meta["input_size"]), "failed": ["convert"], "error": err.message}
             _keep_report(tmp, outdir, report, {}, req.force)
             raise ExportFailed(err.message, f"conversion log kept in {outdir / 'conversion.log'}",
                                report=outdir / "export_report.json", log=outdir / "conversion.log") from None
-        val = _validation_set(req, meta, pre)
         if val is not None:
             progress(f"measuring accuracy on {val.root}")
             manifest["accuracy"] = _accuracy(tmp, manifest, model, pre, val)
@@ -104,6 +111,11 @@ def export(req: ExportRequest, progress: Callable[[str], None] = lambda msg: Non
         write_json(tmp / "manifest.json", manifest)
         _promote(tmp, outdir, req.force)
         return manifest
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT) or _disk_nearly_full(outdir):
+            raise UserError(f"the disk holding {outdir.resolve().parent} is full: the export was not written",
+                            "free some space (an export needs a few times its model's size) and rerun") from None
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -115,21 +127,49 @@ def _check_request(req: ExportRequest) -> list[str]:
     if unknown or not precisions:
         raise UserError(f"unknown precision {unknown[0] if unknown else '(none)'!r}",
                         f"choose from {', '.join(PRECISIONS)}, e.g. --precision fp32,int8")
+    if req.input_size is not None:
+        req.input_size = parse_size(req.input_size)
+    if req.calib_count < 1 or req.verify_count < 1:
+        bad = "--calib-count" if req.calib_count < 1 else "verify_count"
+        raise UserError(f"{bad} must be at least 1", "e.g. --calib-count 100")
+    if "int8" in precisions and req.calib_count < MIN_CALIBRATION:
+        raise UserError(f"--calib-count {req.calib_count} is too few images to calibrate int8 "
+                        f"(at least {MIN_CALIBRATION})", "use --calib-count 100 (the default)")
     outdir = Path(req.outdir)
-    if outdir.exists() and not req.force:
-        raise UserError(f"output folder {outdir} already exists", "pass --force to replace it or choose another -o")
-    parent = outdir.resolve().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise UserError(f"output folder {outdir} cannot be created: {parent} is a file, not a folder",
-                        "choose another -o")
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"output folder {outdir} is not writable ({parent} refuses writes)", "choose another -o")
-    outdir.resolve().parent.mkdir(parents=True, exist_ok=True)
+    _check_outdir(outdir, req.force)
+    check_writable(outdir, "output folder")
+    try:
+        outdir.resolve().parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"output folder {outdir} cannot be created: {err.strerror}", "choose another -o") from None
+    if req.checkpoint is not None and Path(req.checkpoint).is_dir():
+        raise UserError(f"checkpoint {req.checkpoint} is a folder, not a checkpoint file",
+                        "give the .pt/.pth file inside it")
     if req.checkpoint is not None and not Path(req.checkpoint).is_file():
         raise UserError(f"checkpoint {req.checkpoint} does not exist", "check the path")
     return ["onnx"] + [p for p in PRECISIONS if p in precisions]
+
+
+def _disk_nearly_full(outdir: Path) -> bool:
+    """Some writers (numpy's tofile) report a full disk as a short write with no errno."""
+    folder = outdir.resolve().parent
+    while not folder.exists():
+        folder = folder.parent
+    return shutil.disk_usage(folder).free < 64 * 2**20
+
+
+def _check_outdir(outdir: Path, force: bool) -> None:
+    """OUTDIR must not exist, or (with --force) be a folder an earlier export wrote: --force never replaces a
+    user's file, a device node or a folder sdeploy did not make."""
+    if not (outdir.exists() or outdir.is_symlink()):
+        return
+    if not outdir.is_dir() or outdir.is_symlink():
+        raise UserError(f"output {outdir} exists and is not a folder", "choose another -o (a new folder's path)")
+    if not force:
+        raise UserError(f"output folder {outdir} already exists", "pass --force to replace it or choose another -o")
+    if not any((outdir / name).exists() for name in ("manifest.json", "export_report.json")):
+        raise UserError(f"output folder {outdir} was not written by `sdeploy export` (no manifest.json or "
+                        "export_report.json): --force replaces only an earlier export", "choose another -o")
 
 
 def _load(req: ExportRequest):
@@ -138,7 +178,7 @@ def _load(req: ExportRequest):
     model = load_model(req.model, req.checkpoint, **req.model_options)
     meta = dict(model.sdeploy_meta)
     if req.input_size:
-        meta["input_size"] = req.input_size
+        meta["input_size"] = canonical(req.input_size)
     return model, meta
 
 
@@ -168,7 +208,7 @@ def _images(req: ExportRequest, meta: dict, pre, precisions: list[str], progress
                             "pass --calib DIR (a folder of JPEG/PNG images like the deployment's inputs)")
         return _synthetic(pre, req.verify_count, req.seed)
     progress(f"reading images from {folder}")
-    found = scan_images(folder, min_size=pre.input_size, what="calibration folder")
+    found = scan_images(folder, min_size=min(pre.hw), what="calibration folder")
     needed = MIN_CALIBRATION + 5
     if len(found) < needed:
         skipped = f"; {found.skipped_summary()}" if found.skipped else ""
@@ -194,7 +234,7 @@ def _bundled_calibration(meta: dict) -> Path | None:
     if meta.get("dataset") == "digits":
         from ..data.digits import ensure_digits
 
-        return ensure_digits(meta["input_size"]) / "calib"
+        return ensure_digits(max(as_hw(meta["input_size"]))) / "calib"
     return None
 
 
@@ -207,7 +247,7 @@ def _validation_set(req: ExportRequest, meta: dict, pre) -> ImageSet | None:
     if meta.get("dataset") == "digits":
         from ..data.digits import ensure_digits
 
-        return scan_image_folder(ensure_digits(meta["input_size"]) / "val")
+        return scan_image_folder(ensure_digits(max(as_hw(meta["input_size"]))) / "val")
     return None
 
 
@@ -223,11 +263,11 @@ def _accuracy(tmp: Path, manifest: dict, model, pre, val: ImageSet) -> dict:
 def _synthetic(pre, count: int, seed: int) -> Images:
     """Smooth random images (low-frequency noise, like natural images' spectrum) for fp32/fp16 parity only."""
     rng = np.random.default_rng(seed)
-    size = pre.input_size
+    h, w = pre.hw
     coarse = rng.uniform(0, 255, (count, 8, 8, 3)).astype(np.float32)
     from PIL import Image
 
-    pixels = np.stack([np.asarray(Image.fromarray(c.astype(np.uint8)).resize((size, size), Image.BICUBIC)) for c in coarse])
+    pixels = np.stack([np.asarray(Image.fromarray(c.astype(np.uint8)).resize((w, h), Image.BICUBIC)) for c in coarse])
     held_out = np.stack([pre.normalize(p).transpose(2, 0, 1) for p in pixels])
     return Images("synthetic", None, np.ascontiguousarray(held_out), pixels.astype(np.float32) / 255)
 
@@ -287,9 +327,13 @@ def _build(req, model, meta, pre, images: Images, precisions, tmp: Path, progres
         else:
             reference = fp32_logits if fp32_logits is not None else onnx_logits
             parity = verify.compare(reference, logits, reference_name="fp32" if fp32_logits is not None else "onnx")
+        io = tflite_inspect.io_details(final)
+        if precision == "int8" and any(t["dtype"] != "int8" for t in io["inputs"] + io["outputs"]):
+            raise UserError("the int8 conversion produced a model that is not full-integer (float inputs or "
+                            "outputs)", "this is a bug in the conversion: report it with the model name")
         artifacts[precision] = {
             "file": final.name, "format": "tflite", "precision": precision,
-            **tflite_inspect.io_details(final), **tflite_inspect.inspect_tflite(final),
+            **io, **tflite_inspect.inspect_tflite(final),
             "parity": verify.check(parity, verify.THRESHOLDS[precision]).to_dict(),
         }
     timings["verify_s"] = round(time.perf_counter() - t0, 2)
@@ -311,7 +355,7 @@ def _build(req, model, meta, pre, images: Images, precisions, tmp: Path, progres
         "checkpoint": str(req.checkpoint) if req.checkpoint else None,
         "num_classes": meta.get("num_classes"),
         "class_names": meta.get("class_names"),
-        "input_size": meta["input_size"],
+        "input_size": to_json(meta["input_size"]),
         "layout": {"onnx": "NCHW", "tflite": "NHWC"},
         "preprocessing": pre.to_dict(),
         "int8_io": "int8 input and output; quantize inputs with inputs[0].quantization (q = round(x/scale)+zero_point) "
@@ -344,26 +388,31 @@ def _tool_versions() -> dict:
 
 
 def _promote(tmp: Path, outdir: Path, force: bool) -> None:
-    """Rename the verified temp folder onto OUTDIR (replacing an old one only with --force)."""
-    final = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.final-", dir=outdir.parent))
-    os.chmod(final, 0o777 & ~current_umask())  # mkdtemp makes 0700
-    for item in tmp.iterdir():
-        shutil.move(str(item), final / item.name)
-    if outdir.exists() and force:
-        old = outdir.with_name(f".{outdir.name}.old-{os.getpid()}")
-        os.replace(outdir, old)
+    """Rename the verified temp folder onto OUTDIR (replacing an earlier export only with --force)."""
+    final = temp_dir(outdir.parent, outdir.name, "final")
+    old = None
+    try:
+        os.chmod(final, 0o777 & ~current_umask())  # mkdtemp makes 0700
+        for item in tmp.iterdir():
+            shutil.move(str(item), final / item.name)
+        if outdir.exists() and force:
+            _check_outdir(outdir, force)  # still an earlier export (not swapped for a file meanwhile)
+            old = temp_dir(outdir.parent, outdir.name, "old")
+            os.replace(outdir, old / "export")
         os.replace(final, outdir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(final, outdir)
+    finally:
+        shutil.rmtree(final, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _keep_report(tmp: Path, outdir: Path, manifest: dict, failed: dict, force: bool) -> None:
-    report = tmp.parent / f".{outdir.name}.report-{os.getpid()}"
-    report.mkdir()
-    manifest = {**manifest, "status": "failed", "failed": list(failed) or manifest.get("failed", [])}
-    write_json(report / "export_report.json", manifest)
-    if (tmp / "conversion.log").exists():
-        shutil.copy(tmp / "conversion.log", report / "conversion.log")
-    _promote(report, outdir, force)
-    shutil.rmtree(report, ignore_errors=True)
+    report = temp_dir(outdir.parent, outdir.name, "report")
+    try:
+        manifest = {**manifest, "status": "failed", "failed": list(failed) or manifest.get("failed", [])}
+        write_json(report / "export_report.json", manifest)
+        if (tmp / "conversion.log").exists():
+            shutil.copy(tmp / "conversion.log", report / "conversion.log")
+        _promote(report, outdir, force)
+    finally:
+        shutil.rmtree(report, ignore_errors=True)

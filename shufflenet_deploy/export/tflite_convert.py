@@ -1,6 +1,7 @@
 """ONNX -> TFLite fp32/fp16/int8 by driving onnx2tf offline in a child process (see onnx2tf_worker.py)."""
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 import sys
@@ -51,6 +52,9 @@ def convert(onnx_path: Path, workdir: Path, *, precisions: list[str], calibratio
         raise UserError(f"onnx2tf tried to reach the network ({json.loads(attempts_file.read_text())[0]}); "
                         f"the attempt was blocked (log: {log})", "report this: sdeploy must stay offline")
     if proc.returncode != 0 or not result_path.exists():
+        tail = log.read_text(errors="replace")[-20000:] if log.exists() else ""
+        if "No space left on device" in tail or "ENOSPC" in tail:
+            raise OSError(errno.ENOSPC, "No space left on device", str(workdir))
         raise UserError(f"onnx2tf conversion failed with exit code {proc.returncode}",
                         f"see the conversion log {log}")
     return json.loads(result_path.read_text())

@@ -5,10 +5,14 @@ place and returns how many sites it rewrote. Passes only fire on patterns they c
 itself (constant perms and shapes, quantization parameters, fused activations); anything else is left as onnx2tf
 wrote it. `Graph.save` then drops tensors no operator uses any more and empties their buffers.
 
-- `fold_data_movement`: a chain of TRANSPOSE/RESHAPE ops (single-consumer links) is simulated on an index array;
-  when the chain is an identity it is removed, when it is a reshape it becomes one RESHAPE, and when it permutes
-  only the channels of an NHWC tensor as a group shuffle it becomes RESHAPE [1,HW,a,b] -> TRANSPOSE [0,1,3,2] ->
-  RESHAPE (`shuffle="transpose"`) or one GATHER on the channel axis (`shuffle="gather"`).
+- `fold_data_movement`: a chain of TRANSPOSE/RESHAPE/GATHER ops (single-consumer links; a GATHER with constant
+  indices) is simulated on an index array; when the chain is an identity it is removed, when it is a reshape it
+  becomes one RESHAPE, and when it permutes only the channels of an NHWC tensor as a group shuffle it becomes the
+  chosen form (lower.py: "transpose2", "transpose1" or one GATHER). A GATHER is always rewritten: XNNPACK does not
+  take it, and ShuffleNet v1's shuffles reach onnx2tf as a channel Gather (lower.py says why).
+- `add_n_to_add`: ADD_N of two tensors -> ADD, with the RELU that alone reads it fused in (lower.py sends residual
+  adds to onnx2tf as ONNX Sum); in an int8 graph TF's converter leaves ADD_N in float between DEQUANTIZE and
+  QUANTIZE, and the pass makes that one int8 ADD with the QUANTIZE's output parameters.
 - `grouped_to_depthwise`: CONV_2D whose filter has one input channel per group and whose groups equal the input
   channels (onnx2tf's output for a depthwise conv after a channel shuffle) -> DEPTHWISE_CONV_2D (filter
   [O,kh,kw,1] -> [1,kh,kw,O], per-channel quantization axis 0 -> 3).
@@ -28,13 +32,13 @@ import numpy as np
 from ..tflite.graph import BO, TT, Graph, fb
 
 __all__ = ["Graph", "fold_data_movement", "grouped_to_depthwise", "padv2_to_pad", "transpose_into_mean",
-           "split_wide_concats", "MAX_CONCAT_INPUTS"]
+           "split_wide_concats", "add_n_to_add", "MAX_CONCAT_INPUTS"]
 
 
-def _replace_ops(g: Graph, old: list, new: list) -> None:
-    """Put `new` where the first of `old` was, drop the rest of `old` (topological order is kept)."""
+def _replace_ops(g: Graph, old: list, new: list, anchor=None) -> None:
+    """Put `new` where `anchor` (default: the first of `old`) was, drop `old` (topological order is kept)."""
     ops = g.sg.operators
-    at = min(ops.index(o) for o in old)
+    at = ops.index(anchor) if anchor is not None else min(ops.index(o) for o in old)
     ids = {id(o) for o in old}
     kept = [o for o in ops if id(o) not in ids]
     before = sum(1 for o in ops[:at] if id(o) not in ids)
@@ -55,6 +59,11 @@ def _movement_result(g: Graph, chain: list) -> np.ndarray | None:
             if perm is None:
                 return None
             x = x.transpose([int(p) for p in perm])
+        elif g.code(op) == BO.GATHER:
+            index = g.const(op.inputs[1])
+            if index is None or getattr(op.builtinOptions, "batchDims", 0):
+                return None
+            x = np.take(x, index.astype(np.int64), axis=int(op.builtinOptions.axis))
         else:
             x = x.reshape(g.shape(op.outputs[0]))
     return x
@@ -69,7 +78,7 @@ def _group_shuffle(p: np.ndarray) -> tuple[int, int] | None:
 
 
 def fold_data_movement(g: Graph, shuffle: str = "transpose2") -> int:
-    movement = (BO.TRANSPOSE, BO.RESHAPE)
+    movement = (BO.TRANSPOSE, BO.RESHAPE, BO.GATHER)
     producers, consumers, outputs = g.producers(), g.consumers(), g.outputs()
 
     def links(op) -> bool:  # op's output flows into exactly one movement op and nowhere else
@@ -91,7 +100,8 @@ def fold_data_movement(g: Graph, shuffle: str = "transpose2") -> int:
     rewritten = 0
     for chain in chains:
         n_transpose = sum(g.code(o) == BO.TRANSPOSE for o in chain)
-        if n_transpose == 0 and len(chain) == 1:
+        n_gather = sum(g.code(o) == BO.GATHER for o in chain)
+        if n_transpose == 0 and n_gather == 0 and len(chain) == 1:
             continue
         x = _movement_result(g, chain)
         if x is None:
@@ -120,7 +130,7 @@ def fold_data_movement(g: Graph, shuffle: str = "transpose2") -> int:
                 continue
         else:
             continue
-        if len(new) >= len(chain) and sum(g.code(o) == BO.TRANSPOSE for o in new) >= n_transpose:
+        if not n_gather and len(new) >= len(chain) and sum(g.code(o) == BO.TRANSPOSE for o in new) >= n_transpose:
             continue
         _replace_ops(g, chain, new)
         rewritten += 1
@@ -173,6 +183,43 @@ def _reshape(g: Graph, src: int, dst: int, shape) -> object:
     opts = fb.ReshapeOptionsT()
     opts.newShape = np.asarray(shape, np.int32)
     return g.make_op(BO.RESHAPE, [src, shape_t], [dst], options_type=fb.BuiltinOptions.ReshapeOptions, options=opts)
+
+
+# -- pass: ADD_N of two -> ADD (+ RELU fused) ----------------------------------------------------------------
+def add_n_to_add(g: Graph) -> int:
+    producers, consumers, outputs = g.producers(), g.consumers(), g.outputs()
+
+    def only_reader(t: int, code: int):
+        users = consumers[int(t)]
+        return users[0] if int(t) not in outputs and len(users) == 1 and g.code(users[0]) == code else None
+
+    rewritten = 0
+    for op in list(g.sg.operators):
+        if g.code(op) != BO.ADD_N or len(op.inputs) != 2:
+            continue
+        a, b, out = int(op.inputs[0]), int(op.inputs[1]), int(op.outputs[0])
+        drop = [op]
+        deqs = [producers.get(t) for t in (a, b)]
+        quant = only_reader(out, BO.QUANTIZE)
+        if all(d is not None and g.code(d) == BO.DEQUANTIZE and only_reader(d.outputs[0], BO.ADD_N) is op
+               and g.is_int8(d.inputs[0]) for d in deqs) and quant is not None and g.is_int8(quant.outputs[0]):
+            a, b, out = int(deqs[0].inputs[0]), int(deqs[1].inputs[0]), int(quant.outputs[0])
+            drop += [*deqs, quant]
+        elif g.is_int8(a) or g.tensor(a).type != g.tensor(out).type:
+            continue
+        activation = fb.ActivationFunctionType.NONE
+        relu = only_reader(out, BO.RELU)
+        if relu is not None:
+            activation, out = fb.ActivationFunctionType.RELU, int(relu.outputs[0])
+            drop.append(relu)
+        opts = fb.AddOptionsT()
+        opts.fusedActivationFunction = activation
+        add = g.make_op(BO.ADD, [a, b], [out], options_type=fb.BuiltinOptions.AddOptions, options=opts,
+                        version=2 if g.is_int8(a) else 1)
+        _replace_ops(g, drop, [add], anchor=op)  # where ADD_N was: both inputs exist by then
+        producers, consumers = g.producers(), g.consumers()
+        rewritten += 1
+    return rewritten
 
 
 # -- pass: grouped CONV_2D -> DEPTHWISE_CONV_2D -----------------------------------------------------------------

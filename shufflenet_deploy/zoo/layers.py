@@ -24,6 +24,23 @@ class ChannelShuffle(nn.Module):
     def extra_repr(self) -> str:
         return f"groups={self.groups}, convention={self.convention}"
 
+    def permutation(self, channels: int) -> list[int]:
+        """out[:, i] = in[:, perm[i]]: the same shuffle as one explicit channel permutation."""
+        split = (self.groups, channels // self.groups) if self.convention == "paper" else \
+            (channels // self.groups, self.groups)
+        return torch.arange(channels).reshape(split).t().reshape(-1).tolist()
+
+
+class ChannelPermutation(nn.Module):
+    """out[:, i] = in[:, perm[i]] (exports as one ONNX Gather on the channel axis, whatever the spatial size)."""
+
+    def __init__(self, perm: list[int]):
+        super().__init__()
+        self.register_buffer("index", torch.tensor(perm, dtype=torch.long), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.index_select(1, self.index)
+
 
 def conv_bn(c_in: int, c_out: int, kernel: int = 1, stride: int = 1, groups: int = 1, relu: bool = True):
     """[Conv (no bias, padding kernel//2), BN, ReLU?] as a list, so callers keep official module indices."""

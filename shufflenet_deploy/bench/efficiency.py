@@ -1,0 +1,107 @@
+"""The FLOPs gap of every `sdeploy bench` row: MACs, effective GMAC/s, % of the device's measured peak, and why.
+
+- MACs come with the result (its export manifest, or the .tflite graph: bench/artifacts.py); GMAC/s = MACs / p50.
+- The peak is measured on the device, through the same runtime, by bench/peak.py's two kernels per precision, once
+  per device + runtime + threads, and kept in $SDEPLOY_CACHE/peaks/DEVICE.json (`sdeploy bench --peak`
+  re-measures). A row without a peak says why (`peak_missing_reason`).
+- int8 vs fp32: when a model was measured in both, the measured speedup stands beside the one the device's own
+  peak kernels promise (peak int8 / peak fp32), with the ISA fact that explains it (devices/cpuinfo.py).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..fileio import write_json
+from .peak import peak_gmacs, peak_records
+from .results import BenchResult
+
+
+def peak_cache(device: str) -> Path:
+    from ..data.digits import cache_root
+
+    return cache_root() / "peaks" / f"{device}.json"
+
+
+def _runtime_id(runtime: dict | None) -> str:
+    runtime = runtime or {}
+    return f"{runtime.get('name') or '?'} {runtime.get('version') or ''}".strip()
+
+
+def cached_peaks(device: str, runtime: dict | None, threads: int) -> list[dict]:
+    try:
+        records = json.loads(peak_cache(device).read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return []
+    return [r for r in records if isinstance(r, dict) and r.get("runtime") == _runtime_id(runtime)
+            and r.get("threads") == threads]
+
+
+def measure_peaks(backend, runtime: dict | None, threads: int, progress=lambda m: None) -> list[dict]:
+    """Time the peak kernels on the device (one process, interleaved) and cache the records."""
+    from ..data.digits import cache_root
+    from . import peak
+
+    files = peak.build_all(cache_root() / "peak")
+    progress(f"measuring the peak compute of {backend.profile.name} ({threads} thread(s))")
+    ids = {f"{k}|{p}": path for (k, p), path in files.items()}
+    timed = backend.measure_many(ids, threads=threads, runs=10, warmup=3, rounds=4, instances=2)
+    records = peak_records(backend.profile.name, threads,
+                           {tuple(i.split("|")): timed[i].get("median_ms") for i in ids})
+    for r in records:
+        r["runtime"] = _runtime_id(runtime)
+    path = peak_cache(backend.profile.name)
+    try:
+        old = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        old = []
+    keep = [r for r in old if isinstance(r, dict) and (r.get("runtime"), r.get("threads")) != (
+        _runtime_id(runtime), threads)]
+    write_json(path, keep + records)
+    return records
+
+
+def attach(results: list[BenchResult], peaks: dict[int, list[dict]], missing: str | None = None) -> None:
+    """Fill macs-derived fields: gmacs_per_s, peak_gmacs, peak_fraction (or peak_missing_reason)."""
+    for r in results:
+        p50 = (r.latency_ms or {}).get("p50")
+        r.gmacs_per_s = r.macs / (p50 * 1e-3) / 1e9 if r.macs and p50 else None
+        peak = peak_gmacs(peaks.get(r.threads) or [], r.precision, r.threads)
+        r.peak_gmacs = peak
+        if r.gmacs_per_s is None:
+            r.peak_fraction = None
+            r.peak_missing_reason = "MACs unknown: " + ((r.model_info or {}).get("macs_source") or "no manifest")
+        elif peak is None:
+            r.peak_fraction = None
+            r.peak_missing_reason = missing or f"no {r.precision} peak kernel was measured on {r.device}"
+        else:
+            r.peak_fraction = r.gmacs_per_s / peak
+            r.peak_missing_reason = None
+
+
+def int8_vs_fp32(results: list[BenchResult], facts: dict | None = None) -> list[dict]:
+    """One row per (model key, threads) measured in both fp32 and int8: measured and theoretical speedup."""
+    by = {(r.key, r.threads, r.precision): r for r in results}
+    out = []
+    for (key, threads, precision), f32 in sorted(by.items()):
+        i8 = by.get((key, threads, "int8"))
+        if precision != "fp32" or i8 is None:
+            continue
+        a, b = (f32.latency_ms or {}).get("p50"), (i8.latency_ms or {}).get("p50")
+        theory = (i8.peak_gmacs / f32.peak_gmacs) if i8.peak_gmacs and f32.peak_gmacs else None
+        out.append({"model_key": key, "threads": threads, "fp32_ms": a, "int8_ms": b,
+                    "speedup": a / b if a and b else None, "peak_speedup": theory,
+                    "explanation": explain_int8(facts, a / b if a and b else None, theory)})
+    return out
+
+
+def explain_int8(facts: dict | None, measured: float | None, theoretical: float | None) -> str:
+    """Why int8 is (not) faster here: the measured ratio, what the peak kernels promise, and the ISA fact that
+    decides XNNPACK's int8 GEMM kernels (devices/cpuinfo.py's sentence)."""
+    ratio = f"int8 ran {measured:.2f}x the speed of fp32" if measured else "int8 vs fp32 not measured"
+    promise = f" (the device's own peak kernels promise {theoretical:.2f}x)" if theoretical else ""
+    why = (facts or {}).get("int8") or "the device's CPU is unknown (no /proc/cpuinfo), so its ISA cannot say why"
+    if measured and theoretical and measured < 0.5 * theoretical:
+        why += ("; this model gets far less than the kernels promise: its time goes to ops int8 barely speeds up "
+                "(depthwise convs, data movement, small per-group GEMMs; `--op-profile` shows which)")
+    return f"{ratio}{promise}; {why}"
