@@ -179,6 +179,8 @@ def gap_lines(results) -> list[str]:
                           for c in facts.get("clusters") or [])
         lines.append(f"device: {facts.get('model') or facts.get('hardware') or '?'} [{cores}]; ISA: {flags or '-'}")
     for r in results:
+        if r.cores not in (None, "all"):
+            lines.append(f"{r.key} {r.precision} t={r.threads}: pinned to the {r.cores} cores ({r.affinity})")
         if r.peak_fraction is not None:
             lines.append(f"{r.key} {r.precision} t={r.threads}: {r.macs / 1e6:.1f} M MACs in {r.latency_ms['p50']:.3f}"
                          f" ms = {r.gmacs_per_s:.1f} GMAC/s, {100 * r.peak_fraction:.0f}% of the measured "

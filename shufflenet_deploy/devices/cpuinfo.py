@@ -141,9 +141,10 @@ def int8_explanation(facts: CpuFacts) -> str:
         if facts.arch == "arm":
             what = "asimddp + i8mm" if isa["i8mm"] else "asimddp"
         else:
-            what = " + ".join(n for n, k in (("AVX512-VNNI", "avx512_vnni"), ("AVX-VNNI", "avx_vnni")) if isa[k])
-        return (f"int8 dot product ({what}) present: XNNPACK's int8 GEMM can run up to ~4x the fp32 MAC rate "
-                "(its int8 depthwise kernels do not use it)")
+            what = " + ".join(n for n, k in (("AVX512-VNNI", "avx512_vnni"), ("AVX-VNNI", "avx_vnni"),
+                                             ("AMX", "amx")) if isa[k])
+        return (f"int8 dot product ({what}) present: XNNPACK's int8 GEMM runs several times the fp32 MAC rate "
+                "(the peak kernels measure how much; its int8 depthwise kernels do not use it)")
     return ("no int8 dot-product instructions (asimddp / VNNI): XNNPACK's int8 GEMM runs its slower widening "
             "kernels here; do not expect int8 to beat fp32 by much")
 
