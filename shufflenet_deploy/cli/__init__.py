@@ -28,6 +28,7 @@ COMMANDS = {
     "sweep": "analysis:sweep",
     "report": "analysis:report",
     "predict": "analysis:predict",
+    "compare": "compare:compare",
 }
 
 

@@ -1,0 +1,77 @@
+"""`sdeploy compare`: the regression gate on real bench results (split, slowed, mismatched)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from shufflenet_deploy.bench.harness import bench_artifact
+from shufflenet_deploy.bench.results import write_results
+from shufflenet_deploy.cli import main as cli_main
+from shufflenet_deploy.devices.registry import DeviceProfile
+
+
+@pytest.fixture(scope="module")
+def measured(tiny_tflite):
+    """One real local run of a tiny model, 200 runs."""
+    profile = DeviceProfile(name="local", transport="local")
+    return bench_artifact(tiny_tflite("fp32"), profile, runs=200, warmup=10, instances=1)[0]
+
+
+def halves(r):
+    """Two halves of one run, interleaved (even / odd runs), so drift does not split them."""
+    return (dataclasses.replace(r, times_ms=r.times_ms[0::2]), dataclasses.replace(r, times_ms=r.times_ms[1::2]))
+
+
+def test_two_halves_of_one_run_are_the_same(tmp_path, measured, capsys):
+    a, b = halves(measured)
+    write_results([a], tmp_path / "a")
+    write_results([b], tmp_path / "b")
+    assert cli_main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json"]) == 0
+    (pair,) = json.loads(capsys.readouterr().out)["pairs"]
+    assert pair["verdict"] == "same" and pair["ci"][0] <= 1 <= pair["ci"][1]
+
+
+def test_a_copy_slowed_by_20_percent_is_a_regression(tmp_path, measured, capsys):
+    slow = dataclasses.replace(measured, times_ms=[t * 1.2 for t in measured.times_ms])
+    write_results([measured], tmp_path / "base")
+    write_results([slow], tmp_path / "new")
+    summary = tmp_path / "summary.md"
+    code = cli_main(["compare", str(tmp_path / "base"), str(tmp_path / "new"), "--markdown", str(summary)])
+    out = capsys.readouterr().out
+    assert code == 1 and "**regression**" in out and summary.read_text() == out
+    assert "| 1.200 |" in out
+    # the other way round it is faster, and the gate passes
+    assert cli_main(["compare", str(tmp_path / "new"), str(tmp_path / "base"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["pairs"][0]["verdict"] == "faster"
+    # a threshold above the slowdown: slower, not a regression
+    assert cli_main(["compare", str(tmp_path / "base"), str(tmp_path / "new"), "--max-regression", "30",
+                     "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["pairs"][0]["verdict"] == "slower"
+
+
+def test_mismatched_results_are_refused_unless_allowed(tmp_path, measured, capsys):
+    other_device = dataclasses.replace(measured, device="rpi")
+    other_model = dataclasses.replace(measured, model_key="something_else", model="something_else")
+    write_results([measured], tmp_path / "base")
+    write_results([other_device], tmp_path / "dev")
+    write_results([measured, other_model], tmp_path / "more")
+    assert cli_main(["compare", str(tmp_path / "base"), str(tmp_path / "dev")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "different devices" in err[0] and "--allow-mixed" in err[0]
+    assert cli_main(["compare", str(tmp_path / "base"), str(tmp_path / "more")]) == 2
+    assert "no counterpart" in capsys.readouterr().err
+    assert cli_main(["compare", str(tmp_path / "base"), str(tmp_path / "more"), "--allow-mixed", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc["pairs"]) == 1 and "left out" in doc["notes"][0]
+
+
+def test_bootstrap_interval_covers_the_truth():
+    from shufflenet_deploy.bench.compare import ratio_ci
+
+    rng = np.random.default_rng(5)
+    base = rng.lognormal(0, 0.1, 300)
+    ratio, low, high = ratio_ci(list(base), list(base * 1.1))
+    assert ratio == pytest.approx(1.1) and low <= 1.1 <= high and low > 1.0
