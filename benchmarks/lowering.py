@@ -234,8 +234,13 @@ def _ort_quantize(src: Path, dst: Path, calibration: np.ndarray) -> None:
 
 def _manifest_summary(m: dict) -> dict:
     out = {"lowering": m.get("lowering"), "parity": {k: a["parity"] for k, a in m["artifacts"].items()}}
-    if "accuracy" in m:
-        out["accuracy"] = m["accuracy"]
+    if "accuracy" in m:  # its data folder lives in this machine's cache: name it relative to $SDEPLOY_CACHE
+        from shufflenet_deploy.data.digits import cache_root
+
+        data = str(m["accuracy"].get("data", ""))
+        root = str(cache_root())
+        out["accuracy"] = {**m["accuracy"], "data": "$SDEPLOY_CACHE" + data[len(root):] if data.startswith(root)
+                           else data}
     return out
 
 

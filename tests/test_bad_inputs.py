@@ -205,10 +205,15 @@ def test_an_interrupted_export_leaves_no_work_folder_and_no_worker(tmp_path, sig
             "64", "--precision", "fp32", "-o", str(tmp_path / "out")]
     child = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not list(tmp_path.glob(".out.tmp-*/work/spec.json")):  # onnx2tf's worker is starting
+
+    def worker_spec():  # written just before onnx2tf's worker starts (export/tflite_convert.py)
+        specs = [d / "work" / "spec.json" for d in tmp_path.glob(".out.tmp-*")]
+        return next((s for s in specs if s.exists()), None)
+
+    while worker_spec() is None:
         assert child.poll() is None and time.monotonic() < deadline, child.communicate()
         time.sleep(0.1)
-    spec = str(next(tmp_path.glob(".out.tmp-*/work/spec.json")))
+    spec = str(worker_spec())
     time.sleep(1.0)
     child.send_signal(sig)
     out, err = child.communicate(timeout=120)

@@ -257,19 +257,14 @@ def flops_vs_time_each(doc: ResultsDocument) -> list[dict]:
 def device_lines(doc: ResultsDocument) -> list[str]:
     """Per device: its CPU facts, and int8 vs fp32 with the ISA fact that explains it (bench/efficiency.py)."""
     from ..bench.efficiency import int8_vs_fp32
+    from ..devices.cpuinfo import summary
 
     lines = []
     for device in doc.devices():
         results = [r for r in doc.results if r.device == device]
         facts = next((r.device_facts for r in results if r.device_facts), None)
         if facts:
-            isa = facts.get("isa") or {}
-            flags = ", ".join(k for k in ("dotprod", "i8mm", "fp16", "sve", "sve2", "bf16", "avx2", "fma",
-                                          "avx512f", "avx512_vnni", "avx_vnni", "amx") if isa.get(k))
-            cores = "; ".join(f"{c.get('role')}: {len(c.get('cpus') or [])}x {c.get('name')}"
-                              for c in facts.get("clusters") or [])
-            lines.append(f"{device}: {facts.get('model') or facts.get('hardware') or '?'} [{cores}]; "
-                         f"ISA: {flags or '-'}")
+            lines.append(f"{device}: {summary(facts)}")
         for row in int8_vs_fp32(results, facts):
             lines.append(f"{device} {row['model_key']} t={row['threads']}: {row['explanation']}")
     return lines

@@ -207,15 +207,9 @@ def _sweep_model(doc, backend, outdir, source: Source, precisions, threads, opti
 
 def measure_peak(backend, threads: int, progress: Progress = lambda m: None) -> list[dict]:
     """The device's peak compute (bench/peak.py kernels), timed side by side in one runner process."""
-    from ..bench import peak
+    from ..bench.peak import time_kernels
 
-    progress("building the peak-compute kernels")
-    files = peak.build_all(cache_root() / "peak")
-    progress(f"measuring peak compute on {backend.profile.name}")
-    ids = {f"{k}|{p}": path for (k, p), path in files.items()}
-    timed = backend.measure_many(ids, threads=threads, runs=10, warmup=3, rounds=4, instances=2, progress=progress)
-    timings = {tuple(i.split("|")): timed[i].get("median_ms") for i in ids}
-    return peak.peak_records(backend.profile.name, threads, timings)
+    return time_kernels(backend, threads, progress)
 
 
 def interleaved_pass(doc: ResultsDocument, backend, threads: int, precisions: tuple[str, ...], options: dict,

@@ -76,11 +76,9 @@ def _facts_check(backend) -> Check:
     facts = backend.device_facts()
     if not facts or facts.get("arch") == "unknown":
         return Check("warn", "cpu facts", "no /proc/cpuinfo the parser recognises: core names and ISA unknown")
-    isa = facts.get("isa") or {}
-    cores = "; ".join(f"{c['role']} {len(c['cpus'])}x {c['name']}" + (f" {c['max_mhz']:.0f} MHz" if c.get("max_mhz")
-                                                                       else "") for c in facts["clusters"])
-    flags = ", ".join(k for k, v in isa.items() if v) or "none of note"
-    return Check("ok", "cpu facts", f"{cores}; ISA: {flags}; {facts.get('int8')}")
+    from ..devices.cpuinfo import summary
+
+    return Check("ok", "cpu facts", f"{summary(facts)}; {facts.get('int8')}")
 
 
 def _governor_check(text: str) -> Check:

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from ..fileio import write_json
-from .peak import peak_gmacs, peak_records
+from .peak import peak_gmacs, time_kernels
 from .results import BenchResult
 
 
@@ -39,15 +39,7 @@ def cached_peaks(device: str, runtime: dict | None, threads: int) -> list[dict]:
 
 def measure_peaks(backend, runtime: dict | None, threads: int, progress=lambda m: None) -> list[dict]:
     """Time the peak kernels on the device (one process, interleaved) and cache the records."""
-    from ..data.digits import cache_root
-    from . import peak
-
-    files = peak.build_all(cache_root() / "peak")
-    progress(f"measuring the peak compute of {backend.profile.name} ({threads} thread(s))")
-    ids = {f"{k}|{p}": path for (k, p), path in files.items()}
-    timed = backend.measure_many(ids, threads=threads, runs=10, warmup=3, rounds=4, instances=2)
-    records = peak_records(backend.profile.name, threads,
-                           {tuple(i.split("|")): timed[i].get("median_ms") for i in ids})
+    records = time_kernels(backend, threads, progress)
     for r in records:
         r["runtime"] = _runtime_id(runtime)
     path = peak_cache(backend.profile.name)

@@ -40,6 +40,17 @@ def build_all(folder: Path) -> dict[tuple[str, str], Path]:
     return {(k, p): build_kernel(k, p, folder / f"peak_{k}_{p}.tflite") for k in KERNELS for p in PRECISIONS}
 
 
+def time_kernels(backend, threads: int, progress=lambda m: None) -> list[dict]:
+    """Build the kernels (cached) and time them on the backend's device side by side -> `peak` records."""
+    from ..data.digits import cache_root
+
+    files = build_all(cache_root() / "peak")
+    progress(f"measuring the peak compute of {backend.profile.name} ({threads} thread(s))")
+    ids = {f"{k}|{p}": path for (k, p), path in files.items()}
+    timed = backend.measure_many(ids, threads=threads, runs=10, warmup=3, rounds=4, instances=2, progress=progress)
+    return peak_records(backend.profile.name, threads, {tuple(i.split("|")): timed[i].get("median_ms") for i in ids})
+
+
 def peak_records(device: str, threads: int, timings: dict[tuple[str, str], float | None]) -> list[dict]:
     """{(kernel, precision): median ms} -> `peak` records (one per kernel and precision)."""
     out = []

@@ -167,17 +167,12 @@ def _print_table(results) -> None:
 def gap_lines(results) -> list[str]:
     """The FLOPs gap in words: the device, each row's efficiency, int8 vs fp32 and why."""
     from ..bench.efficiency import int8_vs_fp32
+    from ..devices.cpuinfo import summary
 
     lines = []
     facts = next((r.device_facts for r in results if r.device_facts), None)
     if facts:
-        isa = facts.get("isa") or {}
-        flags = ", ".join(k for k in ("dotprod", "i8mm", "fp16", "sve", "sve2", "bf16", "avx2", "fma", "avx512f",
-                                      "avx512_vnni", "avx_vnni", "amx") if isa.get(k))
-        cores = "; ".join(f"{c.get('role')}: {len(c.get('cpus') or [])}x {c.get('name')}"
-                          + (f" @ {c['max_mhz']:.0f} MHz" if c.get("max_mhz") else "")
-                          for c in facts.get("clusters") or [])
-        lines.append(f"device: {facts.get('model') or facts.get('hardware') or '?'} [{cores}]; ISA: {flags or '-'}")
+        lines.append(f"device: {summary(facts)}")
     for r in results:
         if r.cores not in (None, "all"):
             lines.append(f"{r.key} {r.precision} t={r.threads}: pinned to the {r.cores} cores ({r.affinity})")

@@ -256,3 +256,16 @@ def cluster_of(facts: dict | None, cpus: list[int] | None) -> str | None:
         return "all"
     roles = {cl.get("role") for cl in clusters if set(cpus) & set(cl.get("cpus") or [])}
     return roles.pop() if len(roles) == 1 else "mixed"
+
+
+SUMMARY_ISA = ("dotprod", "i8mm", "fp16", "sve", "sve2", "bf16", "avx2", "fma", "avx512f", "avx512_vnni",
+               "avx_vnni", "amx")
+
+
+def summary(facts: dict) -> str:
+    """One line from the JSON facts a result carries: the CPU, its clusters, the ISA features that decide kernels."""
+    cores = "; ".join(f"{c.get('role')}: {len(c.get('cpus') or [])}x {c.get('name')}"
+                      + (f" @ {c['max_mhz']:.0f} MHz" if c.get("max_mhz") else "")
+                      for c in facts.get("clusters") or [])
+    flags = ", ".join(k for k in SUMMARY_ISA if (facts.get("isa") or {}).get(k))
+    return f"{facts.get('model') or facts.get('hardware') or '?'} [{cores}]; ISA: {flags or '-'}"
