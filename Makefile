@@ -7,10 +7,18 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test test-fast sysdeps aarch64-root models constraints clean peers
 
-$(STAMP): pyproject.toml constraints.txt
+ARCH    := $(shell uname -m)
+# Pinned sets: constraints.txt (x86_64, the known-good stack) and constraints-aarch64.txt (the same minus what has
+# no aarch64 wheel; see its header). On aarch64, torch comes from PyTorch's CPU index (PyPI's is the CUDA build).
+CONSTRAINTS := $(if $(filter aarch64,$(ARCH)),constraints-aarch64.txt,constraints.txt)
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+
+# The project's venv: every extra (export, train, test), editable.
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	@if [ "$(ARCH)" = aarch64 ]; then $(BIN)/pip install -q --index-url $(TORCH_INDEX) torch==2.13.0; fi
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[export,train,test]'
 	@touch $(STAMP)
 
 # System packages the real-component tests use: qemu-user (aarch64), sshd + ssh client, the adb client.
@@ -19,16 +27,18 @@ sysdeps:
 	  && command -v ssh >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	  qemu-user-static openssh-server openssh-client adb >/dev/null; }
 
-# An aarch64 Debian userland + the aarch64 LiteRT wheel, for the ARM tier of the tests (cached in .cache/).
+# Two aarch64 Debian userlands + the aarch64 LiteRT wheel, for the ARM tier of the tests (cached in .cache/):
+# bookworm (Python 3.11, .cache/aarch64-root) and trixie (Python 3.13, .cache/aarch64-root-trixie).
+AARCH64_ROOTS := scripts/build_aarch64_root.sh && SDEPLOY_AARCH64_SUITE=trixie scripts/build_aarch64_root.sh
 aarch64-root: sysdeps
-	scripts/build_aarch64_root.sh
+	$(AARCH64_ROOTS)
 
 demo: $(STAMP)
 	$(BIN)/sdeploy demo
 
 # On an x86_64 host the aarch64 tier runs under qemu-user; on an aarch64 host (the arm CI runner) it is moot.
 test: $(STAMP) sysdeps
-	@if [ "$$(uname -m)" = x86_64 ]; then scripts/build_aarch64_root.sh; fi
+	@if [ "$$(uname -m)" = x86_64 ]; then $(AARCH64_ROOTS); fi
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && { echo "no tests collected"; exit 1; }; exit $$rc
 
 test-fast: $(STAMP)
@@ -41,8 +51,10 @@ models: $(STAMP)
 peers:
 	PY=$(PY) scripts/setup_peer_venvs.sh
 
+# Regenerate the pins from a working x86_64 .venv; constraints-aarch64.txt is derived from them (scripts/aarch64_constraints.sh).
 constraints: $(STAMP)
 	{ head -2 constraints.txt; $(BIN)/pip freeze --exclude-editable | sed 's/+cpu$$//' ; } > constraints.tmp && mv constraints.tmp constraints.txt
+	scripts/aarch64_constraints.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -2,6 +2,9 @@
 # Build the aarch64 test target: .cache/aarch64-root/, an arm64 Debian bookworm userland (python3 3.11 only)
 # plus the aarch64 wheels of ai-edge-litert==2.1.0 and its dependencies (numpy 1.26.4, protobuf, ...), all
 # pinned by constraints.txt so the aarch64 side runs the same versions as the x86 .venv.
+# SDEPLOY_AARCH64_SUITE=trixie builds the second target, .cache/aarch64-root-trixie/: Debian trixie (python3
+# 3.13, glibc 2.41, Raspberry Pi OS trixie's Python) with ai-edge-litert==2.1.0's cp313 wheel. numpy 1.26.4 has
+# no cp313 wheel, so there constraints.txt pins everything except numpy and pip picks numpy (2.x).
 #
 # Why this shape:
 #   * Nothing is installed into the host: arm64 .debs are fetched with a private apt config/state dir
@@ -15,23 +18,45 @@
 #     reads the host's x86 text). LiteRT's cpuinfo library picks XNNPACK kernels from that file (CPU part,
 #     Features), so it must agree with qemu's `-cpu`: A76 text under `-cpu cortex-a72` dies with SIGILL
 #     (dot-product kernels). Always run with `-cpu cortex-a76` (scripts/aarch64_exec.sh does).
-#   * Cached: .debs in .cache/aarch64-apt/archives, wheels in .cache/aarch64-wheels; ROOT/.sdeploy-stamp
+#   * Cached: .debs in .cache/aarch64-apt/archives, wheels in .cache/aarch64-wheels (trixie: the same names
+#     with a -trixie suffix, so the suites never share apt state, wheels or locks); ROOT/.sdeploy-stamp
 #     holds a hash of this script + the pins, so a rerun with the same inputs is a no-op. The root is built
 #     in a temp dir and renamed into place, so a half-built root is never visible; a lock serialises builds.
+#   * Keys: the host's /usr/share/keyrings/debian-archive-keyring.gpg (Debian bookworm's package, 2023.3+deb12u2)
+#     already holds the trixie archive and security keys, so both suites verify with it.
 #
-# Usage: scripts/build_aarch64_root.sh [--force | --check]   (env: SDEPLOY_AARCH64_ROOT to build elsewhere)
+# Usage: scripts/build_aarch64_root.sh [--force | --check]
+#   env SDEPLOY_AARCH64_SUITE  bookworm (default) | trixie
+#   env SDEPLOY_AARCH64_ROOT   build the bookworm root elsewhere (SDEPLOY_AARCH64_ROOT_TRIXIE: the trixie one)
 #   --check   exit 0 if the root is built and up to date, 1 otherwise; never builds
 set -eu
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 CACHE="$REPO/.cache"
-ROOT="${SDEPLOY_AARCH64_ROOT:-$CACHE/aarch64-root}"
-APTDIR="$CACHE/aarch64-apt"
-WHEELS="$CACHE/aarch64-wheels"
+SUITE="${SDEPLOY_AARCH64_SUITE:-bookworm}"
+case "$SUITE" in
+    bookworm)   # Python 3.11, glibc 2.36; every wheel pinned by constraints.txt (numpy 1.26.4, as the x86 .venv)
+        ROOT="${SDEPLOY_AARCH64_ROOT:-$CACHE/aarch64-root}"
+        SUFFIX=""
+        PYVER=3.11
+        GLIBC_MINOR=36
+        PIP_PACKAGES="ai-edge-litert==2.1.0 numpy"        # versions of everything come from constraints.txt
+        PIN_NUMPY=1
+        ;;
+    trixie)     # Python 3.13, glibc 2.41; numpy is pip's choice (no cp313 wheel of 1.26.4), the rest pinned
+        ROOT="${SDEPLOY_AARCH64_ROOT_TRIXIE:-$CACHE/aarch64-root-trixie}"
+        SUFFIX="-trixie"
+        PYVER=3.13
+        GLIBC_MINOR=41
+        PIP_PACKAGES="ai-edge-litert==2.1.0 numpy"
+        PIN_NUMPY=0
+        ;;
+    *) echo "SDEPLOY_AARCH64_SUITE must be bookworm or trixie, not '$SUITE'" >&2; exit 2 ;;
+esac
+APTDIR="$CACHE/aarch64-apt$SUFFIX"
+WHEELS="$CACHE/aarch64-wheels$SUFFIX"
 STAMP="$ROOT/.sdeploy-stamp"
 DEBIAN_PACKAGES="python3 libstdc++6 libgcc-s1"   # libstdc++: the LiteRT/numpy wheels link it (manylinux)
-PIP_PACKAGES="ai-edge-litert==2.1.0 numpy"        # versions of everything come from constraints.txt
-SUITE=bookworm
 FORCE=0
 CHECK=0
 case "${1:-}" in
@@ -41,7 +66,7 @@ case "${1:-}" in
     *) echo "usage: $0 [--force | --check]" >&2; exit 2 ;;
 esac
 
-say() { printf "[aarch64-root] %3ss %s\n" "$(( $(date +%s) - START ))" "$*"; }
+say() { printf "[aarch64-root %s] %3ss %s\n" "$SUITE" "$(( $(date +%s) - START ))" "$*"; }
 START=$(date +%s)
 
 # ---- inputs hash: this script, the pins of the wheels we install, the package lists -----------------
@@ -50,7 +75,7 @@ pins() {
     grep -iE '^(ai-edge-litert|numpy|protobuf|flatbuffers|tqdm|typing[-_]extensions|backports[._-]strenum)==' \
         "$CONSTRAINTS" 2>/dev/null || true
 }
-HASH=$( { cat "$0"; pins; echo "$DEBIAN_PACKAGES|$PIP_PACKAGES|$SUITE"; } | sha256sum | cut -d' ' -f1)
+HASH=$( { cat "$0"; pins; echo "$DEBIAN_PACKAGES|$PIP_PACKAGES|$SUITE|$PYVER|$PIN_NUMPY"; } | sha256sum | cut -d' ' -f1)
 
 if [ "$FORCE" = 0 ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ] && command -v qemu-aarch64-static >/dev/null; then
     say "up to date: $ROOT"
@@ -74,7 +99,7 @@ if [ -x "$REPO/.venv/bin/python" ]; then HOSTPY="$REPO/.venv/bin/python"; else H
 "$HOSTPY" -m pip --version >/dev/null 2>&1 || { echo "need pip on the host ($HOSTPY -m pip) to fetch aarch64 wheels" >&2; exit 1; }
 
 mkdir -p "$CACHE"
-exec 9>"$CACHE/aarch64-root.lock"
+exec 9>"$CACHE/aarch64-root$SUFFIX.lock"
 flock 9
 # Someone else may have finished the same build while we waited for the lock.
 if [ "$FORCE" = 0 ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ]; then say "up to date: $ROOT"; exit 0; fi
@@ -129,9 +154,14 @@ apt-get install -y -qq --download-only $DEBIAN_PACKAGES >/dev/null
 
 # ---- aarch64 wheels ---------------------------------------------------------------------------------
 PLATFORMS="--platform manylinux2014_aarch64"
-for minor in $(seq 17 36); do PLATFORMS="$PLATFORMS --platform manylinux_2_${minor}_aarch64"; done  # glibc 2.36
-PIPARGS="$PLATFORMS --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none"
+for minor in $(seq 17 "$GLIBC_MINOR"); do PLATFORMS="$PLATFORMS --platform manylinux_2_${minor}_aarch64"; done
+CP="cp$(echo "$PYVER" | tr -d .)"
+PIPARGS="$PLATFORMS --only-binary=:all: --python-version $PYVER --implementation cp --abi $CP --abi abi3 --abi none"
 mkdir -p "$WHEELS"
+if [ "$PIN_NUMPY" = 0 ]; then   # every pin of constraints.txt except numpy's
+    grep -viE '^numpy==' "$CONSTRAINTS" > "$WHEELS/constraints-no-numpy.txt"
+    CONSTRAINTS="$WHEELS/constraints-no-numpy.txt"
+fi
 say "fetching aarch64 wheels into $WHEELS: $PIP_PACKAGES"
 # shellcheck disable=SC2086
 if ! "$HOSTPY" -m pip download -q --disable-pip-version-check --no-index --find-links "$WHEELS" -d "$WHEELS" \
@@ -151,11 +181,18 @@ while read -r name version arch; do
     dpkg -x "$file" "$NEW"
 done < "$PLAN"
 cp "$PLAN" "$NEW/.sdeploy-packages"
+# trixie's packages are merged-/usr (libc6 ships usr/lib/ld-linux-aarch64.so.1): the /lib, /bin, /sbin links come
+# from base-files, which we do not unpack. Make them, so ELF interpreter lookups (/lib/ld-linux-aarch64.so.1) work.
+if [ ! -e "$NEW/lib" ]; then
+    for dir in bin sbin lib; do
+        [ -d "$NEW/usr/$dir" ] && [ ! -e "$NEW/$dir" ] && ln -s "usr/$dir" "$NEW/$dir"
+    done
+fi
 
 SITE="$NEW/opt/sdeploy-site"
 say "installing wheels into ROOT/opt/sdeploy-site"
 # shellcheck disable=SC2086
-"$HOSTPY" -m pip install -q --disable-pip-version-check --no-index --find-links "$WHEELS" --target "$SITE" \
+"$HOSTPY" -m pip install -q --disable-pip-version-check --no-warn-conflicts --no-index --find-links "$WHEELS" --target "$SITE" \
     $PIPARGS -c "$CONSTRAINTS" $PIP_PACKAGES
 
 # A Cortex-A76 /proc/cpuinfo (4 cores), matching `qemu-aarch64-static -cpu cortex-a76`.
@@ -182,7 +219,7 @@ OUT=$(PYTHONPATH="$SITE" PYTHONNOUSERSITE=1 \
       qemu-aarch64-static -cpu cortex-a76 -L "$NEW" "$NEW/usr/bin/python3" -c \
       "import platform, numpy; from ai_edge_litert.interpreter import Interpreter; print(platform.machine(), platform.python_version(), numpy.__version__)")
 say "root python: $OUT"
-case "$OUT" in aarch64\ 3.11.*) ;; *) echo "smoke test failed: $OUT" >&2; exit 1;; esac
+case "$OUT" in "aarch64 $PYVER".*) ;; *) echo "smoke test failed (want aarch64 Python $PYVER): $OUT" >&2; exit 1;; esac
 
 echo "$HASH" > "$NEW/.sdeploy-stamp"
 rm -rf "$ROOT.old"

@@ -10,12 +10,13 @@
 # digits, 13 typical) and its int8 TFLite lost 1.86 top-1 points (97.0% agreement with fp32): per-layer
 # comparison showed per-tensor activation ranges saturating from stage 3 on for those inputs, and neither 270
 # calibration images nor the unlowered graph helped. With smoothing: int8 99.63% vs fp32 99.26%, 99.6% agreement.
+# The failing recipe is kept too, as the int8-repair test model (`_nosmooth`, see its card).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SDEPLOY=${SDEPLOY:-.venv/bin/sdeploy}
-for spec in shufflenet_v1_g3_0.5x:64:0 shufflenet_v1_g8_0.5x:80:0.1; do
-  IFS=: read -r model size smoothing <<< "$spec"
-  out="models/${model}_digits${size}.pt"
+for spec in shufflenet_v1_g3_0.5x:64:0: shufflenet_v1_g8_0.5x:80:0.1: shufflenet_v1_g8_0.5x:80:0:_nosmooth; do
+  IFS=: read -r model size smoothing suffix <<< "$spec"
+  out="models/${model}_digits${size}${suffix}.pt"
   "$SDEPLOY" train "$model" --data digits --input-size "$size" --epochs 40 --batch 64 --seed 0 \
     --label-smoothing "$smoothing" -o "$out"
   "${PYTHON:-.venv/bin/python}" scripts/model_card.py "$out"

@@ -145,6 +145,16 @@ class Manifest:
         conv = (self.data.get("macs") or {}).get("conv")
         return int(conv) if conv is not None else None
 
+    @property
+    def int8_layers(self) -> list[dict]:
+        """The per-layer int8 error table (export/int8_layers.py), [] for exports made before it existed."""
+        return list((self.data.get("int8_layers") or {}).get("rows") or [])
+
+    @property
+    def int8_repair(self) -> dict | None:
+        """What the int8 repair tried and applied (export/int8_repair.py), None when not recorded."""
+        return self.data.get("int8_repair")
+
     def model_info(self) -> dict:
         """The model facts a benchmark result carries (so the report never re-derives them)."""
         return {"key": self.key, "name": self.model, "input_size": self.data["input_size"],

@@ -1,9 +1,9 @@
 """Shared pytest fixtures, grouped by what they provide. Add new groups as new sections.
 
 Real components, not fakes: `sshd*` start an OpenSSH server on 127.0.0.1 (tests/servers/sshd.py) and
-`aarch64_root` is the qemu-user aarch64 userland (tests/servers/aarch64.py). Every fixture stops what it
-started. The aarch64 tier skips when its root is missing, except with SDEPLOY_REQUIRE_AARCH64=1 (CI), where a
-missing root is a failure.
+`aarch64_root` (bookworm) / `aarch64_root_trixie` are the qemu-user aarch64 userlands (tests/servers/aarch64.py).
+Every fixture stops what it started. The aarch64 tier skips when its root is missing, except with
+SDEPLOY_REQUIRE_AARCH64=1 (CI), where a missing root is a failure.
 """
 from __future__ import annotations
 
@@ -71,16 +71,27 @@ def sshd_factory(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------- aarch64
-@pytest.fixture(scope="session")
-def aarch64_root() -> Path:
-    """The built aarch64 root; skip (or fail under SDEPLOY_REQUIRE_AARCH64=1) when it is missing."""
-    root = _aarch64.root_path()
-    reason = _aarch64.missing_reason(root)
+def _built_root(suite: str) -> Path:
+    root = _aarch64.root_path(suite)
+    reason = _aarch64.missing_reason(root, suite)
     if reason:
         if _aarch64.required():
             pytest.fail(f"{_aarch64.REQUIRE_ENV}=1 but {reason}", pytrace=False)
         pytest.skip(reason)
     return root
+
+
+@pytest.fixture(scope="session")
+def aarch64_root() -> Path:
+    """The built aarch64 root (Debian bookworm, Python 3.11); skip (or fail under SDEPLOY_REQUIRE_AARCH64=1) when
+    it is missing."""
+    return _built_root("bookworm")
+
+
+@pytest.fixture(scope="session")
+def aarch64_root_trixie() -> Path:
+    """The second aarch64 root (Debian trixie, Python 3.13, numpy 2.x); skip or fail like `aarch64_root`."""
+    return _built_root("trixie")
 
 
 @pytest.fixture(scope="session")
@@ -117,6 +128,7 @@ REPO = TESTS.parent
 BUNDLED = {  # the trained checkpoints in models/ (scripts/train_bundled_models.sh)
     "g3": REPO / "models" / "shufflenet_v1_g3_0.5x_digits64.pt",
     "g8": REPO / "models" / "shufflenet_v1_g8_0.5x_digits80.pt",
+    "g8_nosmooth": REPO / "models" / "shufflenet_v1_g8_0.5x_digits80_nosmooth.pt",  # the int8-repair test model
 }
 
 
@@ -129,3 +141,12 @@ def bundled_checkpoint():
         return path
 
     return get
+
+
+# ------------------------------------------------------------------------------------------------------ wheel
+@pytest.fixture(scope="session")
+def sdeploy_wheel(tmp_path_factory) -> Path:
+    """This checkout's wheel, built once per session (tests/installs.py)."""
+    from installs import build_wheel
+
+    return build_wheel(tmp_path_factory.mktemp("wheel"))

@@ -76,21 +76,25 @@ def test_exec_shim_makes_a_session_look_like_aarch64(aarch64_root):
     assert done.stdout.split() == ["Linux", "aarch64"]
 
 
-def test_build_script_rerun_is_a_cached_noop(aarch64_root):
-    """The root matches the current build script and pins, and a rerun is a fast no-op (never a rebuild here:
+@pytest.mark.parametrize("suite", ["bookworm", "trixie"])
+def test_build_script_rerun_is_a_cached_noop(suite, request):
+    """Each root matches the current build script and pins, and a rerun is a fast no-op (never a rebuild here:
     a rebuild would swap the root under tests that are using it)."""
-    if aarch64_root != a64.REPO / ".cache" / "aarch64-root":
-        pytest.skip("root built elsewhere (SDEPLOY_AARCH64_ROOT)")
-    check = subprocess.run([str(a64.BUILD_SCRIPT), "--check"], capture_output=True, text=True, timeout=60)
+    root = request.getfixturevalue("aarch64_root" if suite == "bookworm" else "aarch64_root_trixie")
+    folder = "aarch64-root" if suite == "bookworm" else "aarch64-root-trixie"
+    if root != a64.REPO / ".cache" / folder:
+        pytest.skip(f"root built elsewhere ({folder} overridden by the environment)")
+    env = {**os.environ, "SDEPLOY_AARCH64_SUITE": suite}
+    check = subprocess.run([str(a64.BUILD_SCRIPT), "--check"], capture_output=True, text=True, timeout=60, env=env)
     if check.returncode != 0:
-        reason = f"aarch64 root is stale: {check.stdout.strip()}"
+        reason = f"aarch64 {suite} root is stale: {check.stdout.strip()}"
         if a64.required():
             pytest.fail(reason)
         pytest.skip(reason)
     start = time.monotonic()
-    done = subprocess.run([str(a64.BUILD_SCRIPT)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([str(a64.BUILD_SCRIPT)], capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 0, done.stderr
-    assert "up to date" in done.stdout
+    assert "up to date" in done.stdout and folder in done.stdout
     assert time.monotonic() - start < 5
 
 
@@ -117,3 +121,26 @@ def test_int8_outputs_over_ssh_equal_x86(aarch64_sshd, int8_case, tmp_path):
         assert r.stdout.startswith("aarch64 int8")
         t.pull("out.npy", tmp_path / "aarch64_ssh.npy")
     assert (tmp_path / "aarch64_ssh.npy").read_bytes() == int8_case["x86"].read_bytes()
+
+
+# ------------------------------------------------------------------------------- the second root: Debian trixie
+def test_trixie_root_python_is_3_13_with_numpy_2(aarch64_root_trixie, tiny_tflite, tmp_path):
+    """Raspberry Pi OS trixie's Python: 3.13, numpy 2.x (no cp313 wheel of the pinned 1.26.4), the same LiteRT,
+    and the int8 model runs there too."""
+    done = a64.run_python(["-c", "import platform, sys, numpy, ai_edge_litert; "
+                                 "print(platform.machine(), '%d.%d' % sys.version_info[:2], numpy.__version__, "
+                                 "ai_edge_litert.__version__)"], root=aarch64_root_trixie)
+    assert done.returncode == 0, done.stderr
+    machine, python, numpy_version, litert = done.stdout.split()
+    assert (machine, python, litert) == ("aarch64", "3.13", "2.1.0")
+    assert numpy_version.split(".")[0] == "2", numpy_version
+    a64.make_int8_input(tmp_path / "input.npy")
+    script = a64.write_run_model_script(tmp_path)
+    args = [str(script), str(tiny_tflite("int8")), str(tmp_path / "input.npy")]
+    done = a64.run_python([*args, str(tmp_path / "trixie.npy")], timeout=300, root=aarch64_root_trixie)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("aarch64 int8")
+    host = a64.run_host_python([*args, str(tmp_path / "x86.npy")], timeout=120)
+    assert host.returncode == 0, host.stderr
+    assert (tmp_path / "trixie.npy").read_bytes() == (tmp_path / "x86.npy").read_bytes()
+

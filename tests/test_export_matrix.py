@@ -62,6 +62,12 @@ def test_int8_export_at_the_sizes_that_used_to_fail(tmp_path, model, size):
     int8 = manifest["artifacts"]["int8"]
     assert int8["inputs"][0]["dtype"] == "int8" and int8["outputs"][0]["dtype"] == "int8"  # full-integer
     assert int8["xnnpack"]["partitions"] == 1
+    # the per-layer int8 table: one row per quantized activation of the shipped graph, every one matched to fp32
+    from shufflenet_deploy.export.int8_layers import quantized_activations
+
+    rows = manifest["int8_layers"]["rows"]
+    assert len(rows) == len(quantized_activations(out / "model_int8.tflite")) and all(r["matched"] for r in rows)
+    assert manifest["int8_repair"]["target"] is None  # random weights: no target, one plain attempt
 
 
 @pytest.mark.parametrize("model,size", [("shufflenet_v1_g3_0.5x", 96), ("shufflenet_v1_g8_0.5x", 64),

@@ -76,13 +76,15 @@ def run_sweep(device: str, *, devices_file: str | None = None, models: list[str]
     from ..bench.backends import backend_for
     from ..devices.registry import get_device
 
+    names = list(models or DEFAULT_MODELS)
+    model_sources = sources(names, input_sizes)
+    require_stack(model_sources)
     profile = get_device(device, devices_file)
     threads = threads or profile.threads[0]
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     graph = GRAPH_LOWERED if lowered else GRAPH_PLAIN
     doc = load_doc(outdir, profile.name, graph)
-    names = list(models or DEFAULT_MODELS)
     options = {"num_classes": num_classes} if num_classes != 1000 else {}
     with backend_for(profile, progress=progress) as backend:
         doc.sweep = {"device": profile.name, "transport": profile.transport, "threads": threads, "runs": runs,
@@ -97,7 +99,7 @@ def run_sweep(device: str, *, devices_file: str | None = None, models: list[str]
                 save_doc(outdir, doc)
             else:
                 doc.sweep["peak_note"] = "no measured peak: peak kernels need the Linux runner"
-        for source in sources(names, input_sizes):
+        for source in model_sources:
             _sweep_model(doc, backend, outdir, source, precisions, threads, options, lowered, runs, warmup,
                          op_runs, op_rounds, progress, on_model_done)
         interleaved_pass(doc, backend, threads, tuple(precisions), options, lowered, progress)
@@ -135,6 +137,14 @@ def sources(names: list[str], input_sizes) -> list[Source]:
             elif not path.is_dir():
                 out.append(Source(model_key(entry, size), entry, size, zoo=entry))
     return out
+
+
+def require_stack(model_sources: list[Source]) -> None:
+    """A sweep of export folders runs on the base install; zoo names and checkpoints are exported: [export]."""
+    from ..extras import require
+
+    if any(source.export is None for source in model_sources):
+        require("export", "sdeploy sweep of zoo names or checkpoints")
 
 
 def _manifest(source: Source, precisions, progress, options, lowered) -> Manifest:

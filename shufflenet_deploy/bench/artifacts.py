@@ -3,7 +3,9 @@
 A model read through its export manifest carries the manifest's key, model facts and MACs, and its file is
 checked against the manifest's sha256 before it is measured. A bare .tflite file (no manifest beside it) is
 named from its file name (`model_int8.tflite` -> model, int8) and its MACs are counted from the graph itself
-(conv + FC ops, tflite/ops.py), with that said in `model_info["macs_source"]`.
+(conv + FC ops, tflite/ops.py), with that said in `model_info["macs_source"]`. Reading a graph needs
+ai-edge-litert's schema (tflite/graph.py); with tflite-runtime alone a bare file's MACs are unknown (the reason
+is its macs_source) and --input's shape is left to the runner to check.
 """
 from __future__ import annotations
 
@@ -82,10 +84,15 @@ def guess_from_name(path: Path, default_precision: str = "fp32") -> ModelArtifac
 def describe_bare(m: ModelArtifact) -> ModelArtifact:
     """A .tflite without a manifest: key = its name, MACs counted from its graph. A file that is not a TFLite
     model is refused here, on this machine, rather than by the device after the push."""
-    from ..tflite.graph import Graph
-    from ..tflite.ops import model_ops
-
     m.key = m.model
+    try:
+        from ..tflite.graph import Graph
+        from ..tflite.ops import model_ops
+    except UserError as err:  # no schema to read the graph with (tflite-runtime): measure it, MACs unknown
+        m.model_info = {"key": m.key, "name": m.model, "input_size": None, "num_classes": None, "options": {},
+                        "macs": {"total": None, "conv": None}, "params": None,
+                        "macs_source": f"not counted: {err.message}"}
+        return m
     try:
         graph = Graph.load(m.path)
         macs = sum(op.macs for op in model_ops(graph.model)) or None
@@ -105,13 +112,15 @@ def check_input(path: Path, models: list[ModelArtifact]) -> None:
     so a wrong file is an input error (exit 2), not a device fault after the push."""
     import numpy as np
 
-    from ..tflite.graph import Graph
-
     try:
         x = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise UserError(f"--input {path} is not a .npy array ({str(err).splitlines()[0][:80]})",
                         "save the preprocessed NHWC float32 input with numpy.save") from None
+    try:
+        from ..tflite.graph import Graph
+    except UserError:  # no schema here (tflite-runtime): the runner checks the shape on the device
+        return
     for m in models:
         graph = Graph.load(m.path)
         shape = graph.shape(graph.sg.inputs[0])

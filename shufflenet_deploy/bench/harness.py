@@ -44,6 +44,8 @@ def bench_artifact(artifact: Path, profile: DeviceProfile, *, threads: list[int]
                         f"use at most {MAX_THREADS} (e.g. the device's core count)")
     if input is not None:
         check_input(Path(input), models)
+    if op_profile:  # per-op times read the .tflite graph: without its schema, say so before measuring anything
+        from ..tflite import graph  # noqa: F401
     say = progress or (lambda msg: None)
     own = backend is None
     backend = backend or backend_for(profile, timeout=timeout, progress=say)

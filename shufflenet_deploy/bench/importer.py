@@ -55,6 +55,8 @@ def import_benchmark_output(text: str, *, device: str | None = None, model: str 
                                precision=precision or guess.precision, threads=threads)
         result = result_from_benchmark_model(data, conditions=conds, source=source, warnings=warnings)
         result.threads = result.threads or 0
+        if result.macs is None:  # a log names a .tflite, not its export: input size and classes are unknown
+            result.peak_missing_reason = "MACs unknown: an imported benchmark_model log has no export manifest"
         results.append(result)
     if not results:
         raise UserError(f"no successful benchmark_model run in the input ({'; '.join(skipped)})")

@@ -2,7 +2,8 @@
 
 Commands live in one small module each (cli/zoo.py, cli/export.py, ...) and are imported only when invoked, so
 `sdeploy zoo` never pays for importing torch or tensorflow. `UserError` becomes one line on stderr and its exit
-code (2 for bad input, 3 for device faults); nothing else is caught.
+code (2 for bad input, 3 for device faults); an ImportError of an optional extra's package (torch, onnx2tf, ...)
+becomes the line naming the extra to install (extras.py); nothing else is caught.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sys
 import click
 
 from ..errors import UserError
+from ..extras import for_missing_module
 
 # command name -> "module:function" inside shufflenet_deploy.cli
 COMMANDS = {
@@ -29,6 +31,7 @@ COMMANDS = {
     "report": "analysis:report",
     "predict": "analysis:predict",
     "compare": "compare:compare",
+    "quant-report": "quant:quant_report",
 }
 
 
@@ -73,6 +76,12 @@ def main(argv=None) -> int:
     except UserError as err:
         click.echo(f"error: {err.one_line()}", err=True)
         return err.exit_code
+    except ModuleNotFoundError as err:
+        missing = for_missing_module(err, f"sdeploy {' '.join(_command_words(argv))}".rstrip())
+        if missing is None:
+            raise
+        click.echo(f"error: {missing.one_line()}", err=True)
+        return missing.exit_code
     except (click.exceptions.Abort, KeyboardInterrupt) as err:
         cause = err.__context__ if isinstance(err, click.exceptions.Abort) else err
         if isinstance(cause, Terminated):
@@ -85,6 +94,12 @@ def main(argv=None) -> int:
         return err.exit_code
     except click.exceptions.Exit as err:
         return err.exit_code
+
+
+def _command_words(argv) -> list[str]:
+    """The command the user typed, for the missing-extra line: ["sweep"], ["data", "digits"]."""
+    words = [arg for arg in (sys.argv[1:] if argv is None else argv) if not arg.startswith("-")]
+    return words[:2] if words[:1] in (["data"], ["devices"]) else words[:1]
 
 
 def run() -> None:

@@ -49,7 +49,7 @@ def sweep(device_name, devices_file, pattern, precision, input_sizes, outdir, ru
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from ..analysis import predict as pred_mod
-    from ..analysis.sweep import DEFAULT_MODELS, run_sweep
+    from ..analysis.sweep import DEFAULT_MODELS, require_stack, run_sweep, sources
     from ..zoo.registry import list_models
 
     models = list(DEFAULT_MODELS)
@@ -62,6 +62,7 @@ def sweep(device_name, devices_file, pattern, precision, input_sizes, outdir, ru
                 raise UserError(f"--models {part!r} matches no zoo model", "see `sdeploy zoo`")
             models += [m for m in found if m not in models]
     sizes, precisions = _sizes(input_sizes), _precisions(precision)
+    require_stack(sources(models, sizes))
     total = len(models) * len(sizes) * len(precisions)
     with Progress(SpinnerColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                   TextColumn("{task.description}"), console=stdout.__class__(stderr=True), transient=False) as bar:

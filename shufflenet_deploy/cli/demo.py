@@ -11,22 +11,24 @@ from pathlib import Path
 
 import click
 
+from ..bundled import default_checkpoint
 from ..errors import UserError
-
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
-DEFAULT_CHECKPOINT = MODELS_DIR / "shufflenet_v1_g3_0.5x_digits64.pt"
 
 
 @click.command()
 @click.option("-o", "--outdir", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True)
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=DEFAULT_CHECKPOINT, show_default=True)
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="a checkpoint  [default: the bundled ShuffleNet v1 g3 0.5x, digits 64 px]")
 @click.option("--runs", default=50, show_default=True)
 @click.pass_context
 def demo(ctx, outdir, checkpoint, runs):
     """Export the bundled trained ShuffleNet to int8 TFLite and benchmark it on this machine."""
+    from ..extras import require
     from .bench import bench
     from .export import export
 
+    require("export", "sdeploy demo")
+    checkpoint = checkpoint or default_checkpoint()
     if not Path(checkpoint).exists():
         raise UserError(f"bundled model {checkpoint} is missing", "run `make models` to train it (a few minutes)")
     from ..analysis.report import build_report

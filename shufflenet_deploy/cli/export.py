@@ -21,10 +21,17 @@ from .common import comma_list, input_size as parse_size, print_json, status, st
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 @click.option("--optimize/--no-optimize", default=True, show_default=True,
               help="Lower the graph for XNNPACK (depthwise, shuffle, pools); --no-optimize keeps onnx2tf's output.")
+@click.option("--int8-target", default="auto", show_default=True, metavar="agreement=PCT,drop=PT|none",
+              help="Repair int8 until top-1 agreement with fp32 >= PCT and (with labels) top-1 drop <= PT: more "
+                   "calibration, other activation ranges, the worst layers in float. auto: agreement=99,drop=0.5 "
+                   "for a checkpoint, none for random weights; none: one plain attempt.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def export(model, checkpoint, input_size, precision, calib, calib_count, val, shuffle, outdir, force, optimize,
-           as_json):
+           int8_target, as_json):
     """Export MODEL (a zoo name; optional with our own checkpoint) to ONNX and TFLite, verifying each step."""
+    from ..extras import require
+
+    require("export", "sdeploy export")
     from ..export.pipeline import ExportRequest, export as run_export
     from ..errors import UserError
 
@@ -35,7 +42,7 @@ def export(model, checkpoint, input_size, precision, calib, calib_count, val, sh
     request = ExportRequest(model=model, checkpoint=checkpoint, input_size=parse_size(input_size),
                             precisions=tuple(comma_list(precision)), calib=calib, calib_count=calib_count, val=val,
                             outdir=outdir or Path(f"export-{name}"), force=force, model_options=options,
-                            optimize=optimize)
+                            optimize=optimize, int8_target=int8_target)
     with status("exporting") as update:
         manifest = run_export(request, progress=update)
     if as_json:
@@ -67,3 +74,23 @@ def print_summary(manifest: dict, outdir: Path) -> None:
         acc = manifest["accuracy"]
         stdout.print("accuracy (" + acc["data"] + "): " + ", ".join(
             f"{r['artifact']} {r['top1']:.2%}" for r in acc["rows"]))
+    print_int8(manifest)
+
+
+def print_int8(manifest: dict, worst_count: int = 3) -> None:
+    """The int8 repair's attempts (if any) and the worst layers of the shipped int8 file."""
+    from ..export.int8_layers import summary_line, worst
+
+    repair = manifest.get("int8_repair") or {}
+    for attempt in repair.get("attempts", []):
+        drop = f", top-1 drop {100 * attempt['drop']:.2f} pt" if attempt.get("drop") is not None else ""
+        floats = f", {len(attempt['float_layers'])} layer(s) in float" if attempt.get("float_layers") else ""
+        stdout.print(f"int8 {attempt['step']}: agreement {100 * attempt['agreement']:.2f}%{drop}{floats}, "
+                     f"{attempt['latency_ms']:.3f} ms here, {attempt['xnnpack_partitions']} XNNPACK partition(s)"
+                     f"{' <- applied' if attempt['step'] == repair.get('applied') else ''}", highlight=False)
+    rows = (manifest.get("int8_layers") or {}).get("rows") or []
+    if rows:
+        stdout.print(f"int8 worst layers ({len(rows)} quantized tensors; all: `sdeploy quant-report`):",
+                     highlight=False)
+        for row in worst(rows, worst_count):
+            stdout.print("  " + summary_line(row), highlight=False, soft_wrap=True)

@@ -28,6 +28,9 @@ def train(model, data, val, input_size, epochs, batch, lr, weight_decay, label_s
     """Train or fine-tune MODEL on the CPU and write a checkpoint with its metadata and training curve."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from ..extras import require
+
+    require("train", "sdeploy train")
     from ..train import TrainConfig, train as run_train
 
     cfg = TrainConfig(model=model, data=data, val=val, output=output, input_size=input_size, epochs=epochs,

@@ -2,7 +2,8 @@
 
 The work dir is a fresh temp dir (under `workdir_root` when a profile sets one), created on first use and removed
 by `cleanup`. Commands are argument lists run through `proc.run` (no shell) with cwd = work dir. A command that
-does not exist returns exit code 127 like a remote shell would, so callers see the same result on every transport.
+does not exist returns exit code 127 like a remote shell would, and one that cannot be executed (no permission, a
+binary of another architecture) 126, so callers see the same result on every transport.
 """
 from __future__ import annotations
 
@@ -74,6 +75,8 @@ class LocalTransport(Transport):
             done = proc.run(argv, timeout=timeout, cwd=cwd, input=b"")
         except PermissionError:
             return CommandResult(126, "", f"{exe}: permission denied\n")
+        except OSError as err:  # e.g. ENOEXEC: a binary of another architecture (a shell says 126 too)
+            return CommandResult(126, "", f"{exe}: cannot execute: {err.strerror or err}\n")
         except proc.ProcessTimeout:
             raise DeviceError(f"`{Path(exe).name}` did not finish within {timeout:g} s on this machine",
                               "raise the timeout or check what it is waiting for") from None

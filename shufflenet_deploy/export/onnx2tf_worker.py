@@ -16,7 +16,8 @@ DNS lookup, recording each attempt in `network_attempts.json`, so a conversion c
 
 Usage (by shufflenet_deploy.export.tflite only): python -m shufflenet_deploy.export.onnx2tf_worker SPEC.json
 SPEC: {"onnx": path (a private copy: onnx2tf rewrites its input), "workdir": dir, "outdir": dir,
-       "precisions": [...], "calibration_nhwc": path to .npy or null, "result": path}
+       "precisions": [...], "calibration_nhwc": path to .npy or null, "result": path,
+       "mode": "int8" to requantize an earlier run's saved_model only, "int8": options (convert_int8)}
 """
 from __future__ import annotations
 
@@ -72,11 +73,17 @@ def convert_graph(spec: dict) -> dict[str, str]:
 
 
 def convert_int8(spec: dict) -> str:
-    """Full-integer int8 (int8 input and output) from onnx2tf's saved_model, calibrated on the given images."""
+    """Full-integer int8 (int8 input and output) from onnx2tf's saved_model, calibrated on the given images.
+
+    `spec["int8"]` (export/int8_repair.py's attempts) changes how: `calibration_nhwc` (another image set),
+    `ranges` ("minmax", TensorFlow's own; "percentile" or "mse": activation ranges narrowed from histograms of
+    the calibration activations, see narrow_ranges), `float_tensors` (output tensor names of layers kept in float:
+    mixed precision) and `output`. Without it: TensorFlow's one-call conversion, as always."""
     import numpy as np
     import tensorflow as tf
 
-    calib = np.load(spec["calibration_nhwc"]).astype(np.float32)
+    options = spec.get("int8") or {}
+    calib = np.load(options.get("calibration_nhwc") or spec["calibration_nhwc"]).astype(np.float32)
 
     def representative_dataset():
         for i in range(calib.shape[0]):
@@ -90,9 +97,88 @@ def convert_int8(spec: dict) -> str:
     converter.inference_output_type = tf.int8
     if spec.get("per_tensor"):
         converter._experimental_disable_per_channel = True
-    path = Path(spec["outdir"]) / "model_int8.tflite"
-    path.write_bytes(converter.convert())
+    path = Path(options.get("output") or Path(spec["outdir"]) / "model_int8.tflite")
+    ranges, float_tensors = options.get("ranges", "minmax"), options.get("float_tensors") or []
+    if ranges == "minmax" and not float_tensors:
+        path.write_bytes(converter.convert())
+        return str(path)
+    # the same two steps TensorFlow's convert() takes (calibrate, then quantize), with our changes between them
+    from tensorflow.lite.python.convert import mlir_quantize
+
+    converter._experimental_calibrate_only = True
+    calibrated = converter.convert()
+    if ranges != "minmax":
+        calibrated = narrow_ranges(calibrated, calib, ranges)
+    nodes = _calibrated_names(calibrated, float_tensors)
+    path.write_bytes(mlir_quantize(calibrated, bool(spec.get("per_tensor")), input_data_type=tf.int8,
+                                   output_data_type=tf.int8, denylisted_nodes=nodes or None))
     return str(path)
+
+
+def _calibrated_names(calibrated: bytes, wanted: list[str]) -> list[str]:
+    """The calibrated model's tensor names for the int8 names asked for (which carry `;Const_N` suffixes)."""
+    from shufflenet_deploy.tflite.graph import read_model
+
+    names = [t.name.decode() if isinstance(t.name, bytes) else t.name for t in read_model(calibrated).subgraphs[0].tensors]
+    found = []
+    for want in wanted:
+        base = want.split(";Const")[0].rstrip(";")
+        found += [n for n in names if n == base or n == want]
+    return sorted(set(found))
+
+
+def narrow_ranges(calibrated: bytes, calib, method: str, bins: int = 2048) -> bytes:
+    """Replace each activation's calibrated [min, max] by a narrower clip range from its histogram over the
+    calibration images: "percentile" keeps 99.99% of the values inside, "mse" minimises the expected squared
+    error of an 8-bit grid (clipping error + rounding noise step**2/12). Ranges only ever shrink."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from shufflenet_deploy.tflite.graph import pack, read_model
+
+    model = read_model(calibrated)
+    tensors = model.subgraphs[0].tensors
+    stats = {i: (float(t.quantization.min[0]), float(t.quantization.max[0])) for i, t in enumerate(tensors)
+             if t.quantization is not None and t.quantization.min is not None and len(t.quantization.min) == 1}
+    interp = Interpreter(model_content=calibrated, experimental_preserve_all_tensors=True,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]["index"]
+    hists = {i: np.zeros(bins) for i in stats}
+    for sample in calib:
+        interp.set_tensor(inp, sample[None])
+        interp.invoke()
+        for i, (lo, hi) in stats.items():
+            if hi > lo:
+                hists[i] += np.histogram(interp.get_tensor(i), bins=bins, range=(lo, hi))[0]
+    for i, (lo, hi) in stats.items():
+        if hi <= lo or not hists[i].sum():
+            continue
+        new_lo, new_hi = _clip_range(hists[i], lo, hi, method)
+        tensors[i].quantization.min, tensors[i].quantization.max = [new_lo], [new_hi]
+    return pack(model)
+
+
+def _clip_range(hist, lo: float, hi: float, method: str) -> tuple[float, float]:
+    import numpy as np
+
+    edges = np.linspace(lo, hi, len(hist) + 1)
+    centers = (edges[:-1] + edges[1:]) / 2
+    cdf = np.cumsum(hist) / hist.sum()
+    if method == "percentile":
+        tail = 1e-4 / (2 if lo < 0 < hi else 1)
+        new_lo = lo if lo >= 0 else float(edges[np.searchsorted(cdf, tail)])
+        new_hi = float(edges[min(len(hist), np.searchsorted(cdf, 1 - tail) + 1)])
+        return min(new_lo, 0.0), max(new_hi, 0.0)
+    best, best_err = (lo, hi), np.inf
+    for r in np.linspace(0.2, 1.0, 41):
+        c_lo, c_hi = lo * r if lo < 0 else lo, hi * r if hi > 0 else hi
+        step = (c_hi - c_lo) / 255
+        clipped = np.clip(centers, c_lo, c_hi)
+        err = float(np.sum(hist * ((centers - clipped) ** 2 + step**2 / 12 * (clipped == centers))))
+        if err < best_err:
+            best, best_err = (float(c_lo), float(c_hi)), err
+    return best
 
 
 def main(spec_path: str) -> int:
@@ -101,8 +187,9 @@ def main(spec_path: str) -> int:
     os.chdir(spec["workdir"])  # onnx2tf looks for its sample-data file in the working directory
     timings, files = {}, {}
     t0 = time.perf_counter()
-    files.update(convert_graph(spec))
-    timings["onnx2tf_s"] = time.perf_counter() - t0
+    if spec.get("mode") != "int8":  # "int8": only (re)quantize the saved_model an earlier run left in outdir
+        files.update(convert_graph(spec))
+        timings["onnx2tf_s"] = time.perf_counter() - t0
     if "int8" in spec["precisions"]:
         t0 = time.perf_counter()
         files["int8"] = convert_int8(spec)

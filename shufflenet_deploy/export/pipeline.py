@@ -27,10 +27,11 @@ from ..data.folders import ImageSet, scan_images
 from ..errors import UserError
 from ..fileio import check_writable, current_umask, remove_stale, sha256, temp_dir, write_json
 from ..sizes import as_hw, canonical, parse as parse_size, to_json
-from . import verify
+from . import int8_layers, verify
 
 PRECISIONS = ("fp32", "fp16", "int8")
 MIN_CALIBRATION = 10
+LAYER_IMAGES = 64  # images the per-layer int8 table is measured on (two interpreters without XNNPACK)
 MANIFEST_SCHEMA = "sdeploy-export/1"
 
 
@@ -49,6 +50,18 @@ class ExportRequest:
     model_options: dict = field(default_factory=dict)
     seed: int = 0
     optimize: bool = True  # lower.py: rewrite the graph for XNNPACK; False = onnx2tf's plain output
+    # int8_repair.Int8Target.parse text; "auto" = the default target for a trained checkpoint, none for random init
+    int8_target: str | None = "auto"
+
+
+class _Int8Missed(Exception):
+    """No int8 attempt met the target: what the kept report needs (the repair record, the plain int8's rows)."""
+
+    def __init__(self, record: dict, rows: list[dict], target_text: str):
+        super().__init__(target_text)
+        self.record, self.rows, self.target_text = record, rows, target_text
+        self.manifest_part = {"int8_repair": record, "int8_layers": _layers_block(rows, record["evaluated_on"],
+                                                                                    record["layer_images"])}
 
 
 class ExportFailed(UserError):
@@ -86,7 +99,17 @@ def export(req: ExportRequest, progress: Callable[[str], None] = lambda msg: Non
     tmp = temp_dir(outdir.parent, outdir.name, "tmp")
     try:
         try:
-            manifest = _build(req, model, meta, pre, images, precisions, tmp, progress)
+            manifest = _build(req, model, meta, pre, images, precisions, tmp, progress, val)
+        except _Int8Missed as missed:
+            report = {"schema": MANIFEST_SCHEMA, "status": "failed", "model": meta["model"],
+                      "input_size": to_json(meta["input_size"]), "failed": ["int8"], **missed.manifest_part}
+            _keep_report(tmp, outdir, report, {}, req.force)
+            worst = "; ".join(int8_layers.summary_line(r) for r in int8_layers.worst(missed.rows, 3))
+            raise ExportFailed(f"no int8 attempt met the target {missed.target_text} (tried "
+                               f"{', '.join(a['step'] for a in missed.record['attempts'])}); worst layers: {worst}",
+                               f"report kept in {outdir / 'export_report.json'}; pass --int8-target none to ship the "
+                               f"plain int8 anyway, or export fp32", report=outdir / "export_report.json",
+                               log=outdir / "conversion.log") from None
         except UserError as err:  # a conversion that failed: keep its log where the user can read it
             if not (tmp / "conversion.log").exists():
                 raise
@@ -135,6 +158,10 @@ def _check_request(req: ExportRequest) -> list[str]:
     if "int8" in precisions and req.calib_count < MIN_CALIBRATION:
         raise UserError(f"--calib-count {req.calib_count} is too few images to calibrate int8 "
                         f"(at least {MIN_CALIBRATION})", "use --calib-count 100 (the default)")
+    if req.int8_target not in (None, "auto"):
+        from .int8_repair import Int8Target
+
+        Int8Target.parse(req.int8_target)  # a typo is refused before anything runs
     outdir = Path(req.outdir)
     _check_outdir(outdir, req.force)
     check_writable(outdir, "output folder")
@@ -198,6 +225,7 @@ class Images:
     image_set: ImageSet | None = None
     calib_files: list[str] = field(default_factory=list)
     held_out_files: list[str] = field(default_factory=list)
+    more_calibration_paths: list[Path] = field(default_factory=list)  # the rest of the folder, for int8 repair
 
 
 def _images(req: ExportRequest, meta: dict, pre, precisions: list[str], progress) -> Images:
@@ -226,6 +254,8 @@ def _images(req: ExportRequest, meta: dict, pre, precisions: list[str], progress
         image_set=found,
         calib_files=[str(found.paths[i].relative_to(found.root)) for i in calib],
         held_out_files=[str(found.paths[i].relative_to(found.root)) for i in held],
+        more_calibration_paths=[found.paths[i] for i in
+                                order[n_verify + req.calib_count : n_verify + 4 * req.calib_count]],
     )
 
 
@@ -273,7 +303,7 @@ def _synthetic(pre, count: int, seed: int) -> Images:
 
 
 # -- the build -----------------------------------------------------------------------------------------------
-def _build(req, model, meta, pre, images: Images, precisions, tmp: Path, progress) -> dict:
+def _build(req, model, meta, pre, images: Images, precisions, tmp: Path, progress, val: ImageSet | None = None) -> dict:
     from ..complexity import count_complexity
     from . import lower, onnx_export, tflite_convert, tflite_inspect
 
@@ -314,12 +344,19 @@ def _build(req, model, meta, pre, images: Images, precisions, tmp: Path, progres
 
     t0 = time.perf_counter()
     fp32_logits = None
+    int8_blocks: dict = {}
     for precision in tflite_precisions:
         progress(f"verifying {precision} with LiteRT")
         final = tmp / f"model_{precision}.tflite"
         shutil.move(converted["files"][precision], final)
         if req.optimize:
             lowering["tflite"][precision] = lower.lower_tflite(final, final)
+        if precision == "int8":
+            reference = _fp32_reference(tmp, converted, req.optimize)
+            quality = _int8_quality(req, meta, pre, images, val, reference, final, tmp / "work", log, progress)
+            int8_blocks.update(quality)
+            if req.optimize and (quality["int8_repair"] or {}).get("lowering"):
+                lowering["tflite"]["int8"] = quality["int8_repair"].pop("lowering")
         logits = verify.run_tflite(final, images.held_out)
         if precision == "fp32":
             fp32_logits = logits
@@ -368,11 +405,79 @@ def _build(req, model, meta, pre, images: Images, precisions, tmp: Path, progres
                    "skipped": [list(s) for s in images.image_set.skipped] if images.image_set else []},
         "artifacts": artifacts,
         "lowering": lowering,
+        **int8_blocks,
         "tools": _tool_versions(),
         "timings": timings,
         "log": log.name,
     }
     return manifest
+
+
+def _fp32_reference(tmp: Path, converted: dict, optimize: bool) -> Path:
+    """The lowered fp32 TFLite the int8 file is judged against: the shipped one, or (int8-only exports) the
+    same conversion's fp32 output lowered the same way."""
+    shipped = tmp / "model_fp32.tflite"
+    if shipped.exists():
+        return shipped
+    reference = tmp / "work" / "reference_fp32.tflite"
+    shutil.copyfile(converted["files"]["fp32"], reference)
+    if optimize:
+        from .lower import lower_tflite
+
+        lower_tflite(reference, reference)
+    return reference
+
+
+def _int8_target(req: ExportRequest):
+    """The target to repair to (None: one attempt, today's behaviour) and why."""
+    from .int8_repair import Int8Target
+
+    if req.int8_target == "auto":
+        if req.checkpoint is None:
+            return None, "not applied: random-initialised weights (no checkpoint), where top-1 agreement means nothing"
+        return Int8Target(), "default for a trained checkpoint"
+    target = Int8Target.parse(req.int8_target)
+    return target, "--int8-target" if target else "--int8-target none"
+
+
+def _int8_quality(req, meta, pre, images: Images, val: ImageSet | None, fp32: Path, int8: Path, workdir: Path,
+                  log: Path, progress) -> dict:
+    """The per-layer int8 table of the shipped int8 file and, with a target, the repair that chose it."""
+    from . import int8_repair
+    from .lower import lower_tflite
+
+    if val is not None:
+        x_eval, labels, eval_name = pre.load_batch(val.paths), np.asarray(val.labels), f"{val.root} ({len(val)} images)"
+    else:
+        x_eval, labels, eval_name = images.held_out, None, f"held-out calibration images ({len(images.held_out)})"
+    progress("measuring the int8 error per layer")
+    x_layers = np.ascontiguousarray(x_eval[:LAYER_IMAGES].transpose(0, 2, 3, 1))
+    rows = int8_layers.layer_errors(fp32, int8, x_layers)
+    target, why = _int8_target(req)
+    repair = None
+    if target is not None:
+        more = pre.load_batch(images.more_calibration_paths) if images.more_calibration_paths else None
+        inputs = int8_repair.RepairInputs(
+            workdir=workdir, fp32=fp32, int8=int8, x_eval=x_eval, labels=labels, eval_name=eval_name,
+            calibration=images.calibration, more_calibration=more,
+            lower=(lambda path: lower_tflite(path, path)) if req.optimize else None, log=log)
+        try:
+            repair = int8_repair.repair(inputs, target, progress)
+        except int8_repair.Int8TargetMissed as missed:
+            missed.record["layer_images"] = len(x_layers)
+            raise _Int8Missed(missed.record, rows, req.int8_target if req.int8_target != "auto" else
+                              "agreement=99,drop=0.5 (the default)") from None
+        repair["why"] = why
+        if repair["applied"] != "plain":
+            rows = int8_layers.layer_errors(fp32, int8, x_layers)
+    else:
+        repair = {"target": None, "why": why}
+    return {"int8_layers": _layers_block(rows, eval_name, len(x_layers)), "int8_repair": repair}
+
+
+def _layers_block(rows: list[dict], eval_name: str, count: int) -> dict:
+    return {"method": "int8 vs fp32 TFLite, preserved tensors, accumulated error (export/int8_layers.py)",
+            "images": f"the first {count} of {eval_name}", "rows": rows}
 
 
 def _tool_versions() -> dict:

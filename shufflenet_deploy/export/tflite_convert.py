@@ -42,11 +42,32 @@ def convert(onnx_path: Path, workdir: Path, *, precisions: list[str], calibratio
     spec = {"onnx": str(private_onnx), "workdir": str(workdir), "outdir": str(workdir / "tf"),
             "precisions": precisions, "calibration_nhwc": str(calib_file) if calib_file else None,
             "result": str(workdir / "result.json"), "onnx2tf_options": onnx2tf_options or {}}
-    spec_path = workdir / "spec.json"
+    return _run_worker(spec, workdir, log, timeout)
+
+
+def requantize(workdir: Path, *, output: Path, log: Path, calibration_nhwc: np.ndarray | None = None,
+               ranges: str = "minmax", float_tensors: list[str] | None = None, timeout: float = 1800) -> Path:
+    """Another int8 model from the saved_model an earlier `convert` left in WORKDIR (no onnx2tf rerun): other
+    calibration images, another activation-range choice, layers kept in float. Returns OUTPUT."""
+    workdir = Path(workdir).resolve()
+    spec = json.loads((workdir / "spec.json").read_text())
+    options = {"output": str(Path(output).resolve()), "ranges": ranges, "float_tensors": float_tensors or []}
+    if calibration_nhwc is not None:
+        calib_file = Path(output).resolve().with_suffix(".calibration.npy")
+        np.save(calib_file, calibration_nhwc.astype(np.float32))
+        options["calibration_nhwc"] = str(calib_file)
+    spec.update(mode="int8", precisions=["int8"], int8=options, result=str(workdir / "result-requantize.json"))
+    result = _run_worker(spec, workdir, log, timeout, name="spec-requantize.json")
+    return Path(result["files"]["int8"])
+
+
+def _run_worker(spec: dict, workdir: Path, log: Path, timeout: float, name: str = "spec.json") -> dict:
+    spec_path = workdir / name
     spec_path.write_text(json.dumps(spec))
+    result_path = Path(spec["result"])
+    result_path.unlink(missing_ok=True)
     proc = run([sys.executable, "-m", "shufflenet_deploy.export.onnx2tf_worker", str(spec_path)],
                timeout=timeout, log=log, env={"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""})
-    result_path = Path(spec["result"])
     attempts_file = workdir / "network_attempts.json"
     if attempts_file.exists():
         raise UserError(f"onnx2tf tried to reach the network ({json.loads(attempts_file.read_text())[0]}); "

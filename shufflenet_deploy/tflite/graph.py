@@ -4,7 +4,9 @@ Everything goes through the object API of `ai_edge_litert.schema_py_generated` (
 LiteRT's schema.fbs; TensorFlow 2.19's tensorflow.lite copy is the same output of an older schema, without the
 ExternalBuffer tables and TensorType INT2, and importing it imports TensorFlow). A model is read whole into a
 `ModelT` (`read_model`), inspected or changed in place, and re-serialised with `pack` (file identifier "TFL3").
-Shapes, dtypes and buffers are the file's own: no interpreter is involved.
+Shapes, dtypes and buffers are the file's own: no interpreter is involved. Without ai-edge-litert (a
+tflite-runtime install) importing this module raises a UserError naming it, which callers that can do without a
+graph (the peak kernels of `sdeploy bench`) turn into a reason.
 
 `Graph` wraps a model's first subgraph for the rewrite passes (export/tflite_rewrite.py): lookups recomputed on
 demand (graphs are small), constants as numpy arrays, helpers that add op codes, tensors, buffers and operators,
@@ -17,7 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ai_edge_litert import schema_py_generated as fb
+from ..errors import UserError
+
+try:
+    from ai_edge_litert import schema_py_generated as fb
+except ImportError:  # tflite-runtime runs models but ships no schema: say so in one line, not a traceback
+    raise UserError("building or reading .tflite graphs needs ai-edge-litert's schema "
+                    "(ai_edge_litert.schema_py_generated), which tflite-runtime lacks",
+                    "pip install ai-edge-litert") from None
 
 BO = fb.BuiltinOperator
 TT = fb.TensorType

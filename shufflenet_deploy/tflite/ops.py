@@ -26,7 +26,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from .graph import DTYPES, is_const, op_name, read_model
+# graph.py (LiteRT's schema) is imported where a file is read, so the groups and share helpers, all the report
+# needs, work without ai-edge-litert (a tflite-runtime install).
 
 __all__ = ["GROUPS", "GROUP_LABELS", "LAYER_KIND_GROUP", "OpInfo", "classify", "model_ops", "flops_by_group",
            "time_by_group", "shares", "read_model", "op_name", "is_const"]
@@ -110,8 +111,19 @@ def classify(op: str, in_channels: int | None, filter_shape: list[int] | None) -
     return _SIMPLE.get(op, "other"), None
 
 
+def __getattr__(name: str):
+    """`ops.read_model`, `ops.op_name`, `ops.is_const`, `ops.DTYPES`: graph.py's, imported on first use."""
+    if name in ("read_model", "op_name", "is_const", "DTYPES"):
+        from . import graph
+
+        return getattr(graph, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def model_ops(path_or_model) -> list[OpInfo]:
     """Every op of subgraph 0 in execution order, with group, signature and cost features."""
+    from .graph import DTYPES, is_const, op_name, read_model
+
     model = path_or_model if hasattr(path_or_model, "subgraphs") else read_model(path_or_model)
     graph = model.subgraphs[0]
     out = []
@@ -166,6 +178,8 @@ def _pad_fused_into(model, graph, op, name: str) -> int | None:
     """The index of the conv XNNPACK folds this op into: a PAD of zeros over H and W only, whose output is not a
     graph output and feeds exactly one op, a CONV_2D / DEPTHWISE_CONV_2D, as its data input."""
     import numpy as np
+
+    from .graph import is_const, op_name
 
     if name != "PAD" or len(op.inputs) < 2 or op.inputs[1] < 0:
         return None

@@ -1,8 +1,10 @@
-"""Locate the aarch64 test root and run real aarch64 Python in it under qemu-user.
+"""Locate the aarch64 test roots and run real aarch64 Python in them under qemu-user.
 
-The root (.cache/aarch64-root, built by scripts/build_aarch64_root.sh) is an arm64 Debian userland with the
-aarch64 ai-edge-litert wheel in ROOT/opt/sdeploy-site. `qemu-aarch64-static -cpu cortex-a76 -L ROOT` runs it
-without binfmt or chroot. The CPU is pinned because the default `max` CPU gave wrong int8 results, and the
+The root (.cache/aarch64-root, built by scripts/build_aarch64_root.sh) is an arm64 Debian bookworm userland
+(Python 3.11) with the aarch64 ai-edge-litert wheel in ROOT/opt/sdeploy-site; the second one,
+.cache/aarch64-root-trixie (`SDEPLOY_AARCH64_SUITE=trixie scripts/build_aarch64_root.sh`), is Debian trixie
+(Python 3.13, numpy 2.x). `root_path(suite)` names either; every helper takes the root it runs in.
+`qemu-aarch64-static -cpu cortex-a76 -L ROOT` runs it without binfmt or chroot. The CPU is pinned because the default `max` CPU gave wrong int8 results, and the
 root carries a Cortex-A76 proc/cpuinfo because qemu 7.2 does not emulate /proc/cpuinfo for aarch64 guests:
 `-L` redirects the guest's open("/proc/cpuinfo") to ROOT/proc/cpuinfo, and without it LiteRT's cpuinfo
 library reads the host's x86 text and aborts when the interpreter is created.
@@ -11,7 +13,9 @@ Emulated timings are meaningless (50-300x slower, noisy); this target proves cor
 """
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -24,20 +28,48 @@ EXEC_SHIM = REPO / "scripts" / "aarch64_exec.sh"
 QEMU = "qemu-aarch64-static"
 QEMU_CPU = "cortex-a76"
 REQUIRE_ENV = "SDEPLOY_REQUIRE_AARCH64"
+# suite -> (default root under .cache, env var overriding it (as in the build script), the root's Python, the
+# minor version of its glibc: the newest manylinux_2_N wheels it can load)
+SUITES = {
+    "bookworm": ("aarch64-root", "SDEPLOY_AARCH64_ROOT", "3.11", 36),
+    "trixie": ("aarch64-root-trixie", "SDEPLOY_AARCH64_ROOT_TRIXIE", "3.13", 41),
+}
 
 
-def root_path() -> Path:
-    """The root the build script makes (SDEPLOY_AARCH64_ROOT overrides, as in the script)."""
-    return Path(os.environ.get("SDEPLOY_AARCH64_ROOT") or REPO / ".cache" / "aarch64-root")
+def root_path(suite: str = "bookworm") -> Path:
+    """The root the build script makes for `suite` (its env var overrides, as in the script)."""
+    name, env, _, _ = SUITES[suite]
+    return Path(os.environ.get(env) or REPO / ".cache" / name)
 
 
-def missing_reason(root: Path | None = None) -> str | None:
-    """Why the aarch64 tier cannot run here, or None when it can."""
-    root = root or root_path()
+def pip_target_args(suite: str) -> list[str]:
+    """`pip install --target` arguments that select the suite's aarch64 wheels from the host (binary only)."""
+    _, _, python, glibc_minor = SUITES[suite]
+    cp = "cp" + python.replace(".", "")
+    platforms = ["--platform", "manylinux2014_aarch64"]
+    for minor in range(17, glibc_minor + 1):
+        platforms += ["--platform", f"manylinux_2_{minor}_aarch64"]
+    return [*platforms, "--only-binary=:all:", "--python-version", python, "--implementation", "cp",
+            "--abi", cp, "--abi", "abi3", "--abi", "none"]
+
+
+def python_version(suite: str) -> str:
+    """The root's Python as "3.11" (bookworm) / "3.13" (trixie)."""
+    return SUITES[suite][2]
+
+
+def build_command(suite: str = "bookworm") -> str:
+    return "scripts/build_aarch64_root.sh" if suite == "bookworm" else \
+        f"SDEPLOY_AARCH64_SUITE={suite} scripts/build_aarch64_root.sh"
+
+
+def missing_reason(root: Path | None = None, suite: str = "bookworm") -> str | None:
+    """Why the aarch64 tier cannot run here (for this suite's root), or None when it can."""
+    root = root or root_path(suite)
     if shutil.which(QEMU) is None:
         return f"{QEMU} not found (apt-get install qemu-user-static)"
     if not (root / ".sdeploy-stamp").is_file() or not (root / "usr/bin/python3").exists():
-        return f"aarch64 root not built at {root} (run scripts/build_aarch64_root.sh, or `make test`)"
+        return f"aarch64 {suite} root not built at {root} (run {build_command(suite)}, or `make test`)"
     return None
 
 
@@ -92,6 +124,40 @@ y = interp.get_tensor(o["index"])
 np.save(out, y)
 print(platform.machine(), y.dtype.name, y.shape, int(y.astype(np.int64).sum()))
 '''
+
+
+def emulated_local_device(root: Path, directory: Path) -> dict[str, str]:
+    """Make `--device local` of an sdeploy running under qemu in ROOT see the machine it runs on; returns the
+    environment additions (PATH, SDEPLOY_DEVICES) for that sdeploy process.
+
+    On a real board the local device re-executes sys.executable and reads /proc/cpuinfo and `uname -m` with the
+    board's own tools. Under qemu-user without binfmt both break: sys.executable (ROOT/usr/bin/python3) is an
+    aarch64 ELF the host kernel cannot exec (ENOEXEC), and the commands the local transport runs (`sh -c 'cat
+    /proc/cpuinfo'`, `uname -m`) are the host's x86 binaries, which read the host's CPU. So DIRECTORY gets:
+      * python3 — runs ROOT's aarch64 python3 under qemu with the pinned CPU (environment inherited: PYTHONPATH
+        stays the caller's site dir), named by a devices TOML as [devices.local] python;
+      * uname — the host's, with x86_64 reported as aarch64 (as scripts/aarch64_exec.sh does);
+      * cat — the host's, with /proc/cpuinfo mapped to ROOT/proc/cpuinfo, the Cortex-A76 text qemu's -L already
+        gives the aarch64 processes.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    host_cat, host_uname = shutil.which("cat") or "/bin/cat", shutil.which("uname") or "/bin/uname"
+    q = shlex.quote
+    scripts = {
+        "python3": f'exec {q(shutil.which(QEMU) or QEMU)} -cpu {QEMU_CPU} -L {q(str(root))} '
+                   f'{q(str(root / "usr/bin/python3"))} "$@"\n',
+        "uname": f'out=$({q(host_uname)} "$@") || exit $?\nprintf \'%s\\n\' "$out" | sed \'s/x86_64/aarch64/g\'\n',
+        "cat": 'for a do\n    shift\n    [ "$a" = /proc/cpuinfo ] && a=' + q(str(root / "proc/cpuinfo"))
+               + '\n    set -- "$@" "$a"\ndone\nexec ' + q(host_cat) + ' "$@"\n',
+    }
+    for name, body in scripts.items():
+        path = directory / name
+        path.write_text("#!/bin/sh\n" + body)
+        path.chmod(0o755)
+    devices = directory / "devices.toml"
+    devices.write_text(f"[devices.local]\npython = {json.dumps(str(directory / 'python3'))}\n")
+    return {"PATH": f"{directory}:{os.environ.get('PATH', '/usr/bin:/bin')}", "SDEPLOY_DEVICES": str(devices)}
 
 
 def write_run_model_script(directory: Path) -> Path:

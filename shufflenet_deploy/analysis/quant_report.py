@@ -1,0 +1,106 @@
+"""`sdeploy quant-report EXPORT`: the int8 error along the network's depth, from the export's manifest (or
+re-measured on the user's own images with --data), as a plot, a CSV and a Markdown page.
+
+Reads only the manifest (through `Manifest`) and, with --data, the two TFLite files it lists; no TensorFlow, so it
+runs on the base install and on a board.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from ..errors import UserError
+from ..fileio import atomic_path
+from ..manifest import Manifest
+
+CSV_COLUMNS = ("depth", "op", "tensor", "scale", "zero_point", "snr_db", "snr_drop_db", "rmse_rel", "clipped",
+               "fp32_min", "fp32_max", "int8_min", "int8_max")
+
+
+def layer_rows(manifest: Manifest, data: Path | None = None) -> tuple[list[dict], str]:
+    """The rows and what they were measured on: the stored table, or a new one on DATA's images."""
+    if data is None:
+        rows = manifest.int8_layers
+        if not rows:
+            raise UserError(f"{manifest.folder / 'manifest.json'} has no per-layer int8 table (an fp32-only export, "
+                            "or one made before sdeploy measured it)",
+                            "re-export with int8, or pass --data DIR to measure it on your images")
+        return rows, (manifest.data.get("int8_layers") or {}).get("images", "the export's evaluation images")
+    import numpy as np
+
+    from ..data.folders import scan_images
+    from ..data.preprocess import Preprocessing
+    from ..export.int8_layers import layer_errors
+
+    pre = Preprocessing.from_dict(manifest.preprocessing)
+    found = scan_images(Path(data), min_size=min(pre.hw), what="--data folder")
+    if not len(found):
+        raise UserError(f"--data {data} holds no readable images", "pass a folder of JPEG/PNG images")
+    paths = found.paths[:64]
+    x = np.ascontiguousarray(pre.load_batch(paths).transpose(0, 2, 3, 1))
+    fp32, int8 = manifest.artifact("fp32"), manifest.artifact("int8")
+    return layer_errors(fp32.path, int8.path, x), f"{len(paths)} images of {data}"
+
+
+def write_report(manifest: Manifest, rows: list[dict], measured_on: str, outdir: Path) -> dict:
+    """quant_layers.csv, quant_layers.png and quant_report.md in OUTDIR; returns their paths."""
+    from ..export.int8_layers import summary_line, worst
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    csv_path = outdir / "quant_layers.csv"
+    with atomic_path(csv_path) as tmp, tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    png_path = outdir / "quant_layers.png"
+    _plot(rows, f"{manifest.key}: int8 vs fp32 along depth ({measured_on})", png_path)
+    lines = [f"# int8 error per layer: {manifest.key}", "", f"Measured on {measured_on}: each quantized tensor of "
+             "the int8 TFLite against the same tensor of the fp32 TFLite (accumulated error).", "",
+             "![int8 error along depth](quant_layers.png)", "", "## Worst computing layers", ""]
+    lines += [f"- {summary_line(r)}" for r in worst(rows, 8)]
+    repair = manifest.int8_repair or {}
+    if repair.get("attempts"):
+        lines += ["", f"## int8 repair (target {repair['target']}, on {repair['evaluated_on']})", "",
+                  "| step | calibration | ranges | float layers | agreement | top-1 drop | latency here (ms) | "
+                  "XNNPACK partitions | met |", "|---|---|---|---|---|---|---|---|---|"]
+        for a in repair["attempts"]:
+            drop = "–" if a.get("drop") is None else f"{100 * a['drop']:.2f} pt"
+            lines.append(f"| {a['step']}{' (applied)' if a['step'] == repair.get('applied') else ''} | "
+                         f"{a['calibration']} | {a['ranges']} | {len(a['float_layers'])} | "
+                         f"{100 * a['agreement']:.2f}% | {drop} | {a['latency_ms']:.3f} | "
+                         f"{a['xnnpack_partitions']} | {'yes' if a['met'] else 'no'} |")
+    md_path = outdir / "quant_report.md"
+    with atomic_path(md_path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return {"csv": csv_path, "png": png_path, "markdown": md_path}
+
+
+def _plot(rows: list[dict], title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..export.int8_layers import DATA_MOVEMENT
+
+    shown = [r for r in rows if r.get("matched") and r["op"] not in DATA_MOVEMENT]
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    depth = [r["depth"] for r in shown]
+    ax1.plot(depth, [r["snr_db"] for r in shown], "-", color="#888", lw=0.8)
+    for op, color in (("CONV_2D", "#1f77b4"), ("DEPTHWISE_CONV_2D", "#2ca02c"), ("FULLY_CONNECTED", "#d62728"),
+                      ("ADD", "#9467bd")):
+        pts = [r for r in shown if r["op"] == op]
+        ax1.scatter([r["depth"] for r in pts], [r["snr_db"] for r in pts], s=14, color=color, label=op, zorder=3)
+    others = [r for r in shown if r["op"] not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD")]
+    ax1.scatter([r["depth"] for r in others], [r["snr_db"] for r in others], s=10, color="#aaa", label="other",
+                zorder=3)
+    ax1.set_ylabel("SNR vs fp32 (dB)")
+    ax1.legend(fontsize=7, ncol=5, loc="lower left")
+    ax1.set_title(title, fontsize=9)
+    ax2.bar(depth, [100 * r["clipped"] for r in shown], color="#d62728", width=0.8)
+    ax2.set_ylabel("clipped (%)")
+    ax2.set_xlabel("op index in the int8 graph (depth)")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

@@ -1,0 +1,4 @@
+"""`python -m shufflenet_deploy.cli`: the same as the `sdeploy` console script."""
+from . import run
+
+run()

@@ -1,0 +1,181 @@
+"""Per-layer int8 error: every quantized activation of the shipped int8 TFLite against the same tensor of the
+shipped fp32 TFLite, on the held-out images.
+
+Method, decided by trying the three candidates on the bundled models (2026-12-01):
+- **Preserved tensors in two interpreters (chosen).** Both shipped files run in LiteRT with
+  `experimental_preserve_all_tensors` and without the XNNPACK delegate (a delegated partition keeps its
+  intermediates private). The tensors are matched op to op: both graphs come from the same saved_model through
+  the same converter and the same lowering passes, so their op sequences agree except for the int8 graph's
+  QUANTIZE/DEQUANTIZE ops; a sequence alignment on (op, output shape) pairs them, and the names (which differ by
+  the int8 converter's `;Const_N` suffixes) are kept for the reader. It measures exactly the files we ship,
+  after lowering, needs no TensorFlow (so `sdeploy quant-report` runs on a board) and costs two interpreter runs
+  per image.
+- TFLite's QuantizationDebugger needs the converter object inside the TensorFlow worker and analyses the
+  converter's graph *before* our lowering passes (it would report tensors the shipped file does not have), and
+  its per-layer mode re-quantizes each layer's float input, which hides the error accumulation users see.
+- ai-edge-quantizer's validation compares models that ai-edge-quantizer itself produced (its recipes), not a
+  TensorFlow-converted file; adopting it means replacing the converter, not measuring ours.
+
+The error is the accumulated one (each int8 tensor against the fp32 tensor computed from the same image, so a
+saturating layer's damage shows in every layer after it), which is where accuracy is lost. Per tensor: SNR in
+dB (10 log10 of signal over error energy), RMSE relative to the fp32 tensor's observed range, the quantization
+scale and zero point, and the fraction of fp32 values outside the int8 grid's range (clipped: saturation).
+"""
+from __future__ import annotations
+
+import difflib
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..tflite.graph import Graph
+
+SKIPPED_OPS = {"QUANTIZE", "DEQUANTIZE"}
+# ops that move or pad values without computing: they carry their input's error and grid, never add to it
+DATA_MOVEMENT = {"RESHAPE", "TRANSPOSE", "PAD", "PADV2", "GATHER", "CONCATENATION", "SPLIT", "SPLIT_V", "SLICE",
+                 "STRIDED_SLICE", "SQUEEZE", "EXPAND_DIMS"}
+
+
+def _ops(graph: Graph) -> list[tuple[str, tuple, int, str, list[int]]]:
+    """(op name, output shape, output tensor, tensor name, input tensors) for each op with one output, in order."""
+    out = []
+    for op in graph.sg.operators:
+        name = graph.name(op)
+        if name in SKIPPED_OPS or len(op.outputs) != 1:
+            continue
+        t = int(op.outputs[0])
+        out.append((name, tuple(graph.shape(t)), t, _text(graph.tensor(t).name), [int(i) for i in op.inputs if i >= 0]))
+    return out
+
+
+def _text(name) -> str:
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def quantized_activations(int8_path: Path) -> list[int]:
+    """Indices of the int8 model's quantized activation tensors (op outputs, not weights), in op order."""
+    graph = Graph.load(int8_path)
+    return [int(op.outputs[0]) for op in graph.sg.operators
+            if len(op.outputs) == 1 and graph.is_int8(int(op.outputs[0])) and graph.name(op) not in SKIPPED_OPS
+            and _qparams(graph, int(op.outputs[0])) is not None]
+
+
+def _qparams(graph: Graph, index: int) -> tuple[float, int] | None:
+    q = graph.tensor(index).quantization
+    if q is None or q.scale is None or len(q.scale) != 1:
+        return None
+    return float(q.scale[0]), int(q.zeroPoint[0])
+
+
+def match(fp32_path: Path, int8_path: Path) -> list[dict]:
+    """Pair each quantized int8 activation with its fp32 tensor (None when the graphs disagree there)."""
+    g32, g8 = Graph.load(fp32_path), Graph.load(int8_path)
+    ops32, ops8 = _ops(g32), _ops(g8)
+    key = lambda o: (o[0], o[1])  # noqa: E731 - op name and output shape
+    matcher = difflib.SequenceMatcher(a=[key(o) for o in ops8], b=[key(o) for o in ops32], autojunk=False)
+    partner = {}
+    for block in matcher.get_matching_blocks():
+        for k in range(block.size):
+            partner[block.a + k] = ops32[block.b + k]
+    wanted = set(quantized_activations(int8_path))
+    pairs = []
+    for depth, (op, shape, t8, name8, inputs) in enumerate(ops8):
+        if t8 not in wanted:
+            continue
+        scale, zero_point = _qparams(g8, t8)
+        other = partner.get(depth)
+        pairs.append({"depth": depth, "op": op, "tensor": name8, "shape": list(shape), "int8_index": t8,
+                      "inputs": [i for i in inputs if i in wanted],
+                      "fp32_index": other[2] if other else None, "fp32_tensor": other[3] if other else None,
+                      "scale": scale, "zero_point": zero_point})
+    return pairs
+
+
+class _Sums:
+    __slots__ = ("signal", "error", "n", "clipped", "lo", "hi")
+
+    def __init__(self):
+        self.signal = self.error = 0.0
+        self.n = self.clipped = 0
+        self.lo, self.hi = math.inf, -math.inf
+
+
+def layer_errors(fp32_path: Path, int8_path: Path, x_nhwc: np.ndarray) -> list[dict]:
+    """One row per quantized int8 activation: its op, depth, qparams and error against fp32 on X (NHWC float)."""
+    from .verify import quantize
+
+    pairs = match(fp32_path, int8_path)
+    interp32 = _preserving(fp32_path)
+    interp8 = _preserving(int8_path)
+    in32, in8 = interp32.get_input_details()[0], interp8.get_input_details()[0]
+    sums = [_Sums() for _ in pairs]
+    for sample in x_nhwc:
+        interp32.set_tensor(in32["index"], sample[None].astype(np.float32))
+        interp8.set_tensor(in8["index"], quantize(sample[None], in8))
+        interp32.invoke()
+        interp8.invoke()
+        for pair, s in zip(pairs, sums):
+            if pair["fp32_index"] is None:
+                continue
+            f = interp32.get_tensor(pair["fp32_index"]).astype(np.float64).ravel()
+            q = interp8.get_tensor(pair["int8_index"]).astype(np.float64).ravel()
+            if f.shape != q.shape:
+                pair["fp32_index"] = None
+                continue
+            scale, zp = pair["scale"], pair["zero_point"]
+            d = (q - zp) * scale
+            s.signal += float(np.dot(f, f))
+            s.error += float(np.dot(f - d, f - d))
+            s.n += f.size
+            lo, hi = (-128 - zp) * scale, (127 - zp) * scale
+            s.clipped += int(np.count_nonzero((f < lo - scale / 2) | (f > hi + scale / 2)))
+            s.lo, s.hi = min(s.lo, float(f.min())), max(s.hi, float(f.max()))
+    rows = [_row(pair, s) for pair, s in zip(pairs, sums)]
+    snr_of = {pair["int8_index"]: row["snr_db"] for pair, row in zip(pairs, rows)}
+    for pair, row in zip(pairs, rows):  # the error this op adds: its SNR below its noisiest input's
+        before = [snr_of[i] for i in pair["inputs"] if snr_of.get(i) is not None]
+        row["snr_drop_db"] = (round(min(before) - row["snr_db"], 2) if before and row["snr_db"] is not None
+                              else None)
+    return rows
+
+
+def _preserving(path: Path):
+    """An interpreter that keeps every intermediate tensor readable (no XNNPACK: it hides its partitions')."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(model_path=str(path), num_threads=1, experimental_preserve_all_tensors=True,
+                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def _row(pair: dict, s: _Sums) -> dict:
+    row = {k: pair[k] for k in ("depth", "op", "tensor", "shape", "scale", "zero_point", "fp32_tensor")}
+    if not s.n:
+        return {**row, "matched": False, "snr_db": None, "rmse_rel": None, "clipped": None,
+                "fp32_min": None, "fp32_max": None}
+    span = s.hi - s.lo
+    rmse = math.sqrt(s.error / s.n)
+    snr = math.inf if s.error == 0 else 10 * math.log10(max(s.signal, 1e-30) / s.error)
+    return {**row, "matched": True, "snr_db": round(snr, 2) if math.isfinite(snr) else 99.0,
+            "rmse_rel": round(rmse / span, 6) if span > 0 else 0.0, "clipped": round(s.clipped / s.n, 6),
+            "fp32_min": round(s.lo, 5), "fp32_max": round(s.hi, 5),
+            "int8_min": round((-128 - pair["zero_point"]) * pair["scale"], 5),
+            "int8_max": round((127 - pair["zero_point"]) * pair["scale"], 5)}
+
+
+def worst(rows: list[dict], k: int = 5) -> list[dict]:
+    """The K computing layers to look at first: saturating ones (clipped > 0.01%) by clipped fraction, then the
+    ones that add the most error (SNR drop from their input), then the lowest SNR. Data movement is left out:
+    it repeats its input's numbers."""
+    matched = [r for r in rows if r.get("matched") and r["op"] not in DATA_MOVEMENT]
+    return sorted(matched, key=lambda r: (-(r["clipped"] > 1e-4), -r["clipped"] if r["clipped"] > 1e-4 else 0,
+                                          -(r.get("snr_drop_db") or 0), r["snr_db"]))[:k]
+
+
+def summary_line(row: dict) -> str:
+    clip = f", {100 * row['clipped']:.2f}% clipped" if row["clipped"] else ""
+    return (f"#{row['depth']} {row['op']} {row['tensor'][:60]}: SNR {row['snr_db']:.1f} dB, RMSE "
+            f"{100 * row['rmse_rel']:.2f}% of range, scale {row['scale']:.4g}{clip} (fp32 range "
+            f"{row['fp32_min']:.3g}..{row['fp32_max']:.3g}, int8 grid {row['int8_min']:.3g}..{row['int8_max']:.3g})")

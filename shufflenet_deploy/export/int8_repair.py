@@ -1,0 +1,222 @@
+"""Repair an int8 export until it meets an accuracy target, cheapest step first; record every attempt.
+
+`--int8-target agreement=99,drop=0.5` (the default for trained checkpoints): top-1 agreement with the fp32
+TFLite on the evaluation images >= 99%, and, when those images are labelled (`--val`, or the bundled model's
+val split), a top-1 drop <= 0.5 points. The steps, in order of cost (each one is a requantization of the same
+saved_model, lowered like the shipped file; no onnx2tf rerun):
+
+1. `plain`: TensorFlow's own conversion (min/max ranges on the calibration images), what every export ships.
+2. `more-calibration`: up to 4x the calibration images, from the same folder (never the held-out ones).
+3. `ranges-percentile`, `ranges-mse`: activation ranges narrowed from histograms (onnx2tf_worker.narrow_ranges):
+   a few outlier activations no longer stretch the grid that every other value is rounded to.
+4. `float-N`: mixed precision, the N = 1, 2, 4, 8, 16 worst computing layers of the per-layer table
+   (int8_layers.worst: saturating first, then the largest SNR drop) kept in float. Each attempt records its
+   latency on this machine and its XNNPACK partitions: float islands split the int8 graph and cost
+   QUANTIZE/DEQUANTIZE pairs.
+
+Not tried, by decision: 16-bit activations. TensorFlow 2.19's converter quantizes 16x8 for the whole model only
+(no per-layer choice), with int16 inputs and outputs (the manifest promises int8 I/O), and XNNPACK runs none of
+it (reference kernels, several times slower); the manifest says so in `not_tried`.
+
+The first attempt that meets the target is applied. If none does, the export fails like a parity failure:
+the report (with every attempt and the worst layers) is kept, no model is.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import UserError
+from . import int8_layers
+
+FLOAT_LAYER_COUNTS = (1, 2, 4, 8, 16)
+MORE_CALIBRATION_FACTOR = 4
+NOT_TRIED = {"int16-activations": "TensorFlow 2.19 converts 16-bit activations for the whole model only, with "
+                                  "int16 I/O, and XNNPACK runs none of it (reference kernels)"}
+
+
+@dataclass(frozen=True)
+class Int8Target:
+    agreement: float = 0.99  # top-1 agreement with fp32, a fraction
+    drop: float | None = 0.005  # top-1 drop in points/100, checked only with labelled images
+
+    @classmethod
+    def parse(cls, text: str | None) -> "Int8Target | None":
+        """"agreement=99,drop=0.5" (percent and points), "agreement=99" or "none"."""
+        if text is None or text.strip().lower() == "none":
+            return None
+        values = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, _, value = part.partition("=")
+            if key not in ("agreement", "drop") or not value:
+                raise UserError(f"--int8-target {text!r}: unknown part {part!r}",
+                                "use e.g. --int8-target agreement=99,drop=0.5, or none")
+            try:
+                values[key] = float(value)
+            except ValueError:
+                raise UserError(f"--int8-target {text!r}: {key} must be a number", "e.g. agreement=99") from None
+        agreement = values.get("agreement", 99.0)
+        drop = values.get("drop", 0.5)
+        if not 0 < agreement <= 100 or drop < 0:
+            raise UserError(f"--int8-target {text!r}: agreement must be in (0, 100] percent and drop >= 0 points",
+                            "e.g. --int8-target agreement=99,drop=0.5")
+        return cls(agreement / 100, drop / 100)
+
+    def to_dict(self) -> dict:
+        return {"agreement_pct": round(100 * self.agreement, 3),
+                "drop_pt": None if self.drop is None else round(100 * self.drop, 3)}
+
+    def met(self, result: dict) -> bool:
+        if result["agreement"] < self.agreement - 1e-9:
+            return False
+        return self.drop is None or result.get("drop") is None or result["drop"] <= self.drop + 1e-9
+
+
+@dataclass
+class RepairInputs:
+    """What the repair needs from the export: the converter's work folder, the shipped fp32 file, the images."""
+
+    workdir: Path  # tflite_convert.convert's folder (its saved_model is requantized)
+    fp32: Path  # the lowered fp32 TFLite: the reference
+    int8: Path  # the plain int8 TFLite (lowered), replaced by the applied attempt
+    x_eval: np.ndarray  # NCHW float: the images the target is measured on
+    labels: np.ndarray | None  # their labels, or None (agreement only)
+    eval_name: str  # e.g. "val split (269 images)"
+    calibration: np.ndarray  # NCHW: the images the plain attempt was calibrated on
+    more_calibration: np.ndarray | None  # NCHW: further images from the same folder, or None
+    lower: Callable[[Path], dict] | None  # the lowering pass the shipped file gets (None: --no-optimize)
+    log: Path
+
+
+def evaluate(path: Path, fp32_logits: np.ndarray, x: np.ndarray, labels: np.ndarray | None) -> dict:
+    """Agreement with fp32, and top-1 / drop when labelled."""
+    from .verify import run_tflite
+
+    logits = run_tflite(path, x)
+    out = {"agreement": float((logits.argmax(1) == fp32_logits.argmax(1)).mean())}
+    if labels is not None:
+        fp32_top1 = float((fp32_logits.argmax(1) == labels).mean())
+        out["top1"] = float((logits.argmax(1) == labels).mean())
+        out["fp32_top1"] = fp32_top1
+        out["drop"] = fp32_top1 - out["top1"]
+    return out
+
+
+def latency_ms(path: Path, runs: int = 30) -> float:
+    """Median single-thread latency with XNNPACK on this machine: a cost estimate beside each attempt (the
+    measurements users quote come from `sdeploy bench`)."""
+    from .tflite_inspect import load_interpreter
+
+    interpreter = load_interpreter(path, num_threads=1)
+    for _ in range(5):
+        interpreter.invoke()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        interpreter.invoke()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(times))
+
+
+def repair(inputs: RepairInputs, target: Int8Target, progress: Callable[[str], None] = lambda m: None) -> dict:
+    """Try the steps until one meets TARGET; put the applied model at inputs.int8. Returns the record for the
+    manifest (`int8_repair`); raises Int8TargetMissed (with the record) when nothing meets it."""
+    from .tflite_convert import requantize
+    from .tflite_inspect import inspect_tflite
+    from .verify import run_tflite
+
+    started = time.perf_counter()
+    fp32_logits = run_tflite(inputs.fp32, inputs.x_eval)
+    x_layers = np.ascontiguousarray(inputs.x_eval[:64].transpose(0, 2, 3, 1))
+    attempts: list[dict] = []
+    candidates = inputs.int8.parent / "int8-attempts"
+    candidates.mkdir(exist_ok=True)
+
+    def record(step: str, path: Path, t0: float, **how) -> dict:
+        result = evaluate(path, fp32_logits, inputs.x_eval, inputs.labels)
+        info = inspect_tflite(path)
+        attempt = {"step": step, **how, **{k: round(v, 5) for k, v in result.items()},
+                   "latency_ms": round(latency_ms(path), 4),
+                   "xnnpack_partitions": info["xnnpack"]["partitions"],
+                   "not_delegated": info["xnnpack"]["not_delegated"],
+                   "dequantize_ops": info["ops"].get("DEQUANTIZE", 0),
+                   "met": target.met(result), "seconds": round(time.perf_counter() - t0, 1), "file": path}
+        attempts.append(attempt)
+        progress(f"int8 {step}: agreement {100 * result['agreement']:.2f}%"
+                 + (f", top-1 drop {100 * result['drop']:.2f} pt" if "drop" in result else "")
+                 + (" (meets the target)" if attempt["met"] else ""))
+        return attempt
+
+    def attempt(step: str, **how) -> dict:
+        t0 = time.perf_counter()
+        out = candidates / f"{step}.tflite"
+        calibration = how.pop("calibration_images", None)
+        requantize(inputs.workdir, output=out, log=inputs.log, ranges=how.get("ranges", "minmax"),
+                   float_tensors=how.get("float_layers"),
+                   calibration_nhwc=None if calibration is None else calibration.transpose(0, 2, 3, 1))
+        lowering = inputs.lower(out) if inputs.lower is not None else None
+        tried = record(step, out, t0, **how)
+        tried["_lowering"] = lowering
+        return tried
+
+    plain = record("plain", inputs.int8, started, calibration=len(inputs.calibration), ranges="minmax",
+                   float_layers=[])
+    best, calibration = plain, None
+    if not best["met"] and inputs.more_calibration is not None and len(inputs.more_calibration):
+        more = np.concatenate([inputs.calibration, inputs.more_calibration])
+        more = more[: MORE_CALIBRATION_FACTOR * len(inputs.calibration)]
+        tried = attempt("more-calibration", calibration_images=more, calibration=len(more), ranges="minmax",
+                        float_layers=[])
+        if _better(tried, best):
+            best, calibration = tried, more
+    for ranges in ("percentile", "mse"):
+        if best["met"]:
+            break
+        tried = attempt(f"ranges-{ranges}", calibration_images=calibration, ranges=ranges,
+                        calibration=len(calibration if calibration is not None else inputs.calibration),
+                        float_layers=[])
+        if _better(tried, best):
+            best = tried
+    if not best["met"]:
+        rows = int8_layers.layer_errors(inputs.fp32, best["file"], x_layers)
+        ranked = [r["tensor"] for r in int8_layers.worst(rows, max(FLOAT_LAYER_COUNTS))]
+        for n in FLOAT_LAYER_COUNTS:
+            if n > len(ranked):
+                break
+            tried = attempt(f"float-{n}", calibration_images=calibration, ranges=best["ranges"],
+                            calibration=best["calibration"], float_layers=ranked[:n])
+            if tried["met"]:
+                best = tried
+                break
+    record_out = {"target": target.to_dict(), "evaluated_on": inputs.eval_name,
+                  "attempts": [{k: v for k, v in a.items() if k not in ("file", "_lowering")} for a in attempts],
+                  "not_tried": NOT_TRIED, "seconds": round(time.perf_counter() - started, 1)}
+    if not best["met"]:
+        shutil.rmtree(candidates, ignore_errors=True)
+        record_out["applied"] = None
+        raise Int8TargetMissed(record_out)
+    if best["file"] != inputs.int8:
+        shutil.copyfile(best["file"], inputs.int8)
+    shutil.rmtree(candidates, ignore_errors=True)
+    record_out["applied"] = best["step"]
+    if best.get("_lowering"):
+        record_out["lowering"] = best["_lowering"]  # the pipeline files it under the manifest's lowering
+    return record_out
+
+
+def _better(a: dict, b: dict) -> bool:
+    """More agreement, then less drop."""
+    return (a["agreement"], -(a.get("drop") or 0)) > (b["agreement"], -(b.get("drop") or 0))
+
+
+class Int8TargetMissed(Exception):
+    """No attempt met the target: `record` is the manifest's int8_repair block (applied None)."""
+
+    def __init__(self, record: dict):
+        super().__init__("no int8 attempt met the target")
+        self.record = record

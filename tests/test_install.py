@@ -1,0 +1,155 @@
+"""The wheel as a user installs it: not editable, in a fresh venv, run from a folder outside the source tree.
+
+The base install (`pip install shufflenet-deploy`) must hold no torch, TensorFlow or onnx2tf and still bench,
+check, report and compare; a command that needs `[export]` or `[train]` says which extra in one line (exit 2).
+`[export]` must run `sdeploy demo` from any folder, with the bundled models found inside the wheel. Each venv's
+size is printed (the closing note of issue 15 quotes them): `pytest -s tests/test_install.py`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from installs import HEAVY, REPO, dir_mb
+
+pytestmark = pytest.mark.slow
+CONSTRAINTS = REPO / "constraints.txt"
+BUNDLED = REPO / "models" / "shufflenet_v1_g3_0.5x_digits64.pt"
+
+
+def _venv(path: Path, wheel: Path, extras: str = "") -> Path:
+    """A fresh venv at PATH with the wheel (and EXTRAS) installed from the registry, pinned by constraints.txt."""
+    t0 = time.monotonic()
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, timeout=300)
+    proc = subprocess.run([str(path / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                           "-c", str(CONSTRAINTS), f"{wheel}{extras}"], capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    print(f"\nvenv{extras or ' (base)'}: {dir_mb(path):.0f} MB, installed in {time.monotonic() - t0:.0f} s")
+    return path
+
+
+def _run(venv: Path, cwd: Path, *args, timeout=900) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(PATH=f"{venv / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}", MPLBACKEND="Agg",
+               SDEPLOY_CACHE=str(cwd / ".sdeploy-cache"))
+    return subprocess.run([str(venv / "bin" / "sdeploy"), *map(str, args)], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _one_line_error(proc, *needles) -> None:
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory) -> Path:
+    """The bundled model exported by the project's own (full) install: what a user brings to a board."""
+    out = tmp_path_factory.mktemp("export") / "g3"
+    proc = subprocess.run([sys.executable, "-m", "shufflenet_deploy.cli", "export", "--checkpoint", str(BUNDLED),
+                           "-o", str(out)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def base_venv(tmp_path_factory, sdeploy_wheel) -> Path:
+    return _venv(tmp_path_factory.mktemp("base") / "venv", sdeploy_wheel)
+
+
+def test_the_base_install_holds_no_conversion_stack(base_venv):
+    code = ("import importlib.util, json; "
+            f"print(json.dumps([m for m in {list(HEAVY)!r} if importlib.util.find_spec(m)]))")
+    proc = subprocess.run([str(base_venv / "bin" / "python"), "-c", code], capture_output=True, text=True, timeout=60)
+    assert json.loads(proc.stdout) == [], proc.stdout + proc.stderr
+    assert dir_mb(base_venv) < 600
+
+
+def test_base_commands_work_from_any_folder(base_venv, export_dir, tmp_path):
+    assert _run(base_venv, tmp_path, "zoo").returncode == 0
+    flops = _run(base_venv, tmp_path, "flops", "shufflenet_v1_g3_1.0x")
+    assert flops.returncode == 0 and "136.50 M MACs" in flops.stdout, flops.stdout + flops.stderr
+    check = _run(base_venv, tmp_path, "devices", "check", "local")
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    bench = _run(base_venv, tmp_path, "bench", export_dir, "--device", "local", "--runs", "20", "--warmup", "2",
+                 "--no-peak", "--json", "-o", tmp_path / "bench")
+    assert bench.returncode == 0, bench.stderr[-3000:]
+    results = json.loads(bench.stdout)["results"]
+    assert {r["precision"] for r in results} == {"fp32", "int8"}
+    assert all(r["runtime"]["name"] == "ai_edge_litert" and r["latency_ms"]["p50"] > 0 for r in results)
+    assert all(r["macs"] == results[0]["macs"] and r["macs"] > 1e6 for r in results)
+
+    report = _run(base_venv, tmp_path, "report", tmp_path / "bench" / "bench.json", "-o", tmp_path / "report")
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert (tmp_path / "report" / "report.html").is_file()
+
+    same = _run(base_venv, tmp_path, "compare", tmp_path / "bench" / "bench.json", tmp_path / "bench" / "bench.json")
+    assert same.returncode == 0 and "same" in same.stdout, same.stdout + same.stderr
+
+    fixture = REPO / "tests" / "fixtures" / "benchmark_model_output" / "sample_A_old_format_op_profiling.md"
+    parsed = _run(base_venv, tmp_path, "bench", "--parse", fixture, "--json", "-o", tmp_path / "parsed")
+    assert parsed.returncode == 0, parsed.stderr[-3000:]
+    assert json.loads(parsed.stdout)["results"][0]["runtime"]["name"] == "benchmark_model"
+
+
+@pytest.mark.parametrize("args, extra", [
+    (["export", "shufflenet_v1_g3_0.5x", "-o", "x"], "[export]"),
+    (["demo"], "[export]"),
+    (["train", "shufflenet_v1_g3_0.5x", "--data", "d", "-o", "m.pt"], "[train]"),
+    (["data", "digits", "-o", "d"], "[export]"),
+    (["sweep", "--models", "shufflenet_v1_g3_0.5x", "--device", "local", "-o", "s"], "[export]"),
+])
+def test_a_command_whose_extra_is_missing_names_it(base_venv, tmp_path, args, extra):
+    proc = _run(base_venv, tmp_path, *args)
+    _one_line_error(proc, extra, "pip install 'shufflenet-deploy" + extra)
+    assert not any(p.name in ("x", "s", "m.pt") for p in tmp_path.iterdir())
+
+
+def test_export_extra_runs_the_demo_from_any_folder(tmp_path, sdeploy_wheel):
+    venv = _venv(tmp_path / "venv", sdeploy_wheel, "[export]")
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    proc = _run(venv, work, "demo", "--runs", "10", timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (work / "demo_out" / "report" / "report.html").is_file()
+    manifest = json.loads((work / "demo_out" / "export" / "manifest.json").read_text())
+    assert manifest["model"] == "shufflenet_v1_g3_0.5x"
+    assert "/site-packages/shufflenet_deploy/_models/" in manifest["checkpoint"]  # inside the wheel, not the tree
+
+
+def test_the_github_action_script_gates_a_regression(base_venv, export_dir, tmp_path):
+    """scripts/action_bench.sh (all of action.yml's work) on the base install: bench, summary, compare, outputs."""
+    def action(out: Path, baseline: Path | None = None) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "SDEPLOY_"))}
+        env.update(SDEPLOY_SOURCE=str(REPO), SDEPLOY_VENV=str(base_venv), SDEPLOY_EXPORT=str(export_dir),
+                   SDEPLOY_RUNS="40", SDEPLOY_OUT=str(out), SDEPLOY_BASELINE=str(baseline or ""),
+                   SDEPLOY_MAX_REGRESSION="5", SDEPLOY_CACHE=str(tmp_path / "cache"), MPLBACKEND="Agg")
+        return subprocess.run(["bash", str(REPO / "scripts" / "action_bench.sh")], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=900)
+
+    first = action(tmp_path / "base")
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    assert "verdict=none" in (tmp_path / "base" / "outputs.txt").read_text()
+    assert "| fp32 |" in (tmp_path / "base" / "summary.md").read_text()
+
+    # a baseline 20% faster than anything this machine can do: the new run is a regression, exit 1
+    doc = json.loads((tmp_path / "base" / "bench" / "bench.json").read_text())
+    for r in doc["results"]:
+        r["times_ms"] = [t / 1.2 for t in r["times_ms"]]
+        r["latency_ms"] = {k: v / 1.2 if isinstance(v, float) else v for k, v in r["latency_ms"].items()}
+    fast = tmp_path / "fast-baseline.json"
+    fast.write_text(json.dumps(doc))
+    second = action(tmp_path / "new", baseline=fast)
+    assert second.returncode == 1, second.stdout[-2000:] + second.stderr[-2000:]
+    assert "verdict=regression" in (tmp_path / "new" / "outputs.txt").read_text()
+    assert "regression" in (tmp_path / "new" / "summary.md").read_text()
