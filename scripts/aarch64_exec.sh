@@ -10,6 +10,10 @@
 # real aarch64 code reading a Cortex-A76 /proc/cpuinfo; and `uname`/`arch` report aarch64, so a device
 # probe sees the target's architecture. ROOT is .cache/aarch64-root (scripts/build_aarch64_root.sh) or
 # $SDEPLOY_AARCH64_ROOT.
+# `cat /proc/cpuinfo` (how a device probe reads the CPU) is mapped to ROOT/proc/cpuinfo, the file qemu's -L
+# gives the aarch64 processes, so the probe and LiteRT see the same CPU. One emulated board per ROOT: a fleet
+# test makes a ROOT per board (symlinks to the real root's folders plus its own proc/cpuinfo) and sets
+# SDEPLOY_AARCH64_CPU to the matching qemu CPU (default cortex-a76; a Pi 4 is cortex-a72).
 # Limits: an absolute /usr/bin/python3 is the host's; a Python that re-executes sys.executable gets the root's
 # binary path, which the host cannot exec without binfmt.
 #
@@ -31,7 +35,18 @@ python|python3|python3.11)
     PYTHONNOUSERSITE=1
     export PYTHONPATH PYTHONNOUSERSITE
     unset PYTHONHOME VIRTUAL_ENV
-    exec "${SDEPLOY_QEMU:-qemu-aarch64-static}" -cpu cortex-a76 -L "$root" "$root/usr/bin/python3" "$@"
+    exec "${SDEPLOY_QEMU:-qemu-aarch64-static}" -cpu "${SDEPLOY_AARCH64_CPU:-cortex-a76}" -L "$root" \
+        "$root/usr/bin/python3" "$@"
+    ;;
+cat)
+    root=$(cd "$(dirname "$0")/.." && pwd)
+    for a do
+        shift
+        [ "$a" = /proc/cpuinfo ] && a="$root/proc/cpuinfo"
+        set -- "$@" "$a"
+    done
+    PATH=${SDEPLOY_HOST_PATH:-/usr/bin:/bin}
+    exec cat "$@"
     ;;
 uname)
     PATH=${SDEPLOY_HOST_PATH:-/usr/bin:/bin}
@@ -55,10 +70,10 @@ fi
 qemu=$(command -v qemu-aarch64-static) || { echo "aarch64_exec: qemu-aarch64-static not found" >&2; exit 126; }
 root=$(cd "$root" && pwd)
 shims="$root/.sdeploy-shims"
-if [ ! -L "$shims/arch" ] || [ "$(readlink "$shims/arch")" != "$self" ]; then
+if [ ! -L "$shims/cat" ] || [ "$(readlink "$shims/cat")" != "$self" ]; then
     # Built beside the target and renamed into place, so concurrent sessions never see a partial dir.
     tmp=$(mktemp -d "$root/.sdeploy-shims.XXXXXX") && chmod 755 "$tmp" || exit 126
-    for n in python python3 python3.11 uname arch; do ln -s "$self" "$tmp/$n"; done
+    for n in python python3 python3.11 uname arch cat; do ln -s "$self" "$tmp/$n"; done
     rm -rf "$shims.stale.$$"
     [ -e "$shims" ] && mv "$shims" "$shims.stale.$$" 2>/dev/null
     mv -T "$tmp" "$shims" 2>/dev/null || rm -rf "$tmp"
@@ -67,8 +82,9 @@ fi
 
 SDEPLOY_HOST_PATH=$PATH
 SDEPLOY_QEMU=$qemu
+SDEPLOY_AARCH64_CPU=${SDEPLOY_AARCH64_CPU:-cortex-a76}
 PATH="$shims:$PATH"
-export PATH SDEPLOY_HOST_PATH SDEPLOY_QEMU
+export PATH SDEPLOY_HOST_PATH SDEPLOY_QEMU SDEPLOY_AARCH64_CPU
 
 if [ $# -eq 0 ]; then
     if [ -n "${SSH_ORIGINAL_COMMAND:-}" ]; then

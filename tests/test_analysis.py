@@ -218,13 +218,24 @@ def test_report_without_peak_says_so_and_omits_percent(tmp_path):
     assert all(row["pct_of_peak"] == "" for row in read_csv(out / "models.csv"))
 
 
-def test_mixed_devices_need_allow_mixed(tmp_path, capsys):
+def test_one_file_per_device_is_a_side_by_side_report_and_one_mixed_file_needs_allow_mixed(tmp_path, capsys):
     a = write_doc(tmp_path / "a", synthetic_doc(device="local"))
-    b = write_doc(tmp_path / "b", synthetic_doc(device="rpi", seed=2))
-    assert cli_main(["report", str(a), str(b), "-o", str(tmp_path / "r")]) == 2
+    b = write_doc(tmp_path / "b", synthetic_doc(device="rpi", k=0.5, seed=2))
+    assert cli_main(["report", str(a), str(b), "-o", str(tmp_path / "r")]) == 0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "Across devices" in md and "| comparison | MACs ratio | local | rpi |" in md
+    devices = read_csv(tmp_path / "r" / "devices.csv")
+    assert devices and all(row["local"] and row["rpi"] for row in devices)
+    assert all(float(row["local"]) != float(row["rpi"]) for row in devices if "MACs" not in row["comparison"])
+
+    one = synthetic_doc(device="local")
+    one["results"] += synthetic_doc(device="rpi", seed=2)["results"]
+    mixed = write_doc(tmp_path / "mixed", one)
+    capsys.readouterr()
+    assert cli_main(["report", str(mixed), "-o", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "different devices" in err[0] and "--allow-mixed" in err[0]
-    assert cli_main(["report", str(a), str(b), "-o", str(tmp_path / "r"), "--allow-mixed"]) == 0
+    assert len(err) == 1 and "several devices" in err[0] and "--allow-mixed" in err[0]
+    assert cli_main(["report", str(mixed), "-o", str(tmp_path / "m"), "--allow-mixed"]) == 0
 
 
 def test_other_schema_version_is_refused(tmp_path, capsys):

@@ -131,3 +131,28 @@ def test_cli_missing_file_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: cannot read") and "nope.txt" in err[0]
     assert cli_main(["devices", "cpuinfo", str(tmp_path)]) == 2  # a folder, not a file
+
+
+@pytest.mark.parametrize("name, cores, cpus", [
+    ("sm8550_snapdragon_8gen2.txt", "big", [3, 4, 5, 6, 7]),     # the fast cores: big and prime
+    ("sm8550_snapdragon_8gen2.txt", "little", [0, 1, 2]),
+    ("sm8550_snapdragon_8gen2.txt", "prime", [7]),
+    ("sm8550_snapdragon_8gen2.txt", "all", list(range(8))),
+    ("rpi4_aarch64.txt", "big", [0, 1, 2, 3]),                   # one cluster: its cores are the big ones
+    ("rpi5.txt", "all", [0, 1, 2, 3]),
+])
+def test_cores_choice_maps_to_the_clusters_cpus(name, cores, cpus):
+    from shufflenet_deploy.devices.cpuinfo import cpus_of
+
+    assert cpus_of(facts(name).to_dict(), cores) == cpus
+
+
+@pytest.mark.parametrize("name, cores", [("rpi4_aarch64.txt", "little"), ("rpi5.txt", "prime")])
+def test_cores_choice_the_device_lacks_is_one_line(name, cores):
+    from shufflenet_deploy.devices.cpuinfo import cpus_of
+    from shufflenet_deploy.errors import UserError
+
+    with pytest.raises(UserError, match=f"has no {cores} cores .*Cortex-A7"):
+        cpus_of(facts(name).to_dict(), cores, "pi")
+    with pytest.raises(UserError, match="clusters are unknown"):
+        cpus_of(None, cores)

@@ -117,3 +117,24 @@ def test_ssh_without_host_is_a_user_error(tmp_path):
     f.write_text('[devices.x]\ntransport = "ssh"\n')
     with pytest.raises(UserError, match="has no host"):
         get_device("x", f).transport_factory()
+
+
+def test_groups_name_several_devices_in_order_each_once(tmp_path):
+    from shufflenet_deploy.devices.registry import device_names, resolve_devices
+
+    f = tmp_path / "d.toml"
+    f.write_text('[devices.rpi4]\ntransport = "ssh"\nhost = "pi4"\n[devices.rpi5]\ntransport = "ssh"\nhost = "pi5"\n'
+                 '[groups]\nlab = ["rpi4", "rpi5"]\nall = ["lab-not-a-device"]\n')
+    assert resolve_devices("lab,local,rpi5", f) == ["rpi4", "rpi5", "local"]
+    assert device_names("lab", f) == ["rpi4", "rpi5"] and device_names("rpi4", f) == ["rpi4"]
+    with pytest.raises(UserError, match="unknown device 'lab-not-a-device'"):
+        resolve_devices("all", f)
+
+
+def test_a_group_that_is_not_a_list_of_names_is_refused(tmp_path):
+    from shufflenet_deploy.devices.registry import load_groups
+
+    f = tmp_path / "d.toml"
+    f.write_text('[groups]\nlab = "rpi4"\n')
+    with pytest.raises(UserError, match=r"\[groups\] lab must be a list of device names"):
+        load_groups(f)

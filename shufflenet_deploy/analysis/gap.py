@@ -53,11 +53,12 @@ def load_documents(paths: list[Path], allow_mixed: bool = False) -> Documents:
     if not paths:
         raise UserError("no results given", "pass one or more sweep folders or bench.json files")
     merged = ResultsDocument()
-    sources = []
+    sources, per_file = [], []
     for path in paths:
         path = Path(path)
         file = path / "bench.json" if path.is_dir() else path
         doc = read_document(file)  # schema check: another version is a UserError (exit 2)
+        per_file.append([r.device for r in doc.results])
         merged.results += doc.results
         merged.peak += doc.peak
         merged.skipped += doc.skipped
@@ -65,14 +66,17 @@ def load_documents(paths: list[Path], allow_mixed: bool = False) -> Documents:
             target = merged.models.setdefault(key, {**entry, "precisions": {}})
             target["precisions"].update(entry.get("precisions", {}))
         merged.sweep = merged.sweep or doc.sweep
+        device = (doc.sweep or {}).get("device") or (doc.results[0].device if doc.results else "")
         for k, v in ((doc.interleaved or {}).get("latency_ms") or {}).items():
             merged.interleaved = merged.interleaved or {"latency_ms": {}}
-            merged.interleaved["latency_ms"][k] = v
+            merged.interleaved["latency_ms"][f"{device}|{k}" if k.count("|") == 1 else k] = v
         sources.append(file)
     devices = merged.devices()
-    if len(devices) > 1 and not allow_mixed:
-        raise UserError(f"results from different devices ({', '.join(devices)}) mixed",
-                        "pass --allow-mixed to compare them in one report")
+    if len(devices) > 1 and not allow_mixed and any(len(set(d)) > 1 for d in per_file):
+        mixed = next(sorted(set(d)) for d in per_file if len(set(d)) > 1)
+        raise UserError(f"one results file holds several devices ({', '.join(mixed)}) mixed",
+                        "pass --allow-mixed to report them anyway, or one file per device (a fleet run writes "
+                        "OUT/DEVICE/bench.json) for the side-by-side report")
     if not merged.results:
         raise UserError("the results hold no benchmark rows", "run `sdeploy bench` or `sdeploy sweep` first")
     return Documents(merged, sources)
@@ -277,3 +281,46 @@ def prediction_summary(evaluation: list[dict]) -> dict:
             "within_10pct": sum(e <= 0.10 for e in errs) / len(errs) if errs else None,
             "median_abs_error": float(np.median(errs)) if errs else None,
             "max_abs_error": max(errs) if errs else None}
+
+
+def cross_device(doc: ResultsDocument, evaluation: list[dict] | None = None) -> dict | None:
+    """The paper-form speedups with one column per device, each device's CPU facts, and where devices disagree
+    (a speedup that differs by more than 25% between two devices). None for a one-device document."""
+    from ..devices.cpuinfo import summary
+
+    devices = doc.devices()
+    if len(devices) < 2:
+        return None
+    rows = model_rows(doc, evaluation or [])
+    facts, cores = {}, {}
+    for device in devices:
+        found = next((r.device_facts for r in doc.results if r.device == device and r.device_facts), None)
+        facts[device] = summary(found) if found else "CPU facts unknown"
+        cores[device] = "/".join(dict.fromkeys(c.get("name") or "?" for c in (found or {}).get("clusters") or [])) or "?"
+    latency: dict[tuple, dict] = {}
+    for r in rows:
+        entry = latency.setdefault((r["model"], r["precision"], r["threads"]),
+                                   {"model": r["model"], "precision": r["precision"], "threads": r["threads"],
+                                    "macs": r["macs"], "ms": {}})
+        entry["ms"][r["device"]] = r["latency_ms"]
+    per_device = {d: speedup_table([r for r in rows if r["device"] == d]) for d in devices}
+    table: dict[str, dict] = {}
+    for device, speeds in per_device.items():
+        for s in speeds:
+            row = table.setdefault(s["comparison"], {"comparison": s["comparison"], "theoretical": {}, "actual": {}})
+            precision = "int8" if s["comparison"].startswith("int8 vs fp32") else "fp32"
+            row["actual"][device] = s.get(f"actual_{precision}")
+            row["theoretical"][device] = s.get("theoretical")
+    disagreements = []
+    for row in table.values():
+        values = {d: v for d, v in row["actual"].items() if v}
+        if len(values) < 2:
+            continue
+        hi, lo = max(values, key=values.get), min(values, key=values.get)
+        if values[hi] / values[lo] > 1.25:
+            disagreements.append({"comparison": row["comparison"], "high": hi, "high_value": values[hi],
+                                  "low": lo, "low_value": values[lo],
+                                  "text": f"{row['comparison']}: {values[hi]:.2f}x on {hi} ({cores[hi]}), "
+                                          f"{values[lo]:.2f}x on {lo} ({cores[lo]})"})
+    return {"devices": devices, "facts": facts, "cores": cores, "speedups": list(table.values()),
+            "latency": list(latency.values()), "disagreements": disagreements}

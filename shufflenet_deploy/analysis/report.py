@@ -3,7 +3,9 @@ Markdown and CSV, built only from results JSON (analysis/gap.py computes every n
 
 Files in OUTDIR: report.html, report.md, models.csv (one row per model and precision), speedups.csv,
 op_shares.csv, flops_vs_time.csv, predictions.csv, exponents.csv, peak.csv and the PNGs (macs_vs_latency.png,
-efficiency.png, op_shares.png, flops_vs_time.png, prediction_error.png).
+efficiency.png, op_shares.png, flops_vs_time.png, prediction_error.png). With results from several devices (one
+file per device, as a fleet sweep writes them): devices.csv (the paper's speedups, one column per device) and
+macs_vs_latency_devices.png, and the report's "Across devices" tables.
 """
 from __future__ import annotations
 
@@ -75,6 +77,7 @@ def build_report(paths: list[Path], outdir: Path, *, allow_mixed: bool = False, 
 
     plots = {
         "macs_vs_latency.png": _plot_macs_latency(rows, exps),
+        "macs_vs_latency_devices.png": _plot_devices(rows) if len(devices) > 1 else None,
         "efficiency.png": _plot_efficiency(rows),
         "op_shares.png": _plot_shares(rows),
         "flops_vs_time.png": _plot_fvt(fvt) if fvt else None,
@@ -85,7 +88,11 @@ def build_report(paths: list[Path], outdir: Path, *, allow_mixed: bool = False, 
             (outdir / name).write_bytes(png)
             files.append(outdir / name)
 
-    ctx = {"doc": doc, "sources": docs.sources, "each": each, "device_lines": gap.device_lines(doc), "rows": rows, "exps": exps, "speed": speed, "fvt": fvt, "pred": pred, "peaks": peaks,
+    across = gap.cross_device(doc, evaluation)
+    if across:
+        write_csv("devices.csv", ["comparison", *across["devices"]],
+                  [{"comparison": r["comparison"], **r["actual"]} for r in across["speedups"]])
+    ctx = {"across": across, "doc": doc, "sources": docs.sources, "each": each, "device_lines": gap.device_lines(doc), "rows": rows, "exps": exps, "speed": speed, "fvt": fvt, "pred": pred, "peaks": peaks,
            "no_peak": no_peak, "title": title or f"FLOPs vs speed on {', '.join(devices)}", "plots": plots}
     md = _markdown(ctx)
     (outdir / "report.md").write_text(md)
@@ -183,15 +190,36 @@ def _plot_macs_latency(rows, exps) -> bytes:
         xs = np.geomspace(min(r["macs"] for r in sel), max(r["macs"] for r in sel), 50)
         ax.plot(xs / 1e6, ref["latency_ms"] * xs / ref["macs"], "k--", lw=1.2,
                 label="ideal: latency ∝ MACs (through g3 1x fp32)")
+    _macs_latency_axes(ax, f"MACs vs measured latency ({size}x{size}, {rows[0]['device'] if rows else ''})")
+    return _png(fig)
+
+
+def _macs_latency_axes(ax, title: str) -> None:
     ax.set_xscale("log")
     ax.set_yscale("log")
     _plain_log_ticks(ax.xaxis)
     _plain_log_ticks(ax.yaxis)
     ax.set_xlabel("MACs (M, conv + FC)")
     ax.set_ylabel("median latency (ms)")
-    ax.set_title(f"MACs vs measured latency ({size}x{size}, {rows[0]['device'] if rows else ''})")
+    ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+
+
+def _plot_devices(rows) -> bytes:
+    """MACs vs latency, one series per device and precision, every size: the fleet on one plot."""
+    plt = _fig()
+    fig, ax = plt.subplots(figsize=(8.5, 6))
+    devices = sorted({r["device"] for r in rows})
+    markers = {"fp32": "o", "int8": "s", "fp16": "^"}
+    cmap = plt.get_cmap("tab10")
+    for i, device in enumerate(devices):
+        for p in sorted({r["precision"] for r in rows if r["device"] == device}):
+            pts = sorted((r for r in rows if r["device"] == device and r["precision"] == p and r["macs"]
+                          and r["latency_ms"]), key=lambda r: r["macs"])
+            ax.plot([r["macs"] / 1e6 for r in pts], [r["latency_ms"] for r in pts], marker=markers.get(p, "x"),
+                    color=cmap(i % 10), lw=0.8, label=f"{device} {p}")
+    _macs_latency_axes(ax, "MACs vs measured latency, per device")
     return _png(fig)
 
 
@@ -301,6 +329,23 @@ def _tables(ctx) -> list[tuple[str, list[str], list[list[str]], str]]:
     rows, exps, speed, fvt, pred = ctx["rows"], ctx["exps"], ctx["speed"], ctx["fvt"], ctx["pred"]
     precisions = sorted({r["precision"] for r in rows})
     out = []
+    across = ctx.get("across")
+    if across:
+        devs = across["devices"]
+        out.append(("Across devices: the paper's speedups, one column per device",
+                    ["comparison", "MACs ratio", *devs],
+                    [[r["comparison"], _f(next((v for v in r["theoretical"].values() if v), None), 2, "x"),
+                      *[_f(r["actual"].get(d), 2, "x") for d in devs]] for r in across["speedups"]],
+                    "Devices: " + "; ".join(f"{d}: {across['facts'][d]}" for d in devs) + ". Actual = latency "
+                    "ratio measured on that device; MACs ratio = what the FLOP count promises (for int8 vs fp32: "
+                    "the first device's peak kernels)."))
+        out.append(("Across devices: latency per model (ms), one column per device",
+                    ["model", "precision", "threads", "MACs (M)", *[f"{d} ({across['cores'][d]})" for d in devs]],
+                    [[e["model"], e["precision"], str(e["threads"]), _f(e["macs"] / 1e6 if e["macs"] else None, 1),
+                      *[_f(e["ms"].get(d), 3) for d in devs]] for e in across["latency"]], ""))
+        out.append(("Where devices disagree (a speedup differing by more than 25%)", ["comparison", "where"],
+                    [[d["comparison"], d["text"].split(": ", 1)[1]] for d in across["disagreements"]]
+                    or [["—", "the devices agree within 25% on every comparison"]], ""))
     peak_note = ("Peak = the faster of a 1x1 conv (56x56x256->256) and a 64x1024x1024 matmul, measured on the "
                  "device through the same runtime (runner.py); a model whose convs suit the kernels better than "
                  "those two (MobileNet's wide 1x1 convs) can come out slightly above 100%.")
@@ -425,6 +470,7 @@ def _html(ctx) -> str:
     parts += [f"<li>{e(line)}</li>" for line in _headline(ctx)]
     parts.append("</ul>")
     plot_after = {"Latency, MACs and efficiency": ["macs_vs_latency.png", "efficiency.png"],
+                  "Across devices: latency per model (ms), one column per device": ["macs_vs_latency_devices.png"],
                   "Per-op-type time share": ["op_shares.png"],
                   "Latency predictor: leave-one-out error distribution": ["prediction_error.png"]}
     for heading, header, body, note in _tables(ctx):

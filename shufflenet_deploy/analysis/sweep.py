@@ -13,6 +13,7 @@ predictor on the finished document is the caller's job (`sdeploy sweep` does it:
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -71,7 +72,7 @@ def run_sweep(device: str, *, devices_file: str | None = None, models: list[str]
               outdir: Path = Path("sweep"), runs: int = 30, warmup: int = 5, threads: int | None = None,
               num_classes: int = 1000, op_runs: int = 15, op_rounds: int = 3, lowered: bool = True,
               progress: Progress = lambda m: None,
-              on_model_done: Callable[[str, str], None] | None = None) -> ResultsDocument:
+              on_model_done: Callable[[str, str], None] | None = None, cores: str | None = None) -> ResultsDocument:
     """Run (or resume) a sweep; returns the results document (also in OUTDIR/bench.json)."""
     from ..bench.backends import backend_for
     from ..devices.registry import get_device
@@ -87,6 +88,13 @@ def run_sweep(device: str, *, devices_file: str | None = None, models: list[str]
     doc = load_doc(outdir, profile.name, graph)
     options = {"num_classes": num_classes} if num_classes != 1000 else {}
     with backend_for(profile, progress=progress) as backend:
+        if cores:  # pin the whole sweep (peak kernels included) to one cluster, from the device's own facts
+            import dataclasses
+
+            from ..devices.cpuinfo import cpus_of
+
+            cpus = cpus_of(backend.device_facts(), cores, profile.name)
+            backend.profile = dataclasses.replace(backend.profile, affinity=",".join(map(str, cpus)))
         doc.sweep = {"device": profile.name, "transport": profile.transport, "threads": threads, "runs": runs,
                      "models": names, "precisions": list(precisions), "input_sizes": [to_json(s) for s in input_sizes],
                      "num_classes": num_classes, "tools": tool_versions(), "graph": graph,
@@ -147,11 +155,17 @@ def require_stack(model_sources: list[Source]) -> None:
         require("export", "sdeploy sweep of zoo names or checkpoints")
 
 
+# A fleet sweep runs one run_sweep per device in threads: conversions are CPU-bound and cached, so one at a time;
+# the second device then finds the first one's export in the cache.
+_EXPORT_LOCK = threading.Lock()
+
+
 def _manifest(source: Source, precisions, progress, options, lowered) -> Manifest:
     if source.export is not None:
         return Manifest.load(source.export)
-    folder = export_cached(source.zoo, source.size, tuple(precisions), progress,
-                           options if source.zoo else {}, checkpoint=source.checkpoint, lowered=lowered)
+    with _EXPORT_LOCK:
+        folder = export_cached(source.zoo, source.size, tuple(precisions), progress,
+                               options if source.zoo else {}, checkpoint=source.checkpoint, lowered=lowered)
     return Manifest.load(folder)
 
 

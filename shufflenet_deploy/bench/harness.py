@@ -7,6 +7,7 @@ the model's key and MACs from its export manifest (bench/artifacts.py).
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Callable
@@ -26,7 +27,7 @@ def bench_artifact(artifact: Path, profile: DeviceProfile, *, threads: list[int]
                    timeout: float = 600, progress: Callable[[str], None] | None = None,
                    input: Path | None = None, save_outputs_dir: Path | None = None,
                    instances: int = DEFAULT_INSTANCES, backend=None, peak: str = "skip",
-                   op_profile: bool = False) -> list[BenchResult]:
+                   op_profile: bool = False, cores: str | None = None) -> list[BenchResult]:
     """Benchmark every TFLite model of `artifact` on `profile` at each thread count, `trials` times each.
 
     Linux devices spread each trial's runs over `instances` interpreters (runner.py --instances: one interpreter
@@ -36,7 +37,9 @@ def bench_artifact(artifact: Path, profile: DeviceProfile, *, threads: list[int]
     Every result carries the device's CPU facts and its MACs-derived gap fields (bench/efficiency.py). `peak`:
     "auto" measures the device's peak when none is cached for its runtime and thread count, "measure" always
     re-measures, "skip" uses only a cached one (the sweep measures its own). `op_profile`: per-op times of every
-    row too (bench/op_times.py: single-op models on Linux, benchmark_model's op profile on Android)."""
+    row too (bench/op_times.py: single-op models on Linux, benchmark_model's op profile on Android). `cores`
+    ("big", "little", "prime", "all") pins every run to that cluster, found from the device's own facts
+    (devices/cpuinfo.cpus_of) instead of a hand-written affinity mask; each result says which cluster ran."""
     models = find_models(artifact)
     threads = list(threads or profile.threads)
     if max(threads) > MAX_THREADS:
@@ -58,6 +61,12 @@ def bench_artifact(artifact: Path, profile: DeviceProfile, *, threads: list[int]
     m = t = None
     try:
         facts = backend.device_facts()
+        if cores:
+            from ..devices.cpuinfo import cpus_of
+
+            cpus = cpus_of(facts, cores, backend.profile.name)
+            backend.profile = dataclasses.replace(backend.profile, affinity=",".join(map(str, cpus)))
+            say(f"--cores {cores}: CPUs {backend.profile.affinity}")
         first = True
         for m in models:
             for t in threads:

@@ -28,7 +28,9 @@ def _precisions(value: str) -> tuple[str, ...]:
 
 
 @click.command()
-@click.option("--device", "device_name", required=True, help="device profile name (see `sdeploy devices`)")
+@click.option("--device", "device_name", required=True,
+              help="device profile name (see `sdeploy devices`); several (a,b) or a [groups] name run concurrently "
+                   "into OUT/DEVICE/, one worker per device")
 @click.option("--devices", "devices_file", type=click.Path(dir_okay=False), help="devices TOML file")
 @click.option("--models", "pattern", help="comma-separated zoo names, fnmatch patterns, checkpoint files or export "
               "folders (default: the gap set)")
@@ -43,8 +45,10 @@ def _precisions(value: str) -> tuple[str, ...]:
 @click.option("--optimize/--no-optimize", default=True, show_default=True,
               help="measure the lowered graph `sdeploy export` ships, or onnx2tf's plain output (as `sdeploy export "
               "--no-optimize`)")
+@click.option("--cores", type=click.Choice(["big", "little", "prime", "all"]),
+              help="pin the sweep to this cluster of each device (from its /proc/cpuinfo)")
 def sweep(device_name, devices_file, pattern, precision, input_sizes, outdir, runs, warmup, threads, num_classes,
-          optimize):
+          optimize, cores):
     """Export (cached) and benchmark a set of zoo models on --device, with per-op timings and the peak."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -63,6 +67,12 @@ def sweep(device_name, devices_file, pattern, precision, input_sizes, outdir, ru
             models += [m for m in found if m not in models]
     sizes, precisions = _sizes(input_sizes), _precisions(precision)
     require_stack(sources(models, sizes))
+    from ..devices.registry import device_names
+
+    names = device_names(device_name, devices_file)
+    if len(names) > 1:
+        return _sweep_devices(names, devices_file, models, precisions, sizes, outdir, runs, warmup, threads,
+                              num_classes, optimize, cores)
     total = len(models) * len(sizes) * len(precisions)
     with Progress(SpinnerColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                   TextColumn("{task.description}"), console=stdout.__class__(stderr=True), transient=False) as bar:
@@ -80,7 +90,8 @@ def sweep(device_name, devices_file, pattern, precision, input_sizes, outdir, ru
 
         doc = run_sweep(device_name, devices_file=devices_file, models=models, precisions=precisions,
                         input_sizes=sizes, outdir=outdir, runs=runs, warmup=warmup, threads=threads,
-                        num_classes=num_classes, lowered=optimize, progress=progress, on_model_done=model_done)
+                        num_classes=num_classes, lowered=optimize, progress=progress, on_model_done=model_done,
+                        cores=cores)
     for s in doc.skipped:
         click.echo(f"skipped {s['key']}{' ' + s['precision'] if s.get('precision') else ''}: {s['reason']}",
                    err=True)
@@ -93,6 +104,41 @@ def sweep(device_name, devices_file, pattern, precision, input_sizes, outdir, ru
         click.echo(f"no predictor fitted: {err.one_line()}", err=True)
     click.echo(f"{len(doc.results)} results in {outdir / 'bench.json'}; report with "
                f"`sdeploy report {outdir} -o {outdir}/report`", err=True)
+
+
+def _sweep_devices(names, devices_file, models, precisions, sizes, outdir, runs, warmup, threads, num_classes,
+                   optimize, cores=None) -> None:
+    """`sweep --device a,b`: one worker per device (bench/fleet.py), OUT/DEVICE/ each, a predictor per device."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from ..analysis import predict as pred_mod
+    from ..analysis.sweep import run_sweep
+    from ..bench.fleet import raise_for_failures, run_fleet
+
+    total = len(models) * len(sizes) * len(precisions)
+    with Progress(SpinnerColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), console=stdout.__class__(stderr=True), transient=False) as bar:
+        tasks = {name: bar.add_task(f"[{name}] starting", total=total) for name in names}
+
+        def job(name, progress):
+            doc = run_sweep(name, devices_file=devices_file, models=models, precisions=precisions, input_sizes=sizes,
+                            outdir=outdir / name, runs=runs, warmup=warmup, threads=threads,
+                            num_classes=num_classes, lowered=optimize, progress=progress,
+                            on_model_done=lambda key, p: bar.advance(tasks[name]), cores=cores)
+            try:
+                pred_mod.store(pred_mod.fit(doc), outdir / name)
+            except UserError as err:
+                progress(f"no predictor fitted: {err.one_line()}")
+            return doc
+
+        outcomes = run_fleet(names, job, lambda d, msg: bar.update(tasks[d], description=f"[{d}] {msg}"[:110]))
+    for name, o in outcomes.items():
+        if o.ok:
+            click.echo(f"{name}: {len(o.value.results)} results in {outdir / name / 'bench.json'} "
+                       f"({o.seconds:.0f} s)", err=True)
+    click.echo(f"report all devices side by side: `sdeploy report {' '.join(str(outdir / n) for n in names)} "
+               f"-o {outdir}/report`", err=True)
+    raise_for_failures(outcomes, "sdeploy sweep")
 
 
 def _pct(value) -> str:

@@ -23,7 +23,9 @@ def _threads(ctx, param, value):
 
 @click.command()
 @click.argument("artifact", required=False, type=click.Path(path_type=Path))
-@click.option("--device", "device_name", help="device profile name (see `sdeploy devices`)")
+@click.option("--device", "device_name",
+              help="device profile name (see `sdeploy devices`); several (a,b) or a [groups] name run concurrently, "
+                   "one worker per device")
 @click.option("--devices", "devices_file", type=click.Path(dir_okay=False), help="devices TOML file")
 @click.option("--threads", callback=_threads, help="thread counts, e.g. 1,4 (default: the profile's)")
 @click.option("--runs", type=click.IntRange(1), default=50, show_default=True)
@@ -53,12 +55,15 @@ def _threads(ctx, param, value):
 @click.option("--peak/--no-peak", "peak", default=None,
               help="--peak re-measures the device's peak compute; --no-peak uses only a cached one (default: "
               "measure it once per device, runtime and thread count, then reuse it)")
+@click.option("--cores", type=click.Choice(["big", "little", "prime", "all"]),
+              help="pin every run to this cluster, found from the device's /proc/cpuinfo (instead of the profile's "
+                   "affinity); results say which cluster ran")
 @click.option("--json", "as_json", is_flag=True, help="print the results JSON instead of the table")
 @click.option("-o", "--out", "outdir", type=click.Path(file_okay=False, path_type=Path),
               help="where to write bench.json + bench.csv (default: ARTIFACT's folder/bench-DEVICE)")
 def bench(artifact, device_name, devices_file, threads, runs, warmup, min_seconds, trials, instances, cooldown,
-          timeout, benchmark_binary, input_npy, save_outputs, parse_file, model, precision, op_profile, peak, as_json,
-          outdir):
+          timeout, benchmark_binary, input_npy, save_outputs, parse_file, model, precision, op_profile, peak, cores,
+          as_json, outdir):
     """Benchmark ARTIFACT (a .tflite file or an export folder with manifest.json) on --device."""
     from ..bench.results import ResultsDocument, write_document
 
@@ -73,9 +78,14 @@ def bench(artifact, device_name, devices_file, threads, runs, warmup, min_second
         outdir = outdir or Path.cwd() / f"bench-{device_name or 'imported'}"
     else:
         mode = {None: "auto", True: "measure", False: "skip"}[peak]
-        results, outdir = _run(artifact, device_name, devices_file, threads, runs, warmup, min_seconds, trials,
-                               instances, cooldown, timeout, benchmark_binary, input_npy, save_outputs, outdir, mode,
-                               op_profile)
+        args = (threads, runs, warmup, min_seconds, trials, instances, cooldown, timeout, benchmark_binary,
+                input_npy, save_outputs)
+        from ..devices.registry import device_names
+
+        names = device_names(device_name, devices_file) if device_name else []
+        if len(names) > 1:
+            return _run_devices(artifact, names, devices_file, args, outdir, mode, op_profile, as_json, cores)
+        results, outdir = _run(artifact, device_name, devices_file, *args, outdir, mode, op_profile, cores=cores)
     doc = ResultsDocument(results=results)
     json_path, csv_path = write_document(doc, outdir)
     if as_json:
@@ -85,8 +95,48 @@ def bench(artifact, device_name, devices_file, threads, runs, warmup, min_second
         click.echo(f"wrote {json_path} and {csv_path}", err=True)
 
 
+def _run_devices(artifact, names, devices_file, args, outdir, peak, op_profile, as_json, cores=None) -> None:
+    """`--device a,b`: every device concurrently (bench/fleet.py), each into its own results folder."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from ..bench.fleet import raise_for_failures, run_fleet
+    from ..bench.results import ResultsDocument, write_document
+
+    if artifact is None:
+        raise UserError("missing ARTIFACT", "pass a .tflite file or an export folder")
+    base = outdir or (artifact if artifact.is_dir() else artifact.parent)
+    with Progress(SpinnerColumn(), TimeElapsedColumn(), TextColumn("{task.description}"),
+                  console=_stderr_console(), transient=False) as bar:
+        tasks = {name: bar.add_task(f"[{name}] starting", total=None) for name in names}
+
+        def job(name, progress):
+            results, where = _run(artifact, name, devices_file, *args, base / f"bench-{name}", peak, op_profile,
+                                  progress=progress, cores=cores)
+            json_path, _ = write_document(ResultsDocument(results=results), where)
+            return results, json_path
+
+        outcomes = run_fleet(names, job, lambda d, msg: bar.update(tasks[d], description=f"[{d}] {msg}"[:120]))
+    if as_json:
+        click.echo(json.dumps({name: ResultsDocument(results=o.value[0]).to_dict() if o.ok else {"error": o.error}
+                               for name, o in outcomes.items()}, indent=2))
+    for name, o in outcomes.items():
+        if o.ok:
+            if not as_json:
+                _print_table(o.value[0])
+            click.echo(f"{name}: wrote {o.value[1]} ({o.seconds:.0f} s)", err=True)
+    raise_for_failures(outcomes, "sdeploy bench")
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 def _run(artifact, device_name, devices_file, threads, runs, warmup, min_seconds, trials, instances, cooldown,
-         timeout, benchmark_binary, input_npy, save_outputs, outdir, peak="auto", op_profile=False):
+         timeout, benchmark_binary, input_npy, save_outputs, outdir, peak="auto", op_profile=False, progress=None,
+         cores=None):
+    import contextlib
     import dataclasses
 
     from rich.console import Console
@@ -108,15 +158,16 @@ def _run(artifact, device_name, devices_file, threads, runs, warmup, min_seconds
         outdir = (artifact if artifact.is_dir() else artifact.parent) / f"bench-{profile.name}"
     check_writable(outdir, "results folder")  # before the benchmark, not after it
     console = Console(stderr=True)
-    with console.status(f"benchmarking on {profile.name}") as status:
-        def progress(msg: str) -> None:
-            status.update(f"[{profile.name}] {msg}")
+    with contextlib.nullcontext() if progress else console.status(f"benchmarking on {profile.name}") as status:
+        if progress is None:
+            def progress(msg: str) -> None:
+                status.update(f"[{profile.name}] {msg}")
 
         try:
             results = bench_artifact(artifact, profile, threads=threads, runs=runs, warmup=warmup,
                                      min_seconds=min_seconds, cooldown_s=cooldown, trials=trials, timeout=timeout,
                                      progress=progress, input=input_npy, save_outputs_dir=save_outputs,
-                                     instances=instances, peak=peak, op_profile=op_profile)
+                                     instances=instances, peak=peak, op_profile=op_profile, cores=cores)
         except BenchInterrupted as err:
             if not err.results:
                 raise

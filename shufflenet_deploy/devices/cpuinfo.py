@@ -258,6 +258,32 @@ def cluster_of(facts: dict | None, cpus: list[int] | None) -> str | None:
     return roles.pop() if len(roles) == 1 else "mixed"
 
 
+CORE_CHOICES = ("big", "little", "prime", "all")
+
+
+def cpus_of(facts: dict | None, cores: str, device: str = "the device") -> list[int]:
+    """The CPUs `--cores` names, from a device's facts: "all" every CPU, "big" the fast cores (big, and prime
+    where a phone has one), "little" and "prime" those clusters. Refused in one line where the device has no
+    such cluster (a one-cluster board has no little cores) or its facts are unknown."""
+    from ..errors import UserError
+
+    clusters = (facts or {}).get("clusters") or []
+    if not clusters:
+        raise UserError(f"--cores {cores}: {device}'s CPU clusters are unknown (no readable /proc/cpuinfo)",
+                        "set affinity in its devices.toml profile instead")
+    if cores == "all":
+        return sorted({c for cl in clusters for c in cl.get("cpus") or []})
+    roles = {"big": ("big", "prime"), "little": ("little",), "prime": ("prime",)}[cores]
+    cpus = sorted({c for cl in clusters if cl.get("role") in roles for c in cl.get("cpus") or []})
+    if not cpus and cores == "big" and len(clusters) == 1:
+        return sorted(clusters[0].get("cpus") or [])  # one cluster: its cores are the big ones
+    if not cpus:
+        have = ", ".join(f"{cl.get('role')}: {cl.get('name')} (CPUs {cl.get('cpus')})" for cl in clusters)
+        raise UserError(f"--cores {cores}: {device} has no {cores} cores (it has: {have})",
+                        "choose one of its clusters, or --cores all")
+    return cpus
+
+
 SUMMARY_ISA = ("dotprod", "i8mm", "fp16", "sve", "sve2", "bf16", "avx2", "fma", "avx512f", "avx512_vnni",
                "avx_vnni", "amx")
 

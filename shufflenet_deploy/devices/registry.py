@@ -132,18 +132,28 @@ def user_file(path: str | Path | None = None) -> tuple[Path | None, bool]:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    return _read_file(path)[0]
+
+
+def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """([devices.NAME] tables, [groups] NAME = [device, ...])."""
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
         raise UserError(f"{path}: invalid TOML: {err}", "fix the file (see the line and column above)") from None
     except OSError as err:
         raise UserError(f"cannot read devices file {path}: {err.strerror}") from None
-    devices = data.get("devices", {})
-    unknown = set(data) - {"devices"}
-    if unknown or not isinstance(devices, dict):
-        raise UserError(f"{path}: expected only [devices.NAME] tables, found {sorted(unknown) or 'devices'}",
-                        "write each device as [devices.NAME] with key = value lines")
-    return devices
+    devices, groups = data.get("devices", {}), data.get("groups", {})
+    unknown = set(data) - {"devices", "groups"}
+    if unknown or not isinstance(devices, dict) or not isinstance(groups, dict):
+        raise UserError(f"{path}: expected only [devices.NAME] tables and a [groups] table, found "
+                        f"{sorted(unknown) or 'devices/groups that are not tables'}",
+                        "write each device as [devices.NAME] with key = value lines, groups as NAME = [\"a\", \"b\"]")
+    for name, members in groups.items():
+        if not (isinstance(members, list) and members and all(isinstance(m, str) for m in members)):
+            raise UserError(f"{path}: [groups] {name} must be a list of device names, got {members!r}",
+                            f'e.g. {name} = ["rpi4", "rpi5"]')
+    return devices, groups
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(DeviceProfile) if f.name not in ("name", "source")}
@@ -200,6 +210,38 @@ def load_registry(path: str | Path | None = None) -> dict[str, DeviceProfile]:
             merged.setdefault(name, {}).update(values)
             sources[name] = str(file) if sources.get(name) is None else f"built-in + {file}"
     return {name: _make_profile(name, values, sources[name]) for name, values in merged.items()}
+
+
+def load_groups(path: str | Path | None = None) -> dict[str, list[str]]:
+    """The user file's [groups]: a name for several devices, e.g. lab = ["rpi4", "rpi5"]."""
+    file, explicit = user_file(path)
+    if file is None or not file.exists():
+        return {}
+    return {name: list(members) for name, members in _read_file(file)[1].items()}
+
+
+def resolve_devices(spec: str, path: str | Path | None = None) -> list[str]:
+    """"rpi4,lab,local" -> device names, groups expanded, each once, in the order given; unknown names refused."""
+    groups = load_groups(path)
+    registry = load_registry(path)
+    names: list[str] = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        for name in groups.get(part, [part]):
+            if name not in registry:
+                get_device(name, path)  # the one "unknown device" message, with suggestions
+            if name not in names:
+                names.append(name)
+    if not names:
+        raise UserError("no device named", "pass --device NAME[,NAME...] (a device or a [groups] name)")
+    return names
+
+
+def device_names(spec: str, path: str | Path | None = None) -> list[str]:
+    """What --device names: "a,b" or a [groups] name -> several devices (resolve_devices); a plain name -> [it]
+    (checked where it is used, with the usual message)."""
+    if "," in spec or spec in load_groups(path):
+        return resolve_devices(spec, path)
+    return [spec]
 
 
 def get_device(name: str, path: str | Path | None = None) -> DeviceProfile:

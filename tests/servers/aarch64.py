@@ -174,3 +174,21 @@ def make_int8_input(path: Path, shape=(1, 16, 16, 3), seed: int = 1):
     x = rng.integers(-128, 128, size=shape, dtype=np.int64).astype(np.int8)
     np.save(path, x)
     return x
+
+
+def board_root(root: Path, directory: Path, cpuinfo: str) -> Path:
+    """An emulated board of its own: DIRECTORY holds symlinks to ROOT's folders and files plus its own
+    proc/cpuinfo (CPUINFO's text), so `qemu -L DIRECTORY` and scripts/aarch64_exec.sh's `cat /proc/cpuinfo`
+    both show that board. Run it with the matching qemu CPU (SDEPLOY_AARCH64_CPU: a Pi 4 is cortex-a72, a Pi 5
+    cortex-a76): LiteRT picks XNNPACK kernels from the cpuinfo text, and kernels the CPU lacks die with SIGILL."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for entry in Path(root).iterdir():
+        if entry.name in ("proc", ".sdeploy-shims") or entry.name.startswith(".sdeploy-shims."):
+            continue
+        link = directory / entry.name
+        if not link.exists() and not link.is_symlink():
+            link.symlink_to(entry)
+    (directory / "proc").mkdir(exist_ok=True)
+    (directory / "proc" / "cpuinfo").write_text(cpuinfo)
+    return directory
