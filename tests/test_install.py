@@ -142,11 +142,12 @@ def test_the_github_action_script_gates_a_regression(base_venv, export_dir, tmp_
     assert "verdict=none" in (tmp_path / "base" / "outputs.txt").read_text()
     assert "| fp32 |" in (tmp_path / "base" / "summary.md").read_text()
 
-    # a baseline 20% faster than anything this machine can do: the new run is a regression, exit 1
+    # a baseline 3x faster than the first run (far beyond the run-to-run noise of a shared machine, where a second
+    # run can come out 20-30% faster than the first): the new run is a regression, exit 1
     doc = json.loads((tmp_path / "base" / "bench" / "bench.json").read_text())
     for r in doc["results"]:
-        r["times_ms"] = [t / 1.2 for t in r["times_ms"]]
-        r["latency_ms"] = {k: v / 1.2 if isinstance(v, float) else v for k, v in r["latency_ms"].items()}
+        r["times_ms"] = [t / 3 for t in r["times_ms"]]
+        r["latency_ms"] = {k: v / 3 if isinstance(v, float) else v for k, v in r["latency_ms"].items()}
     fast = tmp_path / "fast-baseline.json"
     fast.write_text(json.dumps(doc))
     second = action(tmp_path / "new", baseline=fast)
