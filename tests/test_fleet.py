@@ -108,7 +108,7 @@ def test_a_fleet_sweep_survives_a_dead_device_resumes_it_and_reports_three_colum
     docs = {name: json.loads((out / name / "bench.json").read_text()) for name in ("rpi4", "rpi5", "local")}
     # resumed, not redone: rpi5's model measured before the kill is kept as it was, the finished devices untouched
     kept = killed["results"][0]
-    assert any(r["key"] == kept["key"] and r["times_ms"] == kept["times_ms"] for r in docs["rpi5"]["results"])
+    assert any(r["model_key"] == kept["model_key"] and r["times_ms"] == kept["times_ms"] for r in docs["rpi5"]["results"])
     for name, results in before.items():
         assert [r["times_ms"] for r in docs[name]["results"]] == [r["times_ms"] for r in results], name
     assert all(not d["partial"] and len(d["results"]) == 2 for d in docs.values())
