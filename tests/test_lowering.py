@@ -203,7 +203,8 @@ def export_family(tmp_path: Path, family: str, calib: Path, *, optimize: bool = 
     ckpt = save_checkpoint(tmp_path / f"{family}.pt", model, meta)
     out = tmp_path / f"out-{family}-{optimize}"
     manifest = export(ExportRequest(checkpoint=ckpt, input_size=size, precisions=("fp32", "int8"), calib=calib,
-                                    calib_count=40, verify_count=16, outdir=out, optimize=optimize))
+                                    calib_count=40, verify_count=16, outdir=out, optimize=optimize,
+                                    int8_target=None))  # random weights: top-1 agreement is not what these test
     return manifest, out, model
 
 
