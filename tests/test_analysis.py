@@ -29,8 +29,9 @@ SYNTH_MODELS = ("shufflenet_v1_g3_0.5x", "shufflenet_v1_g3_1.0x", "shufflenet_v1
 
 
 # ---------------------------------------------------------------------------------------------- synthetic data
-def synthetic_doc(device="local", k=0.7, seed=0, with_peak=True, models=SYNTH_MODELS) -> dict:
-    """A sweep document whose latencies follow latency = c * MACs^k (x small noise), with synthetic per-op data."""
+def synthetic_doc(device="local", k=0.7, seed=0, with_peak=True, models=SYNTH_MODELS, bytes_weight=0.2) -> dict:
+    """A sweep document whose latencies follow latency = c * MACs^k (x small noise), with synthetic per-op data
+    (op time ∝ MACs + bytes_weight * input bytes: a device that moves bytes slower has a larger shuffle share)."""
     from shufflenet_deploy.complexity import count_complexity
     from shufflenet_deploy.tflite.ops import flops_by_group
 
@@ -53,9 +54,9 @@ def synthetic_doc(device="local", k=0.7, seed=0, with_peak=True, models=SYNTH_MO
                 ops.append({"index": i, "op": "TRANSPOSE", "group": "shuffle", "signature": f"{name}-t{i}",
                             "macs": 0, "in_bytes": 4 * int(np.prod(layer.out_shape)),
                             "out_bytes": 4 * int(np.prod(layer.out_shape)), "time_ms": None})
-            total = sum(o["macs"] + 0.2 * o["in_bytes"] for o in ops)
+            total = sum(o["macs"] + bytes_weight * o["in_bytes"] for o in ops)
             for o in ops:
-                o["time_ms"] = lat * 0.9 * (o["macs"] + 0.2 * o["in_bytes"]) / total
+                o["time_ms"] = lat * 0.9 * (o["macs"] + bytes_weight * o["in_bytes"]) / total
             entry["precisions"][precision] = {"ops": ops, "op_method": "synthetic", "overhead_ms": 0.0}
             doc["results"].append(BenchResult(device=device, model=name, precision=precision, threads=1,
                                               latency_ms={"p50": lat, "mean": lat}).to_dict())
@@ -219,14 +220,36 @@ def test_report_without_peak_says_so_and_omits_percent(tmp_path):
 
 
 def test_one_file_per_device_is_a_side_by_side_report_and_one_mixed_file_needs_allow_mixed(tmp_path, capsys):
-    a = write_doc(tmp_path / "a", synthetic_doc(device="local"))
-    b = write_doc(tmp_path / "b", synthetic_doc(device="rpi", k=0.5, seed=2))
+    local, rpi = synthetic_doc(device="local"), synthetic_doc(device="rpi", k=0.5, seed=2, bytes_weight=2.0)
+    a, b = write_doc(tmp_path / "a", local), write_doc(tmp_path / "b", rpi)
     assert cli_main(["report", str(a), str(b), "-o", str(tmp_path / "r")]) == 0
     md = (tmp_path / "r" / "report.md").read_text()
     assert "Across devices" in md and "| comparison | MACs ratio | local | rpi |" in md
     devices = read_csv(tmp_path / "r" / "devices.csv")
     assert devices and all(row["local"] and row["rpi"] for row in devices)
     assert all(float(row["local"]) != float(row["rpi"]) for row in devices if "MACs" not in row["comparison"])
+    assert {r["precision"] for r in devices} == {"fp32", "int8"}  # the paper's pairs in both, plus int8 vs fp32
+
+    # every device's numbers come from its own document, though both swept the same model keys
+    docs = {"local": local, "rpi": rpi}
+    for row in read_csv(tmp_path / "r" / "models.csv"):
+        doc = docs[row["device"]]
+        assert float(row["latency_ms"]) == lat_of(doc, row["model"], row["precision"])
+        ops = doc["models"][row["model"]]["precisions"][row["precision"]]["ops"]
+        share = sum(o["time_ms"] for o in ops if o["group"] == "shuffle") / sum(o["time_ms"] for o in ops)
+        assert float(row["share_shuffle"]) == pytest.approx(share, rel=1e-9)
+    shares = md_table(md, "Across devices: where the time goes (share of the summed per-op time)")
+    shuffle = [c for c in shares if c[2] == "shuffle data movement"]
+    assert len(shuffle) == 2 * len(SYNTH_MODELS) and all(float(c[4][:-1]) > float(c[3][:-1]) for c in shuffle)
+    preds = read_csv(tmp_path / "r" / "predictions.csv")
+    assert {p["device"] for p in preds} == {"local", "rpi"}
+    assert all(float(p["measured_ms"]) == lat_of(docs[p["device"]], p["key"], p["precision"]) for p in preds)
+    predictor = {c[0]: c for c in md_table(md, "Across devices: the latency predictor, fitted and evaluated per device")}
+    assert set(predictor) == {"local", "rpi"} and all(int(c[1]) == len(local["results"]) for c in predictor.values())
+    for device in ("local", "rpi"):  # each device's own tables and plots
+        assert md_table(md, f"Latency, MACs and efficiency — {device}")
+        assert (tmp_path / "r" / f"op_shares-{device}.png").stat().st_size > 1000
+    assert (tmp_path / "r" / "macs_vs_latency_devices.png").exists()
 
     one = synthetic_doc(device="local")
     one["results"] += synthetic_doc(device="rpi", seed=2)["results"]

@@ -142,9 +142,11 @@ def test_cli_missing_file_is_one_line_exit_2(tmp_path, capsys):
     ("rpi5.txt", "all", [0, 1, 2, 3]),
 ])
 def test_cores_choice_maps_to_the_clusters_cpus(name, cores, cpus):
-    from shufflenet_deploy.devices.cpuinfo import cpus_of
+    from shufflenet_deploy.devices.cpuinfo import cluster_of, cpus_of
 
     assert cpus_of(facts(name).to_dict(), cores) == cpus
+    # and a result pinned there says the cluster it was asked for (a one-cluster board's "big" is "all")
+    assert cluster_of(facts(name).to_dict(), cpus) == (cores if name.startswith("sm8550") or cores == "all" else "all")
 
 
 @pytest.mark.parametrize("name, cores", [("rpi4_aarch64.txt", "little"), ("rpi5.txt", "prime")])

@@ -44,19 +44,20 @@ def _devices_toml(path: Path, servers: dict) -> Path:
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory, bundled_checkpoint):
-    """Two small real exports (two models, so a device can be killed between them): the bundled g3 at 64 px and
-    a ShuffleNet v1 g3 0.25x at 32 px."""
+def exports(tmp_path_factory):
+    """Two small real exports, fp32 and int8, that make one of the paper's pairs (ShuffleNet 0.5x vs 1x, g=3) at
+    one size, so the cross-device speedup table has rows; two models, so a device can be killed between them."""
     root = tmp_path_factory.mktemp("fleet_exports")
     from shufflenet_deploy.data.digits import ensure_digits
 
-    jobs = [["export", "--checkpoint", str(bundled_checkpoint("g3")), "--precision", "int8", "-o", str(root / "g3")],
-            ["export", "shufflenet_v1_g3_0.25x", "--input-size", "32", "--precision", "int8",
-             "--calib", str(ensure_digits(32) / "calib"), "--calib-count", "20", "-o", str(root / "g3-0.25x")]]
-    for args in jobs:
-        done = subprocess.run([*SDEPLOY, *args], capture_output=True, text=True, timeout=900)
+    out = []
+    for width in ("0.5x", "1.0x"):
+        out.append(root / f"g3-{width}")
+        done = subprocess.run([*SDEPLOY, "export", f"shufflenet_v1_g3_{width}", "--input-size", "32", "--precision",
+                               "fp32,int8", "--calib", str(ensure_digits(32) / "calib"), "--calib-count", "20",
+                               "-o", str(out[-1])], capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stderr[-3000:]
-    return [root / "g3-0.25x", root / "g3"]
+    return out
 
 
 def test_a_fleet_sweep_survives_a_dead_device_resumes_it_and_reports_three_columns(aarch64_root, exports, tmp_path):
@@ -65,7 +66,7 @@ def test_a_fleet_sweep_survives_a_dead_device_resumes_it_and_reports_three_colum
     roots = {name: a64.board_root(aarch64_root, tmp_path / f"board-{name}", (FIXTURES / text).read_text())
              for name, (_, text, _) in BOARDS.items()}
     out = tmp_path / "sweep"
-    args = ["sweep", "--device", "lab", "--models", ",".join(map(str, exports)), "--precision", "int8",
+    args = ["sweep", "--device", "lab", "--models", ",".join(map(str, exports)), "--precision", "fp32,int8",
             "--runs", "5", "--warmup", "1", "-o", str(out)]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     t0 = time.monotonic()
@@ -91,9 +92,9 @@ def test_a_fleet_sweep_survives_a_dead_device_resumes_it_and_reports_three_colum
         assert len(error) == 1 and "rpi5" in error[0] and "1 of 3 device(s)" in error[0], stderr[-3000:]
         for name in ("rpi4", "local"):
             doc = json.loads((out / name / "bench.json").read_text())
-            assert not doc["partial"] and len(doc["results"]) == 2, name
+            assert not doc["partial"] and len(doc["results"]) == 4, name
         killed = json.loads(first.read_text())
-        assert killed["partial"] and 1 <= len(killed["results"]) < 2
+        assert killed["partial"] and 1 <= len(killed["results"]) < 4
         before = {name: json.loads((out / name / "bench.json").read_text())["results"] for name in ("rpi4", "local")}
 
         # the rpi5 board back on a new port: the same command resumes it and leaves the others as they are
@@ -111,7 +112,7 @@ def test_a_fleet_sweep_survives_a_dead_device_resumes_it_and_reports_three_colum
     assert any(r["model_key"] == kept["model_key"] and r["times_ms"] == kept["times_ms"] for r in docs["rpi5"]["results"])
     for name, results in before.items():
         assert [r["times_ms"] for r in docs[name]["results"]] == [r["times_ms"] for r in results], name
-    assert all(not d["partial"] and len(d["results"]) == 2 for d in docs.values())
+    assert all(not d["partial"] and len(d["results"]) == 4 for d in docs.values())
     for name, (cpu, _, core) in BOARDS.items():
         for r in docs[name]["results"]:
             assert r["machine"] == "aarch64" and r["transport"] == "ssh"
@@ -126,7 +127,25 @@ def test_a_fleet_sweep_survives_a_dead_device_resumes_it_and_reports_three_colum
     md = (out / "report" / "report.md").read_text()
     header = next(line for line in md.splitlines() if line.startswith("| model | precision | threads | MACs (M) |"))
     assert "rpi4 (Cortex-A72)" in header and "rpi5 (Cortex-A76)" in header and "local (Intel" in header
-    rows = [line for line in md.splitlines()[md.splitlines().index(header) + 2:]][:2]
-    assert all(line.count("|") == 8 and "—" not in line for line in rows), rows  # a latency in every column
+    latency = _table(md, "Across devices: latency per model (ms), one column per device")
+    assert len(latency) == 4 and all("—" not in row[4:] for row in latency), latency  # a latency in every column
+    speedups = {row[0]: row for row in _table(md, "Across devices: the paper's speedups, one column per device")}
+    for comparison in ("ShuffleNet 0.5x vs 1x (g=3), fp32", "ShuffleNet 0.5x vs 1x (g=3), int8",
+                       "int8 vs fp32, geometric mean of all models"):
+        assert "—" not in speedups[comparison][2:], speedups
+    shares = _table(md, "Across devices: where the time goes (share of the summed per-op time)")
+    assert shares and all(len(row) == 6 for row in shares)
+    predictors = {row[0]: row for row in _table(md, "Across devices: the latency predictor, fitted and evaluated "
+                                                    "per device")}
+    assert set(predictors) == {"rpi4", "rpi5", "local"} and all(int(r[1]) > 0 for r in predictors.values())
+    for name in ("rpi4", "rpi5", "local"):
+        assert (out / "report" / f"op_shares-{name}.png").exists()
     print(f"\nfleet sweep: first run (rpi5 killed) {first_run_s:.0f} s, resume {resume_s:.0f} s")
-    print("\n".join(line for line in md.splitlines() if line.startswith("| ") and "x |" in line))
+    section = md.split("## Across devices: the paper's speedups", 1)[1].split("\n## ", 1)[0]
+    print("## Across devices: the paper's speedups" + section)
+
+
+def _table(md: str, heading: str) -> list[list[str]]:
+    section = md.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]

@@ -72,3 +72,28 @@ def test_cores_pins_the_runs_to_a_cluster_from_the_devices_own_facts(tmp_path, t
         assert refused.returncode == 2
         assert refused.stderr.strip().splitlines() == [line for line in refused.stderr.strip().splitlines()
                                                        if line.startswith("error: --cores little: local has no")]
+
+
+def test_ctrl_c_stops_every_device_after_its_running_measurement(tmp_path, tiny_tflite):
+    """SIGINT to sdeploy alone (as `kill -INT`; a terminal's Ctrl-C also ends the children): both workers stop at
+    their next step instead of finishing their runs, and the command exits 130 with its one line."""
+    import signal
+
+    devices = tmp_path / "devices.toml"
+    devices.write_text('[devices.one]\ntransport = "local"\n[devices.two]\ntransport = "local"\n')
+    proc = subprocess.Popen([sys.executable, "-c", "from shufflenet_deploy.cli import run; run()", "bench",
+                             str(tiny_tflite("fp32")), "--device", "one,two", "--devices", str(devices), "--runs", "5",
+                             "--warmup", "0", "--min-seconds", "1", "--trials", "20", "--no-peak",
+                             "-o", str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(6)  # started, and into its 20 one-second trials per device
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        t0 = time.monotonic()
+        _, stderr = proc.communicate(timeout=60)
+        stopped_in = time.monotonic() - t0
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == "interrupted; temporary files removed"
+    assert stopped_in < 8, stopped_in  # one running trial (~1 s each) per device, not the ~14 s left

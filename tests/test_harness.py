@@ -1,8 +1,10 @@
 """bench/harness.py on the real `local` transport with real tiny TFLite models (no mocks)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shlex
 import shutil
 import stat
 import sys
@@ -191,9 +193,10 @@ OUT
 """
 
 
-@pytest.mark.adb
-def test_bench_over_adb_with_fake_device(export_dir, tmp_path, monkeypatch):
-    """Real adb client + server against tests/servers/adbd.py; benchmark_model is a script printing its format."""
+@contextlib.contextmanager
+def fake_phone(tmp_path: Path, monkeypatch, exec_wrapper=None):
+    """The real adb client and server against tests/servers/adbd.py, with the fake benchmark_model pushed from
+    tmp_path; yields (device, profile kwargs)."""
     adb = shutil.which("adb")
     if adb is None:
         pytest.skip("Debian's `adb` client is not installed")
@@ -214,24 +217,59 @@ def test_bench_over_adb_with_fake_device(export_dir, tmp_path, monkeypatch):
     binary.write_text(FAKE_BENCHMARK_MODEL)
     workdir = tmp_path / "device fs" / "sdeploy"
     try:
-        with FakeAdbd() as dev:
-            profile = DeviceProfile(name="phone", transport="adb", adb=adb, adb_server_port=port, connect=dev.serial,
-                                    workdir=str(workdir), benchmark_binary=str(binary), affinity="0", threads=[2])
-            checks = {c.name: c.status for c in check_device(profile)}
-            assert checks["reachable"] == "ok" and checks["runtime"] == "ok"
-            (r,) = bench_artifact(export_dir / "model_fp32.tflite", profile, runs=5, warmup=1)
-            (cmd,) = [c for c in dev.commands if "--graph=" in c]
-            for flag in ("taskset 1 ", "--num_threads=2", "--warmup_runs=1", "--num_runs=5", "--min_secs=0",
-                         "--enable_op_profiling=true", "--report_peak_memory_footprint=true"):
-                assert flag in cmd, (flag, cmd)
+        with FakeAdbd(exec_wrapper=exec_wrapper) as dev:
+            yield dev, dict(transport="adb", adb=adb, adb_server_port=port, connect=dev.serial, workdir=str(workdir),
+                            benchmark_binary=str(binary))
     finally:
         subprocess.run([adb, "-P", str(port), "kill-server"], capture_output=True, stdin=subprocess.DEVNULL,
                        timeout=20)
+
+
+@pytest.mark.adb
+def test_bench_over_adb_with_fake_device(export_dir, tmp_path, monkeypatch):
+    """Real adb client + server against tests/servers/adbd.py; benchmark_model is a script printing its format."""
+    with fake_phone(tmp_path, monkeypatch) as (dev, kw):
+        profile = DeviceProfile(name="phone", affinity="0", threads=[2], **kw)
+        checks = {c.name: c.status for c in check_device(profile)}
+        assert checks["reachable"] == "ok" and checks["runtime"] == "ok"
+        (r,) = bench_artifact(export_dir / "model_fp32.tflite", profile, runs=5, warmup=1)
+        (cmd,) = [c for c in dev.commands if "--graph=" in c]
+        for flag in ("taskset 1 ", "--num_threads=2", "--warmup_runs=1", "--num_runs=5", "--min_secs=0",
+                     "--enable_op_profiling=true", "--report_peak_memory_footprint=true"):
+            assert flag in cmd, (flag, cmd)
     assert (r.device, r.model, r.precision, r.threads, r.source) == ("phone", "tiny_net", "fp32", 2, "benchmark_model")
     assert r.latency_ms["mean"] == pytest.approx(0.0425) and r.latency_ms["min"] == pytest.approx(0.038)
     assert r.init_ms == pytest.approx(1.52) and r.first_inference_ms == pytest.approx(0.12)
     assert r.peak_rss_mb == pytest.approx(5.75) and r.runs == 50 and r.affinity == [0]
     assert r.artifact["file"] == "model_fp32.tflite" and r.runtime["name"] == "benchmark_model"
+
+
+@pytest.mark.adb
+@pytest.mark.parametrize("cores, mask, cpus", [("little", "7", [0, 1, 2]), ("big", "f8", [3, 4, 5, 6, 7]),
+                                               ("prime", "80", [7])])
+def test_cores_on_a_phone_pin_benchmark_model_to_that_cluster(export_dir, tmp_path, monkeypatch, cores, mask, cpus):
+    """`--cores` on Android: the clusters come from the phone's own /proc/cpuinfo (a Snapdragon 8 Gen 2: 3x A510,
+    2x A715 + 2x A710, 1x X3) read over adb, and benchmark_model runs under taskset with that cluster's mask."""
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    cpuinfo = Path(__file__).parent / "fixtures" / "cpuinfo" / "sm8550_snapdragon_8gen2.txt"
+    (shims / "cat").write_text('#!/bin/sh\nfor a do shift; [ "$a" = /proc/cpuinfo ] && a=' + shlex.quote(str(cpuinfo))
+                               + '; set -- "$@" "$a"; done\nexec /bin/cat "$@"\n')
+    # this host has 2 CPUs, the phone 8: the phone's taskset is checked by its mask in the command, then dropped
+    (shims / "taskset").write_text('#!/bin/sh\nshift\nexec "$@"\n')
+    phone_sh = tmp_path / "phone_sh"
+    phone_sh.write_text(f"#!/bin/sh\nPATH={shlex.quote(str(shims))}:$PATH exec /bin/sh \"$@\"\n")
+    for script in (shims / "cat", shims / "taskset", phone_sh):
+        script.chmod(0o755)
+    with fake_phone(tmp_path, monkeypatch, exec_wrapper=[str(phone_sh)]) as (dev, kw):
+        (r,) = bench_artifact(export_dir / "model_fp32.tflite", DeviceProfile(name="phone", threads=[1], **kw),
+                              runs=5, warmup=1, cores=cores)
+        (cmd,) = [c for c in dev.commands if "--graph=" in c]
+    assert f"taskset {mask} " in cmd, cmd
+    assert r.affinity == cpus and r.cores == cores
+    assert {c["name"] for c in r.device_facts["clusters"]} == {"Cortex-A510", "Cortex-A715", "Cortex-A710",
+                                                                "Cortex-X3"}
+    assert any("little cores only" in w for w in r.warnings) is (cores == "little")
 
 
 @pytest.mark.ssh

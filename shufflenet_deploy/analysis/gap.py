@@ -38,38 +38,58 @@ SPEEDUP_PAIRS = (
 
 @dataclass
 class Documents:
-    """What the report reads: the given results files merged into one document, and what each file brought."""
+    """What the report reads: the given results files merged into one document (for what belongs to results:
+    their devices, facts, skips), one document per device (for what belongs to a device's sweep: its per-op
+    times, interleaved latencies and predictor, which one merged document would mix up: two devices sweep the
+    same model keys), and the files each came from."""
 
     doc: ResultsDocument
     sources: list[Path] = field(default_factory=list)
+    by_device: dict[str, ResultsDocument] = field(default_factory=dict)
+    device_sources: dict[str, list[Path]] = field(default_factory=dict)
 
     @property
     def devices(self) -> list[str]:
         return self.doc.devices()
 
 
+def _merge_into(target: ResultsDocument, doc: ResultsDocument, device: str | None = None) -> None:
+    """Add DOC's blocks to TARGET: all of them, or (DEVICE) that device's results and peaks only."""
+    target.results += [r for r in doc.results if device is None or r.device == device]
+    target.peak += [p for p in doc.peak if device is None or p.get("device") in (device, None)]
+    target.skipped += doc.skipped
+    for key, entry in doc.models.items():
+        into = target.models.setdefault(key, {**entry, "precisions": {}})
+        into["precisions"].update(entry.get("precisions", {}))
+    target.sweep = target.sweep or doc.sweep
+
+
 def load_documents(paths: list[Path], allow_mixed: bool = False) -> Documents:
-    """Read sweep/bench result files (or folders), check schema and devices, merge into one document."""
+    """Read sweep/bench result files (or folders), check schema and devices, merge into one document and into
+    one per device."""
     if not paths:
         raise UserError("no results given", "pass one or more sweep folders or bench.json files")
     merged = ResultsDocument()
     sources, per_file = [], []
+    by_device: dict[str, ResultsDocument] = {}
+    device_sources: dict[str, list[Path]] = {}
     for path in paths:
         path = Path(path)
         file = path / "bench.json" if path.is_dir() else path
         doc = read_document(file)  # schema check: another version is a UserError (exit 2)
         per_file.append([r.device for r in doc.results])
-        merged.results += doc.results
-        merged.peak += doc.peak
-        merged.skipped += doc.skipped
-        for key, entry in doc.models.items():
-            target = merged.models.setdefault(key, {**entry, "precisions": {}})
-            target["precisions"].update(entry.get("precisions", {}))
-        merged.sweep = merged.sweep or doc.sweep
+        _merge_into(merged, doc)
         device = (doc.sweep or {}).get("device") or (doc.results[0].device if doc.results else "")
         for k, v in ((doc.interleaved or {}).get("latency_ms") or {}).items():
             merged.interleaved = merged.interleaved or {"latency_ms": {}}
             merged.interleaved["latency_ms"][f"{device}|{k}" if k.count("|") == 1 else k] = v
+        for name in doc.devices():
+            own = by_device.setdefault(name, ResultsDocument())
+            _merge_into(own, doc, name)
+            if doc.interleaved:  # keys as the file has them: doc.latency reads both forms
+                own.interleaved = own.interleaved or {"latency_ms": {}}
+                own.interleaved["latency_ms"].update(doc.interleaved.get("latency_ms") or {})
+            device_sources.setdefault(name, []).append(file)
         sources.append(file)
     devices = merged.devices()
     if len(devices) > 1 and not allow_mixed and any(len(set(d)) > 1 for d in per_file):
@@ -79,7 +99,7 @@ def load_documents(paths: list[Path], allow_mixed: bool = False) -> Documents:
                         "OUT/DEVICE/bench.json) for the side-by-side report")
     if not merged.results:
         raise UserError("the results hold no benchmark rows", "run `sdeploy bench` or `sdeploy sweep` first")
-    return Documents(merged, sources)
+    return Documents(merged, sources, {d: by_device[d] for d in devices}, device_sources)
 
 
 def macs_of(doc: ResultsDocument, result: BenchResult) -> int | None:
@@ -217,8 +237,17 @@ def speedup_table(rows: list[dict]) -> list[dict]:
     return out
 
 
-def flops_vs_time(doc: ResultsDocument, key: str | None = None, precision: str = "fp32") -> dict | None:
-    """Where the FLOPs go (complexity.py per layer, grouped) vs where the time goes (per-op time shares)."""
+def flops_vs_time(doc: ResultsDocument, key: str | None = None, precision: str | None = None) -> dict | None:
+    """Where the FLOPs go (complexity.py per layer, grouped) vs where the time goes (per-op time shares): of
+    PRECISION, else of fp32 where the results have it, else of the first precision they have (an int8-only sweep)."""
+    for p in [precision] if precision else ["fp32", *sorted({r.precision for r in doc.results} - {"fp32"})]:
+        found = _flops_vs_time(doc, key, p)
+        if found:
+            return found
+    return None
+
+
+def _flops_vs_time(doc: ResultsDocument, key: str | None, precision: str) -> dict | None:
     own = {r.key: r for r in doc.results if r.precision == precision and r.op_times}
     candidates = [key] if key else [REFERENCE] + sorted(doc.models) + sorted(own)
     for k in candidates:
@@ -283,34 +312,46 @@ def prediction_summary(evaluation: list[dict]) -> dict:
             "max_abs_error": max(errs) if errs else None}
 
 
-def cross_device(doc: ResultsDocument, evaluation: list[dict] | None = None) -> dict | None:
-    """The paper-form speedups with one column per device, each device's CPU facts, and where devices disagree
-    (a speedup that differs by more than 25% between two devices). None for a one-device document."""
+def cross_device(doc: ResultsDocument, rows: list[dict], evaluations: dict[str, list[dict]] | None = None
+                 ) -> dict | None:
+    """The fleet side by side, from each device's own rows (model_rows of its own document) and its own
+    predictor evaluation: the paper-form speedups with one column per device, latency per model, per-op time
+    shares, the predictor's accuracy, each device's CPU facts, and where devices disagree (a speedup that differs
+    by more than 25% between two devices). None for a one-device document."""
     from ..devices.cpuinfo import summary
 
     devices = doc.devices()
     if len(devices) < 2:
         return None
-    rows = model_rows(doc, evaluation or [])
     facts, cores = {}, {}
     for device in devices:
         found = next((r.device_facts for r in doc.results if r.device == device and r.device_facts), None)
         facts[device] = summary(found) if found else "CPU facts unknown"
         cores[device] = "/".join(dict.fromkeys(c.get("name") or "?" for c in (found or {}).get("clusters") or [])) or "?"
     latency: dict[tuple, dict] = {}
+    shares: dict[tuple, dict] = {}
     for r in rows:
         entry = latency.setdefault((r["model"], r["precision"], r["threads"]),
                                    {"model": r["model"], "precision": r["precision"], "threads": r["threads"],
                                     "macs": r["macs"], "ms": {}})
         entry["ms"][r["device"]] = r["latency_ms"]
-    per_device = {d: speedup_table([r for r in rows if r["device"] == d]) for d in devices}
-    table: dict[str, dict] = {}
-    for device, speeds in per_device.items():
-        for s in speeds:
-            row = table.setdefault(s["comparison"], {"comparison": s["comparison"], "theoretical": {}, "actual": {}})
-            precision = "int8" if s["comparison"].startswith("int8 vs fp32") else "fp32"
-            row["actual"][device] = s.get(f"actual_{precision}")
-            row["theoretical"][device] = s.get("theoretical")
+        for g in GROUPS:
+            if r[f"share_{g}"] is not None:
+                shares.setdefault((r["model"], r["precision"], GROUPS.index(g)),
+                                  {"model": r["model"], "precision": r["precision"], "group": g, "share": {}}
+                                  )["share"][r["device"]] = r[f"share_{g}"]
+    table: dict[tuple, dict] = {}
+    for device in devices:
+        for s in speedup_table([r for r in rows if r["device"] == device]):
+            int8_vs_fp32 = s["comparison"].startswith("int8 vs fp32")
+            for precision in ["int8"] if int8_vs_fp32 else sorted(k[7:] for k in s if k.startswith("actual_")):
+                if s.get(f"actual_{precision}") is None:
+                    continue
+                label = s["comparison"] if int8_vs_fp32 else f"{s['comparison']}, {precision}"
+                row = table.setdefault((label, precision), {"comparison": label, "precision": precision,
+                                                            "theoretical": {}, "actual": {}})
+                row["actual"][device] = s[f"actual_{precision}"]
+                row["theoretical"][device] = s.get("theoretical")
     disagreements = []
     for row in table.values():
         values = {d: v for d, v in row["actual"].items() if v}
@@ -322,5 +363,8 @@ def cross_device(doc: ResultsDocument, evaluation: list[dict] | None = None) -> 
                                   "low": lo, "low_value": values[lo],
                                   "text": f"{row['comparison']}: {values[hi]:.2f}x on {hi} ({cores[hi]}), "
                                           f"{values[lo]:.2f}x on {lo} ({cores[lo]})"})
+    predictor = {d: {k: v for k, v in prediction_summary((evaluations or {}).get(d) or []).items()
+                     if k != "evaluation"} for d in devices}
     return {"devices": devices, "facts": facts, "cores": cores, "speedups": list(table.values()),
-            "latency": list(latency.values()), "disagreements": disagreements}
+            "latency": list(latency.values()), "op_shares": [shares[k] for k in sorted(shares)],
+            "predictor": predictor, "disagreements": disagreements}

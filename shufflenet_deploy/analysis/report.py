@@ -1,11 +1,16 @@
 """`sdeploy report`: the gap report as HTML (self-contained: PNGs embedded as base64, also written beside it),
 Markdown and CSV, built only from results JSON (analysis/gap.py computes every number).
 
-Files in OUTDIR: report.html, report.md, models.csv (one row per model and precision), speedups.csv,
-op_shares.csv, flops_vs_time.csv, predictions.csv, exponents.csv, peak.csv and the PNGs (macs_vs_latency.png,
-efficiency.png, op_shares.png, flops_vs_time.png, prediction_error.png). With results from several devices (one
-file per device, as a fleet sweep writes them): devices.csv (the paper's speedups, one column per device) and
-macs_vs_latency_devices.png, and the report's "Across devices" tables.
+Files in OUTDIR: report.html, report.md, models.csv (one row per device, model and precision), speedups.csv,
+op_shares.csv, flops_vs_time.csv, predictions.csv, exponents.csv, peak.csv (every row says its device) and the
+PNGs (macs_vs_latency.png, efficiency.png, op_shares.png, flops_vs_time.png, prediction_error.png).
+
+With results from several devices (one file per device, as a fleet sweep writes them) every device's numbers
+come from its own document (gap.Documents.by_device: its own per-op times, interleaved latencies and predictor),
+each device gets its own tables and plots (PLOT-DEVICE.png), and the "Across devices" tables come first: the
+paper's speedups and the latencies with one column per device, where devices disagree, per-op time shares side
+by side, and each device's predictor accuracy; plus devices.csv (the speedups, one column per device) and
+macs_vs_latency_devices.png.
 """
 from __future__ import annotations
 
@@ -30,18 +35,11 @@ def build_report(paths: list[Path], outdir: Path, *, allow_mixed: bool = False, 
     doc = docs.doc
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    evaluation = predictor_evaluation(docs)
-    rows = gap.model_rows(doc, evaluation)
-    exps = gap.exponents(rows)
-    speed = gap.speedup_table(rows)
-    fvt = gap.flops_vs_time(doc)
-    each = gap.flops_vs_time_each(doc)
-    fvt = fvt or (each[0] if each else None)
-    pred = gap.prediction_summary(evaluation)
-    peaks = list(doc.peak) or _result_peaks(doc)
     devices = docs.devices
-    no_peak = [f"{d} {p}" for d in devices for p in sorted({r["precision"] for r in rows if r["device"] == d})
-               if not any(r["peak_gmacs"] for r in rows if r["device"] == d and r["precision"] == p)]
+    evaluations = predictor_evaluations(docs)
+    parts = [_device_part(device, docs.by_device[device], evaluations.get(device, []), len(devices) > 1)
+             for device in devices]
+    rows = [r for part in parts for r in part["rows"]]
     files = []
 
     def write_csv(name, header, data):
@@ -53,53 +51,79 @@ def build_report(paths: list[Path], outdir: Path, *, allow_mixed: bool = False, 
                 w.writerow({k: _csv(row.get(k)) for k in header})
         files.append(path)
 
+    def each_device(key):  # one CSV for all devices: every row says its device
+        return [{"device": part["device"], **row} for part in parts for row in part[key]]
+
     model_cols = ["device", "model", "input_size", "precision", "threads", "macs", "latency_ms", "latency_source",
                   "sweep_p50_ms", "gmacs",
                   "peak_gmacs", "pct_of_peak", "op_sum_ms", "predicted_ms", "prediction_error_pct",
                   *[f"share_{g}" for g in GROUPS]]
     write_csv("models.csv", model_cols, rows)
-    speed_cols = ["comparison", "slower", "faster", "theoretical",
+    speed_cols = ["device", "comparison", "slower", "faster", "theoretical",
                   *[f"actual_{p}" for p in sorted({r["precision"] for r in rows})], "paper_theoretical",
                   "paper_actual_sd820"]
-    write_csv("speedups.csv", speed_cols, speed)
-    write_csv("exponents.csv", ["precision", "scope", "k", "c", "r2", "n", "speedup_per_4x_macs"], exps)
-    write_csv("predictions.csv", ["key", "precision", "measured_ms", "predicted_ms", "error", "lookup_ops",
-                                  "regression_ops"], pred["evaluation"])
-    write_csv("peak.csv", ["device", "precision", "threads", "kernel", "macs", "median_ms", "gmacs"], peaks)
-    share_rows = [{"model": r["model"], "precision": r["precision"], "group": g, "share": r[f"share_{g}"]}
-                  for r in rows for g in GROUPS if r[f"share_{g}"] is not None]
-    write_csv("op_shares.csv", ["model", "precision", "group", "share"], share_rows)
-    if fvt:
-        write_csv("flops_vs_time.csv", ["model", "precision", "group", "macs", "flops_share", "time_ms", "time_share"],
-                  [{"model": fvt["model"], "precision": fvt["precision"], "group": g, "macs": fvt["flops"][g],
-                    "flops_share": fvt["flops_share"][g], "time_ms": fvt["time_ms"][g],
-                    "time_share": fvt["time_share"][g]} for g in GROUPS])
+    write_csv("speedups.csv", speed_cols, each_device("speed"))
+    write_csv("exponents.csv", ["device", "precision", "scope", "k", "c", "r2", "n", "speedup_per_4x_macs"],
+              each_device("exps"))
+    write_csv("predictions.csv", ["device", "key", "precision", "measured_ms", "predicted_ms", "error", "lookup_ops",
+                                  "regression_ops"], [e for part in parts for e in part["pred"]["evaluation"]])
+    write_csv("peak.csv", ["device", "precision", "threads", "kernel", "macs", "median_ms", "gmacs"],
+              [p for part in parts for p in part["peaks"]])
+    share_rows = [{"device": r["device"], "model": r["model"], "precision": r["precision"], "group": g,
+                   "share": r[f"share_{g}"]} for r in rows for g in GROUPS if r[f"share_{g}"] is not None]
+    write_csv("op_shares.csv", ["device", "model", "precision", "group", "share"], share_rows)
+    fvts = [{"device": part["device"], **part["fvt"]} for part in parts if part["fvt"]]
+    if fvts:
+        write_csv("flops_vs_time.csv", ["device", "model", "precision", "group", "macs", "flops_share", "time_ms",
+                                        "time_share"],
+                  [{"device": f["device"], "model": f["model"], "precision": f["precision"], "group": g,
+                    "macs": f["flops"][g], "flops_share": f["flops_share"][g], "time_ms": f["time_ms"][g],
+                    "time_share": f["time_share"][g]} for f in fvts for g in GROUPS])
 
-    plots = {
-        "macs_vs_latency.png": _plot_macs_latency(rows, exps),
-        "macs_vs_latency_devices.png": _plot_devices(rows) if len(devices) > 1 else None,
-        "efficiency.png": _plot_efficiency(rows),
-        "op_shares.png": _plot_shares(rows),
-        "flops_vs_time.png": _plot_fvt(fvt) if fvt else None,
-        "prediction_error.png": _plot_pred(pred) if pred["n"] else None,
-    }
+    across = gap.cross_device(doc, rows, evaluations)
+    plots = {"macs_vs_latency_devices.png": _plot_devices(rows) if across else None}
+    for part in parts:
+        plots.update(part["plots"])
     for name, png in plots.items():
         if png:
             (outdir / name).write_bytes(png)
             files.append(outdir / name)
-
-    across = gap.cross_device(doc, evaluation)
     if across:
-        write_csv("devices.csv", ["comparison", *across["devices"]],
-                  [{"comparison": r["comparison"], **r["actual"]} for r in across["speedups"]])
-    ctx = {"across": across, "doc": doc, "sources": docs.sources, "each": each, "device_lines": gap.device_lines(doc), "rows": rows, "exps": exps, "speed": speed, "fvt": fvt, "pred": pred, "peaks": peaks,
-           "no_peak": no_peak, "title": title or f"FLOPs vs speed on {', '.join(devices)}", "plots": plots}
+        write_csv("devices.csv", ["comparison", "precision", *across["devices"]],
+                  [{"comparison": r["comparison"], "precision": r["precision"], **r["actual"]}
+                   for r in across["speedups"]])
+    ctx = {"across": across, "doc": doc, "parts": parts, "sources": docs.sources,
+           "device_lines": gap.device_lines(doc), "plots": plots,
+           "title": title or f"FLOPs vs speed on {', '.join(devices)}"}
     md = _markdown(ctx)
     (outdir / "report.md").write_text(md)
     (outdir / "report.html").write_text(_html(ctx))
     files += [outdir / "report.md", outdir / "report.html"]
-    return {"files": files, "summary": {"devices": devices, "rows": len(rows), "exponents": exps,
-                                        "within_10pct": pred["within_10pct"], "no_peak": no_peak}}
+    return {"files": files, "summary": {"devices": devices, "rows": len(rows), "exponents": each_device("exps"),
+                                        "within_10pct": {p["device"]: p["pred"]["within_10pct"] for p in parts},
+                                        "no_peak": [n for part in parts for n in part["no_peak"]]}}
+
+
+def _device_part(device: str, doc, evaluation: list[dict], many: bool) -> dict:
+    """Everything the report says of one device, from that device's own document; with several devices the
+    plots are named PLOT-DEVICE.png."""
+    rows = gap.model_rows(doc, evaluation)
+    exps = gap.exponents(rows)
+    each = gap.flops_vs_time_each(doc)
+    fvt = gap.flops_vs_time(doc) or (each[0] if each else None)
+    pred = gap.prediction_summary(evaluation)
+    no_peak = [f"{device} {p}" for p in sorted({r["precision"] for r in rows})
+               if not any(r["peak_gmacs"] for r in rows if r["precision"] == p)]
+    suffix = f"-{device}" if many else ""
+    names = {role: f"{role}{suffix}.png" for role in ("macs_vs_latency", "efficiency", "op_shares", "flops_vs_time",
+                                                      "prediction_error")}
+    plots = {names["macs_vs_latency"]: _plot_macs_latency(rows, exps), names["efficiency"]: _plot_efficiency(rows),
+             names["op_shares"]: _plot_shares(rows),
+             names["flops_vs_time"]: _plot_fvt(fvt) if fvt else None,
+             names["prediction_error"]: _plot_pred(pred) if pred["n"] else None}
+    return {"device": device, "doc": doc, "rows": rows, "exps": exps, "speed": gap.speedup_table(rows),
+            "fvt": fvt, "each": each, "pred": pred, "peaks": list(doc.peak) or _result_peaks(doc),
+            "no_peak": no_peak, "plots": plots, "plot_names": names, "many": many}
 
 
 def _result_peaks(doc) -> list[dict]:
@@ -114,24 +138,26 @@ def _result_peaks(doc) -> list[dict]:
     return [seen[k] for k in sorted(seen)]
 
 
-def predictor_evaluation(docs) -> list[dict]:
-    """The leave-one-out evaluation of the predictor `sdeploy sweep` stored beside the results
-    (predictor-DEVICE.json); without a stored one, the predictor is fitted once here (if the results hold per-op
-    timings at all)."""
+def predictor_evaluations(docs) -> dict[str, list[dict]]:
+    """Per device, the leave-one-out evaluation of the predictor `sdeploy sweep` stored beside its results
+    (predictor-DEVICE.json); without a stored one, that device's predictor is fitted here from its own document
+    (if it holds per-op timings at all). Each entry says its device."""
     from . import predict
 
-    stored = []
-    for source in docs.sources:
-        for device in docs.devices:
-            path = Path(source).parent / f"predictor-{device}.json"
+    out = {}
+    for device in docs.devices:
+        stored = [Path(source).parent / f"predictor-{device}.json" for source in docs.device_sources.get(device, [])]
+        evaluation = []
+        for path in stored:
             if path.exists():
-                stored += predict.load_predictor(path).get("evaluation") or []
-    if stored:
-        return stored
-    try:
-        return predict.fit(docs.doc)["evaluation"]
-    except UserError:  # no per-op timings (a plain `sdeploy bench` result): no predictor section
-        return []
+                evaluation += predict.load_predictor(path).get("evaluation") or []
+        if not any(path.exists() for path in stored):
+            try:
+                evaluation = predict.fit(docs.by_device[device])["evaluation"]
+            except UserError:  # no per-op timings (a plain `sdeploy bench` result): no predictor section
+                evaluation = []
+        out[device] = [{**e, "device": device} for e in evaluation]
+    return out
 
 
 def _csv(v):
@@ -324,51 +350,84 @@ def _plot_pred(pred) -> bytes:
 
 
 # ---- text ----------------------------------------------------------------------------------------------------
-def _tables(ctx) -> list[tuple[str, list[str], list[list[str]], str]]:
-    """(heading, header, rows, note) for both the Markdown and the HTML."""
-    rows, exps, speed, fvt, pred = ctx["rows"], ctx["exps"], ctx["speed"], ctx["fvt"], ctx["pred"]
+Table = tuple[str, list[str], list[list[str]], str, list[str]]  # heading, header, rows, note, plots shown with it
+
+
+def _tables(ctx) -> list[Table]:
+    """The tables of both the Markdown and the HTML: the fleet side by side first (several devices), then each
+    device's own tables."""
+    out = _across_tables(ctx["across"]) if ctx["across"] else []
+    for part in ctx["parts"]:
+        out += _device_tables(part)
+    return out
+
+
+def _across_tables(across) -> list[Table]:
+    devs = across["devices"]
+    pct = lambda v: _f(100 * v, 1, "%") if v is not None else "—"  # noqa: E731
+    out = [("Across devices: the paper's speedups, one column per device",
+            ["comparison", "MACs ratio", *devs],
+            [[r["comparison"], _f(next((v for v in r["theoretical"].values() if v), None), 2, "x"),
+              *[_f(r["actual"].get(d), 2, "x") for d in devs]] for r in across["speedups"]]
+            or [["—", "—", *["no pair of the paper's models measured at one size" for _ in devs]]],
+            "Devices: " + "; ".join(f"{d}: {across['facts'][d]}" for d in devs) + ". Actual = latency "
+            "ratio measured on that device, at the size most of its models ran at; MACs ratio = what the FLOP "
+            "count promises (for int8 vs fp32: the first device's peak kernels).", []),
+           ("Across devices: latency per model (ms), one column per device",
+            ["model", "precision", "threads", "MACs (M)", *[f"{d} ({across['cores'][d]})" for d in devs]],
+            [[e["model"], e["precision"], str(e["threads"]), _f(e["macs"] / 1e6 if e["macs"] else None, 1),
+              *[_f(e["ms"].get(d), 3) for d in devs]] for e in across["latency"]], "",
+            ["macs_vs_latency_devices.png"]),
+           ("Where devices disagree (a speedup differing by more than 25%)", ["comparison", "where"],
+            [[d["comparison"], d["text"].split(": ", 1)[1]] for d in across["disagreements"]]
+            or [["—", "the devices agree within 25% on every comparison"]], "", [])]
+    if across["op_shares"]:
+        out.append(("Across devices: where the time goes (share of the summed per-op time)",
+                    ["model", "precision", "op group", *devs],
+                    [[s["model"], s["precision"], GROUP_LABELS[s["group"]], *[pct(s["share"].get(d)) for d in devs]]
+                     for s in across["op_shares"] if any(s["share"].values())],
+                    "Each device's own per-op times (its sweep's single-op models, or benchmark_model's op "
+                    "profile); a group whose share moves between devices is where their kernels differ.", []))
+    out.append(("Across devices: the latency predictor, fitted and evaluated per device",
+                ["device", "models predicted", "within ±10%", "median |error|", "max |error|"],
+                [[d, str(p["n"]), pct(p["within_10pct"]), pct(p["median_abs_error"]), pct(p["max_abs_error"])]
+                 for d, p in across["predictor"].items()],
+                "Each device's predictor is built from that device's measurements only and evaluated leave-one-out "
+                "on them (analysis/predict.py); no device's numbers predict another's.", []))
+    return out
+
+
+def _device_tables(part) -> list[Table]:
+    """One device's tables; with several devices each heading names the device."""
+    rows, exps, speed, fvt, pred = part["rows"], part["exps"], part["speed"], part["fvt"], part["pred"]
+    on = f" — {part['device']}" if part["many"] else ""
+    plot = part["plot_names"]
     precisions = sorted({r["precision"] for r in rows})
     out = []
-    across = ctx.get("across")
-    if across:
-        devs = across["devices"]
-        out.append(("Across devices: the paper's speedups, one column per device",
-                    ["comparison", "MACs ratio", *devs],
-                    [[r["comparison"], _f(next((v for v in r["theoretical"].values() if v), None), 2, "x"),
-                      *[_f(r["actual"].get(d), 2, "x") for d in devs]] for r in across["speedups"]],
-                    "Devices: " + "; ".join(f"{d}: {across['facts'][d]}" for d in devs) + ". Actual = latency "
-                    "ratio measured on that device; MACs ratio = what the FLOP count promises (for int8 vs fp32: "
-                    "the first device's peak kernels)."))
-        out.append(("Across devices: latency per model (ms), one column per device",
-                    ["model", "precision", "threads", "MACs (M)", *[f"{d} ({across['cores'][d]})" for d in devs]],
-                    [[e["model"], e["precision"], str(e["threads"]), _f(e["macs"] / 1e6 if e["macs"] else None, 1),
-                      *[_f(e["ms"].get(d), 3) for d in devs]] for e in across["latency"]], ""))
-        out.append(("Where devices disagree (a speedup differing by more than 25%)", ["comparison", "where"],
-                    [[d["comparison"], d["text"].split(": ", 1)[1]] for d in across["disagreements"]]
-                    or [["—", "the devices agree within 25% on every comparison"]], ""))
     peak_note = ("Peak = the faster of a 1x1 conv (56x56x256->256) and a 64x1024x1024 matmul, measured on the "
                  "device through the same runtime (runner.py); a model whose convs suit the kernels better than "
                  "those two (MobileNet's wide 1x1 convs) can come out slightly above 100%.")
-    if ctx["no_peak"]:
-        peak_note += " No measured peak for: " + ", ".join(ctx["no_peak"]) + " — % of peak is omitted there."
-    out.append(("Latency, MACs and efficiency",
+    if part["no_peak"]:
+        peak_note += " No measured peak for: " + ", ".join(part["no_peak"]) + " — % of peak is omitted there."
+    out.append((f"Latency, MACs and efficiency{on}",
                 ["model", "size", "precision", "MACs (M)", "median ms", "GMAC/s", "% of peak", "predicted ms",
                  "pred. error", "sweep p50 ms"],
                 [[r["model"], str(r["input_size"]), r["precision"], _f(r["macs"] / 1e6 if r["macs"] else None, 1),
                   _f(r["latency_ms"], 3), _f(r["gmacs"], 2), _f(r["pct_of_peak"], 1, "%") if r["peak_gmacs"]
                   else "no measured peak", _f(r["predicted_ms"], 3), _f(r["prediction_error_pct"], 1, "%"),
                   _f(r["sweep_p50_ms"], 3)]
-                 for r in rows], _latency_note(ctx) + " " + peak_note))
-    out.append(("Measured peak", ["device", "precision", "kernel", "median ms", "GMAC/s"],
+                 for r in rows], _latency_note(rows) + " " + peak_note,
+                [plot["macs_vs_latency"], plot["efficiency"]]))
+    out.append((f"Measured peak{on}", ["device", "precision", "kernel", "median ms", "GMAC/s"],
                 [[p["device"], p["precision"], p["kernel"], _f(p["median_ms"], 3), _f(p["gmacs"], 1)]
-                 for p in ctx["peaks"]] or [["—", "—", "no measured peak", "—", "—"]], ""))
-    out.append(("Fitted exponent (latency ∝ MACs^k)", ["precision", "scope", "k", "R²", "n",
-                                                     "speedup per 4x fewer MACs"],
+                 for p in part["peaks"]] or [["—", "—", "no measured peak", "—", "—"]], "", []))
+    out.append((f"Fitted exponent (latency ∝ MACs^k){on}", ["precision", "scope", "k", "R²", "n",
+                                                          "speedup per 4x fewer MACs"],
                 [[e["precision"], e["scope"], _f(e["k"], 3), _f(e["r2"], 3), str(e["n"]),
                   _f(e["speedup_per_4x_macs"], 2, "x")] for e in exps],
                 "k = 1 would mean latency proportional to MACs (4x fewer MACs -> 4x faster). The paper's "
-                "~2.6x per 4x corresponds to k ≈ 0.69."))
-    out.append(("Theoretical vs actual speedup (the paper's form)",
+                "~2.6x per 4x corresponds to k ≈ 0.69.", []))
+    out.append((f"Theoretical vs actual speedup (the paper's form){on}",
                 ["comparison", "theoretical (MACs ratio)", *[f"actual {p}" for p in precisions],
                  "paper theoretical", "paper actual (Snapdragon 820)"],
                 [[s["comparison"], _f(s["theoretical"], 2, "x"), *[_f(s.get(f"actual_{p}"), 2, "x")
@@ -376,30 +435,30 @@ def _tables(ctx) -> list[tuple[str, list[str], list[list[str]], str]]:
                   _f(s["paper_theoretical"], 2, "x"), _f(s["paper_actual_sd820"], 2, "x")] for s in speed],
                 "Actual = latency of the slower / latency of the faster (median ms, same run). Paper: ShuffleNet "
                 "v1 Table 8, single thread, 224x224; MFLOPs 38/140/524 (0.5x/1x/2x g3), 569 (MobileNet v1). "
-                "int8 rows: theoretical = measured peak int8 / peak fp32 GMAC/s; the paper has no int8 figure."))
-    out.append(("Per-op-type time share", ["model", "precision", *[GROUP_LABELS[g] for g in GROUPS],
-                                            "Σ ops / whole model"],
+                "int8 rows: theoretical = measured peak int8 / peak fp32 GMAC/s; the paper has no int8 figure.", []))
+    out.append((f"Per-op-type time share{on}", ["model", "precision", *[GROUP_LABELS[g] for g in GROUPS],
+                                                 "Σ ops / whole model"],
                 [[r["model"], r["precision"], *[_f(100 * r[f"share_{g}"], 1, "%") if r[f"share_{g}"] is not None
                                                 else "—" for g in GROUPS],
                   _f(r["op_sum_ms"] / r["latency_ms"] if r["op_sum_ms"] and r["latency_ms"] else None, 2)]
                  for r in rows if r["op_sum_ms"]],
-                "Method: " + (ctx["doc"].sweep.get("op_method") or next(
-                    (r.op_times.get("op_method") for r in ctx["doc"].results if r.op_times), None) or "—")
+                "Method: " + (part["doc"].sweep.get("op_method") or next(
+                    (r.op_times.get("op_method") for r in part["doc"].results if r.op_times), None) or "—")
                 + ". Shares are of the summed per-op "
-                "times; the last column compares that sum with the whole-model latency."))
-    for one in ([fvt] if fvt and not ctx["each"] else []) + ctx["each"]:
-        fvt = one
-        out.append((f"Where the FLOPs go vs where the time goes: {fvt['model']} {fvt['precision']}",
+                "times; the last column compares that sum with the whole-model latency.", [plot["op_shares"]]))
+    for one in ([fvt] if fvt and not part["each"] else []) + part["each"]:
+        out.append((f"Where the FLOPs go vs where the time goes: {one['model']} {one['precision']}{on}",
                     ["group", "MACs (M)", "share of MACs", "time (ms)", "share of time"],
-                    [[GROUP_LABELS[g], _f(fvt["flops"][g] / 1e6, 2), _f(100 * fvt["flops_share"][g], 1, "%"),
-                      _f(fvt["time_ms"][g], 3), _f(100 * fvt["time_share"][g], 1, "%")] for g in GROUPS],
+                    [[GROUP_LABELS[g], _f(one["flops"][g] / 1e6, 2), _f(100 * one["flops_share"][g], 1, "%"),
+                      _f(one["time_ms"][g], 3), _f(100 * one["time_share"][g], 1, "%")] for g in GROUPS],
                     "MACs from complexity.py per layer (conv + FC; a bench result's from its TFLite graph's ops), "
                     "grouped like the TFLite ops. \"other\" here: "
-                    + (", ".join(f"{op} {ms:.3f} ms" for op, ms in fvt["other_ops_ms"].items()) or "nothing")
-                    + f". {fvt['folded_pads']} zero PADs that XNNPACK folds into the next conv count 0 (timed alone "
-                    f"they took {fvt['folded_pads_alone_ms']:.3f} ms)."))
+                    + (", ".join(f"{op} {ms:.3f} ms" for op, ms in one["other_ops_ms"].items()) or "nothing")
+                    + f". {one['folded_pads']} zero PADs that XNNPACK folds into the next conv count 0 (timed alone "
+                    f"they took {one['folded_pads_alone_ms']:.3f} ms).",
+                    [plot["flops_vs_time"]] if one is fvt else []))
     if pred["n"]:
-        out.append(("Latency predictor: leave-one-out error distribution",
+        out.append((f"Latency predictor: leave-one-out error distribution{on}",
                     ["model", "precision", "measured ms", "predicted ms", "error"],
                     [[e["key"], e["precision"], _f(e["measured_ms"], 3), _f(e["predicted_ms"], 3),
                       _f(100 * e["error"], 1, "%")] for e in pred["evaluation"]],
@@ -407,12 +466,13 @@ def _tables(ctx) -> list[tuple[str, list[str], list[list[str]], str]]:
                     f"(median |error| {100 * pred['median_abs_error']:.1f}%, max {100 * pred['max_abs_error']:.1f}%). "
                     "Each model is predicted by a predictor built without its own ops and latency: per-op times "
                     "(measured signature, else a regression on MACs and bytes per op type and kernel) summed, times "
-                    "one in-graph/alone scale per precision fitted on the other models (analysis/predict.py)."))
+                    "one in-graph/alone scale per precision fitted on the other models (analysis/predict.py).",
+                    [plot["prediction_error"]]))
     return out
 
 
-def _latency_note(ctx) -> str:
-    if any(r["latency_source"] == "interleaved" for r in ctx["rows"]):
+def _latency_note(rows) -> str:
+    if any(r["latency_source"] == "interleaved" for r in rows):
         return ("median ms = the sweep's final interleaved pass (every model in ONE runner process, round-robin), "
                 "used for every ratio, fit and prediction target below; sweep p50 ms = the model's own benchmark "
                 "run (bench.json results), minutes apart from the others on a shared host.")
@@ -421,16 +481,19 @@ def _latency_note(ctx) -> str:
 
 def _headline(ctx) -> list[str]:
     lines = list(ctx["device_lines"])
-    for e in ctx["exps"]:
-        lines.append(f"{e['precision']}, {e['scope']}: latency ∝ MACs^{e['k']:.2f} (4x fewer MACs -> "
-                     f"{e['speedup_per_4x_macs']:.2f}x faster; the paper saw ~2.6x)")
-    if ctx["pred"]["n"]:
-        lines.append(f"Predictor (leave-one-out): {100 * ctx['pred']['within_10pct']:.0f}% of {ctx['pred']['n']} "
-                     f"within ±10% of measurement")
-    for note in ctx["no_peak"]:
-        lines.append(f"{note}: no measured peak")
-    skipped = ctx["doc"].skipped
-    for s in skipped:
+    for part in ctx["parts"]:
+        on = f"{part['device']}, " if part["many"] else ""
+        for e in part["exps"]:
+            lines.append(f"{on}{e['precision']}, {e['scope']}: latency ∝ MACs^{e['k']:.2f} (4x fewer MACs -> "
+                         f"{e['speedup_per_4x_macs']:.2f}x faster; the paper saw ~2.6x)")
+        if part["pred"]["n"]:
+            lines.append(f"{on}predictor (leave-one-out): {100 * part['pred']['within_10pct']:.0f}% of "
+                         f"{part['pred']['n']} within ±10% of measurement")
+        for note in part["no_peak"]:
+            lines.append(f"{note}: no measured peak")
+    for d in (ctx["across"] or {}).get("disagreements", []):
+        lines.append(f"devices disagree: {d['text']}")
+    for s in ctx["doc"].skipped:
         lines.append(f"skipped {s['key']}{' ' + s['precision'] if s.get('precision') else ''}: {s['reason']}")
     return lines
 
@@ -438,9 +501,9 @@ def _headline(ctx) -> list[str]:
 def _context_line(doc, sources) -> str:
     sw = doc.sweep
     tools = sw.get("tools") or {}
-    cpu = next(((r.cpu or {}).get("model") for r in doc.results if r.cpu), None)
-    return (f"Sources: {', '.join(map(str, sources))}. CPU: {cpu or '—'}; threads: {sw.get('threads', '—')}; runs per "
-            f"model: {sw.get('runs', '—')}; graph: {sw.get('graph', '—')}; runtime: ai-edge-litert "
+    cpus = ", ".join(dict.fromkeys((r.cpu or {}).get("model") for r in doc.results if (r.cpu or {}).get("model")))
+    return (f"Sources: {', '.join(map(str, sources))}. CPU: {cpus or '—'}; threads: {sw.get('threads', '—')}; runs "
+            f"per model: {sw.get('runs', '—')}; graph: {sw.get('graph', '—')}; runtime: ai-edge-litert "
             f"{tools.get('ai-edge-litert', '—')}, onnx2tf {tools.get('onnx2tf', '—')}. int8 calibration: "
             f"{sw.get('calibration', '—')}.")
 
@@ -449,7 +512,7 @@ def _markdown(ctx) -> str:
     doc = ctx["doc"]
     out = [f"# {ctx['title']}", "", _context_line(doc, ctx["sources"]), ""]
     out += [f"- {line}" for line in _headline(ctx)] + [""]
-    for heading, header, body, note in _tables(ctx):
+    for heading, header, body, note, _ in _tables(ctx):
         out += [f"## {heading}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         out += ["| " + " | ".join(row) + " |" for row in body]
         out += ["", note, ""] if note else [""]
@@ -469,15 +532,8 @@ def _html(ctx) -> str:
              f"<p class='note'>{e(_context_line(ctx['doc'], ctx['sources']))}</p><ul>"]
     parts += [f"<li>{e(line)}</li>" for line in _headline(ctx)]
     parts.append("</ul>")
-    plot_after = {"Latency, MACs and efficiency": ["macs_vs_latency.png", "efficiency.png"],
-                  "Across devices: latency per model (ms), one column per device": ["macs_vs_latency_devices.png"],
-                  "Per-op-type time share": ["op_shares.png"],
-                  "Latency predictor: leave-one-out error distribution": ["prediction_error.png"]}
-    for heading, header, body, note in _tables(ctx):
+    for heading, header, body, note, names in _tables(ctx):
         parts.append(f"<h2>{e(heading)}</h2>")
-        names = plot_after.get(heading, [])
-        if heading.startswith("Where the FLOPs go"):
-            names = ["flops_vs_time.png"]
         for name in names:
             png = ctx["plots"].get(name)
             if png:

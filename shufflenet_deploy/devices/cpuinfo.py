@@ -247,7 +247,8 @@ def _hex(value: int | None, digits: int) -> str | None:
 
 def cluster_of(facts: dict | None, cpus: list[int] | None) -> str | None:
     """Which cluster a run pinned to `cpus` used ("big", "little", "prime", "all", or "mixed"), from the JSON
-    facts a bench result carries; None when the facts or the CPU list are unknown."""
+    facts a bench result carries; None when the facts or the CPU list are unknown. Big and prime cores together
+    are "big", as --cores big chooses them."""
     clusters = (facts or {}).get("clusters") or []
     if not clusters or not cpus:
         return None
@@ -255,6 +256,8 @@ def cluster_of(facts: dict | None, cpus: list[int] | None) -> str | None:
     if set(cpus) >= every:
         return "all"
     roles = {cl.get("role") for cl in clusters if set(cpus) & set(cl.get("cpus") or [])}
+    if roles == {"big", "prime"}:
+        return "big"  # what --cores big pins to on a phone with a prime core (cpus_of)
     return roles.pop() if len(roles) == 1 else "mixed"
 
 
