@@ -251,6 +251,14 @@ def test_one_file_per_device_is_a_side_by_side_report_and_one_mixed_file_needs_a
         assert (tmp_path / "r" / f"op_shares-{device}.png").stat().st_size > 1000
     assert (tmp_path / "r" / "macs_vs_latency_devices.png").exists()
 
+    # a third device whose sweep stopped after its peak, before any model: named, no empty column, no crash
+    stopped = synthetic_doc(device="pi3")
+    stopped["results"], stopped["models"], stopped["partial"] = [], {}, True
+    c = write_doc(tmp_path / "c", stopped)
+    assert cli_main(["report", str(a), str(b), str(c), "-o", str(tmp_path / "r3")]) == 0
+    md3 = (tmp_path / "r3" / "report.md").read_text()
+    assert "| comparison | MACs ratio | local | rpi |" in md3 and "pi3: no results yet" in md3
+
     one = synthetic_doc(device="local")
     one["results"] += synthetic_doc(device="rpi", seed=2)["results"]
     mixed = write_doc(tmp_path / "mixed", one)

@@ -320,7 +320,7 @@ def cross_device(doc: ResultsDocument, rows: list[dict], evaluations: dict[str, 
     by more than 25% between two devices). None for a one-device document."""
     from ..devices.cpuinfo import summary
 
-    devices = doc.devices()
+    devices = sorted({r["device"] for r in rows})  # a device with only a peak (stopped early) has no column
     if len(devices) < 2:
         return None
     facts, cores = {}, {}

@@ -35,7 +35,7 @@ def build_report(paths: list[Path], outdir: Path, *, allow_mixed: bool = False, 
     doc = docs.doc
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    devices = docs.devices
+    devices = [d for d in docs.devices if docs.by_device[d].results]  # not one stopped before its first model
     evaluations = predictor_evaluations(docs)
     parts = [_device_part(device, docs.by_device[device], evaluations.get(device, []), len(devices) > 1)
              for device in devices]
@@ -93,6 +93,7 @@ def build_report(paths: list[Path], outdir: Path, *, allow_mixed: bool = False, 
                   [{"comparison": r["comparison"], "precision": r["precision"], **r["actual"]}
                    for r in across["speedups"]])
     ctx = {"across": across, "doc": doc, "parts": parts, "sources": docs.sources,
+           "no_results": [d for d in docs.devices if d not in devices],
            "device_lines": gap.device_lines(doc), "plots": plots,
            "title": title or f"FLOPs vs speed on {', '.join(devices)}"}
     md = _markdown(ctx)
@@ -493,6 +494,8 @@ def _headline(ctx) -> list[str]:
             lines.append(f"{note}: no measured peak")
     for d in (ctx["across"] or {}).get("disagreements", []):
         lines.append(f"devices disagree: {d['text']}")
+    for device in ctx["no_results"]:
+        lines.append(f"{device}: no results yet (its sweep stopped before the first model; rerun it to resume)")
     for s in ctx["doc"].skipped:
         lines.append(f"skipped {s['key']}{' ' + s['precision'] if s.get('precision') else ''}: {s['reason']}")
     return lines
