@@ -39,9 +39,9 @@ SPEEDUP_PAIRS = (
 @dataclass
 class Documents:
     """What the report reads: the given results files merged into one document (for what belongs to results:
-    their devices, facts, skips), one document per device (for what belongs to a device's sweep: its per-op
-    times, interleaved latencies and predictor, which one merged document would mix up: two devices sweep the
-    same model keys), and the files each came from."""
+    their devices, facts, skips; it carries no interleaved latencies), one document per device (for what belongs
+    to a device's sweep: its per-op times, interleaved latencies and predictor, which one merged document would
+    mix up: two devices sweep the same model keys), and the files each came from."""
 
     doc: ResultsDocument
     sources: list[Path] = field(default_factory=list)
@@ -79,14 +79,13 @@ def load_documents(paths: list[Path], allow_mixed: bool = False) -> Documents:
         doc = read_document(file)  # schema check: another version is a UserError (exit 2)
         per_file.append([r.device for r in doc.results])
         _merge_into(merged, doc)
-        device = (doc.sweep or {}).get("device") or (doc.results[0].device if doc.results else "")
-        for k, v in ((doc.interleaved or {}).get("latency_ms") or {}).items():
-            merged.interleaved = merged.interleaved or {"latency_ms": {}}
-            merged.interleaved["latency_ms"][f"{device}|{k}" if k.count("|") == 1 else k] = v
+        swept = (doc.sweep or {}).get("device") or (doc.results[0].device if doc.results else "")
         for name in doc.devices():
             own = by_device.setdefault(name, ResultsDocument())
             _merge_into(own, doc, name)
-            if doc.interleaved:  # keys as the file has them: doc.latency reads both forms
+            # the interleaved pass timed the sweep's device: only that device's document carries its latencies
+            # (the merged one none; a file mixing devices by hand keeps them to the sweep's device, as before)
+            if doc.interleaved and name == swept:
                 own.interleaved = own.interleaved or {"latency_ms": {}}
                 own.interleaved["latency_ms"].update(doc.interleaved.get("latency_ms") or {})
             device_sources.setdefault(name, []).append(file)
@@ -312,12 +311,12 @@ def prediction_summary(evaluation: list[dict]) -> dict:
             "max_abs_error": max(errs) if errs else None}
 
 
-def cross_device(doc: ResultsDocument, rows: list[dict], evaluations: dict[str, list[dict]] | None = None
-                 ) -> dict | None:
-    """The fleet side by side, from each device's own rows (model_rows of its own document) and its own
-    predictor evaluation: the paper-form speedups with one column per device, latency per model, per-op time
-    shares, the predictor's accuracy, each device's CPU facts, and where devices disagree (a speedup that differs
-    by more than 25% between two devices). None for a one-device document."""
+def cross_device(doc: ResultsDocument, rows: list[dict], speedups: dict[str, list[dict]],
+                 predictions: dict[str, dict]) -> dict | None:
+    """The fleet side by side, from each device's own rows (model_rows of its own document), its speedup_table
+    and its prediction_summary: the paper-form speedups with one column per device, latency per model, per-op
+    time shares, the predictor's accuracy, each device's CPU facts, and where devices disagree (a speedup that
+    differs by more than 25% between two devices). None for a one-device document."""
     from ..devices.cpuinfo import summary
 
     devices = sorted({r["device"] for r in rows})  # a device with only a peak (stopped early) has no column
@@ -342,7 +341,7 @@ def cross_device(doc: ResultsDocument, rows: list[dict], evaluations: dict[str, 
                                   )["share"][r["device"]] = r[f"share_{g}"]
     table: dict[tuple, dict] = {}
     for device in devices:
-        for s in speedup_table([r for r in rows if r["device"] == device]):
+        for s in speedups.get(device, []):
             int8_vs_fp32 = s["comparison"].startswith("int8 vs fp32")
             for precision in ["int8"] if int8_vs_fp32 else sorted(k[7:] for k in s if k.startswith("actual_")):
                 if s.get(f"actual_{precision}") is None:
@@ -363,8 +362,7 @@ def cross_device(doc: ResultsDocument, rows: list[dict], evaluations: dict[str, 
                                   "low": lo, "low_value": values[lo],
                                   "text": f"{row['comparison']}: {values[hi]:.2f}x on {hi} ({cores[hi]}), "
                                           f"{values[lo]:.2f}x on {lo} ({cores[lo]})"})
-    predictor = {d: {k: v for k, v in prediction_summary((evaluations or {}).get(d) or []).items()
-                     if k != "evaluation"} for d in devices}
+    predictor = {d: {k: v for k, v in predictions[d].items() if k != "evaluation"} for d in devices}
     return {"devices": devices, "facts": facts, "cores": cores, "speedups": list(table.values()),
             "latency": list(latency.values()), "op_shares": [shares[k] for k in sorted(shares)],
             "predictor": predictor, "disagreements": disagreements}

@@ -80,7 +80,8 @@ def build_report(paths: list[Path], outdir: Path, *, allow_mixed: bool = False, 
                     "macs": f["flops"][g], "flops_share": f["flops_share"][g], "time_ms": f["time_ms"][g],
                     "time_share": f["time_share"][g]} for f in fvts for g in GROUPS])
 
-    across = gap.cross_device(doc, rows, evaluations)
+    across = gap.cross_device(doc, rows, {p["device"]: p["speed"] for p in parts},
+                              {p["device"]: p["pred"] for p in parts})
     plots = {"macs_vs_latency_devices.png": _plot_devices(rows) if across else None}
     for part in parts:
         plots.update(part["plots"])
@@ -147,12 +148,10 @@ def predictor_evaluations(docs) -> dict[str, list[dict]]:
 
     out = {}
     for device in docs.devices:
-        stored = [Path(source).parent / f"predictor-{device}.json" for source in docs.device_sources.get(device, [])]
-        evaluation = []
-        for path in stored:
-            if path.exists():
-                evaluation += predict.load_predictor(path).get("evaluation") or []
-        if not any(path.exists() for path in stored):
+        stored = [path for source in docs.device_sources.get(device, [])
+                  if (path := Path(source).parent / f"predictor-{device}.json").exists()]
+        evaluation = [e for path in stored for e in predict.load_predictor(path).get("evaluation") or []]
+        if not stored:
             try:
                 evaluation = predict.fit(docs.by_device[device])["evaluation"]
             except UserError:  # no per-op timings (a plain `sdeploy bench` result): no predictor section

@@ -183,10 +183,7 @@ class ResultsDocument:
     # -- lookups ---------------------------------------------------------------------------------------------
     def latency(self, result: BenchResult) -> float | None:
         """The latency to report: the interleaved pass's median when the sweep has one, else the result's p50."""
-        inter = (self.interleaved or {}).get("latency_ms") or {}
-        # a merged multi-device document keys them by device too (analysis/gap.load_documents)
-        value = inter.get(f"{result.device}|{result.key}|{result.precision}") or inter.get(
-            f"{result.key}|{result.precision}")
+        value = ((self.interleaved or {}).get("latency_ms") or {}).get(f"{result.key}|{result.precision}")
         return value if value else (result.latency_ms or {}).get("p50")
 
     def find(self, key: str, precision: str, threads: int) -> BenchResult | None:
