@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -57,7 +58,10 @@ def test_instances_share_the_runs_and_memory_stays_one_interpreters(device_dir):
     assert code == code3 == 0 and one["instances"] == 1 and "instance_medians_ms" not in one
     assert three["instances"] == 3 and len(three["times_ms"]) == three["runs"] == 24
     meds = three["instance_medians_ms"]
-    assert len(meds) == 3 and min(meds) <= sorted(three["times_ms"])[12] <= max(meds)
+    # 8 runs each: the median of all 24 (mean of the 12th and 13th) lies between the instances' medians;
+    # the 13th alone need not (only 4 runs of each instance are sure to sit at or below its median)
+    overall = statistics.median(three["times_ms"])
+    assert len(meds) == 3 and min(meds) - 1e-12 <= overall <= max(meds) + 1e-12
     # peak_rss_mb is taken before the 2nd and 3rd interpreter exist; the all-instances figure is never below it
     assert 10 < three["peak_rss_mb"] <= three["peak_rss_mb_all_instances"]
 
