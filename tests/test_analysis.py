@@ -132,6 +132,22 @@ def test_speedup_table_math_and_paper_figures():
     assert int8["actual_int8"] == pytest.approx(lat["shufflenet_v1_g3_1.0x", "fp32"] / lat["shufflenet_v1_g3_1.0x", "int8"])
 
 
+def test_device_lines_explain_int8_by_the_recorded_isa_and_say_once_when_it_is_missing():
+    from shufflenet_deploy.bench.efficiency import NO_ISA
+    from shufflenet_deploy.devices.cpuinfo import parse_cpuinfo
+
+    doc = ResultsDocument.from_dict(synthetic_doc())
+    lines = gap.device_lines(doc)             # results without CPU facts (a board without cpuinfo, an old file)
+    assert lines[0] == f"local: {NO_ISA}" and sum(NO_ISA in line for line in lines) == 1
+    assert len(lines) == 1 + len(SYNTH_MODELS) and "int8 ran" in lines[1]
+    pi4 = parse_cpuinfo((Path(__file__).parent / "fixtures" / "cpuinfo" / "rpi4_aarch64.txt").read_text())
+    for r in doc.results:
+        r.device_facts = pi4.to_dict()
+    lines = gap.device_lines(doc)
+    assert "Cortex-A72" in lines[0] and not any(NO_ISA in line for line in lines)
+    assert all("widening" in line for line in lines[1:])
+
+
 def test_conv_grouping_by_filter_shape():
     assert classify("CONV_2D", 240, [60, 1, 1, 80]) == ("grouped_conv", 3)
     assert classify("CONV_2D", 60, [60, 3, 3, 1]) == ("depthwise_conv", 60)

@@ -158,3 +158,16 @@ def test_cores_choice_the_device_lacks_is_one_line(name, cores):
         cpus_of(facts(name).to_dict(), cores, "pi")
     with pytest.raises(UserError, match="clusters are unknown"):
         cpus_of(None, cores)
+
+
+def test_int8_vs_fp32_is_explained_by_the_recorded_isa_or_left_to_the_device_line():
+    from shufflenet_deploy.bench.efficiency import explain_int8
+
+    pi4 = facts("rpi4_aarch64.txt").to_dict()
+    line = explain_int8(pi4, 0.9, 1.1)
+    assert line.startswith("int8 ran 0.90x the speed of fp32 (the device's own peak kernels promise 1.10x)")
+    assert "widening" in line and "--op-profile" not in line
+    assert "--op-profile" in explain_int8(pi4, 0.4, 1.1)   # far below the kernels' promise: the ops are why
+    # a results file without CPU facts (no cpuinfo, or an older sdeploy): the ratio alone, and the report's
+    # device line says once that the ISA was not recorded (not a guess, not the same sentence on every row)
+    assert explain_int8(None, 2.3, None) == "int8 ran 2.30x the speed of fp32"

@@ -87,12 +87,19 @@ def int8_vs_fp32(results: list[BenchResult], facts: dict | None = None) -> list[
     return out
 
 
+# Results without CPU facts: the device had no /proc/cpuinfo the parser reads, or an older sdeploy measured them
+NO_ISA = ("CPU ISA not recorded (no readable /proc/cpuinfo, or measured by an sdeploy that did not record it), so "
+          "int8 vs fp32 goes unexplained; `sdeploy devices check DEVICE` shows it, a new bench records it")
+
+
 def explain_int8(facts: dict | None, measured: float | None, theoretical: float | None) -> str:
     """Why int8 is (not) faster here: the measured ratio, what the peak kernels promise, and the ISA fact that
-    decides XNNPACK's int8 GEMM kernels (devices/cpuinfo.py's sentence)."""
+    decides XNNPACK's int8 GEMM kernels (devices/cpuinfo.py's sentence) where the results record it."""
     ratio = f"int8 ran {measured:.2f}x the speed of fp32" if measured else "int8 vs fp32 not measured"
     promise = f" (the device's own peak kernels promise {theoretical:.2f}x)" if theoretical else ""
-    why = (facts or {}).get("int8") or "the device's CPU is unknown (no /proc/cpuinfo), so its ISA cannot say why"
+    why = (facts or {}).get("int8")
+    if not why:
+        return f"{ratio}{promise}"  # the caller's device line says once that the ISA is not recorded (NO_ISA)
     if measured and theoretical and measured < 0.5 * theoretical:
         why += ("; this model gets far less than the kernels promise: its time goes to ops int8 barely speeds up "
                 "(depthwise convs, data movement, small per-group GEMMs; `--op-profile` shows which)")
