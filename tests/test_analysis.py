@@ -237,6 +237,7 @@ def test_report_without_peak_says_so_and_omits_percent(tmp_path):
 
 def test_one_file_per_device_is_a_side_by_side_report_and_one_mixed_file_needs_allow_mixed(tmp_path, capsys):
     local, rpi = synthetic_doc(device="local"), synthetic_doc(device="rpi", k=0.5, seed=2, bytes_weight=2.0)
+    rpi["peak"][1].update(median_ms=1000 / 60.0, gmacs=60.0)  # its int8 kernels promise 1.2x, local's 3.8x
     a, b = write_doc(tmp_path / "a", local), write_doc(tmp_path / "b", rpi)
     assert cli_main(["report", str(a), str(b), "-o", str(tmp_path / "r")]) == 0
     md = (tmp_path / "r" / "report.md").read_text()
@@ -245,6 +246,15 @@ def test_one_file_per_device_is_a_side_by_side_report_and_one_mixed_file_needs_a
     assert devices and all(row["local"] and row["rpi"] for row in devices)
     assert all(float(row["local"]) != float(row["rpi"]) for row in devices if "MACs" not in row["comparison"])
     assert {r["precision"] for r in devices} == {"fp32", "int8"}  # the paper's pairs in both, plus int8 vs fp32
+    # the FLOP count promises both devices the same; int8 vs fp32 is promised by each device's own peak kernels
+    promised = {r["comparison"]: (r["theoretical_local"], r["theoretical_rpi"]) for r in devices}
+    assert promised["ShuffleNet 1x g=3 vs MobileNet v1 1.0, fp32"][0] == promised[
+        "ShuffleNet 1x g=3 vs MobileNet v1 1.0, fp32"][1]
+    assert [round(float(v), 6) for v in promised["int8 vs fp32, ShuffleNet 1x g=3"]] == [3.8, 1.2]
+    cells = {c[0]: c for c in md_table(md, "Across devices: the paper's speedups, one column per device")}
+    int8_row = cells["int8 vs fp32, ShuffleNet 1x g=3"]
+    assert int8_row[1] == "per device" and int8_row[2].endswith("(of 3.80x)") and int8_row[3].endswith("(of 1.20x)")
+    assert cells["ShuffleNet 1x g=3 vs MobileNet v1 1.0, fp32"][1].endswith("x")
 
     # every device's numbers come from its own document, though both swept the same model keys
     docs = {"local": local, "rpi": rpi}

@@ -9,8 +9,8 @@ With results from several devices (one file per device, as a fleet sweep writes 
 come from its own document (gap.Documents.by_device: its own per-op times, interleaved latencies and predictor),
 each device gets its own tables and plots (PLOT-DEVICE.png), and the "Across devices" tables come first: the
 paper's speedups and the latencies with one column per device, where devices disagree, per-op time shares side
-by side, and each device's predictor accuracy; plus devices.csv (the speedups, one column per device) and
-macs_vs_latency_devices.png.
+by side, and each device's predictor accuracy; plus devices.csv (the speedups and what each was promised, one
+column per device) and macs_vs_latency_devices.png.
 """
 from __future__ import annotations
 
@@ -90,9 +90,10 @@ def build_report(paths: list[Path], outdir: Path, *, allow_mixed: bool = False, 
             (outdir / name).write_bytes(png)
             files.append(outdir / name)
     if across:
-        write_csv("devices.csv", ["comparison", "precision", *across["devices"]],
-                  [{"comparison": r["comparison"], "precision": r["precision"], **r["actual"]}
-                   for r in across["speedups"]])
+        write_csv("devices.csv", ["comparison", "precision", *across["devices"],
+                                  *[f"theoretical_{d}" for d in across["devices"]]],
+                  [{"comparison": r["comparison"], "precision": r["precision"], **r["actual"],
+                    **{f"theoretical_{d}": v for d, v in r["theoretical"].items()}} for r in across["speedups"]])
     ctx = {"across": across, "doc": doc, "parts": parts, "sources": docs.sources,
            "no_results": [d for d in docs.devices if d not in devices],
            "device_lines": gap.device_lines(doc), "plots": plots,
@@ -362,17 +363,29 @@ def _tables(ctx) -> list[Table]:
     return out
 
 
+def _promise_and_actuals(row: dict, devs: list[str]) -> list[str]:
+    """The MACs-ratio cell and one cell per device. The FLOP count promises every device the same; int8 vs fp32
+    is promised by each device's own peak kernels (27x on an AMX host, ~1x on a Cortex-A72), so one shared cell
+    would state one device's promise for all of them."""
+    promised = {d: v for d, v in row["theoretical"].items() if v}
+    actual = [_f(row["actual"].get(d), 2, "x") for d in devs]
+    if len({round(v, 6) for v in promised.values()}) <= 1:
+        return [_f(next(iter(promised.values()), None), 2, "x"), *actual]
+    return ["per device", *[a if a == "—" or d not in promised else f"{a} (of {_f(promised[d], 2, 'x')})"
+                            for a, d in zip(actual, devs)]]
+
+
 def _across_tables(across) -> list[Table]:
     devs = across["devices"]
     pct = lambda v: _f(100 * v, 1, "%") if v is not None else "—"  # noqa: E731
     out = [("Across devices: the paper's speedups, one column per device",
             ["comparison", "MACs ratio", *devs],
-            [[r["comparison"], _f(next((v for v in r["theoretical"].values() if v), None), 2, "x"),
-              *[_f(r["actual"].get(d), 2, "x") for d in devs]] for r in across["speedups"]]
+            [[r["comparison"], *_promise_and_actuals(r, devs)] for r in across["speedups"]]
             or [["—", "—", *["no pair of the paper's models measured at one size" for _ in devs]]],
             "Devices: " + "; ".join(f"{d}: {across['facts'][d]}" for d in devs) + ". Actual = latency "
             "ratio measured on that device, at the size most of its models ran at; MACs ratio = what the FLOP "
-            "count promises (for int8 vs fp32: the first device's peak kernels).", []),
+            "count promises. int8 vs fp32 has no FLOP ratio: its promise is each device's own measured peak int8 "
+            "/ fp32 GMAC/s, given as \"(of Nx)\" in the device's cell when the devices' peaks differ.", []),
            ("Across devices: latency per model (ms), one column per device",
             ["model", "precision", "threads", "MACs (M)", *[f"{d} ({across['cores'][d]})" for d in devs]],
             [[e["model"], e["precision"], str(e["threads"]), _f(e["macs"] / 1e6 if e["macs"] else None, 1),
