@@ -365,8 +365,8 @@ def _tables(ctx) -> list[Table]:
 
 def _promise_and_actuals(row: dict, devs: list[str]) -> list[str]:
     """The MACs-ratio cell and one cell per device. The FLOP count promises every device the same; int8 vs fp32
-    is promised by each device's own peak kernels (27x on an AMX host, ~1x on a Cortex-A72), so one shared cell
-    would state one device's promise for all of them."""
+    is promised by each device's own peak kernels (27x on this AMX host, far less on an ARM core without int8 dot
+    product), so one shared cell would state one device's promise for all of them."""
     promised = {d: v for d, v in row["theoretical"].items() if v}
     actual = [_f(row["actual"].get(d), 2, "x") for d in devs]
     if len({round(v, 6) for v in promised.values()}) <= 1:
