@@ -288,14 +288,13 @@ def flops_vs_time_each(doc: ResultsDocument) -> list[dict]:
 
 def device_lines(doc: ResultsDocument) -> list[str]:
     """Per device: its CPU facts, and int8 vs fp32 with the ISA fact that explains it (bench/efficiency.py)."""
-    from ..bench.efficiency import NO_ISA, int8_vs_fp32
-    from ..devices.cpuinfo import summary
+    from ..bench.efficiency import cpu_line, int8_vs_fp32
 
     lines = []
     for device in doc.devices():
         results = [r for r in doc.results if r.device == device]
         facts = next((r.device_facts for r in results if r.device_facts), None)
-        lines.append(f"{device}: {summary(facts) if facts else NO_ISA}")
+        lines.append(f"{device}: {cpu_line(facts)}")
         for row in int8_vs_fp32(results, facts):
             lines.append(f"{device} {row['model_key']} t={row['threads']}: {row['explanation']}")
     return lines

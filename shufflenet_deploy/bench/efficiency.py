@@ -92,6 +92,13 @@ NO_ISA = ("CPU ISA not recorded (no readable /proc/cpuinfo, or measured by an sd
           "int8 vs fp32 goes unexplained; `sdeploy devices check DEVICE` shows it, a new bench records it")
 
 
+def cpu_line(facts: dict | None) -> str:
+    """A device's CPU in one line, for a bench's and a report's device line: its facts, or that none were recorded."""
+    from ..devices.cpuinfo import summary
+
+    return summary(facts) if facts else NO_ISA
+
+
 def explain_int8(facts: dict | None, measured: float | None, theoretical: float | None) -> str:
     """Why int8 is (not) faster here: the measured ratio, what the peak kernels promise, and the ISA fact that
     decides XNNPACK's int8 GEMM kernels (devices/cpuinfo.py's sentence) where the results record it."""

@@ -217,12 +217,11 @@ def _print_table(results) -> None:
 
 def gap_lines(results) -> list[str]:
     """The FLOPs gap in words: the device, each row's efficiency, int8 vs fp32 and why."""
-    from ..bench.efficiency import NO_ISA, int8_vs_fp32
-    from ..devices.cpuinfo import summary
+    from ..bench.efficiency import cpu_line, int8_vs_fp32
 
     lines = []
     facts = next((r.device_facts for r in results if r.device_facts), None)
-    lines.append(f"device: {summary(facts) if facts else NO_ISA}")
+    lines.append(f"device: {cpu_line(facts)}")
     for r in results:
         if r.cores not in (None, "all"):
             lines.append(f"{r.key} {r.precision} t={r.threads}: pinned to the {r.cores} cores ({r.affinity})")
