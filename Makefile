@@ -4,6 +4,9 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Both cores: two pytest-xdist workers, a module's tests together on one (tests/conftest.py says why and how).
+# `make test PYTEST_XDIST=` runs the suite in one process.
+PYTEST_XDIST ?= -n 2 --dist loadgroup --no-loadscope-reorder
 
 .PHONY: demo test test-fast sysdeps aarch64-root models constraints clean peers
 
@@ -39,7 +42,7 @@ demo: $(STAMP)
 # On an x86_64 host the aarch64 tier runs under qemu-user; on an aarch64 host (the arm CI runner) it is moot.
 test: $(STAMP) sysdeps
 	@if [ "$$(uname -m)" = x86_64 ]; then $(AARCH64_ROOTS); fi
-	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && { echo "no tests collected"; exit 1; }; exit $$rc
+	$(BIN)/python -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && { echo "no tests collected"; exit 1; }; exit $$rc
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not aarch64" $(PYTEST_ARGS)

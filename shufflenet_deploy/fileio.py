@@ -10,6 +10,22 @@ from typing import Any, Iterator
 
 
 @contextmanager
+def locked(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive lock on LOCK_FILE (created if missing) for the block: one writer of a shared cache entry
+    at a time, across processes (parallel test workers, two sweeps) and across threads (one per fleet device)."""
+    import fcntl
+
+    lock_file = Path(lock_file)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
     """Yield a temp path beside `final`; rename it onto `final` only if the block succeeds."""
     final = Path(final)

@@ -30,3 +30,65 @@ def build_wheel(outdir: Path) -> Path:
 def dir_mb(path: Path) -> float:
     """Size of a folder's files in MB (what `du` would say, without following symlinks)."""
     return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink()) / 1e6
+
+
+# ------------------------------------------------------------------------------ installs cached by their hash
+# Venvs and aarch64 site dirs hold the same third-party packages run after run; only sdeploy's own wheel changes.
+# So what the wheel *depends on* is installed once per machine into .cache/test-installs/NAME-KEY (KEY: a hash of
+# the wheel's Requires-Dist lines, the extras, the constraints file, the Python and platform, the pip arguments),
+# and the freshly built wheel goes on top each session (--no-deps). A change to any of those is a new key: a new
+# install from scratch, and the stale one is removed. The real path is used (CI's .cache is a symlink into the
+# machine cache, and a venv made through a clone's symlink would point its scripts into that clone).
+INSTALL_CACHE = REPO / ".cache" / "test-installs"
+
+
+def wheel_requires(wheel: Path) -> str:
+    """The wheel's Requires-Dist lines (its METADATA): what a pip install of it brings in."""
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as z:
+        meta = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+        lines = z.read(meta).decode().splitlines()
+    return "\n".join(line for line in lines if line.startswith("Requires-Dist:"))
+
+
+def cached_install(name: str, key_parts: list[str], build) -> Path:
+    """INSTALL_CACHE/NAME-KEY, made by BUILD(folder) when missing (into a temp sibling, renamed when complete;
+    under a file lock, so concurrent sessions or xdist workers build it once)."""
+    import hashlib
+    import shutil
+
+    from filelock import FileLock
+
+    cache = INSTALL_CACHE.resolve() if INSTALL_CACHE.exists() else INSTALL_CACHE
+    cache.mkdir(parents=True, exist_ok=True)
+    cache = cache.resolve()
+    key = hashlib.sha256("\n".join([sys.version, *key_parts]).encode()).hexdigest()[:16]
+    final = cache / f"{name}-{key}"
+    with FileLock(str(cache / f"{name}.lock")):
+        if not (final / ".complete").exists():
+            for stale in cache.glob(f"{name}-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            build(final)  # a venv must be made at its final path (its scripts name it)
+            (final / ".complete").write_text(key)
+    return final
+
+
+def cached_venv(wheel: Path, constraints: Path, extras: str = "") -> Path:
+    """A venv with the wheel's dependencies (and EXTRAS') from the registry pinned by CONSTRAINTS, built once per
+    machine, with this session's WHEEL installed on top: what `pip install shufflenet-deploy{extras}` gives."""
+    def build(path: Path) -> None:
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(path)], check=True, timeout=300)
+        _pip(path, "install", "-c", str(constraints), f"{wheel}{extras}")
+        _pip(path, "uninstall", "-y", "shufflenet-deploy")   # the dependencies stay; the wheel comes each session
+
+    name = "venv-" + (extras.strip("[]") or "base")
+    venv = cached_install(name, [wheel_requires(wheel), extras, constraints.read_text()], build)
+    _pip(venv, "install", "--no-deps", "--force-reinstall", str(wheel))
+    return venv
+
+
+def _pip(venv: Path, command: str, *args: str) -> None:
+    argv = [str(venv / "bin" / "python"), "-m", "pip", command, "-q", "--disable-pip-version-check", *args]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

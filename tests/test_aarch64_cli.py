@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from installs import HEAVY, REPO, dir_mb
+from helpers import assert_one_line_error, run
+from installs import HEAVY, REPO, cached_install, dir_mb, wheel_requires
 from servers import aarch64 as a64
 
 pytestmark = [pytest.mark.aarch64, pytest.mark.slow]
@@ -55,35 +56,37 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _run(argv, *, timeout: float, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run ARGV in its own process group and kill the whole group if it overruns (qemu children included)."""
-    proc = subprocess.Popen([str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, cwd=cwd, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"timed out after {timeout:g} s: {' '.join(map(str, argv))}\n{err[-3000:]}")
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)   # anything the command left behind in its group
-        except ProcessLookupError:
-            pass
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def _pip_target(site: Path, suite: str, *requirements: str, constraints: bool, no_deps: bool = False,
-                upgrade: bool = False) -> None:
+def _pip_target(site: Path, suite: str, *requirements: str, constraints: bool, no_deps: bool = False) -> None:
     """Install REQUIREMENTS' aarch64 wheels for SUITE's Python into SITE with the host pip (pip's HTTP cache keeps
     the downloads, so a rerun does not fetch them again)."""
     argv = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-warn-conflicts",
             "--target", str(site), *a64.pip_target_args(suite)]
     argv += ["-c", str(CONSTRAINTS)] if constraints else []
     argv += ["--no-deps"] if no_deps else []
-    argv += ["--upgrade"] if upgrade else []
-    done = _run([*argv, *requirements], timeout=1800, env=_clean_env())
+    done = run([*argv, *requirements], timeout=1800, env=_clean_env())
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def _site(tmp: Path, name: str, suite: str, *requirements: str, constraints: bool, wheel: Path | None = None,
+          wheel_deps: bool = True) -> Path:
+    """A private site dir TMP/site for SUITE's Python: REQUIREMENTS (and, with WHEEL_DEPS, what WHEEL depends on)
+    from the machine's install cache (tests/installs.py: built once per hash of what it installs), copied, with
+    this session's WHEEL on top (--no-deps)."""
+    def build(path: Path) -> None:
+        _pip_target(path, suite, *requirements, *([str(wheel)] if wheel and wheel_deps else []),
+                    constraints=constraints)
+        for own in [*path.glob("shufflenet_deploy*"), path / "bin" / "sdeploy"]:  # the wheel comes each session
+            shutil.rmtree(own) if own.is_dir() else own.unlink(missing_ok=True)
+
+    key = [suite, *requirements, " ".join(a64.pip_target_args(suite)),
+           CONSTRAINTS.read_text() if constraints else "", wheel_requires(wheel) if wheel and wheel_deps else ""]
+    site = tmp / "site"
+    shutil.copytree(cached_install(f"site-{suite}-{name}", key, build), site, symlinks=True)
+    if wheel:
+        own = tmp / "wheel-only"
+        _pip_target(own, suite, str(wheel), constraints=constraints, no_deps=True)
+        shutil.copytree(own, site, symlinks=True, dirs_exist_ok=True)
+    return site
 
 
 def _versions(site: Path) -> dict[str, str]:
@@ -108,16 +111,6 @@ def _check_lines(stdout: str) -> dict[str, str]:
         if m:
             out[m.group(2)] = f"{m.group(1)} {m.group(3)}"
     return out
-
-
-def _one_line_error(done: subprocess.CompletedProcess, *needles: str) -> str:
-    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "Traceback" not in done.stderr, done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 @dataclass
@@ -152,19 +145,16 @@ class Arm:
         work = tmp / "work"
         work.mkdir(parents=True, exist_ok=True)
         script = (site or self.site) / "bin" / "sdeploy"
-        return _run(self.python_argv(script, *args), timeout=timeout, cwd=work,
+        return run(self.python_argv(script, *args), timeout=timeout, cwd=work,
                     env=self.env(tmp, emulated_device=emulated_device, site=site))
 
 
 # ------------------------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
-def x86_export(bundled_checkpoint, tmp_path_factory) -> Path:
-    """`sdeploy export` of the bundled g3 model by the x86 .venv: what a user brings to the board."""
-    out = tmp_path_factory.mktemp("x86_export") / "g3"
-    exe = Path(sys.executable).with_name("sdeploy")
-    argv = [exe] if exe.exists() else [sys.executable, "-m", "shufflenet_deploy.cli"]
-    done = _run([*argv, "export", "--checkpoint", bundled_checkpoint("g3"), "-o", out], timeout=900, cwd=out.parent)
-    assert done.returncode == 0, done.stderr[-3000:]
+def x86_export(shared_export) -> Path:
+    """`sdeploy export` of the bundled g3 model by the x86 .venv (the session's shared export): what a user brings
+    to the board."""
+    out = shared_export("g3").path
     assert (out / "model_int8.tflite").is_file() and (out / "model_fp32.tflite").is_file()
     return out
 
@@ -174,9 +164,9 @@ def arm(request, sdeploy_wheel, tmp_path_factory) -> Arm:
     """The base wheel + its aarch64 dependencies for the suite's Python (bookworm: pinned by constraints.txt)."""
     suite = request.param
     root = request.getfixturevalue("aarch64_root" if suite == "bookworm" else "aarch64_root_trixie")
-    site = tmp_path_factory.mktemp(f"site_{suite}") / "site"
     t0 = time.monotonic()
-    _pip_target(site, suite, str(sdeploy_wheel), constraints=suite == "bookworm")
+    site = _site(tmp_path_factory.mktemp(f"site_{suite}"), "base", suite, constraints=suite == "bookworm",
+                 wheel=sdeploy_wheel)
     versions = _versions(site)
     print(f"\n[{suite}] base site: {dir_mb(site):.0f} MB in {time.monotonic() - t0:.0f} s; numpy "
           f"{versions.get('numpy')}, ai-edge-litert {versions.get('ai-edge-litert')}")
@@ -212,7 +202,7 @@ def test_base_install_is_light_and_has_the_suites_numpy(arm, tmp_path):
     else:
         assert versions["numpy"].split(".")[0] == "2"     # no cp313 wheel of 1.26.4: pip's choice
     assert (arm.site / "bin" / "sdeploy").is_file()
-    done = _run(arm.python_argv("-c", "import platform, sys; print(platform.machine(), sys.version.split()[0])"),
+    done = run(arm.python_argv("-c", "import platform, sys; print(platform.machine(), sys.version.split()[0])"),
                 timeout=120, env=arm.env(tmp_path, emulated_device=False))
     assert done.returncode == 0, done.stderr
     machine, version = done.stdout.split()
@@ -274,7 +264,7 @@ def test_bench_and_report(arm, x86_export, tmp_path):
 def test_export_names_the_missing_extra(arm, bundled_checkpoint, tmp_path):
     done = arm.sdeploy(tmp_path, "export", "--checkpoint", bundled_checkpoint("g3"), "-o", tmp_path / "x",
                        timeout=300, emulated_device=False)
-    line = _one_line_error(done, "[export]")
+    line = assert_one_line_error(done, "[export]")
     if arm.suite == "trixie":
         assert "Python 3.11" in line and "Python 3.13" in line, line
     assert not (tmp_path / "x").exists()
@@ -284,8 +274,8 @@ def test_export_names_the_missing_extra(arm, bundled_checkpoint, tmp_path):
 @pytest.fixture(scope="module")
 def tflite_runtime_site(aarch64_root, tmp_path_factory) -> Path:
     """numpy 1.26.4 + tflite-runtime 2.14.0 and nothing else: a board whose only interpreter is tflite-runtime."""
-    site = tmp_path_factory.mktemp("site_tflite_runtime") / "site"
-    _pip_target(site, "bookworm", "numpy", TFLITE_RUNTIME, constraints=True)
+    site = _site(tmp_path_factory.mktemp("site_tflite_runtime"), "tflite-runtime", "bookworm", "numpy",
+                 TFLITE_RUNTIME, constraints=True)
     versions = _versions(site)
     assert set(versions) == {"numpy", "tflite-runtime"}, versions
     print(f"\n[bookworm] numpy + tflite-runtime site: {dir_mb(site):.0f} MB; numpy {versions['numpy']}")
@@ -294,7 +284,7 @@ def tflite_runtime_site(aarch64_root, tmp_path_factory) -> Path:
 
 def _runner(root: Path, site: Path, model: Path, tmp: Path, *args) -> dict:
     env = _clean_env(PYTHONPATH=str(site), PYTHONNOUSERSITE="1", TF_CPP_MIN_LOG_LEVEL="2")
-    done = _run([*a64.python_command(root), RUNNER, model, *args], timeout=600, env=env, cwd=tmp)
+    done = run([*a64.python_command(root), RUNNER, model, *args], timeout=600, env=env, cwd=tmp)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["error"] is None and report["machine"] == "aarch64", report
@@ -347,7 +337,7 @@ def test_runner_with_tflite_runtime_matches_litert(aarch64_root, tflite_runtime_
         for name, site in (("tflite_runtime", tflite_runtime_site), ("ai_edge_litert", litert_site)):
             saved = tmp_path / f"{name}_{precision}_val.npy"
             env = _clean_env(PYTHONPATH=str(site), PYTHONNOUSERSITE="1", TF_CPP_MIN_LOG_LEVEL="2")
-            done = _run([*a64.python_command(aarch64_root), script, RUNNER, model, val_inputs["all"], saved],
+            done = run([*a64.python_command(aarch64_root), script, RUNNER, model, val_inputs["all"], saved],
                         timeout=900, env=env, cwd=tmp_path)
             assert done.returncode == 0, done.stderr[-2000:]
             assert json.loads(done.stdout.strip().splitlines()[-1])["name"] == name
@@ -372,10 +362,8 @@ def test_runner_with_tflite_runtime_matches_litert(aarch64_root, tflite_runtime_
 def test_base_cli_with_tflite_runtime(aarch64_root, sdeploy_wheel, x86_export, tmp_path):
     """The base CLI with tflite-runtime in place of ai-edge-litert: bench works and says which interpreter ran;
     the peak kernels (which need LiteRT's flatbuffer schema) become one reason instead of a crash."""
-    site = tmp_path / "site"
-    _pip_target(site, "bookworm", "click", "rich", "numpy", "matplotlib", "pillow", TFLITE_RUNTIME,
-                constraints=True)
-    _pip_target(site, "bookworm", str(sdeploy_wheel), constraints=True, no_deps=True, upgrade=True)
+    site = _site(tmp_path, "cli-tflite-runtime", "bookworm", "click", "rich", "numpy", "matplotlib", "pillow",
+                 TFLITE_RUNTIME, constraints=True, wheel=sdeploy_wheel, wheel_deps=False)
     versions = _versions(site)
     assert "ai-edge-litert" not in versions and versions["tflite-runtime"] == "2.14.0"
     _assert_no_heavy(site)
@@ -387,14 +375,15 @@ def test_base_cli_with_tflite_runtime(aarch64_root, sdeploy_wheel, x86_export, t
     assert "tflite_runtime 2.14.0" in done.stdout
 
     out = tmp_path / "bench"
-    done = arm.sdeploy(tmp_path, "bench", x86_export, "--device", "local", "--json", "-o", out)
+    # the quick preset: a user's quick look on a board, runs and instances as the preset says
+    done = arm.sdeploy(tmp_path, "bench", x86_export, "--device", "local", "--json", "--preset", "quick", "-o", out)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     doc = json.loads((out / "bench.json").read_text())
     assert {r["precision"] for r in doc["results"]} == {"fp32", "int8"}
     for r in doc["results"]:
         assert r["runtime"] == {"name": "tflite_runtime", "version": "2.14.0"}, r["runtime"]
-        assert r["machine"] == "aarch64" and r["latency_ms"]["p50"] > 0 and r["runs"] == 50
+        assert r["machine"] == "aarch64" and r["latency_ms"]["p50"] > 0 and r["runs"] == 10
         assert r["peak_fraction"] is None
         assert "ai-edge-litert's schema" in r["peak_missing_reason"], r["peak_missing_reason"]
         assert [c["name"] for c in r["device_facts"]["clusters"]] == ["Cortex-A76"]
@@ -406,4 +395,4 @@ def test_base_cli_with_tflite_runtime(aarch64_root, sdeploy_wheel, x86_export, t
     # a command that cannot do without the schema says so in one line, before measuring anything
     done = arm.sdeploy(tmp_path, "bench", x86_export, "--device", "local", "--op-profile", "--no-peak",
                        "-o", tmp_path / "ops")
-    _one_line_error(done, "ai-edge-litert's schema", "pip install ai-edge-litert")
+    assert_one_line_error(done, "ai-edge-litert's schema", "pip install ai-edge-litert")

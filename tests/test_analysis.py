@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import FIXTURES, REPO, md_table
 from shufflenet_deploy.analysis import gap, predict
 from shufflenet_deploy.errors import UserError
 from shufflenet_deploy.tflite.ops import GROUPS, classify
 from shufflenet_deploy.bench.results import SCHEMA, BenchResult, ResultsDocument
+from shufflenet_deploy.bench.settings import sweep_preset
 from shufflenet_deploy.cli import main as cli_main
 
-REPO = Path(__file__).resolve().parents[1]
 RUNNER = REPO / "shufflenet_deploy" / "runner.py"
 SYNTH_MODELS = ("shufflenet_v1_g3_0.5x", "shufflenet_v1_g3_1.0x", "shufflenet_v1_g3_2.0x", "shufflenet_v1_g8_1.0x",
                 "mobilenet_v1_1.0x", "shufflenet_v1_g3_0.25x")
@@ -83,12 +84,6 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def md_table(text: str, heading: str) -> list[list[str]]:
-    section = text.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
-    lines = [l for l in section.splitlines() if l.startswith("|")]
-    return [[c.strip() for c in l.strip("|").split("|")] for l in lines[2:]]
-
-
 # ----------------------------------------------------------------------------------------------------- maths
 def test_fitted_exponent_recovers_a_known_exponent():
     rng = np.random.default_rng(1)
@@ -140,7 +135,7 @@ def test_device_lines_explain_int8_by_the_recorded_isa_and_say_once_when_it_is_m
     lines = gap.device_lines(doc)             # results without CPU facts (a board without cpuinfo, an old file)
     assert lines[0] == f"local: {NO_ISA}" and sum(NO_ISA in line for line in lines) == 1
     assert len(lines) == 1 + len(SYNTH_MODELS) and "int8 ran" in lines[1]
-    pi4 = parse_cpuinfo((Path(__file__).parent / "fixtures" / "cpuinfo" / "rpi4_aarch64.txt").read_text())
+    pi4 = parse_cpuinfo((FIXTURES / "cpuinfo" / "rpi4_aarch64.txt").read_text())
     for r in doc.results:
         r.device_facts = pi4.to_dict()
     lines = gap.device_lines(doc)
@@ -418,6 +413,7 @@ def test_zero_pad_feeding_only_a_conv_is_counted_as_folded(tmp_path, precision):
 
 # ------------------------------------------------------------------------------------------------ real sweeps
 TINY = ["shufflenet_v1_g3_0.25x", "shufflenet_v1_g8_0.25x"]
+QUICK = sweep_preset("quick")  # mechanics, not speed: the quick preset still fills every output
 
 
 @pytest.mark.slow
@@ -436,8 +432,8 @@ def test_tiny_sweep_resume_predictor_report_and_cutter(tmp_path, capsys):
             raise Stop
 
     with pytest.raises(Stop):
-        run_sweep("local", models=TINY + ["no_such_model"], input_sizes=(32,), outdir=out, runs=5, num_classes=10,
-                  op_runs=3, op_rounds=1, progress=messages.append, on_model_done=stop_after_first)
+        run_sweep("local", models=TINY + ["no_such_model"], input_sizes=(32,), outdir=out, settings=QUICK,
+                  num_classes=10, progress=messages.append, on_model_done=stop_after_first)
     first = json.loads((out / "bench.json").read_text())
     assert {(r["model"], r["precision"]) for r in first["results"]} == {(f"{TINY[0]}@32", "fp32"),
                                                                           (f"{TINY[0]}@32", "int8")}
@@ -445,14 +441,20 @@ def test_tiny_sweep_resume_predictor_report_and_cutter(tmp_path, capsys):
     created = {r["precision"]: r["created"] for r in first["results"]}
 
     messages.clear()
-    doc = run_sweep("local", models=TINY + ["no_such_model"], input_sizes=(32,), outdir=out, runs=5,
-                    num_classes=10, op_runs=3, op_rounds=1, progress=messages.append)
+    doc = run_sweep("local", models=TINY + ["no_such_model"], input_sizes=(32,), outdir=out, settings=QUICK,
+                    num_classes=10, progress=messages.append)
     predict.store(predict.fit(doc), out)  # what `sdeploy sweep` does with the finished document
     doc = json.loads((out / "bench.json").read_text())
     assert f"{TINY[0]}@32: done already, skipping" in messages
     assert not any(m.startswith("measuring peak") for m in messages)  # the peak is kept too
     assert {r["created"] for r in doc["results"] if r["model"] == f"{TINY[0]}@32"} == set(created.values())
     assert len(doc["results"]) == 4 and doc["partial"] is False
+    # measured with the quick preset, and the document says so (every count, the interleaved pass's too)
+    assert doc["sweep"]["preset"] == "quick" and doc["sweep"]["measure"] == QUICK.to_dict()
+    assert "presets_used" not in doc["sweep"] and doc["sweep"]["runs"] == QUICK.runs
+    assert (doc["interleaved"]["rounds"], doc["interleaved"]["runs_per_round"], doc["interleaved"]["instances"]) == (
+        QUICK.interleaved_rounds, QUICK.interleaved_runs, QUICK.interleaved_instances)
+    assert {r["runs"] for r in doc["results"]} == {QUICK.runs}
     assert [s["model"] for s in doc["skipped"]] == ["no_such_model"]
     for key in (f"{m}@32" for m in TINY):
         for p in ("fp32", "int8"):
@@ -516,7 +518,7 @@ def test_sweep_takes_a_users_export_folder_and_checkpoint(tmp_path):
     model = load_model(TINY[1], num_classes=10)
     ckpt = save_checkpoint(tmp_path / "my_g8.pt", model, {**model.sdeploy_meta, "input_size": 32})
     doc = run_sweep("local", models=[str(folder), str(ckpt)], precisions=("fp32",), input_sizes=(32,),
-                    outdir=tmp_path / "sweep", runs=5, op_runs=3, op_rounds=1)
+                    outdir=tmp_path / "sweep", settings=QUICK)
     keys = {r.key for r in doc.results}
     assert keys == {f"{TINY[0]}@32", "my_g8@32"} and not doc.skipped
     assert doc.models["my_g8@32"]["model"] == TINY[1] and doc.models["my_g8@32"]["source"] == str(ckpt)

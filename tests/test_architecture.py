@@ -6,7 +6,8 @@ import ast
 import subprocess
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import REPO
+
 PACKAGE = REPO / "shufflenet_deploy"
 
 

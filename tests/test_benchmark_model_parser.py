@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import FIXTURES, REPO
 from shufflenet_deploy.bench.benchmark_model import (
     parse_benchmark_output,
     parse_harness_output,
@@ -20,9 +21,8 @@ from shufflenet_deploy.bench.benchmark_model import (
 from shufflenet_deploy.bench.stats import compare_conditions
 from shufflenet_deploy.errors import UserError
 
-REPO = Path(__file__).resolve().parents[1]
-FIX = Path(__file__).parent / "fixtures" / "benchmark_model"
-SAMPLES = Path(__file__).parent / "fixtures" / "benchmark_model_output"
+FIX = FIXTURES / "benchmark_model"
+SAMPLES = FIXTURES / "benchmark_model_output"
 SCRIPT = REPO / "android_harness" / "run_benchmarks.sh"
 
 

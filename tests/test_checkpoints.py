@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import FIXTURES
 from shufflenet_deploy.checkpoints import FORMAT, load_checkpoint, load_model, make_meta, save_checkpoint
 from shufflenet_deploy.data.preprocess import Preprocessing
 from shufflenet_deploy.errors import UserError
@@ -16,7 +17,7 @@ from shufflenet_deploy.zoo.registry import create_model
 
 
 
-FIXTURE = Path(__file__).parent / "fixtures" / "megvii"
+FIXTURE = FIXTURES / "megvii"
 MEGVII = FIXTURE / "megvii_g3_1.0x.pth.tar"
 
 

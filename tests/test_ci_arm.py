@@ -9,41 +9,35 @@ aarch64 sshd). Trained weights matter: random-init networks make every compariso
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers import REPO, SDEPLOY, run
 from servers import aarch64 as a64
 
 pytestmark = [pytest.mark.aarch64, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[1]
 CI_SCRIPT = REPO / "scripts" / "ci_int8_outputs.py"
-SDEPLOY = [sys.executable, "-c", "from shufflenet_deploy.cli import run; run()"]
 
 
 def _run(argv, timeout):
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO)
-    return done
+    return run(argv, timeout=timeout, cwd=REPO)
 
 
 @pytest.fixture(scope="module")
-def g3_export(bundled_checkpoint, tmp_path_factory):
-    """`sdeploy export` of the bundled trained g3 model (fp32 + int8), once for this module."""
-    out = tmp_path_factory.mktemp("ci_arm") / "export-g3"
-    done = _run([*SDEPLOY, "export", "--checkpoint", str(bundled_checkpoint("g3")), "-o", str(out)], timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
+def g3_export(shared_export):
+    """`sdeploy export` of the bundled trained g3 model (fp32 + int8): the session's shared export."""
+    out = shared_export("g3").path
     assert (out / "model_int8.tflite").is_file() and (out / "model_fp32.tflite").is_file()
     return out
 
 
 @pytest.fixture(scope="module")
-def x86_outputs(g3_export):
+def x86_outputs(g3_export, tmp_path_factory):
     """The x86 reference: raw int8 outputs of every digits val image (the CI script's --export mode)."""
-    out = g3_export.parent / "outputs-x86_64.npz"
+    out = tmp_path_factory.mktemp("ci_arm") / "outputs-x86_64.npz"
     done = _run([sys.executable, str(CI_SCRIPT), "--export", str(g3_export), "-o", str(out)], timeout=300)
     assert done.returncode == 0, done.stderr
     with np.load(out) as z:
@@ -106,7 +100,8 @@ def test_sdeploy_bench_over_ssh_on_aarch64(aarch64_sshd, g3_export, tmp_path):
         f'host = "{s.host}"\nport = {s.port}\nuser = "{s.user}"\n'
         f'key = "{s.key}"\nknown_hosts = "{s.known_hosts}"\nssh_config = "/dev/null"\n'
         "threads = [1]\n")
-    common = ["--runs", "3", "--warmup", "1", "--input", str(tmp_path / "input.npy"), "--json"]
+    # no peak and one interpreter: this proves the bytes, not the speed (the fleet test measures a peak on aarch64)
+    common = ["--runs", "3", "--warmup", "1", "--instances", "1", "--no-peak", "--input", str(tmp_path / "input.npy"), "--json"]
     arm_dir, x86_dir = tmp_path / "bench-arm", tmp_path / "bench-x86"
     done = _run([*SDEPLOY, "bench", str(g3_export), "--device", "qemu-arm", "--devices", str(devices), *common,
                  "--save-outputs", str(arm_dir / "outputs"), "-o", str(arm_dir)], timeout=900)

@@ -6,11 +6,12 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-SAMPLES = Path(__file__).parent / "fixtures" / "benchmark_model_output"
+from helpers import FIXTURES
+
+SAMPLES = FIXTURES / "benchmark_model_output"
 
 
 
@@ -151,7 +152,7 @@ def test_interrupted_bench_writes_partial_results(sdeploy, model_dir, tmp_path):
 
 
 def test_parse_android_harness_output(sdeploy, tmp_path):
-    fixture = Path(__file__).parent / "fixtures" / "benchmark_model" / "harness_synthetic.txt"
+    fixture = FIXTURES / "benchmark_model" / "harness_synthetic.txt"
     proc = sdeploy("bench", "--parse", fixture, "--device", "pixel", "--json", "-o", tmp_path / "h")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)

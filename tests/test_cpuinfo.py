@@ -3,14 +3,14 @@ source), and `sdeploy devices cpuinfo FILE [--json]`."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from helpers import FIXTURES
 from shufflenet_deploy.cli import main as cli_main
 from shufflenet_deploy.devices.cpuinfo import core_name, int8_explanation, parse_cpuinfo
 
-FIXTURES = Path(__file__).parent / "fixtures" / "cpuinfo"
+FIXTURES = FIXTURES / "cpuinfo"
 
 
 def facts(name, **kw):

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import cli_in_process as run_cli
 from shufflenet_deploy.cli import main as cli_main
 from shufflenet_deploy.errors import UserError
 from shufflenet_deploy.export import pipeline, tflite_convert, verify
@@ -126,45 +127,39 @@ def test_parity_failure_keeps_only_the_report(tmp_path, monkeypatch):
 
 
 # -- bad input: one line, exit 2, nothing written ------------------------------------------------------------
-def run_cli(capsys, *args):
-    code = cli_main(list(args))
-    err = capsys.readouterr().err.strip()
-    return code, err
-
-
 def test_existing_outdir_needs_force(tmp_path, capsys):
     (tmp_path / "out").mkdir()
-    code, err = run_cli(capsys, "export", SMALL, "-o", str(tmp_path / "out"))
+    code, _, err = run_cli(capsys, "export", SMALL, "-o", str(tmp_path / "out"))
     assert code == 2 and "already exists" in err and "--force" in err and len(err.splitlines()) == 1
 
 
 def test_unwritable_outdir(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    code, err = run_cli(capsys, "export", SMALL, "-o", str(blocker / "out"))
+    code, _, err = run_cli(capsys, "export", SMALL, "-o", str(blocker / "out"))
     assert code == 2 and "not a folder" in err and len(err.splitlines()) == 1
 
 
 def test_missing_checkpoint(tmp_path, capsys):
-    code, err = run_cli(capsys, "export", SMALL, "--checkpoint", str(tmp_path / "nope.pt"), "-o", str(tmp_path / "o"))
+    code, _, err = run_cli(capsys, "export", SMALL, "--checkpoint", str(tmp_path / "nope.pt"), "-o", str(tmp_path / "o"))
     assert code == 2 and "nope.pt" in err and "does not exist" in err
     assert not (tmp_path / "o").exists()
 
 
 def test_int8_without_calibration_images_is_refused(tmp_path, capsys):
-    code, err = run_cli(capsys, "export", SMALL, "--precision", "int8", "-o", str(tmp_path / "o"))
+    code, _, err = run_cli(capsys, "export", SMALL, "--precision", "int8", "-o", str(tmp_path / "o"))
     assert code == 2 and "--calib" in err and "calibration" in err
     assert list(tmp_path.iterdir()) == []
 
 
 def test_unknown_precision(tmp_path, capsys):
-    code, err = run_cli(capsys, "export", SMALL, "--precision", "fp32,int4", "-o", str(tmp_path / "o"))
+    code, _, err = run_cli(capsys, "export", SMALL, "--precision", "fp32,int4", "-o", str(tmp_path / "o"))
     assert code == 2 and "int4" in err
 
 
 def test_empty_calibration_folder(tmp_path, capsys):
     (tmp_path / "calib").mkdir()
-    code, err = run_cli(capsys, "export", SMALL, "--calib", str(tmp_path / "calib"), "-o", str(tmp_path / "o"))
+    code, _, err = run_cli(capsys, "export", SMALL, "--calib", str(tmp_path / "calib"), "-o", str(tmp_path / "o"))
     assert code == 2 and "no usable images" in err
     assert not (tmp_path / "o").exists()
 
@@ -180,7 +175,7 @@ def test_calibration_folder_of_non_images_and_small_images(tmp_path, capsys):
         Image.new("RGB", (16, 16 + i)).save(calib / f"small{i}.png")  # a mix of sizes, all below 32 px
     for i in range(3):
         Image.new("RGB", (40, 48)).save(calib / f"ok{i}.jpg")
-    code, err = run_cli(capsys, "export", SMALL, "--input-size", "32", "--calib", str(calib), "-o", str(tmp_path / "o"))
+    code, _, err = run_cli(capsys, "export", SMALL, "--input-size", "32", "--calib", str(calib), "-o", str(tmp_path / "o"))
     assert code == 2 and "only 3 usable image(s)" in err and "skipped 36 file(s)" in err
     assert "not an image file" in err or "not a readable image" in err
     assert not (tmp_path / "o").exists()

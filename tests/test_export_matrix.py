@@ -4,7 +4,8 @@
 Why these sizes: onnx2tf 1.29 built a grouped conv wrongly whenever a stage was exactly g pixels wide (export/
 lower.py `lower_onnx`), and the tests of the day used 32/64/80/160/224 px, which happened to miss g=3 and g=4.
 Stage widths are W/8, W/16, W/32: 32 px -> 4/2/1, 64 -> 8/4/2, 96 -> 12/6/3, 128 -> 16/8/4, 256 -> 32/16/8.
-Smallest widths (0.25x; v2 0.5x is its smallest), so the whole matrix costs about a conversion's start-up each.
+Smallest widths (0.25x; v2 0.5x is its smallest), so a conversion costs little more than onnx2tf's start-up, which
+one worker shared by the module (export/tflite_convert.py shared_worker) pays once, not per conversion.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from shufflenet_deploy.errors import UserError
 from shufflenet_deploy.export.pipeline import ExportRequest, export
+from shufflenet_deploy.export.tflite_convert import shared_worker
 from shufflenet_deploy.sizes import as_hw, size_str
 from shufflenet_deploy.tflite.graph import Graph
 
@@ -21,6 +23,13 @@ FAMILIES = ["shufflenet_v1_g1_0.25x", "shufflenet_v1_g2_0.25x", "shufflenet_v1_g
 SIZES = [32, 64, 96, 128, 256, (96, 128), (128, 96)]
 INT8 = [("shufflenet_v1_g3_0.25x", 96), ("shufflenet_v1_g8_0.25x", 64), ("shufflenet_v1_g4_0.25x", 128),
         ("shufflenet_v1_g2_0.25x", (64, 96)), ("shufflenet_v2_0.5x", 96), ("mobilenet_v1_0.25x", 128)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_conversion_worker():
+    """~70 conversions: TensorFlow and onnx2tf are imported once for the module, not once per conversion."""
+    with shared_worker():
+        yield
 
 
 def _check(manifest, out, size, precisions):

@@ -12,20 +12,19 @@ import json
 import os
 import shlex
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from helpers import FIXTURES as _FIXTURES, SDEPLOY, md_table
 from servers import aarch64 as a64
 from servers import sshd as _sshd
 from shufflenet_deploy.devices.cpuinfo import parse_cpuinfo
 
 pytestmark = [pytest.mark.aarch64, pytest.mark.ssh, pytest.mark.slow]
-FIXTURES = Path(__file__).parent / "fixtures" / "cpuinfo"
+FIXTURES = _FIXTURES / "cpuinfo"
 BOARDS = {"rpi4": ("cortex-a72", "rpi4_aarch64.txt", "Cortex-A72"), "rpi5": ("cortex-a76", "rpi5.txt", "Cortex-A76")}
-SDEPLOY = [sys.executable, "-c", "from shufflenet_deploy.cli import run; run()"]
 
 
 def _forced_command(root: Path, cpu: str) -> str:
@@ -45,20 +44,10 @@ def _devices_toml(path: Path, servers: dict) -> Path:
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory):
+def exports(shared_export):
     """Two small real exports, fp32 and int8, that make one of the paper's pairs (ShuffleNet 0.5x vs 1x, g=3) at
     one size, so the cross-device speedup table has rows; two models, so a device can be killed between them."""
-    root = tmp_path_factory.mktemp("fleet_exports")
-    from shufflenet_deploy.data.digits import ensure_digits
-
-    out = []
-    for width in ("0.5x", "1.0x"):
-        out.append(root / f"g3-{width}")
-        done = subprocess.run([*SDEPLOY, "export", f"shufflenet_v1_g3_{width}", "--input-size", "32", "--precision",
-                               "fp32,int8", "--calib", str(ensure_digits(32) / "calib"), "--calib-count", "20",
-                               "-o", str(out[-1])], capture_output=True, text=True, timeout=900)
-        assert done.returncode == 0, done.stderr[-3000:]
-    return out
+    return [shared_export("g3_0.5x@32").path, shared_export("g3_1.0x@32").path]
 
 
 def test_a_fleet_sweep_survives_a_dead_device_resumes_it_and_reports_three_columns(aarch64_root, exports, tmp_path):
@@ -67,8 +56,9 @@ def test_a_fleet_sweep_survives_a_dead_device_resumes_it_and_reports_three_colum
     roots = {name: a64.board_root(aarch64_root, tmp_path / f"board-{name}", (FIXTURES / text).read_text())
              for name, (_, text, _) in BOARDS.items()}
     out = tmp_path / "sweep"
+    # the quick preset: this test checks mechanics and facts, and the quick preset still fills every output
     args = ["sweep", "--device", "lab", "--models", ",".join(map(str, exports)), "--precision", "fp32,int8",
-            "--runs", "5", "--warmup", "1", "-o", str(out)]
+            "--preset", "quick", "-o", str(out)]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     t0 = time.monotonic()
     with _sshd.running_sshd(tmp_path / "sshd-rpi4", forced_command=_forced_command(roots["rpi4"], "cortex-a72")) as s4:
@@ -114,6 +104,7 @@ def test_a_fleet_sweep_survives_a_dead_device_resumes_it_and_reports_three_colum
     for name, results in before.items():
         assert [r["times_ms"] for r in docs[name]["results"]] == [r["times_ms"] for r in results], name
     assert all(not d["partial"] and len(d["results"]) == 4 for d in docs.values())
+    assert all(d["sweep"]["preset"] == "quick" and d["peak"] for d in docs.values())  # recorded; peak still measured
     for name, (cpu, _, core) in BOARDS.items():
         for r in docs[name]["results"]:
             assert r["machine"] == "aarch64" and r["transport"] == "ssh"
@@ -126,18 +117,19 @@ def test_a_fleet_sweep_survives_a_dead_device_resumes_it_and_reports_three_colum
                              str(out / "report")], capture_output=True, text=True, env=env, timeout=600)
     assert report.returncode == 0, report.stderr[-3000:]
     md = (out / "report" / "report.md").read_text()
+    assert "(quick preset: a quick look, noisier)" in md  # the report says how the numbers were measured
     header = next(line for line in md.splitlines() if line.startswith("| model | precision | threads | MACs (M) |"))
     host_core = parse_cpuinfo(Path("/proc/cpuinfo").read_text()).cores[0].name  # this machine's CPU, whatever it is
     assert "rpi4 (Cortex-A72)" in header and "rpi5 (Cortex-A76)" in header and f"local ({host_core}" in header
-    latency = _table(md, "Across devices: latency per model (ms), one column per device")
+    latency = md_table(md, "Across devices: latency per model (ms), one column per device")
     assert len(latency) == 4 and all("—" not in row[4:] for row in latency), latency  # a latency in every column
-    speedups = {row[0]: row for row in _table(md, "Across devices: the paper's speedups, one column per device")}
+    speedups = {row[0]: row for row in md_table(md, "Across devices: the paper's speedups, one column per device")}
     for comparison in ("ShuffleNet 0.5x vs 1x (g=3), fp32", "ShuffleNet 0.5x vs 1x (g=3), int8",
                        "int8 vs fp32, geometric mean of all models"):
         assert "—" not in speedups[comparison][2:], speedups
-    shares = _table(md, "Across devices: where the time goes (share of the summed per-op time)")
+    shares = md_table(md, "Across devices: where the time goes (share of the summed per-op time)")
     assert shares and all(len(row) == 6 for row in shares)
-    predictors = {row[0]: row for row in _table(md, "Across devices: the latency predictor, fitted and evaluated "
+    predictors = {row[0]: row for row in md_table(md, "Across devices: the latency predictor, fitted and evaluated "
                                                     "per device")}
     assert set(predictors) == {"rpi4", "rpi5", "local"} and all(int(r[1]) > 0 for r in predictors.values())
     for name in ("rpi4", "rpi5", "local"):
@@ -146,8 +138,3 @@ def test_a_fleet_sweep_survives_a_dead_device_resumes_it_and_reports_three_colum
     section = md.split("## Across devices: the paper's speedups", 1)[1].split("\n## ", 1)[0]
     print("## Across devices: the paper's speedups" + section)
 
-
-def _table(md: str, heading: str) -> list[list[str]]:
-    section = md.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
-    lines = [line for line in section.splitlines() if line.startswith("|")]
-    return [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]

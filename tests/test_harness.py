@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import FIXTURES
 from shufflenet_deploy.bench.check import check_device
 from shufflenet_deploy.bench.artifacts import find_models
 from shufflenet_deploy.bench.backends import BenchInterrupted
@@ -252,7 +253,7 @@ def test_cores_on_a_phone_pin_benchmark_model_to_that_cluster(export_dir, tmp_pa
     2x A715 + 2x A710, 1x X3) read over adb, and benchmark_model runs under taskset with that cluster's mask."""
     shims = tmp_path / "shims"
     shims.mkdir()
-    cpuinfo = Path(__file__).parent / "fixtures" / "cpuinfo" / "sm8550_snapdragon_8gen2.txt"
+    cpuinfo = FIXTURES / "cpuinfo" / "sm8550_snapdragon_8gen2.txt"
     (shims / "cat").write_text('#!/bin/sh\nfor a do shift; [ "$a" = /proc/cpuinfo ] && a=' + shlex.quote(str(cpuinfo))
                                + '; set -- "$@" "$a"; done\nexec /bin/cat "$@"\n')
     # this host has 2 CPUs, the phone 8: the phone's taskset is checked by its mask in the command, then dropped

@@ -1,4 +1,8 @@
-"""The wheel as a user installs it: not editable, in a fresh venv, run from a folder outside the source tree.
+"""The wheel as a user installs it: not editable, in its own venv, run from a folder outside the source tree.
+
+The venvs' third-party packages are installed once per machine and reused while what they install is unchanged
+(tests/installs.py `cached_venv`: keyed by the wheel's requirements, the extras, constraints.txt and the Python);
+this session's freshly built wheel is installed on top, so what runs is always this checkout.
 
 The base install (`pip install shufflenet-deploy`) must hold no torch, TensorFlow or onnx2tf and still bench,
 check, report and compare; a command that needs `[export]` or `[train]` says which extra in one line (exit 2).
@@ -10,60 +14,43 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from installs import HEAVY, REPO, dir_mb
+from helpers import assert_one_line_error, run
+from installs import HEAVY, REPO, cached_venv, dir_mb
 
 pytestmark = pytest.mark.slow
 CONSTRAINTS = REPO / "constraints.txt"
-BUNDLED = REPO / "models" / "shufflenet_v1_g3_0.5x_digits64.pt"
 
 
-def _venv(path: Path, wheel: Path, extras: str = "") -> Path:
-    """A fresh venv at PATH with the wheel (and EXTRAS) installed from the registry, pinned by constraints.txt."""
+def _venv(wheel: Path, extras: str = "") -> Path:
+    """A venv with the wheel (and EXTRAS) installed from the registry, pinned by constraints.txt; its
+    dependencies are cached by their hash (tests/installs.py), the wheel is this session's."""
     t0 = time.monotonic()
-    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, timeout=300)
-    proc = subprocess.run([str(path / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                           "-c", str(CONSTRAINTS), f"{wheel}{extras}"], capture_output=True, text=True, timeout=1800)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    print(f"\nvenv{extras or ' (base)'}: {dir_mb(path):.0f} MB, installed in {time.monotonic() - t0:.0f} s")
-    return path
+    venv = cached_venv(wheel, CONSTRAINTS, extras)
+    print(f"\nvenv{extras or ' (base)'}: {dir_mb(venv):.0f} MB, ready in {time.monotonic() - t0:.0f} s")
+    return venv
 
 
 def _run(venv: Path, cwd: Path, *args, timeout=900) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(PATH=f"{venv / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}", MPLBACKEND="Agg",
                SDEPLOY_CACHE=str(cwd / ".sdeploy-cache"))
-    return subprocess.run([str(venv / "bin" / "sdeploy"), *map(str, args)], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def _one_line_error(proc, *needles) -> None:
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+    return run([venv / "bin" / "sdeploy", *args], cwd=cwd, env=env, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
-def export_dir(tmp_path_factory) -> Path:
+def export_dir(shared_export) -> Path:
     """The bundled model exported by the project's own (full) install: what a user brings to a board."""
-    out = tmp_path_factory.mktemp("export") / "g3"
-    proc = subprocess.run([sys.executable, "-m", "shufflenet_deploy.cli", "export", "--checkpoint", str(BUNDLED),
-                           "-o", str(out)], capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
+    return shared_export("g3").path
 
 
 @pytest.fixture(scope="module")
-def base_venv(tmp_path_factory, sdeploy_wheel) -> Path:
-    return _venv(tmp_path_factory.mktemp("base") / "venv", sdeploy_wheel)
+def base_venv(sdeploy_wheel) -> Path:
+    return _venv(sdeploy_wheel)
 
 
 def test_the_base_install_holds_no_conversion_stack(base_venv):
@@ -111,12 +98,12 @@ def test_base_commands_work_from_any_folder(base_venv, export_dir, tmp_path):
 ])
 def test_a_command_whose_extra_is_missing_names_it(base_venv, tmp_path, args, extra):
     proc = _run(base_venv, tmp_path, *args)
-    _one_line_error(proc, extra, "pip install 'shufflenet-deploy" + extra)
+    assert_one_line_error(proc, extra, "pip install 'shufflenet-deploy" + extra)
     assert not any(p.name in ("x", "s", "m.pt") for p in tmp_path.iterdir())
 
 
 def test_export_extra_runs_the_demo_from_any_folder(tmp_path, sdeploy_wheel):
-    venv = _venv(tmp_path / "venv", sdeploy_wheel, "[export]")
+    venv = _venv(sdeploy_wheel, "[export]")
     work = tmp_path / "elsewhere"
     work.mkdir()
     proc = _run(venv, work, "demo", "--runs", "10", timeout=1800)

@@ -7,29 +7,17 @@ points, which the repair must win back; an impossible target must fail cleanly, 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers import run_sdeploy
 from shufflenet_deploy.export.int8_layers import DATA_MOVEMENT, quantized_activations, worst
 from shufflenet_deploy.export.int8_repair import Int8Target
 from shufflenet_deploy.errors import UserError
 
 pytestmark = pytest.mark.slow
-
-
-def _sdeploy(cwd: Path, *args, timeout=1200) -> subprocess.CompletedProcess:
-    argv = [sys.executable, "-c", "from shufflenet_deploy.cli import run; run()", *map(str, args)]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
-
-
-def _manifest(folder: Path) -> dict:
-    return json.loads((folder / "manifest.json").read_text())
 
 
 @pytest.mark.parametrize("text, agreement, drop", [("agreement=99,drop=0.5", 0.99, 0.005), ("agreement=97", 0.97, 0.005),
@@ -46,11 +34,9 @@ def test_bad_target_is_refused(text):
         Int8Target.parse(text)
 
 
-def test_every_int8_export_has_a_layer_table_matching_its_graph(bundled_checkpoint, tmp_path):
-    out = tmp_path / "g3"
-    proc = _sdeploy(tmp_path, "export", "--checkpoint", bundled_checkpoint("g3"), "-o", out)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    m = _manifest(out)
+def test_every_int8_export_has_a_layer_table_matching_its_graph(shared_export, tmp_path):
+    made = shared_export("g3")  # the bundled g3 as `sdeploy export --checkpoint` makes it
+    out, m = made.path, made.manifest
     rows = m["int8_layers"]["rows"]
     tensors = quantized_activations(out / "model_int8.tflite")
     assert len(rows) == len(tensors) > 100 and all(r["matched"] for r in rows)
@@ -58,24 +44,21 @@ def test_every_int8_export_has_a_layer_table_matching_its_graph(bundled_checkpoi
     for r in rows:
         assert r["scale"] > 0 and -128 <= r["zero_point"] <= 127 and 0 <= r["clipped"] <= 1 and r["snr_db"] > 0
     assert m["int8_repair"]["applied"] == "plain" and m["int8_repair"]["attempts"][0]["met"]
-    assert "int8 worst layers" in proc.stdout
+    assert "int8 worst layers" in made.stdout
     # and the report of it, from the stored table (no TensorFlow needed)
-    report = _sdeploy(tmp_path, "quant-report", out, "-o", tmp_path / "qr")
+    report = run_sdeploy("quant-report", out, "-o", tmp_path / "qr", cwd=tmp_path)
     assert report.returncode == 0, report.stderr[-2000:]
     assert (tmp_path / "qr" / "quant_layers.png").stat().st_size > 10_000
     assert len((tmp_path / "qr" / "quant_layers.csv").read_text().splitlines()) == len(rows) + 1
 
 
 @pytest.fixture(scope="module")
-def g8_exports(bundled_checkpoint, tmp_path_factory):
+def g8_exports(shared_export):
     """The failing g8 exported twice: one plain attempt (--int8-target none) and with the default target."""
-    root = tmp_path_factory.mktemp("g8")
-    ckpt = bundled_checkpoint("g8_nosmooth")
     out = {}
-    for name, target in (("plain", "none"), ("repaired", "auto")):
-        proc = _sdeploy(root, "export", "--checkpoint", ckpt, "-o", root / name, "--int8-target", target)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        out[name] = (_manifest(root / name), proc.stdout)
+    for name in ("plain", "repaired"):
+        made = shared_export(f"g8_nosmooth-{name}")
+        out[name] = (made.manifest, made.stdout)
     return out
 
 
@@ -154,8 +137,8 @@ def test_an_impossible_target_fails_cleanly_and_keeps_the_report(bundled_checkpo
     hard = tmp_path / "boundary"
     _boundary_images(bundled_checkpoint("g3"), hard)
     out = tmp_path / "g3"
-    proc = _sdeploy(tmp_path, "export", "--checkpoint", bundled_checkpoint("g3"), "--val", hard, "-o", out,
-                    "--int8-target", "agreement=100")
+    proc = run_sdeploy("export", "--checkpoint", bundled_checkpoint("g3"), "--val", hard, "-o", out,
+                       "--int8-target", "agreement=100", cwd=tmp_path, timeout=1200)
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-3000:]
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "no int8 attempt met the target agreement=100" in lines[0], proc.stderr[-2000:]

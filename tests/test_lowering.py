@@ -264,16 +264,15 @@ def test_no_optimize_gives_onnx2tf_plain_output(tmp_path, calib64):
 
 
 @pytest.mark.slow
-def test_bundled_trained_model_int8_accuracy(tmp_path, bundled_checkpoint):
+def test_bundled_trained_model_int8_accuracy(shared_export):
     from shufflenet_deploy.data.digits import ensure_digits
     from shufflenet_deploy.data.folders import scan_image_folder
     from shufflenet_deploy.data.preprocess import Preprocessing
 
-    ckpt = bundled_checkpoint("g3")
     results = {}
     for optimize in (True, False):
-        out = tmp_path / f"bundled-{optimize}"
-        manifest = export(ExportRequest(checkpoint=ckpt, precisions=("fp32", "int8"), outdir=out, optimize=optimize))
+        made = shared_export("g3" if optimize else "g3-plain")  # the bundled model, lowered and --no-optimize
+        out, manifest = made.path, made.manifest
         val = scan_image_folder(ensure_digits(manifest["input_size"]) / "val")
         x = Preprocessing.from_dict(manifest["preprocessing"]).load_batch(val.paths)
         fp32 = verify.run_tflite(out / "model_fp32.tflite", x)

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import REPO
+
 RUNNER = REPO / "shufflenet_deploy" / "runner.py"
 PY = sys.executable
 

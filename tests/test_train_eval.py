@@ -7,16 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shufflenet_deploy.cli import main as cli_main
+from helpers import cli_in_process as run_cli
 from shufflenet_deploy.data import digits
 
 TINY = "shufflenet_v1_g3_0.25x"
-
-
-def run_cli(capsys, *args):
-    code = cli_main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err.strip()
 
 
 # -- the bundled dataset ---------------------------------------------------------------------------------------
@@ -131,18 +125,12 @@ def test_unreadable_images_are_skipped_and_counted(tmp_path):
 
 # -- evaluation ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def bundled_exports(tmp_path_factory, bundled_checkpoint):
-    """bundled_exports(which) -> (export folder, manifest) of a bundled model, exported once per module."""
-    from shufflenet_deploy.export.pipeline import ExportRequest, export
-
-    done = {}
+def bundled_exports(shared_export):
+    """bundled_exports(which) -> (export folder, manifest) of a bundled model: the session's shared export."""
 
     def get(which: str):
-        if which not in done:
-            out = tmp_path_factory.mktemp(f"bundled_{which}") / "export"
-            done[which] = out, export(ExportRequest(checkpoint=bundled_checkpoint(which), precisions=("fp32", "int8"),
-                                                    outdir=out))
-        return done[which]
+        made = shared_export(which)
+        return made.path, made.manifest
 
     return get
 

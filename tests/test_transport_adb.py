@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import REPO
 from shufflenet_deploy.devices.adb import AdbTransport
 from shufflenet_deploy.errors import DeviceError, UserError
 
@@ -28,7 +29,6 @@ except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.
 FakeAdbd = adbd.FakeAdbd
 
 ADB = shutil.which("adb")
-REPO = Path(__file__).resolve().parents[1]
 AARCH64_ROOT = REPO / ".cache" / "aarch64-root"
 AARCH64_EXEC = REPO / "scripts" / "aarch64_exec.sh"
 

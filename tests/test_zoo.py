@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import FIXTURES
 from shufflenet_deploy.complexity import count_complexity
 from shufflenet_deploy.errors import UserError
 from shufflenet_deploy.zoo import configs
@@ -110,9 +111,7 @@ def test_v1_structure_follows_the_paper():
 def test_official_state_dict_keys():
     import json
 
-    from pathlib import Path
-
-    path = Path(__file__).parent / "fixtures" / "megvii_shufflenetv1_g3_1.0x_state_dict.json"
+    path = FIXTURES / "megvii_shufflenetv1_g3_1.0x_state_dict.json"
     official = json.loads(path.read_text())
     ours = {k: list(v.shape) for k, v in create_model("shufflenet_v1_g3_1.0x", shuffle="megvii").state_dict().items()}
     assert ours == {k: shape for k, shape in official}

@@ -6,6 +6,9 @@ int8 of the (untrained) zoo models is calibrated on the bundled digits set rende
 latency, what the calibration images show barely matters (it sets scales, not the op graph). A failed export is
 remembered beside the cache entry (`.failed.json`, with its kept log) so a resumed sweep does not spend minutes
 failing again; `ExportFailed.log` names the log.
+
+A caller exporting many models holds `export.tflite_convert.shared_worker()` around its loop (the sweep does): one
+onnx2tf worker then serves every conversion, byte-identical to a fresh one's, without its start-up each time.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..export.pipeline import ExportFailed
-from ..fileio import sha256, write_json
+from ..fileio import locked, sha256, write_json
 from ..sizes import as_hw, canonical, size_str, to_json
 
 Progress = Callable[[str], None]
@@ -82,25 +85,42 @@ def export_cached(name: str | None, input_size, precisions: tuple[str, ...], pro
     `lowered=False` measures onnx2tf's plain graph (ExportRequest(optimize=False)); `lowered=True` the lowered
     graph `sdeploy export` ships.
     """
-    from ..export.pipeline import ExportRequest, export
-
     input_size = canonical(input_size)
     folder = export_folder(name, input_size, precisions, options, checkpoint, calib_count, lowered)
-    if (folder / "manifest.json").exists():
+    if _finished(folder):
         return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # one writer per entry: fleet threads and parallel processes may want the same export at the same time
+    with locked(folder.with_name(folder.name + ".lock")):
+        if _finished(folder):  # made while this caller waited
+            return folder
+        _export(name, input_size, precisions, progress, options, checkpoint, calib_count, lowered, folder)
+    return folder
+
+
+def _finished(folder: Path) -> bool:
+    """True when FOLDER holds a finished export; raises the remembered failure of an identical earlier try."""
+    if (folder / "manifest.json").exists():
+        return True
     failed = folder.with_name(folder.name + ".failed.json")
     if failed.exists():  # the same export with the same code and tools failed before: do not spend minutes again
         record = json.loads(failed.read_text())
         raise ExportFailed(record["error"] + " (cached failure)", f"delete {failed} to retry"
                            + (f"; its log: {record['log']}" if record.get("log") else ""),
                            log=Path(record["log"]) if record.get("log") else None)
+    return False
+
+
+def _export(name, input_size, precisions, progress, options, checkpoint, calib_count, lowered, folder) -> None:
+    from ..export.pipeline import ExportRequest, export
+
+    failed = folder.with_name(folder.name + ".failed.json")
     calib = None
     if "int8" in precisions:
         from ..data.digits import ensure_digits
 
         progress(f"{name}: rendering calibration digits at {size_str(input_size)}px")
         calib = ensure_digits(max(as_hw(input_size))) / "calib"
-    folder.parent.mkdir(parents=True, exist_ok=True)
     try:
         export(ExportRequest(model=name, checkpoint=checkpoint, input_size=input_size, precisions=tuple(precisions),
                              calib=calib, calib_count=calib_count, verify_count=8, outdir=folder, force=True,
@@ -110,4 +130,3 @@ def export_cached(name: str | None, input_size, precisions: tuple[str, ...], pro
         log = str(err.log) if err.log and Path(err.log).exists() else None
         write_json(failed, {"error": err.message, "model": name, "input_size": to_json(input_size), "log": log})
         raise ExportFailed(err.message, f"see {log}" if log else err.hint, report=err.report, log=err.log) from None
-    return folder

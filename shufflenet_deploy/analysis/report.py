@@ -517,8 +517,11 @@ def _context_line(doc, sources) -> str:
     sw = doc.sweep
     tools = sw.get("tools") or {}
     cpus = ", ".join(dict.fromkeys((r.cpu or {}).get("model") for r in doc.results if (r.cpu or {}).get("model")))
+    presets = sw.get("presets_used") or ([sw["preset"]] if sw.get("preset") else [])
+    preset = ("" if set(presets) <= {"full"} else f" ({presets[0]} preset: a quick look, noisier)" if len(presets) == 1
+              else f" (presets {', '.join(presets)}: some models measured with fewer runs)")
     return (f"Sources: {', '.join(map(str, sources))}. CPU: {cpus or '—'}; threads: {sw.get('threads', '—')}; runs "
-            f"per model: {sw.get('runs', '—')}; graph: {sw.get('graph', '—')}; runtime: ai-edge-litert "
+            f"per model: {sw.get('runs', '—')}{preset}; graph: {sw.get('graph', '—')}; runtime: ai-edge-litert "
             f"{tools.get('ai-edge-litert', '—')}, onnx2tf {tools.get('onnx2tf', '—')}. int8 calibration: "
             f"{sw.get('calibration', '—')}.")
 

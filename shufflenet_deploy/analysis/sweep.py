@@ -10,6 +10,10 @@ that already has both its whole-model result and its per-op timings, and skips t
 One measurement backend (bench/backends.py) is held for the whole sweep, so the runner is pushed once. Exports
 come from analysis/export_cache.py, per-op times from bench/op_times.py (through the backend). Fitting the latency
 predictor on the finished document is the caller's job (`sdeploy sweep` does it: cli/analysis.py).
+
+How hard each step measures (whole model, per op, the interleaved pass, the re-timing, the peak kernels) is one
+`MeasureSettings` (bench/settings.py: the `full` and `quick` presets), passed whole to each step and recorded in
+the document's `sweep` block (`preset`, `measure`).
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..bench.results import ResultsDocument, read_document, write_document
+from ..bench.settings import FULL, MeasureSettings
 from ..errors import UserError
 from ..manifest import Manifest, model_key
 from ..sizes import to_json
@@ -69,13 +74,15 @@ def _done(doc: ResultsDocument, key: str, precision: str, threads: int) -> bool:
 
 def run_sweep(device: str, *, devices_file: str | None = None, models: list[str] | None = None,
               precisions: tuple[str, ...] = ("fp32", "int8"), input_sizes: tuple[int, ...] = (224,),
-              outdir: Path = Path("sweep"), runs: int = 30, warmup: int = 5, threads: int | None = None,
-              num_classes: int = 1000, op_runs: int = 15, op_rounds: int = 3, lowered: bool = True,
+              outdir: Path = Path("sweep"), settings: MeasureSettings = FULL, threads: int | None = None,
+              num_classes: int = 1000, lowered: bool = True,
               progress: Progress = lambda m: None,
               on_model_done: Callable[[str, str], None] | None = None, cores: str | None = None) -> ResultsDocument:
-    """Run (or resume) a sweep; returns the results document (also in OUTDIR/bench.json)."""
+    """Run (or resume) a sweep; returns the results document (also in OUTDIR/bench.json). `settings`: how hard
+    every step measures (bench/settings.py); a resumed document lists every preset it was measured with."""
     from ..bench.backends import backend_for
     from ..devices.registry import get_device
+    from ..export.tflite_convert import shared_worker
 
     names = list(models or DEFAULT_MODELS)
     model_sources = sources(names, input_sizes)
@@ -95,22 +102,28 @@ def run_sweep(device: str, *, devices_file: str | None = None, models: list[str]
 
             cpus = cpus_of(backend.device_facts(), cores, profile.name)
             backend.profile = dataclasses.replace(backend.profile, affinity=",".join(map(str, cpus)))
-        doc.sweep = {"device": profile.name, "transport": profile.transport, "threads": threads, "runs": runs,
+        presets = _presets_used(doc, settings)
+        doc.sweep = {"device": profile.name, "transport": profile.transport, "threads": threads,
+                     "runs": settings.runs, "preset": settings.preset, "measure": settings.to_dict(),
+                     **({"presets_used": presets} if len(presets) > 1 else {}),
                      "models": names, "precisions": list(precisions), "input_sizes": [to_json(s) for s in input_sizes],
                      "num_classes": num_classes, "tools": tool_versions(), "graph": graph,
                      "op_method": backend.op_method,
                      "calibration": "bundled digits rendered at the input size (content barely matters for "
                                     "latency)"}
         if not any(p.get("threads") == threads for p in doc.peak):
-            if backend.measures_peak:
-                doc.peak += measure_peak(backend, threads, progress)
+            if not settings.peak:
+                doc.sweep["peak_note"] = "no measured peak: the sweep ran with --no-peak"
+            elif backend.measures_peak:
+                doc.peak += measure_peak(backend, threads, progress, settings)
                 save_doc(outdir, doc)
             else:
                 doc.sweep["peak_note"] = "no measured peak: peak kernels need the Linux runner"
-        for source in model_sources:
-            _sweep_model(doc, backend, outdir, source, precisions, threads, options, lowered, runs, warmup,
-                         op_runs, op_rounds, progress, on_model_done)
-        interleaved_pass(doc, backend, threads, tuple(precisions), options, lowered, progress)
+        with shared_worker():  # one onnx2tf worker converts every export of the sweep (tflite_convert.py)
+            for source in model_sources:
+                _sweep_model(doc, backend, outdir, source, precisions, threads, options, lowered, settings,
+                             progress, on_model_done)
+        interleaved_pass(doc, backend, threads, tuple(precisions), options, lowered, progress, settings)
     doc.partial = False
     save_doc(outdir, doc)
     return doc
@@ -169,8 +182,15 @@ def _manifest(source: Source, precisions, progress, options, lowered) -> Manifes
     return Manifest.load(folder)
 
 
-def _sweep_model(doc, backend, outdir, source: Source, precisions, threads, options, lowered, runs, warmup, op_runs,
-                 op_rounds, progress, on_model_done) -> None:
+def _presets_used(doc: ResultsDocument, settings: MeasureSettings) -> list[str]:
+    """The presets a document's results were measured with, this run's last (a document from before presets
+    were recorded was measured with today's `full` counts)."""
+    before = (doc.sweep.get("presets_used") or [doc.sweep.get("preset") or "full"]) if doc.results else []
+    return list(dict.fromkeys([*before, settings.preset]))
+
+
+def _sweep_model(doc, backend, outdir, source: Source, precisions, threads, options, lowered,
+                 settings: MeasureSettings, progress, on_model_done) -> None:
     from ..bench.harness import bench_artifact
     from ..complexity import count_complexity
     from ..tflite.ops import flops_by_group
@@ -209,13 +229,14 @@ def _sweep_model(doc, backend, outdir, source: Source, precisions, threads, opti
             continue
         say = lambda m: progress(f"{key} {precision}: {m}")  # noqa: E731
         try:
-            say(f"whole-model latency ({runs} runs)")
-            result = bench_artifact(art.path, backend.profile, threads=[threads], runs=runs, warmup=warmup,
-                                    progress=say, backend=backend)[0]
+            say(f"whole-model latency ({settings.runs} runs)")
+            result = bench_artifact(art.path, backend.profile, threads=[threads], runs=settings.runs,
+                                    warmup=settings.warmup, instances=settings.model_instances, progress=say,
+                                    backend=backend)[0]
             result.model, result.model_key, result.precision = key, key, precision
             say("per-op timings")
             op_data = backend.op_times(art.path, result, cache_root() / "opcut" / art.sha256[:16], threads=threads,
-                                       runs=op_runs, rounds=op_rounds, progress=say)
+                                       runs=settings.op_runs, rounds=settings.op_rounds, progress=say)
         except UserError as err:
             _skip(doc, key, name, size, precision, f"benchmark failed: {err.one_line()}", progress)
             save_doc(outdir, doc)
@@ -229,17 +250,19 @@ def _sweep_model(doc, backend, outdir, source: Source, precisions, threads, opti
             on_model_done(key, precision)
 
 
-def measure_peak(backend, threads: int, progress: Progress = lambda m: None) -> list[dict]:
+def measure_peak(backend, threads: int, progress: Progress = lambda m: None,
+                 settings: MeasureSettings = FULL) -> list[dict]:
     """The device's peak compute (bench/peak.py kernels), timed side by side in one runner process."""
     from ..bench.peak import time_kernels
 
-    return time_kernels(backend, threads, progress)
+    return time_kernels(backend, threads, progress, settings)
 
 
 def interleaved_pass(doc: ResultsDocument, backend, threads: int, precisions: tuple[str, ...], options: dict,
-                     lowered: bool, progress: Progress, rounds: int = 8, runs: int = 10, instances: int = 4) -> None:
-    """Time every finished model again, all in ONE runner process, interleaved over `rounds` rounds, each model
-    on `instances` interpreters in turn (a lone interpreter can sit in a slow mode: runner.py).
+                     lowered: bool, progress: Progress, settings: MeasureSettings = FULL) -> None:
+    """Time every finished model again, all in ONE runner process, interleaved over `settings.interleaved_rounds`
+    rounds, each model on `settings.interleaved_instances` interpreters in turn (a lone interpreter can sit in a
+    slow mode: runner.py).
 
     The per-model results were measured minutes apart on a machine whose load changes; these medians are side
     by side in one run, so their ratios (the report's speedups, the fitted exponent, the predictor's targets)
@@ -262,6 +285,7 @@ def interleaved_pass(doc: ResultsDocument, backend, threads: int, precisions: tu
             files[f"{r.key}|{r.precision}"] = path
     if not files:
         return
+    rounds, runs, instances = settings.interleaved_rounds, settings.interleaved_runs, settings.interleaved_instances
     progress(f"interleaved pass: {len(files)} models x {rounds} rounds in one runner process")
     timed = backend.measure_many(files, threads=threads, runs=runs, warmup=3, rounds=rounds, instances=instances,
                                  progress=progress)
@@ -269,12 +293,13 @@ def interleaved_pass(doc: ResultsDocument, backend, threads: int, precisions: tu
                        "created": now_iso(),
                        "latency_ms": {k: v.get("median_ms") for k, v in sorted(timed.items()) if v.get("median_ms")}}
     if backend.measures_peak:  # the single-op method: re-time every model's ops side by side too
-        retime_ops(doc, backend, threads, progress)
+        retime_ops(doc, backend, threads, progress, settings)
 
 
-def retime_ops(doc: ResultsDocument, backend, threads: int, progress: Progress, rounds: int = 4, runs: int = 10,
-               instances: int = 2) -> None:
-    """Re-time every distinct single-op model of the sweep in ONE runner process (interleaved rounds).
+def retime_ops(doc: ResultsDocument, backend, threads: int, progress: Progress,
+               settings: MeasureSettings = FULL) -> None:
+    """Re-time every distinct single-op model of the sweep in ONE runner process (`settings.retime_rounds`
+    interleaved rounds of `settings.retime_runs` runs on `settings.retime_instances` interpreters).
 
     Each model's ops were first timed right after that model, minutes apart from the others; re-timing them all
     together puts every model's per-op times under the same machine conditions (the predictor's lookup and the
@@ -301,8 +326,8 @@ def retime_ops(doc: ResultsDocument, backend, threads: int, progress: Progress, 
     if not files:
         return
     progress(f"re-timing {len(files)} distinct single-op models in one runner process")
-    timed = backend.measure_many(files, threads=threads, runs=runs, warmup=2, rounds=rounds, instances=instances,
-                                 progress=progress)
+    timed = backend.measure_many(files, threads=threads, runs=settings.retime_runs, warmup=2,
+                                 rounds=settings.retime_rounds, instances=settings.retime_instances, progress=progress)
     for data, precision, dtype in where:
         overhead = timed.get(f"{precision}|__overhead__{dtype}", {}).get("median_ms")
         if overhead is None:

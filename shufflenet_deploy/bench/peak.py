@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .settings import FULL, MeasureSettings
+
 KERNELS = {  # name: (kind, input shape, output channels)
     "conv1x1_56x56x256x256": ("conv", (1, 56, 56, 256), 256),
     "matmul_64x1024x1024": ("fc", (64, 1024), 1024),
@@ -40,14 +42,18 @@ def build_all(folder: Path) -> dict[tuple[str, str], Path]:
     return {(k, p): build_kernel(k, p, folder / f"peak_{k}_{p}.tflite") for k in KERNELS for p in PRECISIONS}
 
 
-def time_kernels(backend, threads: int, progress=lambda m: None) -> list[dict]:
-    """Build the kernels (cached) and time them on the backend's device side by side -> `peak` records."""
+def time_kernels(backend, threads: int, progress=lambda m: None, settings: MeasureSettings = FULL) -> list[dict]:
+    """Build the kernels (cached) and time them on the backend's device side by side -> `peak` records.
+
+    `settings` (bench/settings.py): peak_runs x peak_rounds on peak_instances interpreters per kernel; `sdeploy
+    bench` keeps the full counts (its peak is cached and reused), a sweep passes its own preset's."""
     from ..data.digits import cache_root
 
     files = build_all(cache_root() / "peak")
     progress(f"measuring the peak compute of {backend.profile.name} ({threads} thread(s))")
     ids = {f"{k}|{p}": path for (k, p), path in files.items()}
-    timed = backend.measure_many(ids, threads=threads, runs=10, warmup=3, rounds=4, instances=2, progress=progress)
+    timed = backend.measure_many(ids, threads=threads, runs=settings.peak_runs, warmup=3, rounds=settings.peak_rounds,
+                                 instances=settings.peak_instances, progress=progress)
     return peak_records(backend.profile.name, threads, {tuple(i.split("|")): timed[i].get("median_ms") for i in ids})
 
 

@@ -5,7 +5,8 @@ view bench.csv) and every reader (report, predict, compare, the sweep resuming) 
 The JSON carries a schema version and every fact needed later (runtime, CPU, thermal/frequency conditions,
 artifact hash, and the model's key and MACs from its export manifest) rather than relying on flags or names.
 
-A sweep's document adds blocks to the same type: `sweep` (what was asked), `peak` (bench/peak.py records),
+A sweep's document adds blocks to the same type: `sweep` (what was asked, and how hard it was measured:
+`preset` and `measure`, bench/settings.py), `peak` (bench/peak.py records),
 `models` ({key: {model, input_size, num_classes, macs_total, macs_conv, flops_by_group, layers,
 precisions: {p: {file, sha256, op_method, overhead_ms, ops: [...]}}}}), `skipped` and `interleaved`
 (medians re-measured side by side at the sweep's end: `latency` prefers them).

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from ..bench.settings import FULL, QUICK, parse_count, sweep_preset
 from ..errors import UserError
 from .common import comma_list, print_json, stdout
 
@@ -17,6 +18,20 @@ def _sizes(value: str) -> tuple:
     if not sizes:
         raise UserError(f"bad --input-sizes {value!r}", "use comma-separated sizes, e.g. 224,160,480x640")
     return sizes
+
+
+def _count(minimum: int = 1):
+    """A click callback: the option's value as a whole number >= minimum, or one line naming the option."""
+    return lambda ctx, param, value: parse_count(param.opts[0], value, minimum)
+
+
+def _presets(field: str) -> str:
+    """"[full 30, quick 5]": a setting's value in each preset, for --help."""
+    return f"[full {getattr(FULL, field)}, quick {getattr(QUICK, field)}]"
+
+
+def _preset_name(ctx, param, value):
+    return sweep_preset(value).preset  # an unknown name is one line
 
 
 def _precisions(value: str) -> tuple[str, ...]:
@@ -38,8 +53,29 @@ def _precisions(value: str) -> tuple[str, ...]:
 @click.option("--input-sizes", default="224", show_default=True, help="comma-separated; HxW for non-square")
 @click.option("-o", "--out", "outdir", type=click.Path(file_okay=False, path_type=Path), default=Path("sweep"),
               show_default=True, help="results folder (bench.json is appended per model; rerun to resume)")
-@click.option("--runs", type=click.IntRange(1), default=30, show_default=True)
-@click.option("--warmup", type=click.IntRange(0), default=5, show_default=True)
+@click.option("--preset", default="full", show_default=True, callback=_preset_name, metavar="full|quick",
+              help="how hard every step measures: full (publishable medians) or quick (a quick look at a fraction "
+              "of the time: every output still filled, noisier); the options below override it")
+@click.option("--runs", callback=_count(1), metavar="N",
+              help=f"whole-model timed runs per model {_presets('runs')}: one inference each; more, a steadier "
+              "median")
+@click.option("--warmup", callback=_count(0), metavar="N",
+              help=f"whole-model warm-up runs {_presets('warmup')}: one inference each, untimed; settle caches and "
+              "clocks")
+@click.option("--op-runs", callback=_count(1), metavar="N",
+              help=f"per-op timing: runs of each single-op model per round {_presets('op_runs')}: most of a "
+              "sweep's time; more, steadier per-op shares and predictor")
+@click.option("--op-rounds", callback=_count(1), metavar="N",
+              help=f"per-op timing: interleaved rounds {_presets('op_rounds')}: multiplies --op-runs; more rounds "
+              "spread load drift over all ops")
+@click.option("--interleaved-rounds", callback=_count(1), metavar="N",
+              help=f"rounds of the final pass timing all models side by side {_presets('interleaved_rounds')}: "
+              f"each times every model {FULL.interleaved_runs} (quick {QUICK.interleaved_runs}) times; more, "
+              "drift-proof speedups")
+@click.option("--peak/--no-peak", "peak", default=None,
+              help=f"time the device's peak kernels ({FULL.peak_runs}x{FULL.peak_rounds} runs of 4 large kernels, "
+              f"quick {QUICK.peak_runs}x{QUICK.peak_rounds}; default: on) for % of peak; --no-peak skips them: % "
+              "of peak is unknown unless `sdeploy bench` cached one")
 @click.option("--threads", type=click.IntRange(1), help="thread count (default: the profile's first)")
 @click.option("--num-classes", type=click.IntRange(2), default=1000, show_default=True)
 @click.option("--optimize/--no-optimize", default=True, show_default=True,
@@ -47,8 +83,8 @@ def _precisions(value: str) -> tuple[str, ...]:
               "--no-optimize`)")
 @click.option("--cores", type=click.Choice(["big", "little", "prime", "all"]),
               help="pin the sweep to this cluster of each device (from its /proc/cpuinfo)")
-def sweep(device_name, devices_file, pattern, precision, input_sizes, outdir, runs, warmup, threads, num_classes,
-          optimize, cores):
+def sweep(device_name, devices_file, pattern, precision, input_sizes, outdir, preset, runs, warmup, op_runs,
+          op_rounds, interleaved_rounds, peak, threads, num_classes, optimize, cores):
     """Export (cached) and benchmark a set of zoo models on --device, with per-op timings and the peak."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -66,12 +102,17 @@ def sweep(device_name, devices_file, pattern, precision, input_sizes, outdir, ru
                 raise UserError(f"--models {part!r} matches no zoo model", "see `sdeploy zoo`")
             models += [m for m in found if m not in models]
     sizes, precisions = _sizes(input_sizes), _precisions(precision)
+    settings = sweep_preset(preset).with_overrides(runs=runs, warmup=warmup, op_runs=op_runs, op_rounds=op_rounds,
+                                                   interleaved_rounds=interleaved_rounds, peak=peak)
     require_stack(sources(models, sizes))
     from ..devices.registry import device_names
 
     names = device_names(device_name, devices_file)
+    if settings.preset != "full":
+        click.echo(f"measuring with the {settings.preset} preset: a quick look, noisier than --preset full",
+                   err=True)
     if len(names) > 1:
-        return _sweep_devices(names, devices_file, models, precisions, sizes, outdir, runs, warmup, threads,
+        return _sweep_devices(names, devices_file, models, precisions, sizes, outdir, settings, threads,
                               num_classes, optimize, cores)
     total = len(models) * len(sizes) * len(precisions)
     with Progress(SpinnerColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
@@ -89,7 +130,7 @@ def sweep(device_name, devices_file, pattern, precision, input_sizes, outdir, ru
             bar.advance(task)
 
         doc = run_sweep(device_name, devices_file=devices_file, models=models, precisions=precisions,
-                        input_sizes=sizes, outdir=outdir, runs=runs, warmup=warmup, threads=threads,
+                        input_sizes=sizes, outdir=outdir, settings=settings, threads=threads,
                         num_classes=num_classes, lowered=optimize, progress=progress, on_model_done=model_done,
                         cores=cores)
     for s in doc.skipped:
@@ -106,9 +147,10 @@ def sweep(device_name, devices_file, pattern, precision, input_sizes, outdir, ru
                f"`sdeploy report {outdir} -o {outdir}/report`", err=True)
 
 
-def _sweep_devices(names, devices_file, models, precisions, sizes, outdir, runs, warmup, threads, num_classes,
+def _sweep_devices(names, devices_file, models, precisions, sizes, outdir, settings, threads, num_classes,
                    optimize, cores=None) -> None:
-    """`sweep --device a,b`: one worker per device (bench/fleet.py), OUT/DEVICE/ each, a predictor per device."""
+    """`sweep --device a,b`: one worker per device (bench/fleet.py), OUT/DEVICE/ each, a predictor per device;
+    every device measures with the same settings."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from ..analysis import predict as pred_mod
@@ -122,7 +164,7 @@ def _sweep_devices(names, devices_file, models, precisions, sizes, outdir, runs,
 
         def job(name, progress):
             doc = run_sweep(name, devices_file=devices_file, models=models, precisions=precisions, input_sizes=sizes,
-                            outdir=outdir / name, runs=runs, warmup=warmup, threads=threads,
+                            outdir=outdir / name, settings=settings, threads=threads,
                             num_classes=num_classes, lowered=optimize, progress=progress,
                             on_model_done=lambda key, p: bar.advance(tasks[name]), cores=cores)
             try:

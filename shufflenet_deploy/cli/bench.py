@@ -6,7 +6,19 @@ from pathlib import Path
 
 import click
 
+from ..bench.settings import BENCH_PRESETS, bench_preset, parse_count
 from ..errors import UserError
+
+FULL, QUICK = BENCH_PRESETS["full"], BENCH_PRESETS["quick"]
+
+
+def _count(minimum: int = 1):
+    """A click callback: the option's value as a whole number >= minimum, or one line naming the option."""
+    return lambda ctx, param, value: parse_count(param.opts[0], value, minimum)
+
+
+def _presets(field: str) -> str:
+    return f"[full {getattr(FULL, field)}, quick {getattr(QUICK, field)}]"
 
 
 def _threads(ctx, param, value):
@@ -28,14 +40,21 @@ def _threads(ctx, param, value):
                    "one worker per device")
 @click.option("--devices", "devices_file", type=click.Path(dir_okay=False), help="devices TOML file")
 @click.option("--threads", callback=_threads, help="thread counts, e.g. 1,4 (default: the profile's)")
-@click.option("--runs", type=click.IntRange(1), default=50, show_default=True)
-@click.option("--warmup", type=click.IntRange(0), default=10, show_default=True)
+@click.option("--preset", default="full", show_default=True, metavar="full|quick",
+              callback=lambda ctx, param, value: bench_preset(value).preset,
+              help="how hard to measure: full, or quick (a quick look at a fraction of the time, noisier; results "
+              "say so); --runs/--warmup/--instances/--trials override it; peak kernels keep full counts")
+@click.option("--runs", callback=_count(1), metavar="N",
+              help=f"timed runs per trial {_presets('runs')}: one inference each; more, a steadier median and tail")
+@click.option("--warmup", callback=_count(0), metavar="N",
+              help=f"untimed warm-up runs {_presets('warmup')}: one inference each; settle caches and clocks")
 @click.option("--min-seconds", type=click.FloatRange(0), default=0, show_default=True,
               help="keep running until both --runs and this many seconds are reached")
-@click.option("--trials", type=click.IntRange(1), default=1, show_default=True, help="repeat each measurement")
-@click.option("--instances", type=click.IntRange(1), default=3, show_default=True,
-              help="interpreters each measurement's runs are spread over (Linux devices; a lone interpreter can "
-              "sit in a slow mode for its whole life)")
+@click.option("--trials", callback=_count(1), metavar="N",
+              help=f"repeat each measurement {_presets('trials')}: a runner process each; shows run-to-run spread")
+@click.option("--instances", callback=_count(1), metavar="N",
+              help=f"interpreters each measurement's runs are spread over {_presets('instances')} (Linux devices; a "
+              "lone interpreter can sit in a slow mode for its whole life): each costs a build and its warm-up")
 @click.option("--cooldown", type=click.FloatRange(0), default=0, show_default=True,
               help="seconds to sleep between measurements")
 @click.option("--timeout", type=click.FloatRange(1), default=600, show_default=True,
@@ -61,9 +80,9 @@ def _threads(ctx, param, value):
 @click.option("--json", "as_json", is_flag=True, help="print the results JSON instead of the table")
 @click.option("-o", "--out", "outdir", type=click.Path(file_okay=False, path_type=Path),
               help="where to write bench.json + bench.csv (default: ARTIFACT's folder/bench-DEVICE)")
-def bench(artifact, device_name, devices_file, threads, runs, warmup, min_seconds, trials, instances, cooldown,
-          timeout, benchmark_binary, input_npy, save_outputs, parse_file, model, precision, op_profile, peak, cores,
-          as_json, outdir):
+def bench(artifact, device_name, devices_file, threads, preset, runs, warmup, min_seconds, trials, instances,
+          cooldown, timeout, benchmark_binary, input_npy, save_outputs, parse_file, model, precision, op_profile, peak,
+          cores, as_json, outdir):
     """Benchmark ARTIFACT (a .tflite file or an export folder with manifest.json) on --device."""
     from ..bench.results import ResultsDocument, write_document
 
@@ -78,8 +97,8 @@ def bench(artifact, device_name, devices_file, threads, runs, warmup, min_second
         outdir = outdir or Path.cwd() / f"bench-{device_name or 'imported'}"
     else:
         mode = {None: "auto", True: "measure", False: "skip"}[peak]
-        args = (threads, runs, warmup, min_seconds, trials, instances, cooldown, timeout, benchmark_binary,
-                input_npy, save_outputs)
+        settings = bench_preset(preset).with_overrides(runs=runs, warmup=warmup, instances=instances, trials=trials)
+        args = (threads, settings, min_seconds, cooldown, timeout, benchmark_binary, input_npy, save_outputs)
         from ..devices.registry import device_names
 
         names = device_names(device_name, devices_file) if device_name else []
@@ -133,9 +152,9 @@ def _stderr_console():
     return Console(stderr=True)
 
 
-def _run(artifact, device_name, devices_file, threads, runs, warmup, min_seconds, trials, instances, cooldown,
-         timeout, benchmark_binary, input_npy, save_outputs, outdir, peak="auto", op_profile=False, progress=None,
-         cores=None):
+def _run(artifact, device_name, devices_file, threads, settings, min_seconds, cooldown, timeout, benchmark_binary,
+         input_npy, save_outputs, outdir, peak="auto", op_profile=False, progress=None, cores=None):
+    """One device: measure with `settings` (bench/settings.BenchSettings) -> (results, outdir)."""
     import contextlib
     import dataclasses
 
@@ -164,19 +183,29 @@ def _run(artifact, device_name, devices_file, threads, runs, warmup, min_seconds
                 status.update(f"[{profile.name}] {msg}")
 
         try:
-            results = bench_artifact(artifact, profile, threads=threads, runs=runs, warmup=warmup,
-                                     min_seconds=min_seconds, cooldown_s=cooldown, trials=trials, timeout=timeout,
-                                     progress=progress, input=input_npy, save_outputs_dir=save_outputs,
-                                     instances=instances, peak=peak, op_profile=op_profile, cores=cores)
+            results = bench_artifact(artifact, profile, threads=threads, runs=settings.runs, warmup=settings.warmup,
+                                     min_seconds=min_seconds, cooldown_s=cooldown, trials=settings.trials,
+                                     timeout=timeout, progress=progress, input=input_npy,
+                                     save_outputs_dir=save_outputs, instances=settings.instances, peak=peak,
+                                     op_profile=op_profile, cores=cores)
         except BenchInterrupted as err:
             if not err.results:
                 raise
+            _note(err.results, settings)
             json_path, _ = write_results(err.results, outdir, partial=True)
             hint = f"{err.hint.rstrip('. ')}; " if err.hint else ""
             raise BenchInterrupted(err.message, f"{hint}{len(err.results)} finished measurement(s) kept in "
                                    f"{json_path} (partial): rerun the same command for the rest",
                                    err.results) from None
+    _note(results, settings)
     return results, outdir
+
+
+def _note(results, settings) -> None:
+    """Results measured with a preset other than full say so (their counts are in each result anyway)."""
+    note = settings.note()
+    for r in results if note else []:
+        r.notes.append(note)
 
 
 def _fmt(value, digits=2):

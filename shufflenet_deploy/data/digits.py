@@ -101,8 +101,12 @@ def write_digits(outdir: Path, size: int = 64, *, force: bool = False) -> Path:
 
 def ensure_digits(size: int = 64) -> Path:
     """The cached digits ImageFolder at `size`, written on first use."""
+    from ..fileio import locked
+
     root = cache_root() / f"digits-{size}"
     if not (root / "README.txt").exists():
-        shutil.rmtree(root, ignore_errors=True)  # the cache's own folder, never finished
-        write_digits(root, size)
+        with locked(cache_root() / f".digits-{size}.lock"):  # another process may be writing it right now
+            if not (root / "README.txt").exists():
+                shutil.rmtree(root, ignore_errors=True)  # the cache's own folder, never finished
+                write_digits(root, size)
     return root

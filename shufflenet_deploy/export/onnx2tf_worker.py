@@ -14,30 +14,52 @@ conversion of an image model (as validation data) unless that file is in its wor
 writes that file from the user's real calibration images, and this worker refuses every socket connection and
 DNS lookup, recording each attempt in `network_attempts.json`, so a conversion can never silently go online.
 
-Usage (by shufflenet_deploy.export.tflite only): python -m shufflenet_deploy.export.onnx2tf_worker SPEC.json
+Why a serve mode: importing TensorFlow and onnx2tf costs seconds, paid again by every one-shot worker, and a test
+module or a sweep converts dozens of models. `--serve` imports them once, then runs each SPEC path read from stdin
+in a child forked from that state, and answers one JSON line per job on its original stdout. Each job thus gets
+what a one-shot worker gets — a process of its own, its own network-attempt record, its workdir as cwd, fds 1/2
+on its log, TensorFlow as it is right after the imports — and writes byte-identical files (in-process it would
+not: see _fork_job).
+
+Usage (by shufflenet_deploy.export.tflite_convert only):
+  python -m shufflenet_deploy.export.onnx2tf_worker SPEC.json   (one job; output goes where the parent points it)
+  python -m shufflenet_deploy.export.onnx2tf_worker --serve     (SPEC paths on stdin; {"spec", "ok", "code"} out)
 SPEC: {"onnx": path (a private copy: onnx2tf rewrites its input), "workdir": dir, "outdir": dir,
        "precisions": [...], "calibration_nhwc": path to .npy or null, "result": path,
+       "log": absolute path the serve mode appends the job's output to,
        "mode": "int8" to requantize an earlier run's saved_model only, "int8": options (convert_int8)}
 """
 from __future__ import annotations
 
+import atexit
+import importlib
 import json
 import os
 import socket
 import sys
 import time
+import traceback
 from pathlib import Path
 
-ATTEMPTS: list[str] = []
+ATTEMPTS: list[str] = []  # this job's blocked attempts
+_record: Path | None = None  # the file they are recorded in: the current job's
 
 
 def block_network(record: Path) -> None:
-    """Make every outgoing connection and name lookup fail loudly, and remember who tried."""
+    """Make every outgoing connection and name lookup fail loudly, and remember who tried, in RECORD.
+
+    Installed once; a later call (a job of a serving worker, in the child it forked) only re-points the record and
+    starts a new list, so each job's attempts land in its own workdir."""
+    global _record
+    ATTEMPTS.clear()
+    installed, _record = _record is not None, record
+    if installed:
+        return
 
     def refuse(what):
         def _refuse(*args, **kwargs):
             ATTEMPTS.append(f"{what} {args[1:2] or args[:1]}")
-            record.write_text(json.dumps(ATTEMPTS))
+            _record.write_text(json.dumps(ATTEMPTS))
             raise OSError(f"network access blocked by sdeploy ({what})")
 
         return _refuse
@@ -199,5 +221,81 @@ def main(spec_path: str) -> int:
     return 0
 
 
+def serve() -> int:
+    """Run each SPEC path read from stdin as a job; answer {"spec", "ok", "code"} per job, one line each.
+
+    onnx2tf and what a conversion loads are imported here, once; each job then runs in a child forked from this
+    untouched state (see _fork_job). The protocol runs on private copies of fds 0 and 1; the fds themselves become
+    what a one-shot worker has (stdin /dev/null, output to stderr; a job's child points 1 and 2 at its log), so
+    nothing a job reads or prints can touch the protocol."""
+    jobs, replies = os.fdopen(os.dup(0)), os.fdopen(os.dup(1), "w")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)
+    block_network(Path(os.devnull))  # before onnx2tf loads, as in a one-shot worker; each job re-points it
+    # What every job imports: onnx2tf first (it sets TensorFlow's environment before loading it), then Keras 3
+    # (with scipy, sklearn, matplotlib), which TensorFlow's saved_model export loads mid-conversion. Neither starts
+    # a thread that could hold a lock across fork, nor draws from TensorFlow's uid counter (see _fork_job).
+    for module in ("onnx2tf", "keras"):
+        try:
+            importlib.import_module(module)
+        except Exception:  # each job's own import then fails again, with its traceback in the job's log
+            break
+    for line in iter(jobs.readline, ""):
+        spec_path = line.strip()
+        if spec_path:
+            code = _fork_job(spec_path, (jobs.fileno(), replies.fileno()))
+            replies.write(json.dumps({"spec": spec_path, "ok": code == 0, "code": code}) + "\n")
+            replies.flush()
+    return 0
+
+
+def _fork_job(spec_path: str, protocol: tuple[int, ...]) -> int:
+    """Run one job in a child forked from the serving process; return its exit code (negative: a signal).
+
+    Why fork, not run the job in-process after resetting Keras: TensorFlow names the constants a graph captures
+    from a process-wide counter nothing can reset, so a second in-process job gives other tensor names (other
+    bytes) than a fresh worker. A forked child starts where a fresh worker would be after its imports; whatever a
+    job changes, leaks or crashes on dies with its child."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    code = 1
+    try:
+        for fd in protocol:
+            os.close(fd)
+        code = _job(spec_path)
+    finally:
+        atexit._run_exitfuncs()  # what a one-shot worker's exit runs (onnx2tf's temp-folder cleanup, for one)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _job(spec_path: str) -> int:
+    """`main` with fds 1 and 2 on the job's log; the exit code a one-shot worker would have had."""
+    try:
+        log = json.loads(Path(spec_path).read_text())["log"]
+    except (OSError, ValueError, KeyError):
+        log = os.devnull  # main fails on this spec too; the parent reports it as a failed conversion
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    try:
+        return main(spec_path)
+    except SystemExit as stop:  # onnx2tf calls sys.exit on some errors: the same code as a one-shot worker's
+        if stop.code is None or isinstance(stop.code, int):
+            return stop.code or 0
+        print(stop.code, file=sys.stderr)
+        return 1
+    except Exception:  # what Python does with an uncaught exception in a one-shot worker: traceback, exit 1
+        traceback.print_exc()
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(serve() if sys.argv[1] == "--serve" else main(sys.argv[1]))
