@@ -42,3 +42,19 @@ def test_peak_kernels_build_without_tensorflow(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["4", "False"]
+
+
+def test_peak_kernels_built_by_several_threads_at_once_are_whole(tmp_path):
+    """A fleet sweep's device threads build the same kernels into one cache at the same moment: each writer has
+    its own temp file, so none fails on another's rename and every file is the whole kernel."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shufflenet_deploy.bench import peak
+
+    with ThreadPoolExecutor(4) as pool:
+        built = list(pool.map(lambda _: peak.build_all(tmp_path / "shared"), range(4)))
+    alone = peak.build_all(tmp_path / "alone")
+    assert all(b == built[0] for b in built) and len(alone) == 4
+    for key, path in alone.items():
+        assert built[0][key].read_bytes() == path.read_bytes()
+    assert sorted(p.name for p in (tmp_path / "shared" / peak.BUILD).iterdir()) == sorted(p.name for p in alone.values())

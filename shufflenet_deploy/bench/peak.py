@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..fileio import atomic_path
 from .settings import FULL, MeasureSettings
 
 KERNELS = {  # name: (kind, input shape, output channels)
@@ -29,10 +30,9 @@ def build_kernel(kernel: str, precision: str, path: Path, seed: int = 0) -> Path
     if path.exists():
         return path
     kind, shape, out = KERNELS[kernel]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(single_op(kind, precision, shape, out, seed=seed))
-    tmp.replace(path)
+    # a temp file of its own: a fleet's device threads (or two sweeps) may build the same kernel at once
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(single_op(kind, precision, shape, out, seed=seed))
     return path
 
 
