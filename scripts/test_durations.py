@@ -61,7 +61,7 @@ def main(files: list[str]) -> int:
     totals = " | ".join(f"{sum(c[0] for c in costs.values()):.0f}" for costs, _ in runs)
     tests = "/".join(str(int(sum(c[1] for c in costs.values()))) for costs, _ in runs)
     print(f"| **sum of modules** | | {tests} | {totals} |")
-    print(f"| **pytest wall time** | | | " + " | ".join(f"{wall:.0f}" for _, wall in runs) + " |")
+    print("| **pytest wall time** | | | " + " | ".join(f"{wall:.0f}" for _, wall in runs) + " |")
     return 0
 
 
