@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Per test module: what it proves (its docstring's first sentence), how many tests and what it costs, from pytest's
-JUnit XML (`pytest --junitxml FILE`); with two files, before and after side by side. Prints Markdown (docs/ci.md).
+JUnit XML (`pytest --junitxml FILE`); with several files, side by side, each column named by its file's stem.
+Prints Markdown (docs/ci.md).
 
-    python scripts/test_durations.py AFTER.xml                 # one run
-    python scripts/test_durations.py BEFORE.xml AFTER.xml      # before -> after
+    python scripts/test_durations.py run.xml                   # one run
+    python scripts/test_durations.py serial.xml xdist.xml      # two runs (e.g. before/after, one/two workers)
 
 A module's cost is the sum of its test cases' times, setup and teardown included (module and session fixtures
 are billed to the test that first needed them). Under pytest-xdist two modules run at once, so the sum of the
@@ -51,7 +52,7 @@ def proves(module: str) -> str:
 def main(files: list[str]) -> int:
     runs = [module_costs(Path(f)) for f in files]
     modules = sorted({m for costs, _ in runs for m in costs}, key=lambda m: -runs[-1][0].get(m, [0])[0])
-    heads = ["before s", "after s"] if len(runs) == 2 else ["s"]
+    heads = [f"{Path(f).stem} s" for f in files]
     print("| module | what it proves | tests | " + " | ".join(heads) + " |")
     print("|---|---|---|" + "---|" * len(heads))
     for m in modules:
@@ -66,6 +67,6 @@ def main(files: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    if not 1 <= len(sys.argv[1:]) <= 2:
+    if not sys.argv[1:]:
         sys.exit(__doc__)
     sys.exit(main(sys.argv[1:]))

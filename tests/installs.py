@@ -67,7 +67,7 @@ def cached_install(name: str, key_parts: list[str], build) -> Path:
     final = cache / f"{name}-{key}"
     with FileLock(str(cache / f"{name}.lock")):
         if not (final / ".complete").exists():
-            for stale in cache.glob(f"{name}-*"):
+            for stale in cache.glob(f"{name}-" + "?" * 16):  # this entry's older keys only, not NAME-other-...
                 shutil.rmtree(stale, ignore_errors=True)
             build(final)  # a venv must be made at its final path (its scripts name it)
             (final / ".complete").write_text(key)
