@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 # needs, work without ai-edge-litert (a tflite-runtime install).
 
 __all__ = ["GROUPS", "GROUP_LABELS", "LAYER_KIND_GROUP", "OpInfo", "classify", "model_ops", "flops_by_group",
-           "time_by_group", "shares", "read_model", "op_name", "is_const"]
+           "time_by_group", "shares"]  # read_model, op_name, is_const: tflite/graph.py
 
 GROUPS = ("grouped_conv", "depthwise_conv", "dense_conv", "shuffle", "pooling", "concat_add", "quant", "other")
 GROUP_LABELS = {
