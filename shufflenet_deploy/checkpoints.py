@@ -9,8 +9,9 @@ Other files are plain state_dicts (bare, or under "state_dict"/"model", keys wit
 `module.`, `num_batches_tracked` optional). One with ShuffleNet v1's official module names is taken as
 Megvii's release: channel shuffle "megvii" (whatever the options say), BGR 0..255 input, and g/width inferred
 from the shapes when no name is given. A bare state_dict of our own paper-convention v1 has the same names and
-would be misread: save our models with `save_checkpoint`, which records the convention. Other state_dicts need
-the model name.
+would be misread: save our models with `save_checkpoint`, which records the convention. A torchvision-layout v2
+(the zoo's own names) is named by its shapes too; other state_dicts need the model name, or their own code
+(`sdeploy export --module`, export/sources.py).
 
 Every file is read with `torch.load(path, map_location="cpu", weights_only=True)`: a checkpoint can't run code.
 """
@@ -106,6 +107,13 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict, extra: dict 
     return path
 
 
+def read_state_dict(path: str | Path) -> dict:
+    """The bare state_dict in PATH (unwrapped, DataParallel prefix stripped), read with weights_only=True: the
+    weights of a user's own module (`sdeploy export --module`)."""
+    path = Path(path)
+    return _state_dict(_read(path), path)
+
+
 # -- reading --------------------------------------------------------------------------------------------------
 def _read(path: Path):
     if not path.exists():
@@ -175,10 +183,11 @@ def _describe(obj) -> str:
 def _meta_for_state_dict(state: dict, path: Path, name: str | None, options: dict) -> dict:
     megvii = all(k in state for k in _MEGVII_KEYS)
     if name is None:
-        name = _infer_v1_name(state) if megvii else None
+        name = _infer_v1_name(state) if megvii else _infer_v2_name(state)
         if name is None:
-            raise UserError(f"{path} is a bare state_dict that does not name its model",
-                            "pass the model name (`sdeploy zoo` lists them)")
+            raise UserError(f"{path} is a bare state_dict whose shapes fit no zoo model",
+                            "pass the model name (`sdeploy zoo` lists them), or build your own model with "
+                            "--module net.py:factory --checkpoint FILE")
     spec = get_spec(name)
     megvii = megvii and spec.family == "shufflenet_v1"
     options = dict(options)
@@ -206,6 +215,20 @@ def _infer_v1_name(state: dict) -> str | None:
         cfg = configs.shufflenet_v1_config(groups, width)
         if (cfg.stem, cfg.channels[0]) == (stem, c_out):
             return f"shufflenet_v1_g{groups}_{width}x{suffix}"
+    return None
+
+
+def _infer_v2_name(state: dict) -> str | None:
+    """The width of a torchvision-layout ShuffleNet v2 (the zoo's module names) from its weight shapes."""
+    try:
+        stem = state["conv1.0.weight"].shape[0]
+        stages = tuple(state[f"stage{i}.0.branch1.2.weight"].shape[0] * 2 for i in (2, 3, 4))
+        last = state["conv5.0.weight"].shape[0]
+    except (KeyError, IndexError, AttributeError):
+        return None
+    for width, channels in configs.V2_CHANNELS.items():
+        if (stem, (*stages, last)) == (configs.V2_STEM, channels):
+            return f"shufflenet_v2_{width}x"
     return None
 
 

@@ -136,7 +136,8 @@ class Manifest:
 
     @property
     def macs(self) -> int | None:
-        """conv+FC MACs at the export's own input size, classes and options (complexity.py `macs_total`)."""
+        """conv+FC MACs at the export's own input size, classes and options (complexity.py `macs_total` for a zoo
+        model, counted from the ONNX graph for any other: `macs.counted_by`)."""
         total = (self.data.get("macs") or {}).get("total")
         return int(total) if total is not None else None
 
@@ -160,7 +161,12 @@ class Manifest:
         return {"key": self.key, "name": self.model, "input_size": self.data["input_size"],
                 "num_classes": self.num_classes, "options": self.options,
                 "macs": {"total": self.macs, "conv": self.macs_conv}, "params": self.data.get("params"),
-                "macs_source": "export manifest (complexity.py, conv+FC)"}
+                "macs_source": f"export manifest ({self._macs_counted_by()}, conv+FC)"}
+
+    def _macs_counted_by(self) -> str:
+        counted = (self.data.get("macs") or {}).get("counted_by")
+        return "complexity.py" if not isinstance(counted, str) or counted.startswith("complexity.py") else \
+            "the ONNX graph"
 
     # -- what it holds -------------------------------------------------------------------------------------
     def artifacts(self) -> list[Artifact]:

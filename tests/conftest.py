@@ -246,8 +246,8 @@ def sdeploy_wheel(tmp_path_factory) -> Path:
 # `pytest` run (no -n) is unaffected but for the order.
 SPREAD = {"test_export_matrix.py"}
 COSTLIEST_FIRST = ["test_fleet.py", "test_install.py", "test_int8_repair.py", "test_aarch64_cli.py",
-                   "test_lowering.py", "test_ci_arm.py", "test_train_eval.py", "test_bad_inputs.py",
-                   "test_export.py", "test_demo.py", "test_analysis.py"]
+                   "test_lowering.py", "test_ci_arm.py", "test_train_eval.py", "test_front_doors.py",
+                   "test_bad_inputs.py", "test_export.py", "test_demo.py", "test_analysis.py"]
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the group marks into node ids

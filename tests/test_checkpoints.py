@@ -165,7 +165,7 @@ def test_other_checkpoint_mistakes(tmp_path):
     with pytest.raises(UserError, match="holds mobilenet_v1_0.25x, not shufflenet_v2_1.0x"):
         load_checkpoint(ours, "shufflenet_v2_1.0x")
     torch.save(model.state_dict(), tmp_path / "bare.pt")
-    with pytest.raises(UserError, match="does not name its model"):
+    with pytest.raises(UserError, match="whose shapes fit no zoo model"):
         load_checkpoint(tmp_path / "bare.pt")
     assert load_checkpoint(tmp_path / "bare.pt", "mobilenet_v1_0.25x")[1]["num_classes"] == 2
     with pytest.raises(UserError, match="no model given"):

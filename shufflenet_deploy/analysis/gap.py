@@ -257,11 +257,12 @@ def _flops_vs_time(doc: ResultsDocument, key: str | None, precision: str) -> dic
         if not entry:
             continue
         ops = (entry.get("precisions", {}).get(precision) or {}).get("ops")
-        if not ops or not entry.get("flops_by_group"):
+        by_group = entry.get("flops_by_group") or (macs_by_group(ops) if ops else None)  # a non-zoo model: its ops
+        if not ops or not by_group:
             continue
         time_ms = {g: sum(o["time_ms"] for o in ops if o.get("group") == g and o.get("time_ms") is not None)
                    for g in GROUPS}
-        flops = {g: entry["flops_by_group"].get(g, 0) for g in GROUPS}
+        flops = {g: by_group.get(g, 0) for g in GROUPS}
         other: dict[str, float] = {}
         folded = [o for o in ops if o.get("fused_into") is not None]
         for o in ops:

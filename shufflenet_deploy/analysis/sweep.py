@@ -213,14 +213,18 @@ def _sweep_model(doc, backend, outdir, source: Source, precisions, threads, opti
         _skip(doc, key, name, size, None, f"export failed: {err.one_line()}", progress)
         save_doc(outdir, doc)
         return
-    cx = count_complexity(manifest.model, input_size=manifest.input_size,
-                          **{"num_classes": manifest.num_classes, **manifest.options})
+    if manifest.model in set(list_models()):
+        cx = count_complexity(manifest.model, input_size=manifest.input_size,
+                              **{"num_classes": manifest.num_classes, **manifest.options})
+        params, groups = cx.params, flops_by_group(cx)
+        layers = [{"name": l.name, "kind": l.kind, "macs": l.macs} for l in cx.layers]
+    else:  # a model sdeploy did not build (sources.py): its graph-counted MACs; MACs per group from its own ops
+        params, groups, layers = manifest.data.get("params"), None, []
     entry = doc.models.setdefault(key, {"precisions": {}})
     entry.update(model=manifest.model, input_size=to_json(manifest.input_size), num_classes=manifest.num_classes,
-                 macs_total=manifest.macs, macs_conv=manifest.macs_conv, params=cx.params,
-                 flops_by_group=flops_by_group(cx), source=str(source.export or source.checkpoint or "zoo"),
-                 export=str(manifest.folder),
-                 layers=[{"name": l.name, "kind": l.kind, "macs": l.macs} for l in cx.layers])
+                 macs_total=manifest.macs, macs_conv=manifest.macs_conv, params=params,
+                 flops_by_group=groups, source=str(source.export or source.checkpoint or "zoo"),
+                 export=str(manifest.folder), layers=layers)
     for precision in todo:
         try:
             art = manifest.artifact(precision)

@@ -10,8 +10,19 @@ from .common import comma_list, input_size as parse_size, print_json, status, st
 
 @click.command()
 @click.argument("model", required=False)
-@click.option("--checkpoint", type=click.Path(path_type=Path), help="Our checkpoint or an official Megvii one.")
-@click.option("--input-size", help="Input side, or height,width (e.g. 480,640); default: the checkpoint's, else 224.")
+@click.option("--checkpoint", type=click.Path(path_type=Path),
+              help="Weights: our checkpoint, Megvii's official v1, a state_dict (its shapes name the zoo entry), or "
+                   "the state_dict of --module's model (loaded with weights_only=True).")
+@click.option("--module", "module", metavar="FILE.py:FACTORY",
+              help="Build the model with your own code: FACTORY() in FILE.py returns the nn.Module. This RUNS that "
+                   "file, as `python FILE.py` would: pass only code you trust.")
+@click.option("--input-size", help="Input side, or height,width (e.g. 480,640); default: the graph's or checkpoint's, "
+                                   "else 224.")
+@click.option("--mean", help="Per-channel mean after scaling, e.g. 0.485,0.456,0.406 (default: ImageNet's).")
+@click.option("--std", help="Per-channel std after scaling, e.g. 0.229,0.224,0.225 (default: ImageNet's).")
+@click.option("--scale", help="Multiplier from 0..255 pixels, e.g. 1/255 (default) or 1 for 0..255 models.")
+@click.option("--channel-order", type=click.Choice(["RGB", "BGR"], case_sensitive=False),
+              help="Colour order the model expects (default RGB).")
 @click.option("--precision", default="fp32,int8", show_default=True, help="Comma list of fp32, fp16, int8.")
 @click.option("--calib", type=click.Path(path_type=Path), help="Folder (or ImageFolder tree) of calibration images.")
 @click.option("--calib-count", default=100, show_default=True, help="Images used for int8 calibration.")
@@ -26,20 +37,29 @@ from .common import comma_list, input_size as parse_size, print_json, status, st
                    "calibration, other activation ranges, the worst layers in float. auto: agreement=99,drop=0.5 "
                    "for a checkpoint, none for random weights; none: one plain attempt.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-def export(model, checkpoint, input_size, precision, calib, calib_count, val, shuffle, outdir, force, optimize,
-           int8_target, as_json):
-    """Export MODEL (a zoo name; optional with our own checkpoint) to ONNX and TFLite, verifying each step."""
+def export(model, checkpoint, module, input_size, mean, std, scale, channel_order, precision, calib, calib_count, val,
+           shuffle, outdir, force, optimize, int8_target, as_json):
+    """Export MODEL to ONNX and TFLite, verifying each step.
+
+    MODEL is a zoo name (`sdeploy zoo`), or your own model as a file: model.onnx, model.pt2 (torch.export.save)
+    or TorchScript (torch.jit.save). Or build it with --module net.py:factory (+ --checkpoint weights).
+    """
     from ..extras import require
 
     require("export", "sdeploy export")
     from ..export.pipeline import ExportRequest, export as run_export
     from ..errors import UserError
 
-    if model is None and checkpoint is None:
-        raise UserError("nothing to export", "name a zoo model (see `sdeploy zoo`) and/or pass --checkpoint")
+    if model is None and checkpoint is None and module is None:
+        raise UserError("nothing to export", "name a zoo model (see `sdeploy zoo`), a model file (.onnx, .pt2, "
+                        "TorchScript), --module net.py:factory, or --checkpoint")
     options = {"shuffle": shuffle} if shuffle else {}
-    name = model or Path(checkpoint).stem
-    request = ExportRequest(model=model, checkpoint=checkpoint, input_size=parse_size(input_size),
+    named_by = model or (module.rpartition(":")[0] if module else str(checkpoint))
+    name = Path(named_by).stem
+    preprocessing = {"mean": _floats(mean, "--mean"), "std": _floats(std, "--std"), "scale": _scale(scale),
+                     "channel_order": channel_order.upper() if channel_order else None}
+    request = ExportRequest(model=model, checkpoint=checkpoint, module=module, preprocessing=preprocessing,
+                            input_size=parse_size(input_size),
                             precisions=tuple(comma_list(precision)), calib=calib, calib_count=calib_count, val=val,
                             outdir=outdir or Path(f"export-{name}"), force=force, model_options=options,
                             optimize=optimize, int8_target=int8_target)
@@ -49,6 +69,31 @@ def export(model, checkpoint, input_size, precision, calib, calib_count, val, sh
         print_json(manifest)
     else:
         print_summary(manifest, request.outdir)
+
+
+def _floats(text: str | None, flag: str) -> tuple[float, ...] | None:
+    from ..errors import UserError
+
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(f"{flag} {text!r} is not a comma list of numbers", f"e.g. {flag} 0.485,0.456,0.406") from None
+    return values
+
+
+def _scale(text: str | None) -> float | None:
+    from ..errors import UserError
+
+    if text is None:
+        return None
+    try:
+        num, _, den = text.partition("/")
+        value = float(num) / float(den) if den else float(num)
+    except (ValueError, ZeroDivisionError):
+        raise UserError(f"--scale {text!r} is not a number", "e.g. --scale 1/255 or --scale 1") from None
+    return value
 
 
 def print_summary(manifest: dict, outdir: Path) -> None:

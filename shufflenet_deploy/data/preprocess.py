@@ -13,6 +13,7 @@ the crop always fits inside the resized image.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -32,12 +33,22 @@ class Preprocessing:
     scale: float = 1.0 / 255.0
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    channels: int = 3  # 1: the image is converted to grey (PIL "L") before scaling
 
     def __post_init__(self):
         if self.channel_order not in ("RGB", "BGR"):
             raise ValueError(f"channel_order must be RGB or BGR, not {self.channel_order!r}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, not {self.channels!r}")
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise ValueError(f"mean and std need {self.channels} value(s) each (one per input channel), "
+                             f"got {len(self.mean)} and {len(self.std)}")
+        if not all(math.isfinite(v) for v in (*self.mean, *self.std, self.scale)) or min(self.std) <= 0 \
+                or self.scale <= 0:
+            raise ValueError(f"mean, std and scale must be finite, std and scale positive (mean {self.mean}, "
+                             f"std {self.std}, scale {self.scale})")
         object.__setattr__(self, "input_size", canonical(self.input_size))
 
     @property
@@ -63,19 +74,22 @@ class Preprocessing:
         d = asdict(self)
         d["mean"], d["std"] = list(self.mean), list(self.std)
         d["input_size"] = to_json(self.input_size)
+        if self.channels == 3:  # the usual case stays as every earlier manifest and checkpoint wrote it
+            del d["channels"]
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Preprocessing":
-        known = {k: d[k] for k in ("input_size", "resize", "channel_order", "scale", "mean", "std") if k in d}
+        known = {k: d[k] for k in ("input_size", "resize", "channel_order", "scale", "mean", "std", "channels")
+                 if k in d}
         return cls(**known)
 
     # -- applying it -------------------------------------------------------------------------------------------
     def pixels(self, image) -> np.ndarray:
-        """A PIL image -> HWC uint8 RGB array, resized and centre-cropped (no scaling yet)."""
+        """A PIL image -> HWC uint8 RGB (or grey, one channel) array, resized and centre-cropped (no scaling yet)."""
         from PIL import Image
 
-        image = image.convert("RGB")
+        image = image.convert("RGB" if self.channels == 3 else "L")
         w, h = image.size
         short = min(w, h)
         if short != self.resize:
@@ -85,12 +99,13 @@ class Preprocessing:
         crop_h, crop_w = self.hw
         left, top = (w - crop_w) // 2, (h - crop_h) // 2
         image = image.crop((left, top, left + crop_w, top + crop_h))
-        return np.asarray(image, dtype=np.uint8)
+        pixels = np.asarray(image, dtype=np.uint8)
+        return pixels if pixels.ndim == 3 else pixels[..., None]
 
     def normalize(self, pixels_hwc: np.ndarray) -> np.ndarray:
         """HWC uint8 RGB -> HWC float32 in the model's channel order, scaled and normalised."""
         x = pixels_hwc.astype(np.float32)
-        if self.channel_order == "BGR":
+        if self.channel_order == "BGR" and x.shape[-1] == 3:
             x = x[..., ::-1]
         x = x * np.float32(self.scale)
         return ((x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)).astype(np.float32)
@@ -108,6 +123,6 @@ class Preprocessing:
     def load_batch(self, paths: Sequence[Path]) -> np.ndarray:
         """Image files -> NCHW float32."""
         if not paths:
-            return np.zeros((0, 3, *self.hw), np.float32)
+            return np.zeros((0, self.channels, *self.hw), np.float32)
         return np.stack([self.load(p) for p in paths])
 

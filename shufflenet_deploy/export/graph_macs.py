@@ -113,3 +113,15 @@ def _matmul(node, shapes: dict) -> int:
     trans_a = next((attr.i for attr in node.attribute if attr.name == "transA"), 0) if node.op_type == "Gemm" else 0
     inner = a[0] if trans_a else a[-1]
     return prod(y) * inner
+
+
+def count_params(model) -> int:
+    """Weights and biases of the convolutions and fully connected layers (BatchNorm folded into them)."""
+    import onnx
+
+    if not isinstance(model, onnx.ModelProto):
+        model = onnx.load(str(Path(model)))
+    sizes = {init.name: prod(init.dims) for init in model.graph.initializer}
+    used = {name for node in model.graph.node if node.op_type in ("Conv", "Gemm", "MatMul")
+            for name in node.input[1:] if name in sizes}
+    return int(sum(sizes[name] for name in used))

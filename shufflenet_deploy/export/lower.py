@@ -236,7 +236,8 @@ def _set(root, dotted: str, module) -> None:
 
 def lower_onnx(path: Path) -> dict:
     """In place: residual Add(x, y) of two tensors -> Sum(x, y); MaxPool(pads) fed by a Relu -> Pad(zeros, constant
-    pads) + MaxPool(no pads).
+    pads) + MaxPool(no pads). Fed by an op with a negative least value b (HardSwish -3/8, Clip(min<0)): the same
+    between Add(-b) and Add(b), exact too; fed by anything unbounded: left (PADV2, its own XNNPACK partition).
 
     Sum: onnx2tf 1.29's Add handler has a "rescue guard" that, for a 4-D add, compares the TF (NHWC) output shape
     with the ONNX (NCHW) one, finds them different and transposes both inputs to NCHW; the next Conv's forced
@@ -275,12 +276,23 @@ def lower_onnx(path: Path) -> dict:
         if len(kernel) != 2 or not any(pads) or any(p >= kernel[i % 2] for i, p in enumerate(pads)):
             continue
         x = node.inputs[0]
-        if len(x.inputs) != 1 or x.inputs[0].op != "Relu" or len(node.outputs) != 1:
+        bound = _lower_bound(x.inputs[0]) if len(x.inputs) == 1 else None
+        if bound is None or len(node.outputs) != 1:
             continue
+        source = x
+        if bound < 0:  # max(x) = max(x - b) + b, and x - b >= 0: zero padding is exact on the shifted input
+            source = gs.Variable(f"{x.name}_shifted", dtype=x.dtype)
+            graph.nodes.append(gs.Node("Add", name=f"{node.name}_shift", inputs=[
+                x, gs.Constant(f"{node.name}_shift_by", np.array(-bound, np.float32))], outputs=[source]))
+            pooled, back = gs.Variable(f"{node.outputs[0].name}_shifted", dtype=x.dtype), node.outputs[0]
+            node.outputs = [pooled]
+            graph.nodes.append(gs.Node("Add", name=f"{node.name}_unshift", inputs=[
+                pooled, gs.Constant(f"{node.name}_unshift_by", np.array(bound, np.float32))], outputs=[back]))
         padded = gs.Variable(f"{x.name}_zero_padded", dtype=x.dtype)
         onnx_pads = np.array([0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]], np.int64)
         graph.nodes.append(gs.Node("Pad", name=f"{node.name}_zero_pad", attrs={"mode": "constant"},
-                                   inputs=[x, gs.Constant(f"{node.name}_zero_pads", onnx_pads)], outputs=[padded]))
+                                   inputs=[source, gs.Constant(f"{node.name}_zero_pads", onnx_pads)],
+                                   outputs=[padded]))
         node.inputs[0] = padded
         node.attrs["pads"] = [0, 0, 0, 0]
         rewritten += 1
@@ -291,6 +303,22 @@ def lower_onnx(path: Path) -> dict:
         onnx.checker.check_model(model)
         onnx.save(model, str(path))
     return {"maxpool_zero_pad": rewritten, "residual_add_as_sum": sums}
+
+
+def _lower_bound(producer) -> float | None:
+    """The least value PRODUCER (a graphsurgeon node) can output, where its op fixes one: ReLU 0 (our zoo's
+    stems), and for other codebases' stems HardSwish -3/8, ReLU6/Clip their minimum, sigmoids 0."""
+    import numpy as np
+
+    if producer.op in ("Relu", "Sigmoid", "HardSigmoid"):
+        return 0.0
+    if producer.op == "HardSwish":
+        return -0.375
+    if producer.op == "Clip":
+        low = producer.inputs[1] if len(producer.inputs) > 1 else None
+        value = getattr(low, "values", None)
+        return None if value is None or np.size(value) != 1 or not np.isfinite(value) else float(value)
+    return None
 
 
 def lower_tflite(src: Path, dst: Path, *, shuffle: str = DEFAULT_SHUFFLE) -> dict:

@@ -26,7 +26,7 @@ import numpy as np
 from ..data.folders import ImageSet, scan_images
 from ..errors import UserError
 from ..fileio import check_writable, current_umask, remove_stale, sha256, temp_dir, write_json
-from ..sizes import as_hw, canonical, parse as parse_size, to_json
+from ..sizes import as_hw, parse as parse_size, to_json
 from . import int8_layers, verify
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -48,6 +48,8 @@ class ExportRequest:
     outdir: Path = Path("export")
     force: bool = False
     model_options: dict = field(default_factory=dict)
+    module: str | None = None  # path/to/net.py:factory (sources.py)
+    preprocessing: dict | None = None  # mean/std/scale/channel_order given by the user, for models that carry none
     seed: int = 0
     optimize: bool = True  # lower.py: rewrite the graph for XNNPACK; False = onnx2tf's plain output
     # int8_repair.Int8Target.parse text; "auto" = the default target for a trained checkpoint, none for random init
@@ -83,11 +85,12 @@ def export(req: ExportRequest, progress: Callable[[str], None] = lambda msg: Non
     for stale in remove_stale(outdir.parent, outdir.name):
         progress(f"removed {stale.name}, left by an interrupted export")
     progress("loading model")
-    model, meta = _load(req)
-    if not req.optimize:
+    source = _load(req)
+    meta = source.meta
+    if not req.optimize and source.zoo:
         from .lower import check_plain_export
 
-        check_plain_export(model, meta)
+        check_plain_export(source.module, meta)
     pre = _preprocessing(meta)
     val = _validation_set(req, meta, pre)  # a class mismatch is found now, not after the conversion
     if val is not None:
@@ -99,7 +102,7 @@ def export(req: ExportRequest, progress: Callable[[str], None] = lambda msg: Non
     tmp = temp_dir(outdir.parent, outdir.name, "tmp")
     try:
         try:
-            manifest = _build(req, model, meta, pre, images, precisions, tmp, progress, val)
+            manifest = _build(req, source, pre, images, precisions, tmp, progress, val)
         except _Int8Missed as missed:
             report = {"schema": MANIFEST_SCHEMA, "status": "failed", "model": meta["model"],
                       "input_size": to_json(meta["input_size"]), "failed": ["int8"], **missed.manifest_part}
@@ -120,7 +123,7 @@ def export(req: ExportRequest, progress: Callable[[str], None] = lambda msg: Non
                                report=outdir / "export_report.json", log=outdir / "conversion.log") from None
         if val is not None:
             progress(f"measuring accuracy on {val.root}")
-            manifest["accuracy"] = _accuracy(tmp, manifest, model, pre, val)
+            manifest["accuracy"] = _accuracy(tmp, manifest, source, pre, val)
         manifest["timings"]["total_s"] = round(time.perf_counter() - started, 2)
         failed = {k: a["parity"] for k, a in manifest["artifacts"].items() if a.get("parity") and not a["parity"]["passed"]}
         if failed:
@@ -200,13 +203,10 @@ def _check_outdir(outdir: Path, force: bool) -> None:
 
 
 def _load(req: ExportRequest):
-    from ..checkpoints import load_model
+    from .sources import open_source
 
-    model = load_model(req.model, req.checkpoint, **req.model_options)
-    meta = dict(model.sdeploy_meta)
-    if req.input_size:
-        meta["input_size"] = canonical(req.input_size)
-    return model, meta
+    return open_source(req.model, req.checkpoint, module=req.module, input_size=req.input_size,
+                       preprocessing=req.preprocessing, options=req.model_options)
 
 
 def _preprocessing(meta: dict):
@@ -281,12 +281,12 @@ def _validation_set(req: ExportRequest, meta: dict, pre) -> ImageSet | None:
     return None
 
 
-def _accuracy(tmp: Path, manifest: dict, model, pre, val: ImageSet) -> dict:
+def _accuracy(tmp: Path, manifest: dict, source, pre, val: ImageSet) -> dict:
     from ..evaluate import check_classes, accuracy_table
 
     check_classes(val, manifest.get("class_names"), manifest["model"])
     x = pre.load_batch(val.paths)
-    table = accuracy_table(tmp, manifest["artifacts"], x, val.labels, verify.run_torch(model, x))
+    table = accuracy_table(tmp, manifest["artifacts"], x, val.labels, source.reference(x))
     return {"data": str(val.root), "samples": len(val), **table}
 
 
@@ -297,16 +297,18 @@ def _synthetic(pre, count: int, seed: int) -> Images:
     coarse = rng.uniform(0, 255, (count, 8, 8, 3)).astype(np.float32)
     from PIL import Image
 
-    pixels = np.stack([np.asarray(Image.fromarray(c.astype(np.uint8)).resize((w, h), Image.BICUBIC)) for c in coarse])
+    mode = "RGB" if pre.channels == 3 else "L"
+    pixels = np.stack([np.asarray(Image.fromarray(c.astype(np.uint8)).resize((w, h), Image.BICUBIC).convert(mode))
+                       for c in coarse]).reshape(count, h, w, pre.channels)
     held_out = np.stack([pre.normalize(p).transpose(2, 0, 1) for p in pixels])
     return Images("synthetic", None, np.ascontiguousarray(held_out), pixels.astype(np.float32) / 255)
 
 
 # -- the build -----------------------------------------------------------------------------------------------
-def _build(req, model, meta, pre, images: Images, precisions, tmp: Path, progress, val: ImageSet | None = None) -> dict:
-    from ..complexity import count_complexity
+def _build(req, source, pre, images: Images, precisions, tmp: Path, progress, val: ImageSet | None = None) -> dict:
     from . import lower, onnx_export, tflite_convert, tflite_inspect
 
+    meta = source.meta
     timings: dict[str, float] = {}
     log = tmp / "conversion.log"
     artifacts: dict[str, dict] = {}
@@ -314,19 +316,13 @@ def _build(req, model, meta, pre, images: Images, precisions, tmp: Path, progres
     t0 = time.perf_counter()
     progress("exporting ONNX")
     onnx_path = tmp / "model.onnx"
-    export_model, lowering = model, {"applied": False}
-    if req.optimize:  # the deploy copy is exported; parity stays against the original model
-        export_model, torch_report = lower.lower_torch(model, meta["input_size"])
-        lowering = {"applied": True, "torch": torch_report, "tflite": {}}
-    onnx_export.export_onnx(export_model, meta["input_size"], onnx_path)
-    if req.optimize:
-        lowering["onnx"] = lower.lower_onnx(onnx_path)
-    torch_logits = verify.run_torch(model, images.held_out)
+    lowering, macs, params = _write_onnx(req, source, onnx_path, tmp)
+    reference_logits = source.reference(images.held_out)
     onnx_logits = verify.run_onnx(onnx_path, images.held_out)
     artifacts["onnx"] = {
-        "file": "model.onnx", "format": "onnx", "opset": onnx_export.OPSET,
+        "file": "model.onnx", "format": "onnx", "opset": _opset(onnx_path),
         "ops": onnx_export.onnx_op_histogram(onnx_path),
-        "parity": verify.check(verify.compare(torch_logits, onnx_logits, reference_name="pytorch"),
+        "parity": verify.check(verify.compare(reference_logits, onnx_logits, reference_name=source.reference_name),
                                verify.THRESHOLDS["onnx"]).to_dict(),
     }
     timings["onnx_s"] = round(time.perf_counter() - t0, 2)
@@ -381,8 +377,6 @@ def _build(req, model, meta, pre, images: Images, precisions, tmp: Path, progres
         art["size_bytes"] = path.stat().st_size
         art["sha256"] = sha256(path)
 
-    complexity = count_complexity(meta["model"], input_size=meta["input_size"],
-                                  num_classes=meta.get("num_classes", 1000), **meta.get("options", {}))
     manifest = {
         "schema": MANIFEST_SCHEMA,
         "status": "ok",
@@ -390,15 +384,17 @@ def _build(req, model, meta, pre, images: Images, precisions, tmp: Path, progres
         "model": meta["model"],
         "options": meta.get("options", {}),
         "checkpoint": str(req.checkpoint) if req.checkpoint else None,
+        "source": source.notes,
         "num_classes": meta.get("num_classes"),
         "class_names": meta.get("class_names"),
         "input_size": to_json(meta["input_size"]),
         "layout": {"onnx": "NCHW", "tflite": "NHWC"},
         "preprocessing": pre.to_dict(),
+        **({"preprocessing_from": meta["preprocessing_from"]} if "preprocessing_from" in meta else {}),
         "int8_io": "int8 input and output; quantize inputs with inputs[0].quantization (q = round(x/scale)+zero_point) "
                    "after preprocessing, dequantize logits with outputs[0].quantization",
-        "macs": {"conv": complexity.macs_conv, "total": complexity.macs_total},
-        "params": complexity.params,
+        "macs": macs,
+        "params": params,
         "images": {"source": images.source, "folder": str(images.image_set.root) if images.image_set else None,
                    "calibration": len(images.calib_files) if "int8" in precisions else 0,
                    "held_out": int(len(images.held_out)),
@@ -411,6 +407,49 @@ def _build(req, model, meta, pre, images: Images, precisions, tmp: Path, progres
         "log": log.name,
     }
     return manifest
+
+
+def _write_onnx(req, source, onnx_path: Path, tmp: Path) -> tuple[dict, dict, int]:
+    """model.onnx, and (lowering report, MACs, params): a zoo model lowered by module, any other by pattern."""
+    from . import lower, onnx_export
+
+    if source.zoo:
+        from ..complexity import count_complexity
+
+        export_model, lowering = source.module, {"applied": False}
+        if req.optimize:  # the deploy copy is exported; parity stays against the original model
+            export_model, torch_report = lower.lower_torch(source.module, source.meta["input_size"])
+            lowering = {"applied": True, "torch": torch_report, "tflite": {}}
+        onnx_export.export_onnx(export_model, source.meta["input_size"], onnx_path)
+        if req.optimize:
+            lowering["onnx"] = lower.lower_onnx(onnx_path)
+        meta = source.meta
+        cx = count_complexity(meta["model"], input_size=meta["input_size"], num_classes=meta.get("num_classes", 1000),
+                              **meta.get("options", {}))  # equal to graph_macs on every zoo entry (tested)
+        return lowering, {"conv": cx.macs_conv, "total": cx.macs_total,
+                          "counted_by": "complexity.py (the zoo's architecture)"}, cx.params
+    from .graph_macs import count_macs, count_params
+    from .onnx_normalize import normalize, read_model
+    from .onnx_patterns import lower_foreign_onnx
+
+    written = tmp / "work" / "source.onnx"
+    written.parent.mkdir(exist_ok=True)
+    source.write_onnx(written)
+    normalize(read_model(written), source.path or written, source.meta["input_size"], onnx_path)
+    macs = count_macs(onnx_path)
+    counted = {"conv": macs.conv, "total": macs.total, "counted_by": "the ONNX graph (graph_macs.py)"}
+    params = count_params(onnx_path)  # BatchNorm folded into the convolutions
+    lowering = {"applied": False}
+    if req.optimize:
+        lowering = {"applied": True, "onnx": lower_foreign_onnx(onnx_path), "tflite": {}}
+    return lowering, counted, params
+
+
+def _opset(path: Path) -> int:
+    import onnx
+
+    return next((o.version for o in onnx.load(str(path), load_external_data=False).opset_import
+                 if o.domain in ("", "ai.onnx")), 0)
 
 
 def _fp32_reference(tmp: Path, converted: dict, optimize: bool) -> Path:
@@ -428,14 +467,14 @@ def _fp32_reference(tmp: Path, converted: dict, optimize: bool) -> Path:
     return reference
 
 
-def _int8_target(req: ExportRequest):
+def _int8_target(req: ExportRequest, trained: bool):
     """The target to repair to (None: one attempt, today's behaviour) and why."""
     from .int8_repair import Int8Target
 
     if req.int8_target == "auto":
-        if req.checkpoint is None:
+        if not trained:
             return None, "not applied: random-initialised weights (no checkpoint), where top-1 agreement means nothing"
-        return Int8Target(), "default for a trained checkpoint"
+        return Int8Target(), "default for trained weights (a checkpoint or the user's own model file)"
     target = Int8Target.parse(req.int8_target)
     return target, "--int8-target" if target else "--int8-target none"
 
@@ -453,7 +492,7 @@ def _int8_quality(req, meta, pre, images: Images, val: ImageSet | None, fp32: Pa
     progress("measuring the int8 error per layer")
     x_layers = np.ascontiguousarray(x_eval[:LAYER_IMAGES].transpose(0, 2, 3, 1))
     rows = int8_layers.layer_errors(fp32, int8, x_layers)
-    target, why = _int8_target(req)
+    target, why = _int8_target(req, trained=meta["trained"])
     repair = None
     if target is not None:
         more = pre.load_batch(images.more_calibration_paths) if images.more_calibration_paths else None

@@ -35,6 +35,7 @@ def write_onnx2tf_sample(workdir: Path, images_nhwc01: np.ndarray) -> None:
     import PIL.Image
 
     picks = [images_nhwc01[i % len(images_nhwc01)] for i in range(20)]
+    picks = [np.repeat(p, 3, axis=-1) if p.shape[-1] == 1 else p for p in picks]  # grey models: the file is RGB
     resized = [np.asarray(PIL.Image.fromarray((p * 255).astype(np.uint8)).resize((128, 128)), np.float32) / 255
                for p in picks]
     np.save(workdir / ONNX2TF_SAMPLE_FILE, np.stack(resized).astype(np.float32))

@@ -208,10 +208,12 @@ def add_n_to_add(g: Graph) -> int:
         elif g.is_int8(a) or g.tensor(a).type != g.tensor(out).type:
             continue
         activation = fb.ActivationFunctionType.NONE
-        relu = only_reader(out, BO.RELU)
-        if relu is not None:
-            activation, out = fb.ActivationFunctionType.RELU, int(relu.outputs[0])
-            drop.append(relu)
+        for code, fused in ((BO.RELU, fb.ActivationFunctionType.RELU), (BO.RELU6, fb.ActivationFunctionType.RELU6)):
+            relu = only_reader(out, code)  # ReLU6: other codebases' residual units (a standalone int8 op otherwise)
+            if relu is not None:
+                activation, out = fused, int(relu.outputs[0])
+                drop.append(relu)
+                break
         opts = fb.AddOptionsT()
         opts.fusedActivationFunction = activation
         add = g.make_op(BO.ADD, [a, b], [out], options_type=fb.BuiltinOptions.AddOptions, options=opts,
