@@ -33,6 +33,7 @@ DECISION (by experiment; numbers below): three small levels, each doing what onl
      -> RESHAPE ("transpose2": 2 transposes instead of 3, both over large tiles);
    - PADV2 before MAX_POOL_2D on a provably non-negative input -> PAD (for graphs where step 2 did not apply);
    - the NHWC->NCHW TRANSPOSE onnx2tf puts before the global-average MEAN -> MEAN over the NHWC axes;
+   - int8 HARD_SWISH (other codebases' models; XNNPACK takes it in fp32 only) -> ADD(+RELU6), MUL, MUL;
    - CONCATENATION of more than 5 inputs -> nested ones, smallest inputs inside (XNNPACK takes at most 5: v2's
      deep stage-3 units read up to 9 convs, and 4 such concats cut the graph into 5 partitions). Done here because
      TF's converter merges nested concats of the graph it is given back into one.
@@ -334,7 +335,8 @@ def lower_tflite(src: Path, dst: Path, *, shuffle: str = DEFAULT_SHUFFLE) -> dic
             "padv2_to_pad": tr.padv2_to_pad(g),
             "data_movement_chains": tr.fold_data_movement(g, shuffle),
             "transpose_into_mean": tr.transpose_into_mean(g),
-            "wide_concats_split": tr.split_wide_concats(g)}
+            "wide_concats_split": tr.split_wide_concats(g),
+            "int8_hard_swish": tr.int8_hard_swish(g)}
     g.save(dst)
     after = tr.Graph.load(dst).histogram()
     return {**done, "shuffle": shuffle, "nodes_before": sum(before.values()), "nodes_after": sum(after.values()),

@@ -123,6 +123,9 @@ def _model_file(model: str | None, checkpoint: Path | None) -> Path | None:
                 raise UserError(f"{model} is a model file and --checkpoint {checkpoint} was also given",
                                 "pass one of them (weights for your own module go with --module)")
             return path
+        if path.is_dir():
+            raise UserError(f"{model} is a folder, not a model file", "give the .onnx/.pt2/TorchScript file inside "
+                            "it (an export folder is benchmarked with `sdeploy bench`, not exported again)")
         if looks_like_file:
             raise UserError(f"model file {model} does not exist", "check the path, or name a zoo model "
                             "(`sdeploy zoo` lists them)")

@@ -22,6 +22,10 @@ wrote it. `Graph.save` then drops tensors no operator uses any more and empties 
 - `transpose_into_mean`: a TRANSPOSE feeding only MEANs whose kept axes stay in order -> MEAN over the
   untransposed axes.
 - `split_wide_concats`: CONCATENATION of more than 5 inputs (XNNPACK's limit) -> nested concats of at most 5.
+- `int8_hard_swish`: an int8 HARD_SWISH (XNNPACK takes it in fp32 only: a partition of its own each) ->
+  ADD(x, 3) with fused RELU6, MUL by x, MUL by 1/6, all int8 ops XNNPACK takes. The constants are exact in int8
+  (3 = 127 * 3/127, 1/6 = 127 * 1/(6*127)); the middle product takes 6x the output's scale and its zero point,
+  so its integers are the output's, and the last MUL only rescales.
 
 `Graph` is re-exported here for the callers that reach it as `tflite_rewrite.Graph`.
 """
@@ -32,7 +36,7 @@ import numpy as np
 from ..tflite.graph import BO, TT, Graph, fb
 
 __all__ = ["Graph", "fold_data_movement", "grouped_to_depthwise", "padv2_to_pad", "transpose_into_mean",
-           "split_wide_concats", "add_n_to_add", "MAX_CONCAT_INPUTS"]
+           "split_wide_concats", "add_n_to_add", "int8_hard_swish", "MAX_CONCAT_INPUTS"]
 
 
 def _replace_ops(g: Graph, old: list, new: list, anchor=None) -> None:
@@ -373,3 +377,48 @@ def split_wide_concats(g: Graph, limit: int = MAX_CONCAT_INPUTS) -> int:
         _replace_ops(g, [op], inner + [op])
         rewritten += 1
     return rewritten
+
+
+# -- pass: int8 HARD_SWISH -> ADD(+RELU6), MUL, MUL --------------------------------------------------------------
+def int8_hard_swish(g: Graph) -> int:
+    rewritten = 0
+    for op in list(g.sg.operators):
+        if g.code(op) != BO.HARD_SWISH or not g.is_int8(int(op.inputs[0])) or not g.is_int8(int(op.outputs[0])):
+            continue
+        x, y = int(op.inputs[0]), int(op.outputs[0])
+        out_q = g.tensor(y).quantization
+        if out_q is None or len(out_q.scale) != 1:
+            continue
+        name = _name(g, y)
+        three = _int8_scalar(g, f"{name}/hswish_3", 3.0)
+        sixth = _int8_scalar(g, f"{name}/hswish_1_6", 1.0 / 6.0)
+        gate = g.add_tensor(f"{name}/hswish_relu6", g.shape(x), TT.INT8)
+        _set_quant(g, gate, 6.0 / 255.0, -128)  # [0, 6]
+        product = g.add_tensor(f"{name}/hswish_x_relu6", g.shape(y), TT.INT8)
+        _set_quant(g, product, 6.0 * float(out_q.scale[0]), int(out_q.zeroPoint[0]))
+        add_opts, mul_opts = fb.AddOptionsT(), fb.MulOptionsT()
+        add_opts.fusedActivationFunction = fb.ActivationFunctionType.RELU6
+        new = [g.make_op(BO.ADD, [x, three], [gate], options_type=fb.BuiltinOptions.AddOptions, options=add_opts,
+                         version=2),
+               g.make_op(BO.MUL, [x, gate], [product], options_type=fb.BuiltinOptions.MulOptions,
+                         options=fb.MulOptionsT(), version=2),
+               g.make_op(BO.MUL, [product, sixth], [y], options_type=fb.BuiltinOptions.MulOptions,
+                         options=mul_opts, version=2)]
+        _replace_ops(g, [op], new, anchor=op)
+        rewritten += 1
+    return rewritten
+
+
+def _int8_scalar(g: Graph, name: str, value: float) -> int:
+    """A constant int8 tensor of shape [1] holding VALUE exactly (q = 127, scale = value / 127)."""
+    index = g.add_tensor(name, [1], TT.INT8, data=np.array([127], np.int8))
+    _set_quant(g, index, value / 127.0, 0)
+    return index
+
+
+def _set_quant(g: Graph, index: int, scale: float, zero_point: int) -> None:
+    q = fb.QuantizationParametersT()
+    q.scale, q.zeroPoint = np.array([scale], np.float32), np.array([zero_point], np.int64)
+    q.quantizedDimension = 0
+    g.tensor(index).quantization = q
+
