@@ -2,8 +2,8 @@
 
 The base install (`pip install shufflenet-deploy`) is what runs on a board or an arm64 CI runner: bench, devices,
 report, compare, zoo/flops, eval of a .tflite. Converting and training need the heavy stack, in extras:
-`[export]` (torch, onnx, onnxruntime, onnx2tf, TensorFlow; Python 3.11 only, as the pinned onnx2tf 1.29 /
-TensorFlow 2.19 stack is) and `[train]` (torch, scikit-learn). `require` is called up front by commands that
+`[export]` (torch, onnx, onnxruntime, onnx2tf, TensorFlow: onnx2tf 1.29 / TensorFlow 2.19 on Python 3.11, onnx2tf
+1.28.8 / TensorFlow 2.21 on 3.12 and 3.13, pyproject.toml) and `[train]` (torch, scikit-learn). `require` is called up front by commands that
 always need an extra; `for_missing_module` maps an ImportError met later (e.g. a sweep of zoo names) to the same
 line, so no missing extra ever ends in a traceback.
 """
@@ -23,8 +23,8 @@ EXTRAS = {
 # import name -> the extra to name when it is missing (torch is in both; [export] is the superset)
 EXTRA_OF_MODULE = {name: "export" for name in EXTRAS["export"]}
 EXTRA_OF_MODULE.update({"tf_keras": "export", "onnx_graphsurgeon": "export", "onnxsim": "export"})
-# the extras' highest Python: [export] pins TensorFlow 2.19 / onnx2tf 1.29 (see pyproject.toml's markers)
-MAX_PYTHON = {"export": (3, 11), "train": (3, 11)}
+# the extras' highest Python (pyproject.toml's markers): TensorFlow 2.21, the newest [export] pins, has wheels up to 3.13
+MAX_PYTHON = {"export": (3, 13), "train": (3, 13)}
 
 
 class MissingExtra(UserError):
@@ -53,7 +53,7 @@ def _error(extra: str, what: str, absent: list[str]) -> MissingExtra:
     hint = f"install it: pip install '{PACKAGE}[{extra}]'"
     limit = MAX_PYTHON.get(extra)
     if limit and sys.version_info[:2] > limit:
-        hint = (f"[{extra}] needs Python {limit[0]}.{limit[1]} (its pinned onnx2tf/TensorFlow stack); this is "
-                f"Python {sys.version_info[0]}.{sys.version_info[1]}: install sdeploy[{extra}] into a Python "
-                f"{limit[0]}.{limit[1]} venv, or export on another machine and bench the export here")
+        hint = (f"[{extra}] needs Python 3.11-{limit[0]}.{limit[1]} (TensorFlow has no wheels for newer ones yet); "
+                f"this is Python {sys.version_info[0]}.{sys.version_info[1]}: install sdeploy[{extra}] into a "
+                f"Python {limit[0]}.{limit[1]} venv, or export on another machine and bench the export here")
     return MissingExtra(f"{what} needs the [{extra}] extra ({', '.join(absent)} not installed)", hint)

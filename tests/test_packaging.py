@@ -22,9 +22,29 @@ def test_the_base_install_declares_no_conversion_stack():
     base = {_name(r) for r in PYPROJECT["dependencies"]}
     assert base == {"numpy", "click", "rich", "pillow", "matplotlib", "ai-edge-litert"}
     assert PYPROJECT["requires-python"] == ">=3.11"      # Pi OS bookworm 3.11 and trixie 3.13
-    for extra in ("export", "train"):                      # the pinned stacks: Python 3.11 only, by marker
-        assert all("python_version < '3.12'" in r for r in PYPROJECT["optional-dependencies"][extra])
-    assert {"torch", "onnx2tf", "tensorflow", "onnx"} <= {_name(r) for r in PYPROJECT["optional-dependencies"]["export"]}
+    export = PYPROJECT["optional-dependencies"]["export"]  # one stack per Python range, by marker
+    assert all("python_version < '3.12'" in r or "python_version >= '3.12'" in r for r in export)
+    for marker in ("python_version < '3.12'", "python_version >= '3.12'"):
+        assert {"torch", "onnx2tf", "tensorflow", "onnx"} <= {_name(r) for r in export if marker in r}
+
+
+def newer_python_export() -> list[str]:
+    return [r.split(";")[0].strip() for r in PYPROJECT["optional-dependencies"]["export"]
+            if "python_version >= '3.12'" in r]
+
+
+@pytest.mark.parametrize("python,arch", [("3.12", "x86_64"), ("3.13", "x86_64"), ("3.12", "aarch64"),
+                                         ("3.13", "aarch64")])
+def test_the_newer_python_export_extra_resolves_to_wheels_only(python, arch, tmp_path):
+    """Python 3.12/3.13's [export] set (onnx2tf 1.28.8, TensorFlow 2.21) installs from wheels on both arches."""
+    tags = [f"--platform=manylinux_2_{v}_{arch}" for v in (17, 27, 28, 31, 34, 35)]
+    tags.append(f"--platform=manylinux2014_{arch}")
+    # torch left out: users take it from PyTorch's CPU index (docs/install.md), whose wheels this registry lacks
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed",
+                           "--only-binary=:all:", f"--python-version={python}", *tags, "--target", str(tmp_path),
+                           *[r for r in newer_python_export() if not r.startswith("torch")]],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def test_constraints_aarch64_is_derived_from_constraints():
