@@ -265,8 +265,8 @@ def test_export_names_the_missing_extra(arm, bundled_checkpoint, tmp_path):
     done = arm.sdeploy(tmp_path, "export", "--checkpoint", bundled_checkpoint("g3"), "-o", tmp_path / "x",
                        timeout=300, emulated_device=False)
     line = assert_one_line_error(done, "[export]")
-    if arm.suite == "trixie":
-        assert "Python 3.11" in line and "Python 3.13" in line, line
+    # bookworm's 3.11 and trixie's 3.13 both take [export] (pyproject.toml's markers): the line says how to install
+    assert "pip install 'shufflenet-deploy[export]'" in line and "needs Python" not in line, line
     assert not (tmp_path / "x").exists()
 
 
