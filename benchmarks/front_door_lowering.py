@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Issue 22: does a ShuffleNet that arrives as someone else's ONNX run as fast as our zoo's own export?
 
-    .venv/bin/python benchmarks/front_door_lowering.py [--rounds 30] [--size 224] [-o benchmarks/results/front_door_lowering]
+    .venv/bin/python benchmarks/front_door_lowering.py [--rounds 30] [--size 224]
+                                                       [-o benchmarks/results/front_door_lowering]
 
 For each architecture (ShuffleNet v2 1x and v1 g3 1x; fixed random weights and BatchNorm statistics; calibrated on
 the digits images) the same weights are exported twice:

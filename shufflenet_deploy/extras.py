@@ -2,10 +2,10 @@
 
 The base install (`pip install shufflenet-deploy`) is what runs on a board or an arm64 CI runner: bench, devices,
 report, compare, zoo/flops, eval of a .tflite. Converting and training need the heavy stack, in extras:
-`[export]` (torch, onnx, onnxruntime, onnx2tf, TensorFlow: onnx2tf 1.29 / TensorFlow 2.19 on Python 3.11, onnx2tf
-1.28.8 / TensorFlow 2.21 on 3.12 and 3.13, pyproject.toml) and `[train]` (torch, scikit-learn). `require` is called up front by commands that
-always need an extra; `for_missing_module` maps an ImportError met later (e.g. a sweep of zoo names) to the same
-line, so no missing extra ever ends in a traceback.
+`[export]` (torch, onnx, onnxruntime, onnx2tf, TensorFlow: onnx2tf 1.29 / TensorFlow 2.19 on Python 3.11,
+onnx2tf 1.28.8 / TensorFlow 2.21 on 3.12 and 3.13, pyproject.toml) and `[train]` (torch, scikit-learn).
+`require` is called up front by commands that always need an extra; `for_missing_module` maps an ImportError met
+later (e.g. a sweep of zoo names) to the same line, so no missing extra ever ends in a traceback.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ EXTRAS = {
 # import name -> the extra to name when it is missing (torch is in both; [export] is the superset)
 EXTRA_OF_MODULE = {name: "export" for name in EXTRAS["export"]}
 EXTRA_OF_MODULE.update({"tf_keras": "export", "onnx_graphsurgeon": "export", "onnxsim": "export"})
-# the extras' highest Python (pyproject.toml's markers): TensorFlow 2.21, the newest [export] pins, has wheels up to 3.13
+# the extras' highest Python (pyproject.toml's markers): TensorFlow 2.21, the newest [export] pins, stops at 3.13
 MAX_PYTHON = {"export": (3, 13), "train": (3, 13)}
 
 

@@ -146,8 +146,9 @@ class _Graph:
                 values.update(zip(n.output, outs))
         except (ValueError, IndexError, KeyError, TypeError):
             return None
+        members = {_key(m) for m in region}
         exits = [o for n in region for o in n.output
-                 if self.is_graph_output(o) or any(_key(c) not in {_key(m) for m in region} for c, _ in self.consumers(o))]
+                 if self.is_graph_output(o) or any(_key(c) not in members for c, _ in self.consumers(o))]
         if not exits:
             return None
         starts = np.array([b[0] for b in bases])

@@ -32,7 +32,8 @@ def lower_foreign_onnx(path: Path) -> dict:
     report = fold_channels(model)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
-    return {"hardswish_fused": hardswish, "activation_before_concat": activations, "avgpool_to_depthwise": pools, "channel_regions": report.to_dict(), **lower_onnx(path)}
+    return {"hardswish_fused": hardswish, "activation_before_concat": activations, "avgpool_to_depthwise": pools,
+            "channel_regions": report.to_dict(), **lower_onnx(path)}
 
 
 def avgpool_as_depthwise(model) -> int:
@@ -49,7 +50,8 @@ def avgpool_as_depthwise(model) -> int:
         kernel = list(attrs.get("kernel_shape", []))
         pads = list(attrs.get("pads", [0] * 2 * len(kernel)))
         shape = shapes.get(node.input[0])
-        if (len(kernel) != 2 or attrs.get("ceil_mode", 0) or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
+        if (len(kernel) != 2 or attrs.get("ceil_mode", 0)
+                or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
                 or not (attrs.get("count_include_pad", 0) or not any(pads)) or not shape or len(shape) != 4
                 or not shape[1] or list(attrs.get("dilations", [1, 1])) != [1, 1]):
             continue

@@ -250,8 +250,8 @@ def _from_module(spec: str, checkpoint: Path | None, input_size, preprocessing: 
                         "run the file with python to see the whole error") from None
     build = getattr(loaded, factory, None)
     if not callable(build):
-        raise UserError(f"--module {path} has no callable {factory!r}",
-                        f"callables there: {', '.join(n for n, v in vars(loaded).items() if callable(v) and not n.startswith('_'))[:200]}")
+        names = ", ".join(n for n, v in vars(loaded).items() if callable(v) and not n.startswith("_"))
+        raise UserError(f"--module {path} has no callable {factory!r}", f"callables there: {names[:200]}")
     try:
         net = build()
     except Exception as err:
