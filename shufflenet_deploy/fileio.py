@@ -26,6 +26,35 @@ def locked(lock_file: Path) -> Iterator[None]:
 
 
 @contextmanager
+def exclusive(folder: Path, what: str) -> Iterator[None]:
+    """Hold FOLDER/.sdeploy.lock for the block, or fail at once in one line if another sdeploy process holds it:
+    two runs writing one results folder would each say "wrote" and one's results would be lost."""
+    import fcntl
+
+    from .errors import UserError
+
+    folder = Path(folder)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / ".sdeploy.lock"
+    try:
+        with open(lock, "a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UserError(f"another sdeploy {what} is writing {folder} right now",
+                                "wait for it to finish, or choose another -o") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+    finally:
+        if created and [p.name for p in folder.iterdir()] == [lock.name]:  # nothing written: leave no folder
+            lock.unlink(missing_ok=True)
+            folder.rmdir()
+
+
+@contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
     """Yield a temp path beside `final`; rename it onto `final` only if the block succeeds."""
     final = Path(final)
@@ -42,6 +71,29 @@ def atomic_path(final: Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+@contextmanager
+def staged_outputs(outdir: Path) -> Iterator[Path]:
+    """Write a set of outputs (a report's files) into a temp folder beside OUTDIR; only when the block succeeds are
+    they moved into OUTDIR, each with an atomic rename. A failure half-way leaves OUTDIR as it was: never a half
+    or mixed report. Files of OUTDIR the block does not write are left alone (it may be the user's folder)."""
+    import shutil
+
+    outdir = Path(outdir)
+    check_writable(outdir, "the output folder")
+    outdir.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".tmp", dir=outdir.parent))
+    try:
+        yield stage
+        for item in sorted(stage.iterdir()):
+            target = outdir / item.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.chmod(item, 0o666 & ~current_umask())
+            os.replace(item, target)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
 def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -51,6 +103,74 @@ def current_umask() -> int:
 def write_json(path: Path, data: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def safe_component(text: str, limit: int = 120) -> str:
+    """TEXT (a model, device or tensor name from a file or a user) as one safe path component: letters, digits and
+    . _ - only, never empty, "." or "..", never hidden, at most LIMIT characters."""
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._") or "_"
+    return name[:limit]
+
+
+def regular_file(path: Path, what: str, max_bytes: int | None = None) -> Path:
+    """PATH, when it is a regular file of at most MAX_BYTES: a named pipe would block the read, a device file never
+    end. One UserError naming WHAT otherwise."""
+    import stat
+
+    from .errors import UserError
+
+    path = Path(path)
+    try:
+        info = path.stat()
+    except OSError as err:
+        raise UserError(f"cannot read {what} {path}: {err.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise UserError(f"{what} {path} is not a regular file", "pass the path of a file")
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise UserError(f"{what} {path} is {info.st_size / 1e6:.0f} MB, more than {max_bytes / 1e6:.0f} MB")
+    return path
+
+
+MAX_DOCUMENT_BYTES = 256 * 1024 * 1024  # a results document of a long fleet sweep is tens of MB
+
+
+def read_json_bounded(path: Path, *, what: str, max_bytes: int = MAX_DOCUMENT_BYTES) -> Any:
+    """Read a JSON document as a strict reader must: a regular file only (a named pipe would block, a device file
+    never ends), at most MAX_BYTES, UTF-8, and no NaN/Infinity (Python's json takes them; no number we write is
+    one). Any failure is one UserError naming the file and what is wrong with it."""
+    import stat
+
+    from .errors import UserError
+
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise UserError(f"no {what} at {path}") from None
+    except OSError as err:
+        raise UserError(f"cannot read the {what} {path}: {err.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise UserError(f"the {what} {path} is {kind}", "give the path of the JSON file")
+    if info.st_size > max_bytes:
+        raise UserError(f"the {what} {path} is {info.st_size / 1e6:.0f} MB, more than any {what} sdeploy writes "
+                        f"({max_bytes / 1e6:.0f} MB)", "check the path")
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(max_bytes + 1)
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except OSError as err:
+        raise UserError(f"cannot read the {what} {path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"the {what} {path} is not UTF-8 text (a binary or damaged file)") from None
+    except (json.JSONDecodeError, ValueError) as err:
+        raise UserError(f"the {what} {path} is not valid JSON ({err})") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number sdeploy writes")
 
 
 def _json_default(obj: Any) -> Any:

@@ -13,18 +13,45 @@ Torch-free and numpy-free: the base install (a board, an arm64 runner) reads man
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .fileio import sha256
+from .fileio import read_json_bounded, sha256
 from .sizes import canonical, size_str
+from .validate import Fields, is_int
 
 SCHEMA = "sdeploy-export/1"
 DEFAULT_SIZE = 224
 DEFAULT_CLASSES = 1000
+
+
+def _validate(data: dict, where: str) -> None:
+    """Every field a consumer reads has its one type and a sane value; an artifact's file stays inside the folder."""
+    f = Fields(data, where, "the manifest is damaged or was edited; re-run `sdeploy export`")
+    if not f.text("model"):
+        raise f.fail("model", data["model"], "a model name")
+    size = data["input_size"]
+    sides = [size] if is_int(size) else size if isinstance(size, list) and len(size) == 2 else None
+    if not sides or not all(is_int(v) and 1 <= v <= 16384 for v in sides):
+        raise f.fail("input_size", size, "a side or [height, width] in pixels")
+    f.count("num_classes", optional=True, low=1, high=10**6)
+    f.obj("options"), f.obj("preprocessing"), f.obj("int8_layers"), f.obj("int8_repair"), f.texts("class_names")
+    macs = Fields(f.obj("macs") or {}, f"{where}: macs", f.hint)
+    macs.count("total", optional=True), macs.count("conv", optional=True)
+    artifacts = f.obj("artifacts", optional=False)
+    for name, entry in artifacts.items():
+        if entry is None:  # a precision that was not exported
+            continue
+        a = Fields(entry, f"{where}: artifacts[{name!r}]", f.hint)
+        file = a.text("file")
+        if not file or file in (".", "..") or Path(file).name != file or "\\" in file:
+            raise a.fail("file", file, "a file name inside the export folder")
+        a.text("format", optional=True), a.text("precision", optional=True)
+        digest = a.text("sha256", optional=True)
+        if digest is not None and (len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest)):
+            raise a.fail("sha256", digest, "64 hex digits")
 
 
 def model_key(name: str, input_size=DEFAULT_SIZE) -> str:
@@ -76,14 +103,9 @@ class Manifest:
         UserError naming the path."""
         folder = Path(folder)
         path = folder if folder.name == "manifest.json" else folder / "manifest.json"
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise UserError(f"{path.parent} is not an export folder (no manifest.json)",
-                            "run `sdeploy export` first") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise UserError(f"{path} is not valid JSON ({err})", "re-run the export") from None
-        return cls.from_dict(data, path.parent, str(path))
+        if not path.exists():
+            raise UserError(f"{path.parent} is not an export folder (no manifest.json)", "run `sdeploy export` first")
+        return cls.from_dict(read_json_bounded(path, what="export manifest"), path.parent, str(path))
 
     @classmethod
     def from_dict(cls, data: Any, folder: Path, where: str = "manifest") -> "Manifest":
@@ -98,6 +120,7 @@ class Manifest:
         missing = [k for k in ("model", "input_size", "artifacts") if k not in data]
         if missing:
             raise UserError(f"{where} lacks {', '.join(missing)}", "re-run the export")
+        _validate(data, where)
         return cls(Path(folder), data)
 
     # -- what was exported ---------------------------------------------------------------------------------
@@ -161,7 +184,23 @@ class Manifest:
         return {"key": self.key, "name": self.model, "input_size": self.data["input_size"],
                 "num_classes": self.num_classes, "options": self.options,
                 "macs": {"total": self.macs, "conv": self.macs_conv}, "params": self.data.get("params"),
-                "macs_source": f"export manifest ({self._macs_counted_by()}, conv+FC)"}
+                "macs_source": f"export manifest ({self._macs_counted_by()}, conv+FC)", **self._how_made()}
+
+    def _how_made(self) -> dict:
+        """The graph, the int8 calibration and the converter, for a report's header (omitted where unknown)."""
+        out = {}
+        lowering = self.data.get("lowering")
+        if isinstance(lowering, dict) and "applied" in lowering:
+            out["graph"] = ("lowered (export/lower.py, what `sdeploy export` ships)" if lowering["applied"]
+                            else "onnx2tf plain output (no lowering)")
+        images = self.data.get("images")
+        if isinstance(images, dict) and isinstance(images.get("calibration"), int) and "int8" in (
+                self.data.get("artifacts") or {}):
+            out["calibration"] = f"{images['calibration']} {images.get('source') or ''} images".replace("  ", " ")
+        tools = self.data.get("tools")
+        if isinstance(tools, dict):
+            out["converter"] = {k: str(tools[k]) for k in ("onnx2tf", "tensorflow") if tools.get(k)}
+        return out
 
     def _macs_counted_by(self) -> str:
         counted = (self.data.get("macs") or {}).get("counted_by")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import os
 import shutil
 import subprocess
 import sys
@@ -233,8 +235,9 @@ def test_report_without_peak_says_so_and_omits_percent(tmp_path):
 def test_one_file_per_device_is_a_side_by_side_report_and_one_mixed_file_needs_allow_mixed(tmp_path, capsys):
     local, rpi = synthetic_doc(device="local"), synthetic_doc(device="rpi", k=0.5, seed=2, bytes_weight=2.0)
     rpi["peak"][1].update(median_ms=1000 / 60.0, gmacs=60.0)  # its int8 kernels promise 1.2x, local's 3.8x
-    a, b = write_doc(tmp_path / "a", local), write_doc(tmp_path / "b", rpi)
-    assert cli_main(["report", str(a), str(b), "-o", str(tmp_path / "r")]) == 0
+    # given as the folder a fleet sweep writes (OUT/DEVICE/bench.json); the third device below comes as its own file
+    a, b = write_doc(tmp_path / "fleet" / "local", local), write_doc(tmp_path / "fleet" / "rpi", rpi)
+    assert cli_main(["report", str(tmp_path / "fleet"), "-o", str(tmp_path / "r")]) == 0
     md = (tmp_path / "r" / "report.md").read_text()
     assert "Across devices" in md and "| comparison | MACs ratio | local | rpi |" in md
     devices = read_csv(tmp_path / "r" / "devices.csv")
@@ -496,15 +499,39 @@ def test_tiny_sweep_resume_predictor_report_and_cutter(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_predict_cli_uses_the_stored_predictor(tmp_path, capsys, monkeypatch):
+    """Fitted on this machine under another device name (same facts: fine), predicted on `local`; the output says
+    which machine the predictor was fitted on. Forced onto another board's predictor, the number says it is a guess."""
+    from importlib import metadata
+
+    from shufflenet_deploy.bench.backends import backend_for
+    from shufflenet_deploy.devices.registry import get_device
+
+    with backend_for(get_device("local")) as backend:
+        facts, runtime = backend.device_facts(), backend.runtime_info()
     src = tmp_path / "pred.json"
-    doc = synthetic_doc()
-    predict.save_predictor(predict.fit(ResultsDocument.from_dict(doc)), src)
+    doc = ResultsDocument.from_dict(synthetic_doc(device="my-laptop"))
+    for r in doc.results:
+        r.device_facts, r.runtime, r.affinity = facts, runtime, sorted(os.sched_getaffinity(0))
+    predict.save_predictor(predict.fit(doc), src)
     monkeypatch.setenv("SDEPLOY_CACHE", str(REPO / ".cache" / "sdeploy"))
-    code = cli_main(["predict", "shufflenet_v1_g3_0.25x", "--device", "local", "--input-size", "32",
-                     "--precision", "fp32", "--predictor", str(src), "--json"])
-    assert code == 0
+    argv = ["predict", "shufflenet_v1_g3_0.25x", "--device", "local", "--input-size", "32", "--precision", "fp32",
+            "--predictor", str(src)]
+    assert cli_main([*argv, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["predicted_ms"] > 0 and out["paths"]["regression"] > 0
+    assert out["predicted_ms"] > 0 and out["paths"]["regression"] > 0 and out["machine_differences"] == []
+    assert out["fitted_on"]["runtime"] == f"ai_edge_litert {metadata.version('ai-edge-litert')}"
+    assert cli_main(argv) == 0
+    text = capsys.readouterr().out
+    assert "fitted on: " in text and "(device 'my-laptop')" in text and "a guess" not in text
+
+    pi = json.loads(src.read_text())
+    pi["machine"]["isa"] = [k for k in pi["machine"]["isa"] if k != "avx2"] + (["dotprod"] if "dotprod" not in
+                                                                                pi["machine"]["isa"] else [])
+    src.write_text(json.dumps(pi))
+    assert cli_main(argv) == 2
+    assert "ISA" in capsys.readouterr().err
+    assert cli_main([*argv, "--force-predictor"]) == 0
+    assert "a guess (--force-predictor): ISA" in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -527,3 +554,42 @@ def test_sweep_takes_a_users_export_folder_and_checkpoint(tmp_path):
     assert cli_main(["report", str(tmp_path / "sweep"), "-o", str(tmp_path / "r")]) == 0
     rows = {r["model"]: r for r in read_csv(tmp_path / "r" / "models.csv")}
     assert set(rows) == keys and int(rows["my_g8@32"]["macs"]) == doc.models["my_g8@32"]["macs_total"]
+
+
+def test_two_sweeps_into_one_folder_the_second_fails_at_once(tmp_path):
+    """Both used to say "wrote" and one's results were lost: the folder is held for the whole sweep. A sweep that
+    fails on its input leaves no folder behind."""
+    from shufflenet_deploy.analysis.sweep import run_sweep
+    from shufflenet_deploy.fileio import exclusive
+
+    out = tmp_path / "sweep"
+    with exclusive(out, "sweep"):  # another sweep is running
+        with pytest.raises(UserError, match="another sdeploy sweep is writing") as err:
+            run_sweep("local", models=["shufflenet_v1_g3_0.25x"], input_sizes=(32,), outdir=out)
+        assert "another -o" in err.value.hint
+    with pytest.raises(UserError, match="unknown device"):
+        run_sweep("no-such-device", models=["shufflenet_v1_g3_0.25x"], input_sizes=(32,), outdir=tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+
+
+def test_hostile_names_land_escaped_in_html_csv_markdown_and_file_names(tmp_path):
+    """Device and model names from someone else's bench.json: no markup in report.html, no formula in a CSV cell,
+    no forged row in report.md, no path outside -o for a plot."""
+    evil_device = "pi'><img src=x onerror=alert(1)>|\n| forged | row"
+    a = synthetic_doc(device="local")
+    b = synthetic_doc(device=evil_device, seed=2)
+    for r in b["results"]:
+        r["model"] = "=HYPERLINK(\"http://x\")"
+    out = tmp_path / "r"
+    assert cli_main(["report", str(write_doc(tmp_path / "a", a)), str(write_doc(tmp_path / "b", b)),
+                     "-o", str(out)]) == 0
+    html_text = (out / "report.html").read_text()
+    assert "<img src=x" not in html_text and "&lt;img src=x onerror=alert(1)&gt;" in html_text
+    assert all(alt.startswith(("macs_vs", "efficiency", "op_shares", "flops_vs", "prediction"))
+               for alt in re.findall(r"<img alt='([^']*)'", html_text))
+    md = (out / "report.md").read_text()
+    assert not any(line.startswith("| forged") for line in md.splitlines())
+    for csv_file in out.glob("*.csv"):
+        for row in read_csv(csv_file):
+            assert not any(str(v).startswith(("=", "+", "@")) for v in row.values()), (csv_file.name, row)
+    assert all(p.parent == out for p in out.rglob("*")), sorted(map(str, out.rglob("*")))

@@ -102,6 +102,16 @@ def test_force_replaces_only_an_earlier_export(sdeploy, tmp_path):
     assert (user / "thesis.tex").read_text() == "years of work"
     one_error(sdeploy("export", TINY, "-o", user), 2, "already exists", "--force")
 
+    # a web app's folder that merely holds a file named manifest.json (and its .git): not ours either
+    app = tmp_path / "webapp"
+    (app / ".git").mkdir(parents=True)
+    (app / "manifest.json").write_text('{"name": "My PWA", "start_url": "/"}')
+    one_error(sdeploy("export", TINY, "-o", app, "--force"), 2, "not written by `sdeploy export`", "schema")
+    # our schema, but beside files no export writes
+    (app / "manifest.json").write_text('{"schema": "sdeploy-export/1", "model": "x"}')
+    one_error(sdeploy("export", TINY, "-o", app, "--force"), 2, "not written by `sdeploy export`", "'.git'")
+    assert (app / ".git").is_dir() and (app / "manifest.json").exists()
+
 
 def test_export_into_proc_is_one_line(sdeploy):
     one_error(sdeploy("export", TINY, "-o", "/proc/sdeploy-x"), 2, "/proc")
@@ -326,7 +336,7 @@ def test_report_of_an_empty_results_list_and_a_truncated_predictor(sdeploy, tmp_
     one_error(sdeploy("report", tmp_path / "bench.json", "-o", tmp_path / "r"), 2, "no benchmark rows")
     (tmp_path / "p.json").write_text('{"schema": "sdeploy-predictor/2", "lookup": {')
     one_error(sdeploy("predict", TINY, "--device", "local", "--predictor", tmp_path / "p.json"), 2,
-              "not a valid predictor file")
+              "is not valid JSON")
 
 
 # --------------------------------------------------------------------------------------------------------- bench
@@ -381,3 +391,34 @@ def test_an_interrupted_local_bench_leaves_no_temp_folder_and_no_runner(tmp_path
     assert list(tmp.iterdir()) == []
     runners = subprocess.run(["pgrep", "-f", f"{tmp}/sdeploy-"], capture_output=True, text=True).stdout.split()
     assert runners == []
+
+
+def test_a_cache_that_is_a_file_is_found_before_anything_is_measured(tmp_path, tiny_tflite):
+    """SDEPLOY_CACHE pointing at a file used to fail when the peak was cached, after every measurement."""
+    (tmp_path / "cachefile").write_text("not a folder")
+    env = {**os.environ, "SDEPLOY_CACHE": str(tmp_path / "cachefile"), "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    argv = [sys.executable, "-c", "from shufflenet_deploy.cli import run; run()", "bench", str(tiny_tflite("fp32")),
+            "--device", "local", "--runs", "2", "-o", str(tmp_path / "b")]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
+    one_error(proc, 2, "SDEPLOY_CACHE=", "is not a folder")
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("where", ["bench.json", "manifest.json", "--parse", "--input", "--devices"])
+def test_a_named_pipe_where_a_document_goes_is_one_line_not_a_hang(sdeploy, tmp_path, tiny_tflite, where):
+    pipe = tmp_path / "pipe"
+    if where == "bench.json":
+        (tmp_path / "r").mkdir()
+        os.mkfifo(tmp_path / "r" / "bench.json")
+        argv = ["report", tmp_path / "r", "-o", tmp_path / "out"]
+    elif where == "manifest.json":
+        (tmp_path / "e").mkdir()
+        os.mkfifo(tmp_path / "e" / "manifest.json")
+        argv = ["bench", tmp_path / "e", "--device", "local"]
+    else:
+        os.mkfifo(pipe)
+        model = tiny_tflite("fp32")
+        argv = {"--parse": ["bench", "--parse", pipe, "--device", "pixel", "-o", tmp_path / "p"],
+                "--input": ["bench", model, "--device", "local", "--input", pipe, "-o", tmp_path / "i"],
+                "--devices": ["bench", model, "--device", "local", "--devices", pipe, "-o", tmp_path / "d"]}[where]
+    one_error(sdeploy(*argv, timeout=60), 2, "not a regular file")

@@ -162,3 +162,43 @@ def test_parse_android_harness_output(sdeploy, tmp_path):
     assert first["latency_ms"]["mean"] == pytest.approx(12.06)
     assert first["conditions"]["before"]["governor"]["cpu4"] == "schedutil"
     assert any("cpu4 frequency changed" in w for w in first["warnings"])
+
+
+def test_a_second_bench_into_the_same_folder_never_loses_the_first(sdeploy, model_dir, tmp_path):
+    """Finished results are replaced only with --force (refused before measuring); a partial result from an
+    interrupted bench is completed by the rerun; a bench.json that is not results is never replaced."""
+    model = model_dir / "tiny_fp32.tflite"
+    out = tmp_path / "b"
+    assert sdeploy("bench", model, "--device", "local", "--runs", "3", "--warmup", "0", "--no-peak",
+                   "-o", out).returncode == 0
+    first = (out / "bench.json").read_text()
+    proc = sdeploy("bench", model, "--device", "local", "--runs", "3", "--no-peak", "-o", out)
+    assert proc.returncode == 2 and "already holds results" in proc.stderr and "--force" in proc.stderr
+    assert (out / "bench.json").read_text() == first
+    doc = json.loads(first)
+    doc["partial"] = True
+    (out / "bench.json").write_text(json.dumps(doc))
+    assert sdeploy("bench", model, "--device", "local", "--runs", "3", "--warmup", "0", "--no-peak",
+                   "-o", out).returncode == 0
+    assert json.loads((out / "bench.json").read_text())["partial"] is False
+    assert sdeploy("bench", model, "--device", "local", "--runs", "3", "--warmup", "0", "--no-peak", "--force",
+                   "-o", out).returncode == 0
+    (out / "bench.json").write_text('{"my": "notes"}')
+    proc = sdeploy("bench", model, "--device", "local", "--runs", "3", "--no-peak", "--force", "-o", out)
+    assert proc.returncode == 2 and "in the way" in proc.stderr
+    assert (out / "bench.json").read_text() == '{"my": "notes"}'
+
+
+def test_a_folder_with_a_file_name_that_is_not_utf8_keeps_every_result(sdeploy, model_dir, tmp_path):
+    """A file name in bytes the device's Python cannot pass on (copied from another system): it is pushed under a
+    safe name, its model name is printable, and every model's result is written (JSON and CSV)."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(model_dir / "tiny_fp32.tflite", folder / "good.tflite")
+    shutil.copy(model_dir / "tiny_fp32.tflite", os.fsencode(folder) + b"/\xff\xfe_int8.tflite")
+    proc = sdeploy("bench", folder, "--device", "local", "--runs", "3", "--warmup", "0", "--no-peak",
+                   "-o", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert sorted(r["model"] for r in doc["results"]) == ["good", "\ufffd\ufffd"]
+    assert len((tmp_path / "out" / "bench.csv").read_text().splitlines()) == 3

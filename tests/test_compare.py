@@ -75,3 +75,42 @@ def test_bootstrap_interval_covers_the_truth():
     base = rng.lognormal(0, 0.1, 300)
     ratio, low, high = ratio_ci(list(base), list(base * 1.1))
     assert ratio == pytest.approx(1.1) and low <= 1.1 <= high and low > 1.0
+
+
+def test_fleet_folders_compare_device_by_device(tmp_path, measured, capsys):
+    """`compare BASE NEW` on the folders a fleet run wrote (one DEVICE/bench.json each): pairs per device."""
+    pi = dataclasses.replace(measured, device="rpi")
+    for side, slow in (("base", 1.0), ("new", 1.25)):
+        write_results([measured], tmp_path / side / "local")
+        write_results([dataclasses.replace(pi, times_ms=[t * slow for t in pi.times_ms])], tmp_path / side / "rpi")
+    assert cli_main(["compare", str(tmp_path / "base"), str(tmp_path / "new"), "--json"]) == 1
+    verdicts = {p["device"]: p["verdict"] for p in json.loads(capsys.readouterr().out)["pairs"]}
+    assert verdicts == {"local": "same", "rpi": "regression"}
+    (tmp_path / "empty").mkdir()
+    assert cli_main(["compare", str(tmp_path / "base"), str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no benchmark results" in err[0] and "DEVICE/" in err[0]
+
+
+def test_a_model_name_cannot_forge_rows_in_the_markdown_summary(tmp_path, measured, capsys):
+    name = "evil | fp32 | 1 | local | 0.1 | 0.1 | 1.0 | 1-1 | same |\n| injected"
+    forged = dataclasses.replace(measured, model_key=name, model=name)
+    write_results([forged], tmp_path / "a")
+    write_results([forged], tmp_path / "b")
+    summary = tmp_path / "summary.md"
+    assert cli_main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--markdown", str(summary)]) == 0
+    rows = [line for line in summary.read_text().splitlines() if line.startswith("|")]
+    assert len(rows) == 3 and rows[2].count(" | ") == 8, rows  # header, rule, one row of nine cells
+    assert "\\| injected" in rows[2]
+
+
+def test_the_report_of_a_plain_bench_result_has_no_dashes_in_its_header(tmp_path, measured):
+    """A `sdeploy bench` result (no sweep block): the header says what the results know (threads, runs, runtime,
+    CPU) and leaves out what nothing recorded (graph and calibration of a bare .tflite), never a dash."""
+    write_results([measured], tmp_path / "bench")
+    assert cli_main(["report", str(tmp_path / "bench"), "-o", str(tmp_path / "r")]) == 0
+    header = (tmp_path / "r" / "report.md").read_text().splitlines()[2]
+    assert header.startswith("Sources: ") and "—" not in header, header
+    runtime = f"{measured.runtime['name']} {measured.runtime['version']}"
+    assert f"threads: {measured.threads};" in header and f"runs per model: {measured.runs};" in header, header
+    assert f"runtime: {runtime}" in header and "graph" not in header and "calibration" not in header, header

@@ -238,7 +238,7 @@ def test_every_device_of_a_fleet_bench_gets_the_settings(bench_calls, tmp_path):
 
 def test_bench_no_peak_is_unchanged_by_the_preset(bench_calls, tmp_path):
     assert _bench(tmp_path, "--preset", "quick", "--no-peak") == 0 and bench_calls[-1]["peak"] == "skip"
-    assert _bench(tmp_path, "--preset", "quick", "--peak") == 0 and bench_calls[-1]["peak"] == "measure"
+    assert _bench(tmp_path, "--preset", "quick", "--peak", "--force") == 0 and bench_calls[-1]["peak"] == "measure"
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -258,10 +258,10 @@ def test_a_quick_sweep_records_its_settings_and_the_report_says_so(tmp_path, mon
     settings in bench.json, no peak measured (and the report says % of peak is unknown), 'quick preset' in the
     report's header line; resumed with the full preset, the document lists both."""
     from shufflenet_deploy.analysis.export_cache import export_cached
-    from shufflenet_deploy.bench import efficiency
+    from shufflenet_deploy.bench import peak_cache
 
     # as `sdeploy bench --no-peak`, the sweep's --no-peak would still use a peak `sdeploy bench` cached: none here
-    monkeypatch.setattr(efficiency, "cached_peaks", lambda *args, **kwargs: [])
+    monkeypatch.setattr(peak_cache, "lookup", lambda *args, **kwargs: ([], None))
     folder = export_cached("shufflenet_v1_g3_0.25x", 32, ("fp32", "int8"), options={"num_classes": 10})
     out = tmp_path / "sweep"
     assert cli_main(["sweep", "--device", "local", "--models", str(folder), "--precision", "fp32",

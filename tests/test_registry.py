@@ -84,7 +84,14 @@ def test_bad_toml_names_file_and_line(tmp_path):
 @pytest.mark.parametrize("body, match", [
     ('[devices.x]\ntransport = "serial"\n', "transport must be one of"),
     ('[devices.x]\nhots = "a"\n', "did you mean 'host'"),
-    ('[devices.x]\nport = "22"\n', "port must be int"),
+    ('[devices.x]\nport = "22"\n', "port must be a port number"),
+    ('[devices.x]\nport = 70000\n', "port must be a port number"),
+    ('[devices.x]\npython = ["python3"]\n', "python must be a string"),
+    ('[devices.x]\nconnect_timeout = inf\n', "connect_timeout must be a number of seconds"),
+    ('[devices.x]\nconnect_timeout = nan\n', "connect_timeout must be a number of seconds"),
+    ('[devices.x]\nssh_options = "-v"\n', "ssh_options must be a list of strings"),
+    ('[devices.x]\npeak_gmacs = {fp32 = -5}\n', "peak_gmacs must be a table"),
+    ('[devices.x]\nthreads = [1, 100000]\n', "threads must be a list of positive integers"),
     ('[devices.x]\nthreads = [0]\n', "threads must be a list of positive integers"),
     ('[devices.x]\naffinity = "cpu4"\n', "bad CPU affinity"),
     ('[device.x]\nhost = "a"\n', r"expected only \[devices.NAME\]"),
@@ -95,6 +102,19 @@ def test_bad_fields(tmp_path, body, match):
     with pytest.raises(UserError) as err:
         load_registry(f)
     assert re.search(match, err.value.one_line())
+
+
+def test_devices_file_that_is_not_text_or_not_a_file(tmp_path):
+    import os
+
+    binary = tmp_path / "random.toml"
+    binary.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(UserError, match="not UTF-8 text"):
+        load_registry(binary)
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(UserError, match="not a regular file"):  # never blocks on the pipe
+        load_registry(fifo)
 
 
 def test_parse_cpus():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bench.results import BenchResult, ResultsDocument, read_document
+from ..bench.results import BenchResult, ResultsDocument, read_document, result_files
 from ..errors import UserError
 from ..sizes import size_str
 from ..tflite.ops import GROUPS, shares
@@ -73,9 +73,8 @@ def load_documents(paths: list[Path], allow_mixed: bool = False) -> Documents:
     sources, per_file = [], []
     by_device: dict[str, ResultsDocument] = {}
     device_sources: dict[str, list[Path]] = {}
-    for path in paths:
-        path = Path(path)
-        file = path / "bench.json" if path.is_dir() else path
+    files = [file for path in paths for file in result_files(path)]  # a fleet folder: each DEVICE/bench.json
+    for file in files:
         doc = read_document(file)  # schema check: another version is a UserError (exit 2)
         per_file.append([r.device for r in doc.results])
         _merge_into(merged, doc)

@@ -22,19 +22,26 @@
 
 Evaluation is leave-one-out: for each model, the lookup, the regressions and the scale are rebuilt without that
 model's ops and latency, then it is predicted. The predictor is stored as JSON per device (schema
-"sdeploy-predictor/2") beside the sweep results and under $SDEPLOY_CACHE/predictors/DEVICE.json.
+"sdeploy-predictor/3") beside the sweep results and under $SDEPLOY_CACHE/predictors/DEVICE.json.
+
+A predictor is valid on the machine it was fitted on only: it carries that machine's facts (`machine`,
+devices/machine.py: CPU, cores, ISA, runtime, threads), and `differences` says what differs on the device it is
+applied to (`sdeploy predict` refuses then, unless --force-predictor). Files of schema /2 predate the facts:
+they read as fitted on an unknown machine.
 """
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
 
 import numpy as np
 
 from ..bench.results import ResultsDocument
+from ..devices.machine import MachineFacts
 from ..errors import UserError
 
-SCHEMA = "sdeploy-predictor/2"
+SCHEMA = "sdeploy-predictor/3"
+READS = (SCHEMA, "sdeploy-predictor/2")  # /2: the same predictor without the machine's facts
 MIN_SAMPLES = 6
 FEATURES = ("macs", "in_bytes", "out_bytes")
 
@@ -184,8 +191,10 @@ def fit(doc: ResultsDocument) -> dict:
     model = _build(all_samples)
     evaluation = evaluate_loo(doc)
     within = [abs(e["error"]) <= 0.10 for e in evaluation]
+    machine = fitted_on(doc)
     return {"schema": SCHEMA, "device": sorted(devices)[0] if devices else None,
             "threads": doc.sweep.get("threads"), "graph": doc.sweep.get("graph"),
+            "machine": machine.to_dict() if machine else None,
             "trained_on": [
                 {"key": s["key"], "precision": s["precision"], "measured_ms": s["measured_ms"]} for s in all_samples],
             **model, "evaluation": evaluation,
@@ -212,18 +221,94 @@ def save_predictor(pred: dict, path: Path) -> None:
     write_json(Path(path), pred)
 
 
-def load_predictor(path: Path) -> dict:
+def fitted_on(doc: ResultsDocument) -> MachineFacts | None:
+    """The machine a sweep's results were measured on (its first result with CPU facts), None when unrecorded."""
+    for r in doc.results:
+        machine = MachineFacts.of(r.device_facts, r.runtime, r.threads, r.affinity)
+        if machine:
+            return machine
+    return None
+
+
+def machine(pred: dict) -> MachineFacts | None:
+    """The machine a loaded predictor was fitted on (validated by load_predictor); None when it does not say."""
+    data = pred.get("machine")
+    return MachineFacts.from_dict(data, "predictor") if data is not None else None
+
+
+def differences(pred: dict, facts: dict | None, runtime: dict | None) -> list[str]:
+    """Why this predictor does not hold on a device with these CPU facts and runtime ([] when it does). The thread
+    count is the predictor's own (a prediction is for the threads it was fitted at), so only the machine and the
+    runtime are compared; an unrecorded side is a difference (nothing says the numbers hold)."""
+    fitted = machine(pred)
+    if fitted is None:
+        return ["the predictor does not record the machine it was fitted on (an older sdeploy, or a device "
+                "without a readable /proc/cpuinfo)"]
+    here = MachineFacts.of(facts, runtime, fitted.threads, fitted.cpus)
+    if here is None:
+        return ["this device's CPU facts are unknown (no readable /proc/cpuinfo), so the predictor's cannot be "
+                "checked against them"]
+    return fitted.differences(here)
+
+
+def load_predictor(path: Path, device: str | None = None) -> dict:
+    """Read a predictor strictly: schema, and every number the prediction multiplies is finite and non-negative
+    (a NaN coefficient would predict "0.000 ms"); one UserError naming the file and the field otherwise."""
+    from ..fileio import read_json_bounded
+
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"no predictor at {path}", "run `sdeploy sweep --device NAME` first (it fits one), or pass "
-                        "--predictor FILE") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"{path} is not a valid predictor file ({err})",
-                        "re-run `sdeploy sweep` to fit it again") from None
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        data = data if isinstance(data, dict) else {}
-        raise UserError(f"{path} has schema {data.get('schema')!r}, this sdeploy reads {SCHEMA!r}",
-                        "re-run the sweep")
+    if not path.exists():
+        fit_hint = f"sdeploy sweep --device {device}" if device else "sdeploy sweep --device NAME"
+        raise UserError(f"no predictor at {path}" + (f": none has been fitted for {device!r} yet" if device else ""),
+                        f"fit one with `{fit_hint}` (it stores the device's predictor), or pass --predictor FILE")
+    data = read_json_bounded(path, what="predictor")
+    if not isinstance(data, dict) or data.get("schema") not in READS:
+        schema = data.get("schema") if isinstance(data, dict) else None
+        raise UserError(f"{path} has schema {schema!r}, this sdeploy reads {SCHEMA!r}", "re-run the sweep")
+    _validate(data, str(path))
     return data
+
+
+def _validate(data: dict, where: str) -> None:
+    def bad(field: str, why: str):
+        return UserError(f"{where}: predictor field {field!r} {why}",
+                         "the file is damaged or was edited; re-run `sdeploy sweep` to fit it again")
+
+    def number(v, *, positive=False) -> bool:
+        return (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                and (v > 0 if positive else v >= 0))
+
+    if not isinstance(data.get("device"), (str, type(None))):
+        raise bad("device", "is not a name")
+    threads = data.get("threads")
+    if threads is not None and not (isinstance(threads, int) and not isinstance(threads, bool) and threads > 0):
+        raise bad("threads", f"is {threads!r}, not a thread count")
+    lookup = data.get("lookup")
+    if not isinstance(lookup, dict) or not all(isinstance(k, str) and number(v) for k, v in lookup.items()):
+        raise bad("lookup", "is not a table of op signatures to non-negative times")
+    regression = data.get("regression")
+    if not isinstance(regression, dict) or not regression:
+        raise bad("regression", "is missing or empty")
+    for key, reg in regression.items():
+        coef = reg.get("coef") if isinstance(reg, dict) else None
+        if not (isinstance(coef, list) and len(coef) == 1 + len(FEATURES) and all(number(c) for c in coef)):
+            raise bad("regression", f"entry {key!r} has coefficients {coef!r} (four non-negative numbers)")
+    correction = data.get("correction")
+    if not isinstance(correction, dict) or not correction:
+        raise bad("correction", "is missing or empty")
+    for precision, corr in correction.items():
+        if not (isinstance(corr, dict) and number(corr.get("a"), positive=True) and corr["a"] < 100):
+            raise bad("correction", f"for {precision!r} has scale {(corr or {}).get('a')!r} (a positive number)")
+    for t in data.get("trained_on") or []:
+        if not (isinstance(t, dict) and isinstance(t.get("key"), str) and number(t.get("measured_ms"), positive=True)):
+            raise bad("trained_on", f"holds {t!r}")
+    for e in data.get("evaluation") or []:
+        if not (isinstance(e, dict) and number(e.get("measured_ms"), positive=True)
+                and number(e.get("predicted_ms")) and isinstance(e.get("error"), (int, float))
+                and math.isfinite(e["error"])):
+            raise bad("evaluation", f"holds {e!r}")
+    within = data.get("within_10pct")
+    if within is not None and not (number(within) and within <= 1):
+        raise bad("within_10pct", f"is {within!r}, not a fraction")
+    if data.get("machine") is not None:
+        MachineFacts.from_dict(data["machine"], where)

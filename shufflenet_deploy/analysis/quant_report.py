@@ -10,7 +10,8 @@ import csv
 from pathlib import Path
 
 from ..errors import UserError
-from ..fileio import atomic_path
+from ..escape import csv_cell, md_cell
+from ..fileio import staged_outputs
 from ..manifest import Manifest
 
 CSV_COLUMNS = ("depth", "op", "tensor", "scale", "zero_point", "snr_db", "snr_drop_db", "rmse_rel", "clipped",
@@ -43,36 +44,40 @@ def layer_rows(manifest: Manifest, data: Path | None = None) -> tuple[list[dict]
 
 
 def write_report(manifest: Manifest, rows: list[dict], measured_on: str, outdir: Path) -> dict:
-    """quant_layers.csv, quant_layers.png and quant_report.md in OUTDIR; returns their paths."""
+    """quant_layers.csv, quant_layers.png and quant_report.md in OUTDIR, all three or none (fileio.staged_outputs);
+    returns their paths."""
+    outdir = Path(outdir)
+    with staged_outputs(outdir) as stage:
+        _write_files(manifest, rows, measured_on, stage)
+    return {"csv": outdir / "quant_layers.csv", "png": outdir / "quant_layers.png",
+            "markdown": outdir / "quant_report.md"}
+
+
+def _write_files(manifest: Manifest, rows: list[dict], measured_on: str, outdir: Path) -> None:
     from ..export.int8_layers import summary_line, worst
 
-    outdir.mkdir(parents=True, exist_ok=True)
-    csv_path = outdir / "quant_layers.csv"
-    with atomic_path(csv_path) as tmp, tmp.open("w", newline="") as f:
+    with open(outdir / "quant_layers.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
-    png_path = outdir / "quant_layers.png"
-    _plot(rows, f"{manifest.key}: int8 vs fp32 along depth ({measured_on})", png_path)
-    lines = [f"# int8 error per layer: {manifest.key}", "", f"Measured on {measured_on}: each quantized tensor of "
+        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
+    _plot(rows, f"{manifest.key}: int8 vs fp32 along depth ({measured_on})", outdir / "quant_layers.png")
+    lines = [f"# int8 error per layer: {md_cell(manifest.key)}", "",
+             f"Measured on {md_cell(measured_on)}: each quantized tensor of "
              "the int8 TFLite against the same tensor of the fp32 TFLite (accumulated error).", "",
              "![int8 error along depth](quant_layers.png)", "", "## Worst computing layers", ""]
-    lines += [f"- {summary_line(r)}" for r in worst(rows, 8)]
+    lines += [f"- {md_cell(summary_line(r))}" for r in worst(rows, 8)]
     repair = manifest.int8_repair or {}
     if repair.get("attempts"):
-        lines += ["", f"## int8 repair (target {repair['target']}, on {repair['evaluated_on']})", "",
+        lines += ["", "## " + md_cell(f"int8 repair (target {repair['target']}, on {repair['evaluated_on']})"), "",
                   "| step | calibration | ranges | float layers | agreement | top-1 drop | latency here (ms) | "
                   "XNNPACK partitions | met |", "|---|---|---|---|---|---|---|---|---|"]
         for a in repair["attempts"]:
             drop = "–" if a.get("drop") is None else f"{100 * a['drop']:.2f} pt"
-            lines.append(f"| {a['step']}{' (applied)' if a['step'] == repair.get('applied') else ''} | "
-                         f"{a['calibration']} | {a['ranges']} | {len(a['float_layers'])} | "
+            lines.append(f"| {md_cell(a['step'])}{' (applied)' if a['step'] == repair.get('applied') else ''} | "
+                         f"{md_cell(a['calibration'])} | {md_cell(a['ranges'])} | {len(a['float_layers'])} | "
                          f"{100 * a['agreement']:.2f}% | {drop} | {a['latency_ms']:.3f} | "
                          f"{a['xnnpack_partitions']} | {'yes' if a['met'] else 'no'} |")
-    md_path = outdir / "quant_report.md"
-    with atomic_path(md_path) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
-    return {"csv": csv_path, "png": png_path, "markdown": md_path}
+    (outdir / "quant_report.md").write_text("\n".join(lines) + "\n")
 
 
 def _plot(rows: list[dict], title: str, path: Path) -> None:
@@ -101,6 +106,5 @@ def _plot(rows: list[dict], title: str, path: Path) -> None:
     ax2.set_ylabel("clipped (%)")
     ax2.set_xlabel("op index in the int8 graph (depth)")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)

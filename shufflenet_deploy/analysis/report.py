@@ -21,8 +21,10 @@ import io
 from pathlib import Path
 
 from ..errors import UserError
-from . import gap
+from ..escape import csv_cell, md_cell
+from ..fileio import safe_component, staged_outputs
 from ..tflite.ops import GROUP_LABELS, GROUPS
+from . import gap
 
 COLORS = {"fp32": "#1f77b4", "int8": "#d62728", "fp16": "#2ca02c"}
 GROUP_COLORS = dict(zip(GROUPS, ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -30,11 +32,18 @@ GROUP_COLORS = dict(zip(GROUPS, ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9
 
 
 def build_report(paths: list[Path], outdir: Path, *, allow_mixed: bool = False, title: str | None = None) -> dict:
-    """Write the report files; return {"files": [...], "summary": {...}}."""
-    docs = gap.load_documents(paths, allow_mixed=allow_mixed)
-    doc = docs.doc
+    """Write the report files into OUTDIR, all or none (fileio.staged_outputs: a failure half-way leaves OUTDIR
+    as it was); return {"files": [...], "summary": {...}}."""
+    docs = gap.load_documents(paths, allow_mixed=allow_mixed)  # bad input fails before anything is written
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+    with staged_outputs(outdir) as stage:
+        out = _write_report(docs, stage, title)
+    out["files"] = [outdir / f.name for f in out["files"]]
+    return out
+
+
+def _write_report(docs, outdir: Path, title: str | None) -> dict:
+    doc = docs.doc
     devices = [d for d in docs.devices if docs.by_device[d].results]  # not one stopped before its first model
     evaluations = predictor_evaluations(docs)
     parts = [_device_part(device, docs.by_device[device], evaluations.get(device, []), len(devices) > 1)
@@ -117,7 +126,7 @@ def _device_part(device: str, doc, evaluation: list[dict], many: bool) -> dict:
     pred = gap.prediction_summary(evaluation)
     no_peak = [f"{device} {p}" for p in sorted({r["precision"] for r in rows})
                if not any(r["peak_gmacs"] for r in rows if r["precision"] == p)]
-    suffix = f"-{device}" if many else ""
+    suffix = f"-{safe_component(device)}" if many else ""
     names = {role: f"{role}{suffix}.png" for role in ("macs_vs_latency", "efficiency", "op_shares", "flops_vs_time",
                                                       "prediction_error")}
     plots = {names["macs_vs_latency"]: _plot_macs_latency(rows, exps), names["efficiency"]: _plot_efficiency(rows),
@@ -164,7 +173,7 @@ def predictor_evaluations(docs) -> dict[str, list[dict]]:
 def _csv(v):
     if isinstance(v, float):
         return repr(v)  # full precision: the tests compare these to the JSON
-    return "" if v is None else v
+    return "" if v is None else csv_cell(v)
 
 
 def _f(v, digits=2, suffix=""):
@@ -514,26 +523,45 @@ def _headline(ctx) -> list[str]:
 
 
 def _context_line(doc, sources) -> str:
-    sw = doc.sweep
+    """Sources, CPU, threads, runs, graph, runtimes, calibration: from the sweep's block where a sweep wrote it,
+    else from the results themselves (a plain `sdeploy bench`); a field nothing records is left out, not dashed."""
+    sw, results = doc.sweep, doc.results
     tools = sw.get("tools") or {}
-    cpus = ", ".join(dict.fromkeys((r.cpu or {}).get("model") for r in doc.results if (r.cpu or {}).get("model")))
+    info = [r.model_info or {} for r in results]
+
+    def joined(values) -> str | None:
+        values = [str(v) for v in dict.fromkeys(v for v in values if v not in (None, ""))]
+        return ", ".join(values) or None
+
+    cpus = joined((r.cpu or {}).get("model") for r in results)
+    threads = sw.get("threads") or joined(sorted({r.threads for r in results}))
+    runs = sw.get("runs") or joined(sorted({r.runs for r in results if r.runs}))
     presets = sw.get("presets_used") or ([sw["preset"]] if sw.get("preset") else [])
     preset = ("" if set(presets) <= {"full"} else f" ({presets[0]} preset: a quick look, noisier)" if len(presets) == 1
               else f" (presets {', '.join(presets)}: some models measured with fewer runs)")
-    return (f"Sources: {', '.join(map(str, sources))}. CPU: {cpus or '—'}; threads: {sw.get('threads', '—')}; runs "
-            f"per model: {sw.get('runs', '—')}{preset}; graph: {sw.get('graph', '—')}; runtime: ai-edge-litert "
-            f"{tools.get('ai-edge-litert', '—')}, onnx2tf {tools.get('onnx2tf', '—')}. int8 calibration: "
-            f"{sw.get('calibration', '—')}.")
+    runtime = joined(" ".join(str(v) for v in ((r.runtime or {}).get("name"), (r.runtime or {}).get("version")) if v)
+                     for r in results) or (f"ai-edge-litert {tools['ai-edge-litert']}" if tools.get("ai-edge-litert")
+                                           else None)
+    converter = (f"onnx2tf {tools['onnx2tf']}" if tools.get("onnx2tf")
+                 else joined(f"onnx2tf {i['converter']['onnx2tf']}" for i in info
+                             if isinstance(i.get("converter"), dict) and i["converter"].get("onnx2tf")))
+    fields = [("CPU", cpus), ("threads", threads), ("runs per model", f"{runs}{preset}" if runs else None),
+              ("graph", sw.get("graph") or joined(i.get("graph") for i in info)),
+              ("runtime", joined([runtime, converter and f"converted by {converter}"])),
+              ("int8 calibration", sw.get("calibration") or joined(i.get("calibration") for i in info))]
+    known = "; ".join(f"{name}: {value}" for name, value in fields if value)
+    return f"Sources: {', '.join(map(str, sources))}." + (f" {known}." if known else "")
 
 
 def _markdown(ctx) -> str:
     doc = ctx["doc"]
-    out = [f"# {ctx['title']}", "", _context_line(doc, ctx["sources"]), ""]
-    out += [f"- {line}" for line in _headline(ctx)] + [""]
+    out = [f"# {md_cell(ctx['title'])}", "", md_cell(_context_line(doc, ctx["sources"])), ""]
+    out += [f"- {md_cell(line)}" for line in _headline(ctx)] + [""]
     for heading, header, body, note, _ in _tables(ctx):
-        out += [f"## {heading}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        out += ["| " + " | ".join(row) + " |" for row in body]
-        out += ["", note, ""] if note else [""]
+        out += [f"## {md_cell(heading)}", "", "| " + " | ".join(map(md_cell, header)) + " |",
+                "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(map(md_cell, row)) + " |" for row in body]
+        out += ["", md_cell(note), ""] if note else [""]
     out += ["## Plots", ""] + [f"![{n}]({n})" for n, png in ctx["plots"].items() if png] + [""]
     return "\n".join(out)
 
@@ -555,7 +583,7 @@ def _html(ctx) -> str:
         for name in names:
             png = ctx["plots"].get(name)
             if png:
-                parts.append(f"<img alt='{name}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
+                parts.append(f"<img alt='{e(name)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
         parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
         parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in body]
         parts.append("</table>")

@@ -72,14 +72,24 @@ def _done(doc: ResultsDocument, key: str, precision: str, threads: int) -> bool:
     return doc.find(key, precision, threads) is not None and bool(entry.get("ops"))
 
 
-def run_sweep(device: str, *, devices_file: str | None = None, models: list[str] | None = None,
+def run_sweep(device: str, **kwargs) -> ResultsDocument:
+    """Run (or resume) a sweep; returns the results document (also in OUTDIR/bench.json). `settings`: how hard
+    every step measures (bench/settings.py); a resumed document lists every preset it was measured with."""
+    from ..fileio import check_writable, exclusive
+
+    outdir = Path(kwargs.get("outdir", "sweep"))
+    check_writable(outdir, "results folder")
+    with exclusive(outdir, "sweep"):  # a second sweep into the same folder fails now, not by losing results
+        return _run_sweep(device, **kwargs)
+
+
+def _run_sweep(device: str, *, devices_file: str | None = None, models: list[str] | None = None,
               precisions: tuple[str, ...] = ("fp32", "int8"), input_sizes: tuple[int, ...] = (224,),
               outdir: Path = Path("sweep"), settings: MeasureSettings = FULL, threads: int | None = None,
               num_classes: int = 1000, lowered: bool = True,
               progress: Progress = lambda m: None,
               on_model_done: Callable[[str, str], None] | None = None, cores: str | None = None) -> ResultsDocument:
-    """Run (or resume) a sweep; returns the results document (also in OUTDIR/bench.json). `settings`: how hard
-    every step measures (bench/settings.py); a resumed document lists every preset it was measured with."""
+    """The sweep itself (run_sweep holds the folder)."""
     from ..bench.backends import backend_for
     from ..devices.registry import get_device
     from ..export.tflite_convert import shared_worker
@@ -102,6 +112,7 @@ def run_sweep(device: str, *, devices_file: str | None = None, models: list[str]
 
             cpus = cpus_of(backend.device_facts(), cores, profile.name)
             backend.profile = dataclasses.replace(backend.profile, affinity=",".join(map(str, cpus)))
+        _same_machine(doc, backend.device_facts(), outdir)
         presets = _presets_used(doc, settings)
         doc.sweep = {"device": profile.name, "transport": profile.transport, "threads": threads,
                      "runs": settings.runs, "preset": settings.preset, "measure": settings.to_dict(),
@@ -252,6 +263,21 @@ def _sweep_model(doc, backend, outdir, source: Source, precisions, threads, opti
         save_doc(outdir, doc)
         if on_model_done:
             on_model_done(key, precision)
+
+
+def _same_machine(doc: ResultsDocument, facts: dict | None, outdir: Path) -> None:
+    """A resumed sweep adds to results measured on one machine: another CPU under the same device name would mix
+    two machines' numbers into one predictor and one report, so it is refused (devices/machine.py)."""
+    from ..devices.machine import MachineFacts
+
+    earlier = next((m for r in doc.results if (m := MachineFacts.of(r.device_facts, None, None))), None)
+    here = MachineFacts.of(facts, None, None)
+    if doc.results and earlier is None and here is not None:
+        raise UserError(f"{outdir} holds a sweep whose results do not record the machine they were measured on "
+                        "(an older sdeploy): adding to it could mix two machines", "sweep into another -o folder")
+    if earlier and here and (differs := earlier.differences(here, runtime=False, threads=False)):
+        raise UserError(f"{outdir} holds a sweep of {doc.sweep.get('device')!r} measured on another machine: "
+                        + "; ".join(differs), "sweep into another -o folder")
 
 
 def measure_peak(backend, threads: int, progress: Progress = lambda m: None,

@@ -71,7 +71,8 @@ def manifest_models(manifest: Manifest) -> list[ModelArtifact]:
 def guess_from_name(path: Path, default_precision: str = "fp32") -> ModelArtifact:
     """model_int8.tflite -> (model, int8); names without a precision suffix are taken as fp32."""
     path = Path(path)
-    stem = path.stem
+    # a name that is not valid UTF-8 (bytes from another system) becomes printable text: it is written to JSON/CSV
+    stem = path.stem.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     if stem in PRECISIONS:
         return ModelArtifact(path, stem, stem)
     for prec in PRECISIONS:
@@ -112,6 +113,9 @@ def check_input(path: Path, models: list[ModelArtifact]) -> None:
     so a wrong file is an input error (exit 2), not a device fault after the push."""
     import numpy as np
 
+    from ..fileio import regular_file
+
+    regular_file(path, "--input", max_bytes=1 << 30)
     try:
         x = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:

@@ -23,7 +23,8 @@ from typing import Callable
 
 from ..devices.registry import BENCHMARK_BINARY_HINT, DeviceProfile
 from ..errors import DeviceError, UserError
-from ..fileio import sha256
+from ..fileio import safe_component, sha256
+from ..validate import Fields
 from . import stats
 from .artifacts import ModelArtifact
 from .importer import result_from_benchmark_model
@@ -104,7 +105,9 @@ class Backend:
         self._pushed.clear()
 
     def push(self, local: Path, name: str) -> str:
-        """Push once per session: the same file under the same name is not sent again."""
+        """Push once per session: the same file under the same name is not sent again. The remote name is a safe
+        one (a file name from a user's folder may hold bytes the device's Python cannot pass on)."""
+        name = remote_name(name)
         key = (str(Path(local).resolve()), name)
         if key not in self._pushed:
             self.say(f"pushing {name} to {self.profile.name}")
@@ -151,6 +154,10 @@ class Backend:
 
     def probe_runtime(self) -> tuple[str, str]:
         raise NotImplementedError
+
+    def runtime_info(self) -> dict | None:
+        """{name, version} of the runtime measurements would use, where it can be asked without measuring."""
+        return None
 
     def device_facts(self) -> dict | None:
         """The device's CPU facts (devices/cpuinfo.py): core names, clusters, the ISA features that decide
@@ -227,11 +234,12 @@ class RunnerBackend(Backend):
                 *self._affinity_args()]
         if input is not None:
             argv += ["--input", self.push(Path(input), "input.npy")]
-        out_name = f"output_{m.model}_{m.precision}_t{threads}.npy"
+        out_name = safe_component(f"output_{m.model}_{m.precision}_t{threads}") + ".npy"
         if save_dir is not None:
             argv += ["--save-output", out_name]
         res = self.guard(lambda: self.transport.run(argv, timeout=self.timeout), "running the runner", m, threads)
         report = self._parse(res, m.path.name)
+        _check_reply(report, self.profile.name, m.path.name)
         if save_dir is not None:
             Path(save_dir).mkdir(parents=True, exist_ok=True)
             remote = f"{self.transport.workdir}/{out_name}"
@@ -254,7 +262,13 @@ class RunnerBackend(Backend):
         (progress or self.say)(f"timing {len(items)} models in one runner process")
         res = self.guard(lambda: self.transport.run(argv, timeout=max(self.timeout, 1800)), "running the runner")
         report = self._parse(res, "many.json")
-        return {str(e["id"]): e for e in report["results"]}
+        entries = report.get("results")
+        if not isinstance(entries, list):
+            raise DeviceError(f"{self.profile.name}: the runner's reply for many.json has no results list")
+        for entry in entries:
+            f = _reply_fields(entry, self.profile.name, "many.json")
+            f.numbers("times_ms", positive=True), f.number("median_ms", optional=True, positive=True)
+        return {str(e["id"]): e for e in entries}
 
     def op_times(self, tflite, result, workdir, *, threads, runs=15, rounds=3, progress=None) -> dict:
         from .op_times import single_op_times
@@ -262,14 +276,27 @@ class RunnerBackend(Backend):
         return single_op_times(self.measure_many, tflite, workdir, threads=threads, runs=runs, rounds=rounds,
                                progress=progress or self.say)
 
-    def probe_runtime(self) -> tuple[str, str]:
-        python = " ".join(self.profile.python_argv)
+    def _probe(self) -> dict | None:
+        """The device Python's {python, numpy, runtime: {name, version}} (_RUNTIME_PROBE), None when it did not run."""
         res = self.transport.run([*self.profile.python_argv, "-c", _RUNTIME_PROBE], timeout=min(self.timeout, 60))
         try:
             info = json.loads(res.stdout.strip().splitlines()[-1])
         except (IndexError, json.JSONDecodeError):
-            tail = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["no output"]
-            return "fail", f"cannot run {python}: {tail[0]}"
+            self._memo["probe_error"] = ((res.stderr or res.stdout).strip().splitlines()[-1:] or ["no output"])[0]
+            return None
+        return info if isinstance(info, dict) else None
+
+    def runtime_info(self) -> dict | None:
+        """{name, version} of the TFLite runtime the runner would use on the device; None when none runs."""
+        info = self.guard(self._probe, "asking the device's Python for its TFLite runtime")
+        rt = (info or {}).get("runtime")
+        return rt if isinstance(rt, dict) and not (info or {}).get("error") else None
+
+    def probe_runtime(self) -> tuple[str, str]:
+        python = " ".join(self.profile.python_argv)
+        info = self._probe()
+        if info is None:
+            return "fail", f"cannot run {python}: {self._memo.get('probe_error')}"
         if info.get("error") or not info.get("runtime"):
             return "fail", (f"{python} (Python {info['python']}) lacks "
                             f"{'numpy' if info.get('error') else 'a TFLite runtime'}: "
@@ -341,6 +368,40 @@ class RunnerBackend(Backend):
             artifact=artifact_info(m.path, m.sha256),
             inputs=first.get("inputs"), outputs=first.get("outputs"), source="runner",
             transport=self.profile.transport, python=first.get("python"), numpy=first.get("numpy")), m)
+
+
+def remote_name(name: str) -> str:
+    """NAME as a file name on the device: safe characters only, the suffix kept, and a short hash of the original
+    where anything had to change (two different names never land on one remote file)."""
+    import hashlib
+
+    path = Path(name)
+    safe = safe_component(path.stem) + (f".{safe_component(path.suffix[1:])}" if path.suffix else "")
+    if safe == name:
+        return name
+    digest = hashlib.sha1(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{Path(safe).stem}-{digest}{Path(safe).suffix}"
+
+
+def _reply_fields(entry, device: str, what: str) -> Fields:
+    """Fields over one part of a runner reply; a wrong value is a DeviceError (the device side misbehaved)."""
+    return Fields(entry, f"{device}: the runner's reply for {what}",
+                  "the device's runner.py is not this sdeploy's, or its Python misbehaved", error=DeviceError)
+
+
+def _check_reply(report: dict, device: str, what: str) -> None:
+    """A runner reply must carry finite, positive run times and the facts result() reads, else one DeviceError
+    (a NaN time would pass into every median, a missing block would be a traceback in result())."""
+    f = _reply_fields(report, device, what)
+    if not f.numbers("times_ms", optional=False, positive=True):
+        raise DeviceError(f"{device}: the runner's reply for {what} has no run times")
+    f.number("first_inference_ms", optional=True), f.number("init_ms", optional=True)
+    f.number("peak_rss_mb", optional=True), f.numbers("instance_medians_ms", positive=True)
+    rt = _reply_fields(f.obj("runtime", optional=False), device, what)
+    rt.text("name"), rt.text("version", optional=True)
+    f.obj("cpu", optional=False)
+    conditions = _reply_fields(f.obj("conditions", optional=False), device, what)
+    conditions.obj("before"), conditions.obj("after")
 
 
 def summarize_trials(reports: list[dict]) -> dict:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..errors import UserError
+from ..escape import md_cell
 from .results import BenchResult
 
 RESAMPLES = 2000
@@ -105,10 +106,11 @@ def markdown(pairs: list[Pair], notes: list[str], max_regression: float) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for p in pairs:
         mark = "**regression**" if p.verdict == "regression" else p.verdict
-        lines.append(f"| {p.model_key} | {p.precision} | {p.threads} | {p.device} | {p.base_ms:.3f} | "
+        lines.append(f"| {md_cell(p.model_key)} | {md_cell(p.precision)} | {p.threads} | {md_cell(p.device)} | "
+                     f"{p.base_ms:.3f} | "
                      f"{p.new_ms:.3f} | {p.ratio:.3f} | {p.ci[0]:.3f}-{p.ci[1]:.3f} | {mark} |")
     lines.append("")
     lines.append(f"Regression: slower by more than {100 * max_regression:g}% with the whole bootstrap interval "
                  "above 1.")
-    lines += [f"- {n}" for n in notes]
+    lines += [f"- {md_cell(n)}" for n in notes]
     return "\n".join(lines) + "\n"

@@ -2,54 +2,23 @@
 
 - MACs come with the result (its export manifest, or the .tflite graph: bench/artifacts.py); GMAC/s = MACs / p50.
 - The peak is measured on the device, through the same runtime, by bench/peak.py's two kernels per precision, once
-  per device + runtime + threads, and kept in $SDEPLOY_CACHE/peaks/DEVICE.json (`sdeploy bench --peak`
+  per device + runtime + threads, and kept in $SDEPLOY_CACHE/peaks/DEVICE.json with the machine's facts
+  (bench/peak_cache.py: used only on the same machine, else re-measured and said; `sdeploy bench --peak`
   re-measures). A row without a peak says why (`peak_missing_reason`).
 - int8 vs fp32: when a model was measured in both, the measured speedup stands beside the one the device's own
   peak kernels promise (peak int8 / peak fp32), with the ISA fact that explains it (devices/cpuinfo.py).
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from ..fileio import write_json
+from . import peak_cache
 from .peak import peak_gmacs, time_kernels
 from .results import BenchResult
 
 
-def peak_cache(device: str) -> Path:
-    from ..data.digits import cache_root
-
-    return cache_root() / "peaks" / f"{device}.json"
-
-
-def _runtime_id(runtime: dict | None) -> str:
-    runtime = runtime or {}
-    return f"{runtime.get('name') or '?'} {runtime.get('version') or ''}".strip()
-
-
-def cached_peaks(device: str, runtime: dict | None, threads: int) -> list[dict]:
-    try:
-        records = json.loads(peak_cache(device).read_text())
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        return []
-    return [r for r in records if isinstance(r, dict) and r.get("runtime") == _runtime_id(runtime)
-            and r.get("threads") == threads]
-
-
-def measure_peaks(backend, runtime: dict | None, threads: int, progress=lambda m: None) -> list[dict]:
-    """Time the peak kernels on the device (one process, interleaved) and cache the records."""
+def measure_peaks(backend, machine, runtime: dict | None, threads: int, progress=lambda m: None) -> list[dict]:
+    """Time the peak kernels on the device (one process, interleaved) and cache them with the machine's facts."""
     records = time_kernels(backend, threads, progress)
-    for r in records:
-        r["runtime"] = _runtime_id(runtime)
-    path = peak_cache(backend.profile.name)
-    try:
-        old = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        old = []
-    keep = [r for r in old if isinstance(r, dict) and (r.get("runtime"), r.get("threads")) != (
-        _runtime_id(runtime), threads)]
-    write_json(path, keep + records)
+    peak_cache.store(backend.profile.name, machine, runtime, threads, records)
     return records
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..devices.registry import DeviceProfile
-from ..errors import UserError
+from ..errors import DeviceError, UserError
 from .artifacts import check_input, find_models
 from .backends import BenchInterrupted, backend_for
 from .results import BenchResult
@@ -58,6 +58,7 @@ def bench_artifact(artifact: Path, profile: DeviceProfile, *, threads: list[int]
     backend.prepare()  # fail before connecting
     results: list[BenchResult] = []
     reports: list[dict] = []
+    failed: list[str] = []  # models the device could not run: the others' results are kept
     m = t = None
     try:
         facts = backend.device_facts()
@@ -77,9 +78,20 @@ def bench_artifact(artifact: Path, profile: DeviceProfile, *, threads: list[int]
                         time.sleep(cooldown_s)
                     first = False
                     say(f"{m.model} {m.precision} threads={t} trial {trial + 1}/{trials}")
-                    reports.append(backend.measure(m, t, runs=runs, warmup=warmup, min_seconds=min_seconds,
-                                                   instances=instances, input=input,
-                                                   save_dir=save_outputs_dir if trial == trials - 1 else None))
+                    try:
+                        reports.append(backend.measure(m, t, runs=runs, warmup=warmup, min_seconds=min_seconds,
+                                                       instances=instances, input=input,
+                                                       save_dir=save_outputs_dir if trial == trials - 1 else None))
+                    except BenchInterrupted:
+                        raise
+                    except DeviceError as err:
+                        if len(models) == 1:
+                            raise
+                        failed.append(f"{m.path.name}: {err.one_line()}")
+                        say(f"{m.model} {m.precision} threads={t} failed: {err.one_line()}")
+                        break
+                if not reports:
+                    continue
                 results.append(backend.result(m, t, reports, runs=runs, warmup=warmup))
                 reports = []
                 if op_profile:
@@ -97,6 +109,13 @@ def bench_artifact(artifact: Path, profile: DeviceProfile, *, threads: list[int]
     finally:
         if own:
             backend.close()
+    if failed:
+        if not results:
+            raise DeviceError(f"no model of {artifact} ran on {profile.name}: {failed[0]}")
+        for r in results:
+            r.partial = True
+        raise BenchInterrupted(f"{len(failed)} of {len(models)} models failed on {profile.name} ({failed[0]})",
+                               "the others were measured", results)
     return results
 
 
@@ -110,20 +129,29 @@ def _opcut_dir(m) -> Path:
 def _explain(results: list[BenchResult], facts: dict | None, backend, peak: str, say) -> None:
     """Device facts, the cluster each run was pinned to, and the gap fields (MACs, GMAC/s, % of peak)."""
     from ..devices.cpuinfo import cluster_of
-    from . import efficiency
+    from ..devices.machine import MachineFacts
+    from . import efficiency, peak_cache
 
     peaks, missing = {}, None
     runtime = next((r.runtime for r in results if r.runtime), None)
     for threads in sorted({r.threads for r in results}):
-        found = [] if peak == "measure" else efficiency.cached_peaks(backend.profile.name, runtime, threads)
+        cpus = next((r.affinity for r in results if r.threads == threads and r.affinity), None)
+        machine = MachineFacts.of(facts, runtime, threads, cpus)
+        found, why_not = [], None
+        if peak != "measure":
+            found, why_not = peak_cache.lookup(backend.profile.name, machine, runtime, threads)
         if not found and peak in ("auto", "measure"):
+            if why_not:
+                say(f"re-measuring the peak: {why_not}")
             try:
-                found = efficiency.measure_peaks(backend, runtime, threads, say)
+                found = efficiency.measure_peaks(backend, machine, runtime, threads, say)
             except UserError as err:
                 missing = f"the peak kernels could not be timed on {backend.profile.name}: {err.one_line()}"
+            except OSError as err:  # the cache folder went away or filled up: the models' results still count
+                missing = f"the peak kernels could not be built or cached: {err.strerror or err}"
         elif not found:
-            missing = (f"no peak measured yet for {backend.profile.name} with this runtime and {threads} "
-                       "thread(s): run `sdeploy bench ... --peak`")
+            missing = (why_not or f"no peak measured yet for {backend.profile.name} with this runtime and "
+                       f"{threads} thread(s)") + ": run `sdeploy bench ... --peak`"
         peaks[threads] = found
     efficiency.attach(results, peaks, missing)
     for r in results:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as _dt
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..fileio import atomic_path, write_json
+from ..escape import csv_cell
+from ..fileio import atomic_path, read_json_bounded, write_json
+from ..validate import Fields, is_int, is_number
 
 SCHEMA = "sdeploy-bench/1"
 LATENCY_KEYS = ("p50", "p90", "p99", "mean", "std", "min", "max", "median_ci")
@@ -87,16 +88,51 @@ class BenchResult:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "BenchResult":
+    def from_dict(cls, data: dict[str, Any], where: str = "result") -> "BenchResult":
+        """Strict: every field this sdeploy writes has its one type, numbers are finite and in range (a NaN run
+        time or negative MACs is refused here, not printed later); unknown fields are ignored."""
+        hint = "the file is damaged or was edited by hand; re-run the benchmark to rewrite it"
+        f = Fields(data, where, hint)
         if data.get("schema", SCHEMA) != SCHEMA:
-            raise UserError(f"result has schema {data.get('schema')!r}, this sdeploy reads {SCHEMA!r}",
+            raise UserError(f"{where} has schema {data.get('schema')!r}, this sdeploy reads {SCHEMA!r}",
                             "re-run the benchmark or use the sdeploy version that wrote it")
-        names = {f.name for f in dataclasses.fields(cls)}
-        known = {k: v for k, v in data.items() if k in names}
-        missing = [k for k in ("device", "model", "precision", "threads", "latency_ms") if k not in known]
-        if missing:
-            raise UserError(f"result lacks {', '.join(missing)}")
-        return cls(**known)
+        for key in ("device", "model", "precision"):
+            if not f.text(key):
+                raise f.fail(key, data[key], "a non-empty string")
+        f.count("threads", low=1, high=1024)
+        latency = Fields(f.obj("latency_ms", optional=False), f"{where}: latency_ms", hint)
+        for key in LATENCY_KEYS:
+            if key == "median_ci":
+                ci = latency.numbers(key)
+                if ci is not None and len(ci) != 2:
+                    raise latency.fail(key, ci, "two numbers")
+            else:
+                latency.number(key, optional=True)
+        f.numbers("times_ms", positive=True)
+        runtime = f.obj("runtime")
+        if runtime is not None:
+            rt = Fields(runtime, f"{where}: runtime", hint)
+            rt.text("name"), rt.text("version", optional=True)
+        for key in ("first_inference_ms", "init_ms", "peak_rss_mb", "gmacs_per_s", "peak_fraction"):
+            f.number(key, optional=True)
+        f.number("peak_gmacs", optional=True, positive=True)
+        f.count("macs", optional=True)
+        for key in ("runs", "warmup"):
+            f.count(key, optional=True)
+        for key in ("trials", "instances"):
+            f.count(key, optional=True, low=1, high=10**6)
+        for key in ("machine", "model_key", "source", "transport", "python", "numpy", "created", "cores",
+                    "peak_missing_reason"):
+            f.text(key, optional=True)
+        for key in ("cpu", "conditions", "artifact", "trials_summary", "model_info", "device_facts", "op_times"):
+            f.obj(key)
+        f.texts("warnings"), f.texts("notes")
+        affinity = f.items("affinity")
+        if affinity is not None and not all(is_int(c) and 0 <= c < 65536 for c in affinity):
+            raise f.fail("affinity", affinity, "a list of CPU numbers")
+        f.flag("stable"), f.flag("partial")
+        names = {fl.name for fl in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
     def csv_row(self) -> dict[str, Any]:
         lat = self.latency_ms or {}
@@ -172,14 +208,26 @@ class ResultsDocument:
         if data.get("schema") != SCHEMA:
             raise UserError(f"{where} has schema {data.get('schema')!r}, this sdeploy reads {SCHEMA!r}",
                             "re-run the benchmark or use the sdeploy version that wrote it")
-        try:
-            results = [BenchResult.from_dict(item if isinstance(item, dict) else {}) for item in data["results"]]
-        except UserError as err:
-            raise UserError(f"{where}: {err.message}", err.hint) from None
+        results = [BenchResult.from_dict(item, f"{where}: results[{i}]") for i, item in enumerate(data["results"])]
+        f = Fields(data, where, "the file is damaged or was edited by hand; re-run to rewrite it")
+        sweep, models, interleaved = f.obj("sweep") or {}, f.obj("models") or {}, f.obj("interleaved")
+        peak, skipped = f.items("peak") or [], f.items("skipped") or []
+        for i, record in enumerate(peak):
+            p = Fields(record, f"{where}: peak[{i}]", f.hint)
+            p.count("threads", low=1, high=1024), p.text("precision")
+            p.number("gmacs", optional=True, positive=True), p.number("median_ms", optional=True, positive=True)
+        for i, entry in enumerate(skipped):
+            Fields(entry, f"{where}: skipped[{i}]", f.hint).text("key")
+        for key, value in ((interleaved or {}).get("latency_ms") or {}).items():
+            if not is_number(value) or value <= 0:
+                raise f.fail(f"interleaved.latency_ms[{key!r}]", value, "a positive, finite number")
+        for key, entry in models.items():
+            m = Fields(entry, f"{where}: models[{key!r}]", f.hint)
+            m.count("macs_total", optional=True), m.obj("precisions")
+        f.flag("partial")
         return cls(results=results, partial=bool(data.get("partial")), created=data.get("created"),
-                   sweep=dict(data.get("sweep") or {}), peak=list(data.get("peak") or []),
-                   models=dict(data.get("models") or {}), skipped=list(data.get("skipped") or []),
-                   interleaved=data.get("interleaved") or None)
+                   sweep=dict(sweep), peak=list(peak), models=dict(models), skipped=list(skipped),
+                   interleaved=interleaved or None)
 
     # -- lookups ---------------------------------------------------------------------------------------------
     def latency(self, result: BenchResult) -> float | None:
@@ -209,10 +257,10 @@ def write_document(doc: ResultsDocument, outdir: Path) -> tuple[Path, Path]:
     rows = [r.csv_row() for r in doc.results]
     header = list(rows[0]) if rows else list(BenchResult("", "", "", 0, {}).csv_row())
     with atomic_path(csv_path) as tmp:
-        with open(tmp, "w", newline="") as fh:
+        with open(tmp, "w", newline="", encoding="utf-8", errors="backslashreplace") as fh:
             writer = csv.DictWriter(fh, fieldnames=header)
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
     return json_path, csv_path
 
 
@@ -225,14 +273,24 @@ def read_document(path: Path) -> ResultsDocument:
     path = Path(path)
     if path.is_dir():
         path = path / "bench.json"
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"no benchmark results at {path}", "run `sdeploy bench` first") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"{path} is not valid JSON: {err}") from None
-    return ResultsDocument.from_dict(data, str(path))
+    if not path.exists():
+        raise UserError(f"no benchmark results at {path}", "run `sdeploy bench` first")
+    return ResultsDocument.from_dict(read_json_bounded(path, what="benchmark results"), str(path))
+
+
+def result_files(path: Path) -> list[Path]:
+    """The bench.json files PATH stands for: the file itself, FOLDER/bench.json, or, for the folder a fleet run
+    (`--device a,b`) wrote, every FOLDER/DEVICE/bench.json, in name order."""
+    path = Path(path)
+    if not path.is_dir() or (path / "bench.json").exists():
+        return [path / "bench.json" if path.is_dir() else path]
+    fleet = sorted(p for p in path.glob("*/bench.json") if p.is_file())
+    if not fleet:
+        raise UserError(f"no benchmark results at {path} (no bench.json there, nor in a DEVICE/ folder of a fleet "
+                        "run)", "run `sdeploy bench` or `sdeploy sweep` first, or pass the folder they wrote")
+    return fleet
 
 
 def read_results(path: Path) -> list[BenchResult]:
-    return read_document(path).results
+    """Every result PATH holds (a bench.json, its folder, or a fleet run's folder of DEVICE/bench.json)."""
+    return [r for file in result_files(path) for r in read_document(file).results]

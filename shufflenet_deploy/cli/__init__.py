@@ -54,6 +54,25 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="shufflenet-deploy")
 def cli():
     """sdeploy: ShuffleNet from checkpoint to ARM device, with the FLOPs-vs-latency gap measured."""
+    _check_cache_env()
+
+
+def _check_cache_env() -> None:
+    """$SDEPLOY_CACHE must name a folder (or a path one can be made at): found only when a bench writes its peak,
+    a file there would throw away every measurement before it. Checked once, before any command runs."""
+    import os
+    from pathlib import Path
+
+    value = os.environ.get("SDEPLOY_CACHE")
+    if not value:
+        return
+    path = Path(value).expanduser()
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"SDEPLOY_CACHE={value} is not a folder ({probe} is a file)",
+                        "point SDEPLOY_CACHE at a folder, or unset it (default ~/.cache/sdeploy)")
 
 
 class Terminated(KeyboardInterrupt):

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from ..bench.settings import FULL, QUICK, parse_count, sweep_preset
-from ..errors import UserError
+from ..errors import DeviceError, UserError
 from .common import comma_list, print_json, stdout
 
 
@@ -216,9 +216,16 @@ def report(results, outdir, allow_mixed, title):
 @click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
 @click.option("--predictor", "predictor_file", type=click.Path(dir_okay=False, path_type=Path),
               help="predictor JSON (default: the one the device's last sweep stored in the cache)")
+@click.option("--devices", "devices_file", type=click.Path(dir_okay=False), help="devices TOML file")
+@click.option("--force-predictor", is_flag=True,
+              help="predict even where the predictor was fitted on another machine (CPU, cores, ISA or runtime): "
+                   "the number is then a guess, and says so")
 @click.option("--json", "as_json", is_flag=True)
-def predict(model, device_name, input_size, precision, predictor_file, as_json):
-    """Predict MODEL's latency on --device from the per-op model fitted by `sdeploy sweep`."""
+def predict(model, device_name, input_size, precision, predictor_file, devices_file, force_predictor, as_json):
+    """Predict MODEL's latency on --device from the per-op model fitted by `sdeploy sweep`.
+
+    The predictor holds only on the machine it was fitted on: the device's CPU facts and runtime are read first
+    and compared with the predictor's (same facts under another device name is fine)."""
     from ..analysis import predict as pred_mod
     from ..tflite.ops import GROUP_LABELS, GROUPS, model_ops
     from ..analysis.export_cache import export_cached, export_folder
@@ -228,10 +235,18 @@ def predict(model, device_name, input_size, precision, predictor_file, as_json):
 
     get_spec(model)  # unknown names fail here, with a suggestion
     input_size = parse(input_size)
-    predictor = pred_mod.load_predictor(predictor_file or pred_mod.default_path(device_name))
-    if predictor.get("device") not in (None, device_name):
-        raise UserError(f"the predictor was fitted on {predictor['device']!r}, not {device_name!r}",
-                        "pass --predictor for that device's file")
+    predictor = pred_mod.load_predictor(predictor_file or pred_mod.default_path(device_name), device_name)
+    fitted = pred_mod.machine(predictor)
+    try:
+        differs = _predictor_differences(predictor, device_name, devices_file)
+    except DeviceError as err:
+        if not force_predictor:
+            raise
+        differs = [f"{device_name}'s facts could not be read ({err.one_line()})"]
+    if differs and not force_predictor:
+        raise UserError(f"the predictor ({predictor.get('device')!r}) does not hold on {device_name}: "
+                        + "; ".join(differs),
+                        f"fit one here with `sdeploy sweep --device {device_name}`, or pass --force-predictor")
     lowered = pred_mod.graph_is_lowered(predictor)  # the graph the predictor was fitted on
     precisions = ("fp32", "int8")  # reuse a sweep's export of both, else export just the one asked for
     if not (export_folder(model, input_size, precisions, lowered=lowered) / "manifest.json").exists():
@@ -248,9 +263,11 @@ def predict(model, device_name, input_size, precision, predictor_file, as_json):
     measured = next((t["measured_ms"] for t in predictor.get("trained_on", [])
                      if t["key"] == model_key(model, input_size)
                      and t["precision"] == precision), None)
-    result = {"model": model, "device": device_name, "input_size": list(input_size) if isinstance(input_size, tuple) else input_size, "precision": precision,
+    result = {"model": model, "device": device_name,
+              "input_size": list(input_size) if isinstance(input_size, tuple) else input_size, "precision": precision,
               **out, "by_group_ms": by_group, "measured_ms_in_sweep": measured,
-              "predictor_within_10pct_loo": predictor.get("within_10pct")}
+              "predictor_within_10pct_loo": predictor.get("within_10pct"),
+              "fitted_on": fitted.to_dict() if fitted else None, "machine_differences": differs}
     if as_json:
         print_json(result)
         return
@@ -259,8 +276,27 @@ def predict(model, device_name, input_size, precision, predictor_file, as_json):
                  f"{out['predicted_ms']:.3f} ms = {corr['a']:.3f} (in-graph / alone, from {corr['n']} swept models) "
                  f"x Σ ops {out['op_sum_ms']:.3f} ms ({paths['lookup']} ops measured, {paths['regression']} from "
                  f"regressions, {paths['fused']} PADs folded into their conv)")
+    from rich.markup import escape
+
+    stdout.print(escape(f"fitted on: {fitted.summary() if fitted else 'an unrecorded machine'}"
+                        + (f" (device {predictor['device']!r})" if predictor.get("device") != device_name else "")))
+    if differs:
+        stdout.print("[bold]a guess (--force-predictor)[/]: " + escape("; ".join(differs)))
     if measured:
         stdout.print(f"measured in the sweep: {measured:.3f} ms")
     for g in GROUPS:
         if by_group[g]:
             stdout.print(f"  {GROUP_LABELS[g]:<24} {by_group[g]:8.3f} ms (uncorrected)")
+
+
+def _predictor_differences(predictor: dict, device_name: str, devices_file) -> list[str]:
+    """Read the device's CPU facts and runtime (one short connection) and say what differs from the predictor's."""
+    from ..analysis import predict as pred_mod
+    from ..bench.backends import backend_for
+    from ..devices.registry import get_device
+
+    profile = get_device(device_name, devices_file)
+    with backend_for(profile) as backend:
+        facts = backend.device_facts()
+        runtime = backend.runtime_info()
+    return pred_mod.differences(predictor, facts, runtime)

@@ -77,28 +77,34 @@ def _threads(ctx, param, value):
 @click.option("--cores", type=click.Choice(["big", "little", "prime", "all"]),
               help="pin every run to this cluster, found from the device's /proc/cpuinfo (instead of the profile's "
                    "affinity); results say which cluster ran")
+@click.option("--force", is_flag=True, help="replace the results already in the output folder (a partial result "
+              "of an interrupted bench is always completed)")
 @click.option("--json", "as_json", is_flag=True, help="print the results JSON instead of the table")
 @click.option("-o", "--out", "outdir", type=click.Path(file_okay=False, path_type=Path),
               help="where to write bench.json + bench.csv (default: ARTIFACT's folder/bench-DEVICE)")
 def bench(artifact, device_name, devices_file, threads, preset, runs, warmup, min_seconds, trials, instances,
           cooldown, timeout, benchmark_binary, input_npy, save_outputs, parse_file, model, precision, op_profile, peak,
-          cores, as_json, outdir):
+          cores, force, as_json, outdir):
     """Benchmark ARTIFACT (a .tflite file or an export folder with manifest.json) on --device."""
     from ..bench.results import ResultsDocument, write_document
 
     if parse_file is not None:
         from ..bench.importer import import_benchmark_output
 
-        results, skipped = import_benchmark_output(parse_file.read_text(errors="replace"), device=device_name,
+        from ..fileio import regular_file
+
+        text = regular_file(parse_file, "--parse", max_bytes=256 << 20).read_text(errors="replace")
+        results, skipped = import_benchmark_output(text, device=device_name,
                                                    model=model, precision=precision,
                                                    threads=threads[0] if threads else None)
         for line in skipped:
             click.echo(f"skipped: {line}", err=True)
         outdir = outdir or Path.cwd() / f"bench-{device_name or 'imported'}"
+        results_folder_free(outdir, force)
     else:
         mode = {None: "auto", True: "measure", False: "skip"}[peak]
         settings = bench_preset(preset).with_overrides(runs=runs, warmup=warmup, instances=instances, trials=trials)
-        args = (threads, settings, min_seconds, cooldown, timeout, benchmark_binary, input_npy, save_outputs)
+        args = (threads, settings, min_seconds, cooldown, timeout, benchmark_binary, input_npy, save_outputs, force)
         from ..devices.registry import device_names
 
         names = device_names(device_name, devices_file) if device_name else []
@@ -146,6 +152,25 @@ def _run_devices(artifact, names, devices_file, args, outdir, peak, op_profile, 
     raise_for_failures(outcomes, "sdeploy bench")
 
 
+def results_folder_free(outdir: Path, force: bool) -> None:
+    """A results folder holding a finished bench.json is replaced only with --force (found before measuring, so
+    nothing is measured for nothing); a partial one, from an interrupted bench, is completed by the rerun its
+    message asked for. A bench.json that is not results is never replaced."""
+    from ..bench.results import read_document
+
+    existing = Path(outdir) / "bench.json"
+    if not (existing.exists() or existing.is_symlink()):
+        return
+    try:
+        doc = read_document(existing)
+    except UserError as err:
+        raise UserError(f"{existing} is in the way and is not results sdeploy can replace ({err.message})",
+                        "choose another -o") from None
+    if not doc.partial and not force:
+        raise UserError(f"{outdir} already holds results ({len(doc.results)} rows, {doc.created or 'undated'})",
+                        "pass --force to replace them, or choose another -o")
+
+
 def _stderr_console():
     from rich.console import Console
 
@@ -153,7 +178,7 @@ def _stderr_console():
 
 
 def _run(artifact, device_name, devices_file, threads, settings, min_seconds, cooldown, timeout, benchmark_binary,
-         input_npy, save_outputs, outdir, peak="auto", op_profile=False, progress=None, cores=None):
+         input_npy, save_outputs, force, outdir, peak="auto", op_profile=False, progress=None, cores=None):
     """One device: measure with `settings` (bench/settings.BenchSettings) -> (results, outdir)."""
     import contextlib
     import dataclasses
@@ -176,6 +201,9 @@ def _run(artifact, device_name, devices_file, threads, settings, min_seconds, co
     if outdir is None:
         outdir = (artifact if artifact.is_dir() else artifact.parent) / f"bench-{profile.name}"
     check_writable(outdir, "results folder")  # before the benchmark, not after it
+    results_folder_free(outdir, force)
+    if save_outputs is not None:
+        check_writable(save_outputs, "--save-outputs folder")
     console = Console(stderr=True)
     with contextlib.nullcontext() if progress else console.status(f"benchmarking on {profile.name}") as status:
         if progress is None:

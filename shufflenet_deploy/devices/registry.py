@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..validate import is_int, is_number
 
 BUILTIN_FILE = Path(__file__).with_name("builtin_devices.toml")
 TRANSPORTS = ("local", "ssh", "adb")
@@ -137,10 +138,20 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """([devices.NAME] tables, [groups] NAME = [device, ...])."""
+    import stat
+
     try:
-        data = tomllib.loads(path.read_text())
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise UserError(f"devices file {path} is not a regular file", "pass the path of a TOML file")
+        if path.stat().st_size > MAX_TOML_BYTES:
+            raise UserError(f"devices file {path} is {path.stat().st_size // 1024} KiB, not a devices file",
+                            "check --devices / $SDEPLOY_DEVICES")
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise UserError(f"{path}: invalid TOML: {err}", "fix the file (see the line and column above)") from None
+    except UnicodeDecodeError:
+        raise UserError(f"devices file {path} is not UTF-8 text (a binary or damaged file)",
+                        "check --devices / $SDEPLOY_DEVICES") from None
     except OSError as err:
         raise UserError(f"cannot read devices file {path}: {err.strerror}") from None
     devices, groups = data.get("devices", {}), data.get("groups", {})
@@ -156,8 +167,34 @@ def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return devices, groups
 
 
+MAX_TOML_BYTES = 1024 * 1024
 FIELDS = {f.name: f for f in dataclasses.fields(DeviceProfile) if f.name not in ("name", "source")}
-_TYPES = {"port": int, "adb_server_port": int, "strict_host_key_checking": bool, "connect_timeout": (int, float)}
+_TEXT = ("transport", "description", "host", "user", "key", "known_hosts", "ssh_config", "serial", "adb", "connect",
+         "workdir", "python", "benchmark_binary")
+
+
+def _check_value(key: str, value: Any) -> str | None:
+    """What is wrong with one profile value ("must be ..."), None when it is fine."""
+    if key in _TEXT:
+        return None if isinstance(value, str) and "\0" not in value else "a string"
+    if key in ("port", "adb_server_port"):
+        return None if is_int(value) and 1 <= value <= 65535 else "a port number (1-65535)"
+    if key == "strict_host_key_checking":
+        return None if isinstance(value, bool) else "true or false"
+    if key == "connect_timeout":
+        return None if is_number(value) and 0 < value <= 3600 else "a number of seconds (0-3600)"
+    if key == "affinity":
+        return None if isinstance(value, str) or (is_int(value) and value >= 0) else "a CPU list like \"4-7\""
+    if key == "ssh_options":
+        return None if isinstance(value, list) and all(isinstance(v, str) for v in value) else "a list of strings"
+    if key == "threads":
+        threads = [value] if is_int(value) else value
+        ok = isinstance(threads, list) and threads and all(is_int(t) and 0 < t <= 1024 for t in threads)
+        return None if ok else "a list of positive integers (at most 1024)"
+    if key == "peak_gmacs":
+        ok = isinstance(value, dict) and all(isinstance(k, str) and is_number(v) and v > 0 for k, v in value.items())
+        return None if ok else "a table of precision = positive GMAC/s"
+    return None
 
 
 def _make_profile(name: str, values: dict[str, Any], source: str) -> DeviceProfile:
@@ -166,16 +203,14 @@ def _make_profile(name: str, values: dict[str, Any], source: str) -> DeviceProfi
             close = difflib.get_close_matches(key, FIELDS, n=1)
             raise UserError(f"{source}: unknown field {key!r} in [devices.{name}]",
                             f"did you mean {close[0]!r}?" if close else f"known fields: {', '.join(FIELDS)}")
-        expected = _TYPES.get(key)
-        if expected and (not isinstance(value, expected) or (expected is not bool and isinstance(value, bool))):
-            kind = "a number" if isinstance(expected, tuple) else expected.__name__
-            raise UserError(f"{source}: [devices.{name}] {key} must be {kind}, got {value!r}")
+        wrong = _check_value(key, value)
+        if wrong:
+            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+            raise UserError(f"{source}: [devices.{name}] {key} must be {wrong}, got {shown}",
+                            f"fix {key} in [devices.{name}]")
     values = dict(values)
-    if isinstance(values.get("threads"), int):
+    if is_int(values.get("threads")):
         values["threads"] = [values["threads"]]
-    threads = values.get("threads", [1])
-    if not (isinstance(threads, list) and threads and all(isinstance(t, int) and t > 0 for t in threads)):
-        raise UserError(f"{source}: [devices.{name}] threads must be a list of positive integers, got {threads!r}")
     if values.get("affinity") is not None:
         values["affinity"] = str(values["affinity"])
         parse_cpus(values["affinity"])

@@ -15,6 +15,7 @@ import datetime
 import errno
 import os
 import platform
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ import numpy as np
 
 from ..data.folders import ImageSet, scan_images
 from ..errors import UserError
-from ..fileio import check_writable, current_umask, remove_stale, sha256, temp_dir, write_json
+from ..fileio import check_writable, current_umask, read_json_bounded, remove_stale, sha256, temp_dir, write_json
 from ..sizes import as_hw, parse as parse_size, to_json
 from . import int8_layers, verify
 
@@ -197,9 +198,36 @@ def _check_outdir(outdir: Path, force: bool) -> None:
         raise UserError(f"output {outdir} exists and is not a folder", "choose another -o (a new folder's path)")
     if not force:
         raise UserError(f"output folder {outdir} already exists", "pass --force to replace it or choose another -o")
-    if not any((outdir / name).exists() for name in ("manifest.json", "export_report.json")):
-        raise UserError(f"output folder {outdir} was not written by `sdeploy export` (no manifest.json or "
-                        "export_report.json): --force replaces only an earlier export", "choose another -o")
+    foreign = _not_an_export(outdir)
+    if foreign:
+        raise UserError(f"output folder {outdir} was not written by `sdeploy export` ({foreign}): --force "
+                        "replaces only an earlier export", "choose another -o")
+
+
+# what an export folder may hold: the export's own files, and the bench-DEVICE folders `sdeploy bench` writes there
+_EXPORT_FILES = re.compile(r"^(manifest\.json|export_report\.json|conversion\.log"
+                           r"|model(_[A-Za-z0-9]+)?\.(onnx|tflite))$")
+
+
+def _not_an_export(folder: Path) -> str | None:
+    """Why FOLDER is not an earlier export (None when it is): its manifest or failure report must be ours (our
+    schema, readable), and every entry one an export or a bench of it writes. A file merely named manifest.json
+    beside someone's project (a web app with its .git) is not enough."""
+    doc = next((folder / n for n in ("manifest.json", "export_report.json") if (folder / n).is_file()), None)
+    if doc is None:
+        return "no manifest.json or export_report.json"
+    try:
+        data = read_json_bounded(doc, what="export manifest")
+    except UserError as err:
+        return f"its {doc.name} is not one: {err.message}"
+    schema = data.get("schema") if isinstance(data, dict) else None
+    if schema != MANIFEST_SCHEMA:
+        return f"its {doc.name} is not an sdeploy export's (schema {schema!r})"
+    for entry in sorted(folder.iterdir()):
+        own_bench = entry.is_dir() and not entry.is_symlink() and entry.name.startswith("bench-")
+        if not (own_bench or (entry.is_file() and not entry.is_symlink() and _EXPORT_FILES.match(entry.name))):
+            return f"it holds {entry.name!r}, which no export writes"
+    return None
 
 
 def _load(req: ExportRequest):
