@@ -47,10 +47,10 @@ def exclusive(folder: Path, what: str) -> Iterator[None]:
             try:
                 yield
             finally:
+                lock.unlink(missing_ok=True)  # while still held: no lock file is left in the user's folder
                 fcntl.flock(fh, fcntl.LOCK_UN)
     finally:
-        if created and [p.name for p in folder.iterdir()] == [lock.name]:  # nothing written: leave no folder
-            lock.unlink(missing_ok=True)
+        if created and folder.is_dir() and not any(folder.iterdir()):  # nothing written: leave no folder
             folder.rmdir()
 
 

@@ -447,6 +447,7 @@ def test_tiny_sweep_resume_predictor_report_and_cutter(tmp_path, capsys):
     doc = run_sweep("local", models=TINY + ["no_such_model"], input_sizes=(32,), outdir=out, settings=QUICK,
                     num_classes=10, progress=messages.append)
     predict.store(predict.fit(doc), out)  # what `sdeploy sweep` does with the finished document
+    assert not (out / ".sdeploy.lock").exists()  # the folder was held during the sweep, and the lock is gone
     doc = json.loads((out / "bench.json").read_text())
     assert f"{TINY[0]}@32: done already, skipping" in messages
     assert not any(m.startswith("measuring peak") for m in messages)  # the peak is kept too
@@ -570,6 +571,9 @@ def test_two_sweeps_into_one_folder_the_second_fails_at_once(tmp_path):
     with pytest.raises(UserError, match="unknown device"):
         run_sweep("no-such-device", models=["shufflenet_v1_g3_0.25x"], input_sizes=(32,), outdir=tmp_path / "new")
     assert not (tmp_path / "new").exists()
+    with exclusive(out, "sweep"):
+        pass
+    assert not out.exists()  # the lock leaves nothing behind in a folder it made
 
 
 def test_hostile_names_land_escaped_in_html_csv_markdown_and_file_names(tmp_path):

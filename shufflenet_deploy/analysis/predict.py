@@ -10,8 +10,9 @@
    input from cache or not, one invoke instead of many); on `local` a is 1.05-1.07.
 
    Committed local sweep (benchmarks/results/gap_report, lowered graph, 26 model x precision pairs incl.
-   ShuffleNet v2, 2026-11-28): a = 1.07 fp32 (1.01-1.14 over the models), 1.05 int8 (1.01-1.07); leave-one-out
-   24 of 26 within +-10%, median |error| 4.0%. On onnx2tf's plain graph (22 pairs, no v2): 20 of 22, 3.1%.
+   ShuffleNet v2, AMD EPYC AVX2, 2026-12-03): a = 1.08 fp32 (0.95-1.23 over the models), 1.02 int8 (0.98-1.06);
+   leave-one-out 24 of 26 within +-10%, median |error| 3.4% (2026-11-28 on an earlier host: 24 of 26, 4.0%). On
+   onnx2tf's plain graph (22 pairs, no v2): 20 of 22, 3.1%.
    Tried and dropped: a per-family correction (latency = sum_F a_F * S_F + b over grouped / depthwise / dense conv
    / shuffle / rest, NNLS): 13 of 22 within +-10% on the previous (plain) sweep, where a * S + b and the single
    scale gave 16 — the extra parameters overfit 11 models per precision. The two changes that mattered were in the
