@@ -2,7 +2,7 @@
 """Stack A vs stack B latency, one process, interleaved.
 
 Run with the stack-A venv (ai-edge-litert 2.1.0):
-    /work/main/.venv/bin/python /tmp/stackB/time_ab.py [--rounds 30] [--runs 20]
+    ./.venv/bin/python /tmp/stackB/time_ab.py [--rounds 30] [--runs 20]
 
 Each file gets its own LiteRT interpreter (1 thread, default XNNPACK delegate on). After a warm-up, every round
 runs each file `runs` times back to back, the files in a rotated order (round r starts with file r mod n), and

@@ -84,12 +84,15 @@ def staged_outputs(outdir: Path) -> Iterator[Path]:
     stage = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".tmp", dir=outdir.parent))
     try:
         yield stage
-        for item in sorted(stage.iterdir()):
-            target = outdir / item.name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
+        items = sorted(stage.iterdir())
+        blocked = [outdir / i.name for i in items if (outdir / i.name).is_dir() and not (outdir / i.name).is_symlink()]
+        if blocked:  # never delete a folder we did not write; checked before anything moves
+            from .errors import UserError
+
+            raise UserError(f"{blocked[0]} is a folder where a report file goes", "choose another -o")
+        for item in items:
             os.chmod(item, 0o666 & ~current_umask())
-            os.replace(item, target)
+            os.replace(item, outdir / item.name)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 

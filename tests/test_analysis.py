@@ -597,3 +597,13 @@ def test_hostile_names_land_escaped_in_html_csv_markdown_and_file_names(tmp_path
         for row in read_csv(csv_file):
             assert not any(str(v).startswith(("=", "+", "@")) for v in row.values()), (csv_file.name, row)
     assert all(p.parent == out for p in out.rglob("*")), sorted(map(str, out.rglob("*")))
+
+
+def test_a_report_never_replaces_a_folder_in_its_way_and_writes_all_or_nothing(tmp_path, capsys):
+    out = tmp_path / "r"
+    (out / "report.md").mkdir(parents=True)
+    (out / "report.md" / "notes.txt").write_text("mine")
+    assert cli_main(["report", str(write_doc(tmp_path / "s", synthetic_doc())), "-o", str(out)]) == 2
+    assert "is a folder where a report file goes" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["report.md"] and (out / "report.md" / "notes.txt").exists()
+    assert not list(tmp_path.glob(".r.*"))  # no stage left behind
