@@ -4,7 +4,7 @@
 # Resumable: if interrupted, run this script again — finished models are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export SDEPLOY_CACHE="${SDEPLOY_CACHE:-$PWD/.cache/sdeploy}"
+export SDEPLOY_CACHE="${SDEPLOY_CACHE:-.cache/sdeploy}"   # relative: the export paths the sweep records stay inside the repo
 SDEPLOY="${SDEPLOY:-.venv/bin/sdeploy}"
 OUT=benchmarks/results/gap_report
 

@@ -119,30 +119,7 @@ def safe_component(text: str, limit: int = 120) -> str:
 
 def regular_file(path: Path, what: str, max_bytes: int | None = None) -> Path:
     """PATH, when it is a regular file of at most MAX_BYTES: a named pipe would block the read, a device file never
-    end. One UserError naming WHAT otherwise."""
-    import stat
-
-    from .errors import UserError
-
-    path = Path(path)
-    try:
-        info = path.stat()
-    except OSError as err:
-        raise UserError(f"cannot read {what} {path}: {err.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise UserError(f"{what} {path} is not a regular file", "pass the path of a file")
-    if max_bytes is not None and info.st_size > max_bytes:
-        raise UserError(f"{what} {path} is {info.st_size / 1e6:.0f} MB, more than {max_bytes / 1e6:.0f} MB")
-    return path
-
-
-MAX_DOCUMENT_BYTES = 256 * 1024 * 1024  # a results document of a long fleet sweep is tens of MB
-
-
-def read_json_bounded(path: Path, *, what: str, max_bytes: int = MAX_DOCUMENT_BYTES) -> Any:
-    """Read a JSON document as a strict reader must: a regular file only (a named pipe would block, a device file
-    never ends), at most MAX_BYTES, UTF-8, and no NaN/Infinity (Python's json takes them; no number we write is
-    one). Any failure is one UserError naming the file and what is wrong with it."""
+    end. One UserError naming WHAT otherwise. Every document and input file is checked here before it is read."""
     import stat
 
     from .errors import UserError
@@ -153,13 +130,26 @@ def read_json_bounded(path: Path, *, what: str, max_bytes: int = MAX_DOCUMENT_BY
     except FileNotFoundError:
         raise UserError(f"no {what} at {path}") from None
     except OSError as err:
-        raise UserError(f"cannot read the {what} {path}: {err.strerror}") from None
+        raise UserError(f"cannot read {what} {path}: {err.strerror}") from None
     if not stat.S_ISREG(info.st_mode):
         kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-        raise UserError(f"the {what} {path} is {kind}", "give the path of the JSON file")
-    if info.st_size > max_bytes:
-        raise UserError(f"the {what} {path} is {info.st_size / 1e6:.0f} MB, more than any {what} sdeploy writes "
+        raise UserError(f"{what} {path} is {kind}", "pass the path of a file")
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise UserError(f"{what} {path} is {info.st_size / 1e6:.0f} MB, more than any {what} sdeploy reads "
                         f"({max_bytes / 1e6:.0f} MB)", "check the path")
+    return path
+
+
+MAX_DOCUMENT_BYTES = 256 * 1024 * 1024  # a results document of a long fleet sweep is tens of MB
+
+
+def read_json_bounded(path: Path, *, what: str, max_bytes: int = MAX_DOCUMENT_BYTES) -> Any:
+    """Read a JSON document as a strict reader must: a regular file only (a named pipe would block, a device file
+    never ends), at most MAX_BYTES, UTF-8, and no NaN/Infinity (Python's json takes them; no number we write is
+    one). Any failure is one UserError naming the file and what is wrong with it."""
+    from .errors import UserError
+
+    path = regular_file(path, f"the {what}", max_bytes)
     try:
         with open(path, "rb") as fh:
             raw = fh.read(max_bytes + 1)
@@ -248,6 +238,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def nearest_existing(path: Path) -> Path:
+    """PATH itself, or its nearest parent that exists (where a folder to be created would be made)."""
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
 def check_writable(folder: Path, what: str) -> None:
     """Fail now, in one line, if `folder` (or the nearest parent that exists) cannot take a new file: found at
     the end, it would throw away a whole benchmark or export. A real probe file, not os.access: root passes
@@ -255,9 +253,7 @@ def check_writable(folder: Path, what: str) -> None:
     from .errors import UserError
 
     folder = Path(folder)
-    probe_dir = folder
-    while not probe_dir.exists():
-        probe_dir = probe_dir.parent
+    probe_dir = nearest_existing(folder)
     if not probe_dir.is_dir():
         raise UserError(f"{what} {folder} cannot be created: {probe_dir} is a file, not a folder", "choose another -o")
     try:

@@ -32,7 +32,6 @@ they read as fitted on an unknown machine.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +39,7 @@ import numpy as np
 from ..bench.results import ResultsDocument
 from ..devices.machine import MachineFacts
 from ..errors import UserError
+from ..validate import is_int, is_number
 
 SCHEMA = "sdeploy-predictor/3"
 READS = (SCHEMA, "sdeploy-predictor/2")  # /2: the same predictor without the machine's facts
@@ -276,13 +276,12 @@ def _validate(data: dict, where: str) -> None:
                          "the file is damaged or was edited; re-run `sdeploy sweep` to fit it again")
 
     def number(v, *, positive=False) -> bool:
-        return (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                and (v > 0 if positive else v >= 0))
+        return is_number(v) and (v > 0 if positive else v >= 0)
 
     if not isinstance(data.get("device"), (str, type(None))):
         raise bad("device", "is not a name")
     threads = data.get("threads")
-    if threads is not None and not (isinstance(threads, int) and not isinstance(threads, bool) and threads > 0):
+    if threads is not None and not (is_int(threads) and threads > 0):
         raise bad("threads", f"is {threads!r}, not a thread count")
     lookup = data.get("lookup")
     if not isinstance(lookup, dict) or not all(isinstance(k, str) and number(v) for k, v in lookup.items()):
@@ -305,8 +304,7 @@ def _validate(data: dict, where: str) -> None:
             raise bad("trained_on", f"holds {t!r}")
     for e in data.get("evaluation") or []:
         if not (isinstance(e, dict) and number(e.get("measured_ms"), positive=True)
-                and number(e.get("predicted_ms")) and isinstance(e.get("error"), (int, float))
-                and math.isfinite(e["error"])):
+                and number(e.get("predicted_ms")) and is_number(e.get("error"))):
             raise bad("evaluation", f"holds {e!r}")
     within = data.get("within_10pct")
     if within is not None and not (number(within) and within <= 1):

@@ -8,14 +8,13 @@ damaged file is never an error that loses a bench: the caller re-measures and sa
 """
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..devices.machine import MachineFacts, runtime_id
 from ..errors import UserError
 from ..fileio import read_json_bounded, write_json
+from ..validate import is_int, is_number
 from .peak import KERNEL_MACS, PRECISIONS
 
 SCHEMA = "sdeploy-peaks/1"
@@ -56,12 +55,11 @@ class PeakRecord:
         kernel, precision, threads = data.get("kernel"), data.get("precision"), data.get("threads")
         if kernel not in KERNEL_MACS or precision not in PRECISIONS:
             raise bad(f"names kernel {kernel!r} / precision {precision!r}, not one of bench/peak.py's")
-        if not (isinstance(threads, int) and not isinstance(threads, bool) and 0 < threads <= 1024):
+        if not (is_int(threads) and 0 < threads <= 1024):
             raise bad(f"has threads {threads!r}")
         ms, gmacs = data.get("median_ms"), data.get("gmacs")
         for name, value in (("median_ms", ms), ("gmacs", gmacs)):
-            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-                    and 0 < value < 1e7):
+            if not (is_number(value) and 0 < value < 1e7):
                 raise bad(f"has {name} {value!r} (a positive, finite number)")
         implied = KERNEL_MACS[kernel] / (ms * 1e-3) / 1e9
         if data.get("macs") != KERNEL_MACS[kernel] or abs(gmacs - implied) > 1e-6 * gmacs:

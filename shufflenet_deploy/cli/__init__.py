@@ -63,13 +63,12 @@ def _check_cache_env() -> None:
     import os
     from pathlib import Path
 
+    from ..fileio import nearest_existing
+
     value = os.environ.get("SDEPLOY_CACHE")
     if not value:
         return
-    path = Path(value).expanduser()
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
+    probe = nearest_existing(Path(value).expanduser())
     if not probe.is_dir():
         raise UserError(f"SDEPLOY_CACHE={value} is not a folder ({probe} is a file)",
                         "point SDEPLOY_CACHE at a folder, or unset it (default ~/.cache/sdeploy)")

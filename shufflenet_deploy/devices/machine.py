@@ -12,10 +12,10 @@ Not compared: the device's name, the host name, the kernel, the clock of the mom
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from ..errors import UserError
+from ..validate import is_int, is_number
 
 # the ISA keys of devices/cpuinfo.py's `isa` block that change which kernels XNNPACK runs
 SPEED_ISA = ("neon", "dotprod", "i8mm", "fp16", "bf16", "sve", "sve2", "avx2", "fma", "avx512f", "avx512_vnni",
@@ -116,20 +116,20 @@ class MachineFacts:
             raise bad("clusters", "is not a non-empty list")
         parsed = []
         for c in clusters:
-            if not isinstance(c, dict) or not isinstance(c.get("core"), str) or not _count(c.get("count")):
+            if not isinstance(c, dict) or not isinstance(c.get("core"), str) or not (is_int(c.get("count")) and c["count"] > 0):
                 raise bad("clusters", "holds an entry without a core name and a positive count")
             mhz = c.get("max_mhz")
-            if mhz is not None and not (_number(mhz) and 0 < mhz < 20000):
+            if mhz is not None and not (is_number(mhz) and 0 < mhz < 20000):
                 raise bad("clusters", f"holds max_mhz {mhz!r} (a frequency in MHz, or null)")
             parsed.append(Cluster(c["core"], c["count"], float(mhz) if mhz is not None else None))
         isa = data.get("isa")
         if not isinstance(isa, list) or any(k not in SPEED_ISA for k in isa):
             raise bad("isa", f"is not a list of {', '.join(SPEED_ISA)}")
         threads = data.get("threads")
-        if threads is not None and not (_count(threads) and threads <= 1024):
+        if threads is not None and not (is_int(threads) and 0 < threads <= 1024):
             raise bad("threads", f"is {threads!r}, not a thread count")
         cpus = data.get("cpus")
-        if cpus is not None and not (isinstance(cpus, list) and all(_int(c) and 0 <= c < 4096 for c in cpus)):
+        if cpus is not None and not (isinstance(cpus, list) and all(is_int(c) and 0 <= c < 4096 for c in cpus)):
             raise bad("cpus", "is not a list of CPU numbers")
         return cls(cpu, arch, tuple(parsed), tuple(k for k in SPEED_ISA if k in isa), runtime, threads,
                    tuple(sorted(cpus)) if cpus is not None else None)
@@ -142,18 +142,6 @@ def runtime_id(runtime: dict | str | None) -> str | None:
     if not isinstance(runtime, dict) or not runtime.get("name"):
         return None
     return f"{runtime['name']} {runtime.get('version') or ''}".strip()
-
-
-def _int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _count(v) -> bool:
-    return _int(v) and v > 0
-
-
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _clusters(clusters) -> str:

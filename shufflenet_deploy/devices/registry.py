@@ -138,15 +138,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """([devices.NAME] tables, [groups] NAME = [device, ...])."""
-    import stat
+    from ..fileio import regular_file
 
     try:
-        if not stat.S_ISREG(path.stat().st_mode):
-            raise UserError(f"devices file {path} is not a regular file", "pass the path of a TOML file")
-        if path.stat().st_size > MAX_TOML_BYTES:
-            raise UserError(f"devices file {path} is {path.stat().st_size // 1024} KiB, not a devices file",
-                            "check --devices / $SDEPLOY_DEVICES")
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+        data = tomllib.loads(regular_file(path, "devices file", MAX_TOML_BYTES).read_bytes().decode("utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise UserError(f"{path}: invalid TOML: {err}", "fix the file (see the line and column above)") from None
     except UnicodeDecodeError:
