@@ -118,6 +118,7 @@ def test_a_fleet_sweep_survives_a_dead_device_resumes_it_and_reports_three_colum
     assert report.returncode == 0, report.stderr[-3000:]
     md = (out / "report" / "report.md").read_text()
     assert "(quick preset: a quick look, noisier)" in md  # the report says how the numbers were measured
+    assert "[all: 4x Cortex-A72]; ISA: no dotprod, i8mm or fp16" in md   # said in words, never a dash
     header = next(line for line in md.splitlines() if line.startswith("| model | precision | threads | MACs (M) |"))
     host_core = parse_cpuinfo(Path("/proc/cpuinfo").read_text()).cores[0].name  # this machine's CPU, whatever it is
     assert "rpi4 (Cortex-A72)" in header and "rpi5 (Cortex-A76)" in header and f"local ({host_core}" in header

@@ -232,3 +232,49 @@ def test_user_ssh_config_and_proxyjump_are_honoured(sshd_factory, tmp_path):
     assert "-p" not in t.ssh_argv() and "-l" not in t.ssh_argv()
     with t:
         assert t.run(["echo", "via jump"], timeout=60).stdout == "via jump\n"
+
+
+def _many_files(tmp_path: Path, count: int) -> list[tuple[Path, str]]:
+    files = []
+    for i in range(count):
+        src = tmp_path / "many" / f"op {i} 'q'.tflite"
+        src.parent.mkdir(exist_ok=True)
+        src.write_bytes(os.urandom(1000 + i * 37) + b"\0\n")
+        files.append((src, f"m{i:04d}_op {i} 'q'.tflite"))
+    return files
+
+
+def test_push_many_sends_every_file_in_one_session(sshd_factory, tmp_path):
+    count = tmp_path / "sessions"
+    server = sshd_factory(forced_command=f"echo s >> {count}; exec /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"")
+    files = _many_files(tmp_path, 40)
+    with server.transport() as t:
+        t.run(["true"], timeout=30)
+        before = len(count.read_text().split())
+        remote = t.push_many(files)
+        assert len(count.read_text().split()) - before == 1   # one handshake for forty files
+        assert remote == [f"{t.workdir}/{name}" for _, name in files]
+        for (src, _), path in zip(files, remote):
+            assert Path(path).read_bytes() == src.read_bytes()
+        with pytest.raises(UserError, match="relative path"):
+            t.push_many([files[0], (files[1][0], "../escape.bin")])
+        assert not (Path(t.workdir).parent / "escape.bin").exists()
+
+
+def test_push_many_without_tar_on_the_device_pushes_one_by_one(sshd_factory, tmp_path):
+    """A board whose shell has no tar (a minimal image) still gets every file, one session each."""
+    tools = tmp_path / "no-tar-bin"
+    tools.mkdir()
+    for name in ("sh", "mkdir", "cat", "rm", "printf", "true"):
+        found = shutil.which(name)
+        if found:
+            (tools / name).symlink_to(found)
+    count = tmp_path / "sessions"
+    server = sshd_factory(forced_command=f"echo s >> {count}; exec env PATH={tools} /bin/sh -c "
+                                         f"\"$SSH_ORIGINAL_COMMAND\"")
+    files = _many_files(tmp_path, 3)
+    with server.transport() as t:
+        remote = t.push_many(files)
+        assert len(count.read_text().split()) == 1 + 3   # the tar attempt, then one session per file
+        for (src, _), path in zip(files, remote):
+            assert Path(path).read_bytes() == src.read_bytes()

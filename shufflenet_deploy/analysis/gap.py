@@ -235,6 +235,57 @@ def speedup_table(rows: list[dict]) -> list[dict]:
     return out
 
 
+# What the papers say of a pair whose MACs are equal (Table 8 has no time for g=8)
+EQUAL_MACS_PAPER = {
+    ("shufflenet_v1_g8_1.0x", "shufflenet_v1_g3_1.0x"):
+        "the paper: g=3 is the practical choice, g=8 less efficient in practice; ShuffleNet v2 measured g=8 up "
+        "to 30% slower than g=1 on ARM at equal FLOPs",
+}
+
+
+def paper_answer(rows: list[dict]) -> list[str]:
+    """The paper's question in one line per measured pair of its models (speedup_table's rows): how many times
+    fewer MACs, how many times faster here, and what the paper measured on ARM."""
+    lines = []
+    for row in speedup_table(rows):
+        if row["slower"] == "fp32":  # int8 vs fp32 has no MACs ratio: the bench's own lines explain it
+            continue
+        slow, fast, theo = _short(row["slower"]), _short(row["faster"]), row["theoretical"]
+        for key, actual in row.items():
+            if not key.startswith("actual_") or not actual:
+                continue
+            on = f"{row['comparison']}, {key[len('actual_'):]}: "
+            if theo >= 1.2:
+                said = (f"{theo:.1f}x fewer MACs -> {actual:.1f}x faster here")
+                paper = (f"the paper: {row['paper_theoretical']:.1f}x -> {row['paper_actual_sd820']:.1f}x on a "
+                         f"Snapdragon 820; ~2.6x per 4x fewer FLOPs on ARM" if row.get("paper_actual_sd820")
+                         else "the paper: ~2.6x faster per 4x fewer FLOPs on ARM")
+            else:
+                speed = (f"{slow} takes {actual:.2f}x the time of {fast}" if actual >= 1
+                         else f"{slow} is {1 / actual:.2f}x faster than {fast}")
+                said = f"equal MACs (ratio {theo:.2f}) -> {speed} here"
+                paper = EQUAL_MACS_PAPER.get((row["slower"], row["faster"]), "the paper has no figure for this pair")
+            lines.append(f"{on}{said} ({paper})")
+    return lines
+
+
+def where_time_goes(fvt: dict, at_least: float = 0.03) -> str:
+    """flops_vs_time's answer in one line: each op group's share of the MACs and of the time, by time, largest
+    first (groups under AT_LEAST of both are left out)."""
+    from ..tflite.ops import GROUP_LABELS
+
+    parts = [f"{GROUP_LABELS[g]} {100 * fvt['flops_share'].get(g, 0):.0f}% of MACs, "
+             f"{100 * fvt['time_share'].get(g, 0):.0f}% of time"
+             for g in sorted(GROUPS, key=lambda g: -fvt["time_share"].get(g, 0))
+             if max(fvt["time_share"].get(g, 0), fvt["flops_share"].get(g, 0)) >= at_least]
+    return f"{_short(fvt['model'])} {fvt['precision']}, where the time goes: " + "; ".join(parts)
+
+
+def _short(model: str) -> str:
+    """shufflenet_v1_g8_1.0x -> v1 g8 1.0x (the family prefix says nothing in a line about two ShuffleNets)."""
+    return model.replace("shufflenet_", "").replace("_", " ")
+
+
 def flops_vs_time(doc: ResultsDocument, key: str | None = None, precision: str | None = None) -> dict | None:
     """Where the FLOPs go (complexity.py per layer, grouped) vs where the time goes (per-op time shares): of
     PRECISION, else of fp32 where the results have it, else of the first precision they have (an int8-only sweep)."""

@@ -126,7 +126,9 @@ def _run_sweep(device: str, *, devices_file: str | None = None, models: list[str
             if not settings.peak:
                 doc.sweep["peak_note"] = "no measured peak: the sweep ran with --no-peak"
             elif backend.measures_peak:
-                doc.peak += measure_peak(backend, threads, progress, settings)
+                records, source = _peak(backend, threads, progress, settings)
+                doc.peak += records
+                doc.sweep["peak_source"] = source
                 save_doc(outdir, doc)
             else:
                 doc.sweep["peak_note"] = "no measured peak: peak kernels need the Linux runner"
@@ -278,6 +280,31 @@ def _same_machine(doc: ResultsDocument, facts: dict | None, outdir: Path) -> Non
     if earlier and here and (differs := earlier.differences(here, runtime=False, threads=False)):
         raise UserError(f"{outdir} holds a sweep of {doc.sweep.get('device')!r} measured on another machine: "
                         + "; ".join(differs), "sweep into another -o folder")
+
+
+def _peak(backend, threads: int, progress: Progress, settings: MeasureSettings) -> tuple[list[dict], str]:
+    """(the peak records, where they come from). This machine's cached peak (bench/peak_cache.py: same CPU facts,
+    runtime and threads) when it has one: measured once per machine, so a sweep and a bench on it divide by the
+    same peak; else measured now, and cached when measured at the full preset (a quick peak is too noisy to be
+    the one every later % of peak divides by)."""
+    from ..bench import peak_cache
+    from ..devices.machine import MachineFacts
+
+    runtime, facts = backend.runtime_info(), backend.device_facts()
+    # the cores a bench result records: its pinning, else every core the device has (what an unpinned runner gets)
+    cpus = backend.profile.affinity_cpus() or sorted(c for k in (facts or {}).get("clusters") or [] for c in k["cpus"])
+    machine = MachineFacts.of(facts, runtime, threads, cpus)
+    found, why_not = peak_cache.lookup(backend.profile.name, machine, runtime, threads)
+    if found:
+        progress("peak: this machine's cached peak kernels (same CPU, runtime and threads)")
+        return [{k: r[k] for k in ("device", "precision", "threads", "kernel", "macs", "median_ms", "gmacs")}
+                for r in found], "cache"
+    if why_not:
+        progress(f"re-measuring the peak: {why_not}")
+    records = measure_peak(backend, threads, progress, settings)
+    if settings.preset == "full":
+        peak_cache.store(backend.profile.name, machine, runtime, threads, records)
+    return records, f"measured by this sweep ({settings.preset} preset)"
 
 
 def measure_peak(backend, threads: int, progress: Progress = lambda m: None,

@@ -114,6 +114,18 @@ class Backend:
             self._pushed[key] = self.guard(lambda: self.transport.push(Path(local), name), f"pushing {name}")
         return self._pushed[key]
 
+    def push_all(self, files: list[tuple[Path, str]]) -> list[str]:
+        """push() for many files, the ones not sent yet in one transfer (transport.push_many)."""
+        named = [(Path(local), remote_name(name)) for local, name in files]
+        keys = [(str(local.resolve()), name) for local, name in named]
+        todo = [(local, name) for (local, name), key in zip(named, keys) if key not in self._pushed]
+        if todo:
+            self.say(f"pushing {len(todo)} files to {self.profile.name}")
+            remote = self.guard(lambda: self.transport.push_many(todo), f"pushing {len(todo)} files")
+            for (local, name), path in zip(todo, remote):
+                self._pushed[(str(local.resolve()), name)] = path
+        return [self._pushed[key] for key in keys]
+
     def guard(self, call, what: str, model: ModelArtifact | None = None, threads: int | None = None):
         """Turn transport faults into BenchInterrupted; a fault at the time limit is reported as a timeout."""
         start = time.monotonic()
@@ -250,8 +262,8 @@ class RunnerBackend(Backend):
         """Time {id: .tflite} in one `runner.py --many` call -> {id: runner entry}; instances > 1: that many
         interpreters per model, used in turn over the rounds (a lone interpreter can sit in a slow mode)."""
         runner = self._runner()
-        items = [{"id": ident, "path": self.push(Path(path), f"m{i:04d}_{Path(path).name}")}
-                 for i, (ident, path) in enumerate(files.items())]
+        remote = self.push_all([(Path(path), f"m{i:04d}_{Path(path).name}") for i, path in enumerate(files.values())])
+        items = [{"id": ident, "path": path} for ident, path in zip(files, remote)]
         with tempfile.TemporaryDirectory() as tmp:
             listing = Path(tmp) / "many.json"
             listing.write_text(json.dumps(items))

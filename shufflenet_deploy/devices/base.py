@@ -37,6 +37,11 @@ class Transport(ABC):
     def push(self, local: Path, remote_name: str) -> str:
         """Copy a local file into the work dir under `remote_name`; return its remote path."""
 
+    def push_many(self, files: Sequence[tuple[Path, str]]) -> list[str]:
+        """Push several (local file, remote name) pairs; return their remote paths in order. One push each
+        here; a transport whose pushes cost a connection each (ssh) sends them in one."""
+        return [self.push(local, name) for local, name in files]
+
     @abstractmethod
     def pull(self, remote_path: str, local: Path) -> None:
         """Copy a remote file to `local`."""

@@ -297,4 +297,6 @@ def summary(facts: dict) -> str:
                       + (f" @ {c['max_mhz']:.0f} MHz" if c.get("max_mhz") else "")
                       for c in facts.get("clusters") or [])
     flags = ", ".join(k for k in SUMMARY_ISA if (facts.get("isa") or {}).get(k))
-    return f"{facts.get('model') or facts.get('hardware') or '?'} [{cores}]; ISA: {flags or '-'}"
+    arm = facts.get("arch") == "arm" or (facts.get("isa") or {}).get("neon")
+    flags = flags or ("no dotprod, i8mm or fp16" if arm else "none of " + ", ".join(SUMMARY_ISA))  # never a dash
+    return f"{facts.get('model') or facts.get('hardware') or '?'} [{cores}]; ISA: {flags}"

@@ -17,7 +17,9 @@ Fixed choices:
   nothing unquoted reaches the remote login shell, whatever shell that is.
 * No scp/sftp: push is `mkdir -p WORKDIR && cat > WORKDIR/NAME` with the file on stdin, pull is `cat PATH` to
   stdout. That also works through a forced command (authorized_keys `command=`), which the aarch64 test target
-  and restricted accounts use.
+  and restricted accounts use. Many files (a sweep's ~130 single-op models per model) go in one session as a tar
+  stream (`tar -xf - -C WORKDIR`; every Linux board has tar, busybox's included): one ssh handshake instead of
+  one per file, which was most of a sweep's time on a board. A device without tar gets them one by one.
 * The work dir is `/tmp/sdeploy-<random>` (or under `workdir_root`), created lazily, removed by `cleanup`.
 * Each session ends with a random marker line carrying the command's exit status on stderr (removed from the
   returned stderr). ssh exits 255 both for its own failures and when the remote command exits 255; the marker
@@ -33,11 +35,13 @@ returned.
 """
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 import re
 import secrets
 import shlex
+import tarfile
 from pathlib import Path
 from typing import Sequence
 
@@ -51,6 +55,11 @@ _UNREACHABLE = ("connection refused", "no route to host", "connection timed out"
                 "connection closed by remote host during", "banner exchange")
 _DROPPED = ("connection closed", "connection reset", "broken pipe", "closed by remote host",
             "server not responding", "client_loop:", "packet_write_wait", "disconnected")
+
+
+def _check_remote_name(remote_name: str) -> None:
+    if not remote_name or remote_name.startswith("/") or ".." in remote_name.split("/") or not remote_name.strip("/"):
+        raise UserError(f"remote name {remote_name!r} must be a relative path inside the work dir")
 
 
 class SSHTransport(Transport):
@@ -195,8 +204,7 @@ class SSHTransport(Transport):
         local = Path(local)
         if not local.is_file():
             raise UserError(f"cannot push {local}: not a file")
-        if not remote_name or remote_name.startswith("/") or ".." in remote_name.split("/") or not remote_name.strip("/"):
-            raise UserError(f"remote name {remote_name!r} must be a relative path inside the work dir")
+        _check_remote_name(remote_name)
         remote = self._resolve(remote_name)
         q = shlex.quote
         script = f"mkdir -p {q(self._workdir)} {q(posixpath.dirname(remote))} && cat > {q(remote)}"
@@ -205,6 +213,32 @@ class SSHTransport(Transport):
         self._created = True
         self._check(rc, err, f"push of {local.name}")
         return remote
+
+    def push_many(self, files: Sequence[tuple[Path, str]]) -> list[str]:
+        files = [(Path(local), name) for local, name in files]
+        if len(files) < 2:
+            return [self.push(local, name) for local, name in files]
+        for local, name in files:
+            if not local.is_file():
+                raise UserError(f"cannot push {local}: not a file")
+            _check_remote_name(name)
+        stream = io.BytesIO()
+        with tarfile.open(fileobj=stream, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            for local, name in files:
+                data = local.read_bytes()
+                info = tarfile.TarInfo(name)
+                info.size, info.mode, info.mtime = len(data), 0o644, int(local.stat().st_mtime)
+                tar.addfile(info, io.BytesIO(data))
+        q = shlex.quote
+        what = f"push of {len(files)} files"
+        script = (f"command -v tar >/dev/null 2>&1 || exit 127; mkdir -p {q(self._workdir)} && "
+                  f"tar -xf - -C {q(self._workdir)}")
+        rc, _, err = self._session(script, timeout=self.transfer_timeout, what=what, stdin=stream.getvalue())
+        self._created = True
+        if rc == 127:  # no tar on the device: one session per file
+            return [self.push(local, name) for local, name in files]
+        self._check(rc, err, what)
+        return [self._resolve(name) for _, name in files]
 
     def pull(self, remote_path: str, local: Path) -> None:
         remote = self._resolve(remote_path)
