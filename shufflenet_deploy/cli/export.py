@@ -130,9 +130,19 @@ def print_int8(manifest: dict, worst_count: int = 3) -> None:
     for attempt in repair.get("attempts", []):
         drop = f", top-1 drop {100 * attempt['drop']:.2f} pt" if attempt.get("drop") is not None else ""
         floats = f", {len(attempt['float_layers'])} layer(s) in float" if attempt.get("float_layers") else ""
-        stdout.print(f"int8 {attempt['step']}: agreement {100 * attempt['agreement']:.2f}%{drop}{floats}, "
+        decided = f", target {attempt['decision']}" + (f" at {attempt['images']} images" if attempt.get("images")
+                                                       else "") if attempt.get("decision") else ""
+        stdout.print(f"int8 {attempt['step']}: agreement {100 * attempt['agreement']:.2f}%{drop}{floats}{decided}, "
                      f"{attempt['latency_ms']:.3f} ms here, {attempt['xnnpack_partitions']} XNNPACK partition(s)"
                      f"{' <- applied' if attempt['step'] == repair.get('applied') else ''}", highlight=False)
+    applied = next((a for a in repair.get("attempts", []) if a["step"] == repair.get("applied")), None)
+    for verdict in (applied or {}).get("verdicts") or []:
+        if verdict["state"] == "undecided":
+            from ..export.int8_decision import Verdict
+
+            stdout.print(f"int8 {Verdict(**{**verdict, 'bound': tuple(verdict['bound'])}).text()}", highlight=False)
+    if repair.get("undecided"):
+        stdout.print(f"int8: {repair['undecided']}", highlight=False, soft_wrap=True)
     rows = (manifest.get("int8_layers") or {}).get("rows") or []
     if rows:
         stdout.print(f"int8 worst layers ({len(rows)} quantized tensors; all: `sdeploy quant-report`):",

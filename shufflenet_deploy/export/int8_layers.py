@@ -19,7 +19,11 @@ Method, decided by trying the three candidates on the bundled models (2026-12-01
 The error is the accumulated one (each int8 tensor against the fp32 tensor computed from the same image, so a
 saturating layer's damage shows in every layer after it), which is where accuracy is lost. Per tensor: SNR in
 dB (10 log10 of signal over error energy), RMSE relative to the fp32 tensor's observed range, the quantization
-scale and zero point, and the fraction of fp32 values outside the int8 grid's range (clipped: saturation).
+scale and zero point, and the fraction of fp32 values outside the int8 grid's range (clipped: saturation); and
+the median SNR of its channels (`channel_snr_db`): TFLite quantizes an activation tensor with one scale, so a
+few outlier channels can set the grid while every other channel keeps a few int8 steps, which the whole
+tensor's SNR (dominated by the outliers' signal) hides; `outlier_ratio` (largest channel |max| / the median
+channel's) names such tensors.
 """
 from __future__ import annotations
 
@@ -93,12 +97,13 @@ def match(fp32_path: Path, int8_path: Path) -> list[dict]:
 
 
 class _Sums:
-    __slots__ = ("signal", "error", "n", "clipped", "lo", "hi")
+    __slots__ = ("signal", "error", "n", "clipped", "lo", "hi", "channel_signal", "channel_error", "channel_absmax")
 
     def __init__(self):
         self.signal = self.error = 0.0
         self.n = self.clipped = 0
         self.lo, self.hi = math.inf, -math.inf
+        self.channel_signal = self.channel_error = self.channel_absmax = None  # per channel (last axis, NHWC)
 
 
 def layer_errors(fp32_path: Path, int8_path: Path, x_nhwc: np.ndarray) -> list[dict]:
@@ -118,13 +123,20 @@ def layer_errors(fp32_path: Path, int8_path: Path, x_nhwc: np.ndarray) -> list[d
         for pair, s in zip(pairs, sums):
             if pair["fp32_index"] is None:
                 continue
-            f = interp32.get_tensor(pair["fp32_index"]).astype(np.float64).ravel()
-            q = interp8.get_tensor(pair["int8_index"]).astype(np.float64).ravel()
+            f = interp32.get_tensor(pair["fp32_index"]).astype(np.float64)
+            q = interp8.get_tensor(pair["int8_index"]).astype(np.float64)
             if f.shape != q.shape:
                 pair["fp32_index"] = None
                 continue
             scale, zp = pair["scale"], pair["zero_point"]
             d = (q - zp) * scale
+            channels = f.shape[-1] if f.ndim else 1
+            per_f, per_e = (f ** 2).reshape(-1, channels).sum(0), ((f - d) ** 2).reshape(-1, channels).sum(0)
+            s.channel_signal = per_f if s.channel_signal is None else s.channel_signal + per_f
+            s.channel_error = per_e if s.channel_error is None else s.channel_error + per_e
+            per_max = np.abs(f).reshape(-1, channels).max(0)
+            s.channel_absmax = per_max if s.channel_absmax is None else np.maximum(s.channel_absmax, per_max)
+            f, d = f.ravel(), d.ravel()
             s.signal += float(np.dot(f, f))
             s.error += float(np.dot(f - d, f - d))
             s.n += f.size
@@ -152,30 +164,72 @@ def _preserving(path: Path):
 
 def _row(pair: dict, s: _Sums) -> dict:
     row = {k: pair[k] for k in ("depth", "op", "tensor", "shape", "scale", "zero_point", "fp32_tensor")}
+    row["index"], row["inputs"] = pair["int8_index"], pair["inputs"]  # graph edges: float_island walks them
     if not s.n:
-        return {**row, "matched": False, "snr_db": None, "rmse_rel": None, "clipped": None,
+        return {**row, "matched": False, "snr_db": None, "channel_snr_db": None, "outlier_ratio": None,
+                "rmse_rel": None, "clipped": None,
                 "fp32_min": None, "fp32_max": None}
     span = s.hi - s.lo
     rmse = math.sqrt(s.error / s.n)
+    live = s.channel_signal > 1e-12 * max(float(s.channel_signal.max()), 1e-30)  # dead channels (ReLU) say nothing
+    channel_snr = 10 * np.log10(s.channel_signal[live] / np.maximum(s.channel_error[live], 1e-30))
+    typical = float(np.median(np.minimum(channel_snr, 99.0))) if live.any() else None
+    ratio = float(s.channel_absmax[live].max() / max(np.median(s.channel_absmax[live]), 1e-30)) if live.any() else None
     snr = math.inf if s.error == 0 else 10 * math.log10(max(s.signal, 1e-30) / s.error)
     return {**row, "matched": True, "snr_db": round(snr, 2) if math.isfinite(snr) else 99.0,
+            "channel_snr_db": None if typical is None else round(typical, 2),
+            "outlier_ratio": None if ratio is None else round(ratio, 2),
             "rmse_rel": round(rmse / span, 6) if span > 0 else 0.0, "clipped": round(s.clipped / s.n, 6),
             "fp32_min": round(s.lo, 5), "fp32_max": round(s.hi, 5),
             "int8_min": round((-128 - pair["zero_point"]) * pair["scale"], 5),
             "int8_max": round((127 - pair["zero_point"]) * pair["scale"], 5)}
 
 
+SATURATING = 1e-3  # clipped fraction from which a layer counts as saturating (min/max ranges clip a little)
+OUTLIERS = 10.0  # largest channel's |max| over the median channel's: a few channels set the tensor's one scale
+
+
+def has_outliers(row: dict) -> bool:
+    """TFLite quantizes an activation tensor with one scale: when a few channels are OUTLIERS times larger than
+    the typical one, they set the grid and every other channel keeps only a few int8 steps. The tensor's own SNR
+    hides it (its signal is the outliers'); its typical channel's SNR (`channel_snr_db`) shows it."""
+    return (row.get("outlier_ratio") or 0) > OUTLIERS
+
+
 def worst(rows: list[dict], k: int = 5) -> list[dict]:
-    """The K computing layers to look at first: saturating ones (clipped > 0.01%) by clipped fraction, then the
-    ones that add the most error (SNR drop from their input), then the lowest SNR. Data movement is left out:
-    it repeats its input's numbers."""
+    """The K computing layers to look at first: saturating ones (clipped > 0.1%) by clipped fraction, then
+    outlier-dominated ones by outlier ratio, then the ones that add the most error (SNR drop from their input),
+    then the lowest SNR. Data movement is left out: it repeats its input's numbers."""
     matched = [r for r in rows if r.get("matched") and r["op"] not in DATA_MOVEMENT]
-    return sorted(matched, key=lambda r: (-(r["clipped"] > 1e-4), -r["clipped"] if r["clipped"] > 1e-4 else 0,
-                                          -(r.get("snr_drop_db") or 0), r["snr_db"]))[:k]
+
+    def rank(r):
+        saturating, outliers = r["clipped"] > SATURATING, has_outliers(r)
+        return (-saturating, -r["clipped"] if saturating else 0, -outliers, -r["outlier_ratio"] if outliers else 0,
+                -(r.get("snr_drop_db") or 0), r["snr_db"])
+    return sorted(matched, key=rank)[:k]
+
+
+def float_island(rows: list[dict], tensor: str) -> list[str]:
+    """The layers to keep in float so that TENSOR is never quantized: its producer, and for an outlier-dominated
+    tensor also every op that reads it up to the first computing one (through data movement such as the channel
+    shuffle's reshapes). Keeping only the producer in float does not help there: its float output is quantized
+    again, with the same outlier scale, at the next int8 op's input."""
+    row = next((r for r in rows if r["tensor"] == tensor), None)
+    if row is None or not has_outliers(row) or row.get("index") is None:
+        return [tensor]
+    island, frontier = [tensor], {row["index"]}
+    while frontier:
+        readers = [r for r in rows if set(r.get("inputs") or []) & frontier and r["tensor"] not in island]
+        island += [r["tensor"] for r in readers]
+        frontier = {r["index"] for r in readers if r["op"] in DATA_MOVEMENT}
+    return island
 
 
 def summary_line(row: dict) -> str:
     clip = f", {100 * row['clipped']:.2f}% clipped" if row["clipped"] else ""
+    if has_outliers(row):
+        clip += (f", outlier channels {row['outlier_ratio']:.0f}x the typical one set the scale (typical channel "
+                 f"{row['channel_snr_db']:.1f} dB)")
     return (f"#{row['depth']} {row['op']} {row['tensor'][:60]}: SNR {row['snr_db']:.1f} dB, RMSE "
             f"{100 * row['rmse_rel']:.2f}% of range, scale {row['scale']:.4g}{clip} (fp32 range "
             f"{row['fp32_min']:.3g}..{row['fp32_max']:.3g}, int8 grid {row['int8_min']:.3g}..{row['int8_max']:.3g})")

@@ -18,8 +18,21 @@ Not tried, by decision: 16-bit activations. TensorFlow 2.19's converter quantize
 (no per-layer choice), with int16 inputs and outputs (the manifest promises int8 I/O), and XNNPACK runs none of
 it (reference kernels, several times slower); the manifest says so in `not_tried`.
 
-The first attempt that meets the target is applied. If none does, the export fails like a parity failure:
-the report (with every attempt and the worst layers) is kept, no model is.
+Each attempt is judged twice: on its point estimate (`met`: the numbers on these images meet the target) and by
+a decision with 95% confidence (`decision`: met, missed or undecided at N images; int8_decision.py says how).
+The steps act on decisions, so that a one-image difference never decides anything:
+
+- plain int8 whose numbers meet the target is shipped as it is (its decision recorded: often "undecided at 269
+  images", which only more images can change);
+- steps 2-3 (same speed as plain) are tried when the numbers miss it; the best is kept;
+- float-N (slower: float islands) only when the best int8-speed attempt is a *decided* miss; a float-N is
+  applied when its decision is "met". One that meets the numbers but is undecided stops the repair: the export
+  fails naming how many images would decide it (`--val` with more labelled images) instead of shipping a
+  slower file on a difference within noise;
+- a miss within noise (undecided) ships the best int8-speed attempt and says so (`undecided` in the record).
+
+The applied attempt is recorded; if none can be applied, the export fails like a parity failure: the report
+(with every attempt and the worst layers) is kept, no model is.
 """
 from __future__ import annotations
 
@@ -33,6 +46,7 @@ import numpy as np
 
 from ..errors import UserError
 from . import int8_layers
+from .int8_decision import agreement_verdict, combine, drop_verdict
 
 FLOAT_LAYER_COUNTS = (1, 2, 4, 8, 16)
 MORE_CALIBRATION_FACTOR = 4
@@ -94,17 +108,30 @@ class RepairInputs:
 
 
 def evaluate(path: Path, fp32_logits: np.ndarray, x: np.ndarray, labels: np.ndarray | None) -> dict:
-    """Agreement with fp32, and top-1 / drop when labelled."""
+    """Agreement with fp32, and top-1 / drop when labelled; with the counts the decision is made from (images,
+    disagreements, and the images only fp32 (lost) or only int8 (gained) got right)."""
     from .verify import run_tflite
 
     logits = run_tflite(path, x)
-    out = {"agreement": float((logits.argmax(1) == fp32_logits.argmax(1)).mean())}
+    ours, theirs = logits.argmax(1), fp32_logits.argmax(1)
+    out = {"agreement": float((ours == theirs).mean()), "images": int(len(x)),
+           "disagree": int((ours != theirs).sum())}
     if labels is not None:
-        fp32_top1 = float((fp32_logits.argmax(1) == labels).mean())
-        out["top1"] = float((logits.argmax(1) == labels).mean())
+        fp32_top1 = float((theirs == labels).mean())
+        out["top1"] = float((ours == labels).mean())
         out["fp32_top1"] = fp32_top1
         out["drop"] = fp32_top1 - out["top1"]
+        out["lost"] = int(((theirs == labels) & (ours != labels)).sum())
+        out["gained"] = int(((theirs != labels) & (ours == labels)).sum())
     return out
+
+
+def decide(target: "Int8Target", result: dict) -> tuple[str, list[dict]]:
+    """(met | missed | undecided, one verdict per criterion): int8_decision's bounds, not the point estimate."""
+    verdicts = [agreement_verdict(result["disagree"], result["images"], target.agreement)]
+    if target.drop is not None and result.get("lost") is not None:
+        verdicts.append(drop_verdict(result["lost"], result["gained"], result["images"], target.drop))
+    return combine(verdicts), verdicts
 
 
 def latency_ms(path: Path, runs: int = 30) -> float:
@@ -139,8 +166,10 @@ def repair(inputs: RepairInputs, target: Int8Target, progress: Callable[[str], N
 
     def record(step: str, path: Path, t0: float, **how) -> dict:
         result = evaluate(path, fp32_logits, inputs.x_eval, inputs.labels)
+        decision, verdicts = decide(target, result)
         info = inspect_tflite(path)
-        attempt = {"step": step, **how, **{k: round(v, 5) for k, v in result.items()},
+        attempt = {"step": step, **how, **{k: (round(v, 5) if isinstance(v, float) else v) for k, v in result.items()},
+                   "decision": decision, "verdicts": [v.to_dict() for v in verdicts],
                    "latency_ms": round(latency_ms(path), 4),
                    "xnnpack_partitions": info["xnnpack"]["partitions"],
                    "not_delegated": info["xnnpack"]["not_delegated"],
@@ -149,7 +178,8 @@ def repair(inputs: RepairInputs, target: Int8Target, progress: Callable[[str], N
         attempts.append(attempt)
         progress(f"int8 {step}: agreement {100 * result['agreement']:.2f}%"
                  + (f", top-1 drop {100 * result['drop']:.2f} pt" if "drop" in result else "")
-                 + (" (meets the target)" if attempt["met"] else ""))
+                 + f": {decision}" + ("" if decision != "undecided" else
+                                        f" ({'; '.join(v.text() for v in verdicts if v.state == 'undecided')})"))
         return attempt
 
     def attempt(step: str, **how) -> dict:
@@ -182,20 +212,43 @@ def repair(inputs: RepairInputs, target: Int8Target, progress: Callable[[str], N
                         float_layers=[])
         if _better(tried, best):
             best = tried
-    if not best["met"]:
+    undecided_float = None
+    if not best["met"] and best["decision"] == "missed":  # a slower artifact only for a decided miss
         rows = int8_layers.layer_errors(inputs.fp32, best["file"], x_layers)
         ranked = [r["tensor"] for r in int8_layers.worst(rows, max(FLOAT_LAYER_COUNTS))]
         for n in FLOAT_LAYER_COUNTS:
             if n > len(ranked):
                 break
+            # an outlier-dominated layer is floated with its readers (int8_layers.float_island)
+            layers = list(dict.fromkeys(t for tensor in ranked[:n] for t in int8_layers.float_island(rows, tensor)))
             tried = attempt(f"float-{n}", calibration_images=calibration, ranges=best["ranges"],
-                            calibration=best["calibration"], float_layers=ranked[:n])
-            if tried["met"]:
+                            calibration=best["calibration"], float_layers=layers)
+            if tried["decision"] == "met":
                 best = tried
                 break
+            if tried["met"]:  # meets it on these images, within noise: not worth its cost until decided
+                undecided_float = tried
+                break
+    record_out_extra = {}
+    if not best["met"] and best["decision"] == "undecided" and undecided_float is None:
+        # missed on these images by a difference within noise: ship the best attempt at int8 speed, say so
+        best = dict(best, met=True)
+        record_out_extra["undecided"] = ("the target is missed on these images by a difference within noise: "
+                                         + "; ".join(v["criterion"] + " undecided at " + str(v["images"])
+                                                     + " images" + (f" (about {v['needed']} would decide it)"
+                                                                    if v["needed"] else "")
+                                                     for v in best["verdicts"] if v["state"] == "undecided")
+                                         + "; shipped at int8 speed, no slower artifact")
     record_out = {"target": target.to_dict(), "evaluated_on": inputs.eval_name,
                   "attempts": [{k: v for k, v in a.items() if k not in ("file", "_lowering")} for a in attempts],
-                  "not_tried": NOT_TRIED, "seconds": round(time.perf_counter() - started, 1)}
+                  "not_tried": NOT_TRIED, "seconds": round(time.perf_counter() - started, 1), **record_out_extra}
+    if undecided_float is not None and not best["met"]:
+        record_out["undecided"] = (f"{undecided_float['step']} meets the target on these images, but "
+                                   + "; ".join(f"{v['criterion']} is undecided at {v['images']} images"
+                                               + (f" (about {v['needed']} would decide it)" if v["needed"] else "")
+                                               for v in undecided_float["verdicts"] if v["state"] == "undecided")
+                                   + ": a slower artifact is not shipped on an undecided difference; pass more "
+                                   "labelled images with --val")
     if not best["met"]:
         shutil.rmtree(candidates, ignore_errors=True)
         record_out["applied"] = None
@@ -204,6 +257,7 @@ def repair(inputs: RepairInputs, target: Int8Target, progress: Callable[[str], N
         shutil.copyfile(best["file"], inputs.int8)
     shutil.rmtree(candidates, ignore_errors=True)
     record_out["applied"] = best["step"]
+    record_out["decision"] = best["decision"]
     if best.get("_lowering"):
         record_out["lowering"] = best["_lowering"]  # the pipeline files it under the manifest's lowering
     return record_out

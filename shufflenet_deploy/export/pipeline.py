@@ -109,8 +109,9 @@ def export(req: ExportRequest, progress: Callable[[str], None] = lambda msg: Non
                       "input_size": to_json(meta["input_size"]), "failed": ["int8"], **missed.manifest_part}
             _keep_report(tmp, outdir, report, {}, req.force)
             worst = "; ".join(int8_layers.summary_line(r) for r in int8_layers.worst(missed.rows, 3))
+            why = "; ".join(filter(None, [missed.record.get("undecided"), f"worst layers: {worst}"]))
             raise ExportFailed(f"no int8 attempt met the target {missed.target_text} (tried "
-                               f"{', '.join(a['step'] for a in missed.record['attempts'])}); worst layers: {worst}",
+                               f"{', '.join(a['step'] for a in missed.record['attempts'])}); {why}",
                                f"report kept in {outdir / 'export_report.json'}; pass --int8-target none to ship the "
                                f"plain int8 anyway, or export fp32", report=outdir / "export_report.json",
                                log=outdir / "conversion.log") from None
