@@ -21,3 +21,6 @@ for spec in shufflenet_v1_g3_0.5x:64:0: shufflenet_v1_g8_0.5x:80:0.1: shufflenet
     --label-smoothing "$smoothing" -o "$out"
   "${PYTHON:-.venv/bin/python}" scripts/model_card.py "$out"
 done
+# The int8 repair's proof model: the g3 above with activation outlier channels (an exact rescale; see its card).
+"${PYTHON:-.venv/bin/python}" scripts/make_int8_outlier_model.py models/shufflenet_v1_g3_0.5x_digits64.pt \
+  -o models/shufflenet_v1_g3_0.5x_digits64_outliers.pt --units 4,5,6,7,8,9,10,11,12,13,14,15 --scale 150

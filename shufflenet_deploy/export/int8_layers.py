@@ -197,14 +197,15 @@ def has_outliers(row: dict) -> bool:
 
 
 def worst(rows: list[dict], k: int = 5) -> list[dict]:
-    """The K computing layers to look at first: saturating ones (clipped > 0.1%) by clipped fraction, then
-    outlier-dominated ones by outlier ratio, then the ones that add the most error (SNR drop from their input),
-    then the lowest SNR. Data movement is left out: it repeats its input's numbers."""
+    """The K computing layers to look at first: outlier-dominated ones by outlier ratio (a cause: the grid every
+    later layer inherits), then saturating ones (clipped > 0.1%) by clipped fraction, then the ones that add the
+    most error (SNR drop from their input), then the lowest SNR. Data movement is left out: it repeats its
+    input's numbers."""
     matched = [r for r in rows if r.get("matched") and r["op"] not in DATA_MOVEMENT]
 
     def rank(r):
         saturating, outliers = r["clipped"] > SATURATING, has_outliers(r)
-        return (-saturating, -r["clipped"] if saturating else 0, -outliers, -r["outlier_ratio"] if outliers else 0,
+        return (-outliers, -r["outlier_ratio"] if outliers else 0, -saturating, -r["clipped"] if saturating else 0,
                 -(r.get("snr_drop_db") or 0), r["snr_db"])
     return sorted(matched, key=rank)[:k]
 

@@ -26,9 +26,9 @@ The steps act on decisions, so that a one-image difference never decides anythin
   images", which only more images can change);
 - steps 2-3 (same speed as plain) are tried when the numbers miss it; the best is kept;
 - float-N (slower: float islands) only when the best int8-speed attempt is a *decided* miss; a float-N is
-  applied when its decision is "met". One that meets the numbers but is undecided stops the repair: the export
-  fails naming how many images would decide it (`--val` with more labelled images) instead of shipping a
-  slower file on a difference within noise;
+  applied when its decision is "met". One that meets the numbers but is undecided is not shipped (the next,
+  larger island may decide it); if none is decided, the export fails naming how many images would decide it
+  (`--val` with more labelled images) instead of shipping a slower file on a difference within noise;
 - a miss within noise (undecided) ships the best int8-speed attempt and says so (`undecided` in the record).
 
 The applied attempt is recorded; if none can be applied, the export fails like a parity failure: the report
@@ -226,9 +226,8 @@ def repair(inputs: RepairInputs, target: Int8Target, progress: Callable[[str], N
             if tried["decision"] == "met":
                 best = tried
                 break
-            if tried["met"]:  # meets it on these images, within noise: not worth its cost until decided
-                undecided_float = tried
-                break
+            if tried["met"] and undecided_float is None:  # meets it on these images, within noise: a larger
+                undecided_float = tried                       # island may decide it; this one is not shipped
     record_out_extra = {}
     if not best["met"] and best["decision"] == "undecided" and undecided_float is None:
         # missed on these images by a difference within noise: ship the best attempt at int8 speed, say so
