@@ -106,7 +106,7 @@ def test_export_extra_runs_the_demo_from_any_folder(tmp_path, sdeploy_wheel):
     venv = _venv(sdeploy_wheel, "[export]")
     work = tmp_path / "elsewhere"
     work.mkdir()
-    proc = _run(venv, work, "demo", "--runs", "10", timeout=1800)
+    proc = _run(venv, work, "demo", "--runs", "10", "--no-pairs", timeout=1800)  # pairs: test_demo.py
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (work / "demo_out" / "report" / "report.html").is_file()
     manifest = json.loads((work / "demo_out" / "export" / "manifest.json").read_text())

@@ -25,7 +25,9 @@ The steps act on decisions, so that a one-image difference never decides anythin
 - plain int8 whose numbers meet the target is shipped as it is (its decision recorded: often "undecided at 269
   images", which only more images can change);
 - steps 2-3 (same speed as plain) are tried when the numbers miss it; the best is kept;
-- float-N (slower: float islands) only when the best int8-speed attempt is a *decided* miss; a float-N is
+- float-N (slower: float islands) only when the best int8-speed attempt is a *decided* miss, and only when
+  these images could decide a success at all (an error-free attempt would be "met": 0 errors in 269 images do
+  not show 99% agreement, so there the export fails at once, naming the count that would); a float-N is
   applied when its decision is "met". One that meets the numbers but is undecided is not shipped (the next,
   larger island may decide it); if none is decided, the export fails naming how many images would decide it
   (`--val` with more labelled images) instead of shipping a slower file on a difference within noise;
@@ -213,7 +215,12 @@ def repair(inputs: RepairInputs, target: Int8Target, progress: Callable[[str], N
         if _better(tried, best):
             best = tried
     undecided_float = None
-    if not best["met"] and best["decision"] == "missed":  # a slower artifact only for a decided miss
+    error_free = {"images": len(inputs.x_eval), "disagree": 0,
+                  **({"lost": 0, "gained": 0} if inputs.labels is not None else {})}
+    could_be, verdicts = decide(target, error_free)  # the best any attempt could be decided on these images
+    if not best["met"] and best["decision"] == "missed" and could_be != "met":
+        undecided_float = {"step": "an error-free attempt", "verdicts": [v.to_dict() for v in verdicts]}
+    elif not best["met"] and best["decision"] == "missed":  # a slower artifact only for a decided miss
         rows = int8_layers.layer_errors(inputs.fp32, best["file"], x_layers)
         ranked = [r["tensor"] for r in int8_layers.worst(rows, max(FLOAT_LAYER_COUNTS))]
         for n in FLOAT_LAYER_COUNTS:
@@ -228,38 +235,38 @@ def repair(inputs: RepairInputs, target: Int8Target, progress: Callable[[str], N
                 break
             if tried["met"] and undecided_float is None:  # meets it on these images, within noise: a larger
                 undecided_float = tried                       # island may decide it; this one is not shipped
-    record_out_extra = {}
-    if not best["met"] and best["decision"] == "undecided" and undecided_float is None:
-        # missed on these images by a difference within noise: ship the best attempt at int8 speed, say so
-        best = dict(best, met=True)
-        record_out_extra["undecided"] = ("the target is missed on these images by a difference within noise: "
-                                         + "; ".join(v["criterion"] + " undecided at " + str(v["images"])
-                                                     + " images" + (f" (about {v['needed']} would decide it)"
-                                                                    if v["needed"] else "")
-                                                     for v in best["verdicts"] if v["state"] == "undecided")
-                                         + "; shipped at int8 speed, no slower artifact")
     record_out = {"target": target.to_dict(), "evaluated_on": inputs.eval_name,
                   "attempts": [{k: v for k, v in a.items() if k not in ("file", "_lowering")} for a in attempts],
-                  "not_tried": NOT_TRIED, "seconds": round(time.perf_counter() - started, 1), **record_out_extra}
-    if undecided_float is not None and not best["met"]:
-        record_out["undecided"] = (f"{undecided_float['step']} meets the target on these images, but "
-                                   + "; ".join(f"{v['criterion']} is undecided at {v['images']} images"
-                                               + (f" (about {v['needed']} would decide it)" if v["needed"] else "")
-                                               for v in undecided_float["verdicts"] if v["state"] == "undecided")
-                                   + ": a slower artifact is not shipped on an undecided difference; pass more "
-                                   "labelled images with --val")
-    if not best["met"]:
+                  "not_tried": NOT_TRIED, "seconds": round(time.perf_counter() - started, 1)}
+    ship = best if best["met"] else None
+    if ship is None and best["decision"] == "undecided" and undecided_float is None:
+        ship = best  # missed on these images by a difference within noise: the best attempt at int8 speed
+        record_out["undecided"] = (f"the target is missed on these images by a difference within noise: "
+                                   f"{_undecided(best)}; shipped at int8 speed, no slower artifact")
+    elif ship is None and undecided_float is not None:
+        record_out["undecided"] = (f"{undecided_float['step']} would meet the target on these images, but "
+                                   f"{_undecided(undecided_float)}: a slower artifact is not shipped on an "
+                                   "undecided difference; pass more labelled images with --val")
+    if ship is None:
         shutil.rmtree(candidates, ignore_errors=True)
         record_out["applied"] = None
         raise Int8TargetMissed(record_out)
-    if best["file"] != inputs.int8:
-        shutil.copyfile(best["file"], inputs.int8)
+    if ship["file"] != inputs.int8:
+        shutil.copyfile(ship["file"], inputs.int8)
     shutil.rmtree(candidates, ignore_errors=True)
-    record_out["applied"] = best["step"]
-    record_out["decision"] = best["decision"]
-    if best.get("_lowering"):
-        record_out["lowering"] = best["_lowering"]  # the pipeline files it under the manifest's lowering
+    record_out["applied"] = ship["step"]
+    record_out["decision"] = ship["decision"]
+    if ship.get("_lowering"):
+        record_out["lowering"] = ship["_lowering"]  # the pipeline files it under the manifest's lowering
     return record_out
+
+
+def _undecided(attempt: dict) -> str:
+    """"agreement undecided at 269 images (about 299 would decide it); ..." for an attempt's open criteria."""
+    return "; ".join(f"{v['criterion']} undecided at {v['images']} images"
+                     + (f" (about {v['needed']} would decide it)" if v["needed"]
+                        else " (no number of images decides it)")
+                     for v in attempt["verdicts"] if v["state"] == "undecided")
 
 
 def _better(a: dict, b: dict) -> bool:
