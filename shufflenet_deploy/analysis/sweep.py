@@ -288,11 +288,12 @@ def _peak(backend, threads: int, progress: Progress, settings: MeasureSettings) 
     same peak; else measured now, and cached when measured at the full preset (a quick peak is too noisy to be
     the one every later % of peak divides by)."""
     from ..bench import peak_cache
+    from ..devices.cpuinfo import cpus_of
     from ..devices.machine import MachineFacts
 
     runtime, facts = backend.runtime_info(), backend.device_facts()
     # the cores a bench result records: its pinning, else every core the device has (what an unpinned runner gets)
-    cpus = backend.profile.affinity_cpus() or sorted(c for k in (facts or {}).get("clusters") or [] for c in k["cpus"])
+    cpus = backend.profile.affinity_cpus() or (cpus_of(facts, "all") if (facts or {}).get("clusters") else None)
     machine = MachineFacts.of(facts, runtime, threads, cpus)
     found, why_not = peak_cache.lookup(backend.profile.name, machine, runtime, threads)
     if found:

@@ -41,7 +41,7 @@ from typing import Sequence
 
 from .. import proc
 from ..errors import DeviceError, UserError
-from .base import CommandResult, Transport
+from .base import CommandResult, Transport, check_remote_name
 
 DEFAULT_WORKDIR = "/data/local/tmp/sdeploy"
 
@@ -228,8 +228,7 @@ class AdbTransport(Transport):
         local = Path(local)
         if not local.is_file():
             raise UserError(f"cannot push {local}: not a file")
-        if remote_name.startswith("/") or ".." in remote_name.split("/") or not remote_name.strip("/"):
-            raise UserError(f"remote name {remote_name!r} must be relative to the work dir")
+        check_remote_name(remote_name)
         self._ensure_workdir()
         remote = posixpath.join(self._workdir, remote_name)
         rc, out, err = self._exec([*self._device_args(), "push", str(local), remote],

@@ -11,6 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ..errors import UserError
+
+
+def check_remote_name(remote_name: str) -> None:
+    """Pushed files stay inside the work dir: no absolute names, no `..` (every transport checks the same)."""
+    if not remote_name or remote_name.startswith("/") or ".." in remote_name.split("/") or not remote_name.strip("/"):
+        raise UserError(f"remote name {remote_name!r} must be a relative path inside the work dir")
+
 
 @dataclass
 class CommandResult:

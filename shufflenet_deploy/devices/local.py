@@ -15,7 +15,7 @@ from typing import Sequence
 
 from .. import proc
 from ..errors import DeviceError, UserError
-from .base import CommandResult, Transport
+from .base import CommandResult, Transport, check_remote_name
 
 
 class LocalTransport(Transport):
@@ -48,7 +48,7 @@ class LocalTransport(Transport):
         local = Path(local)
         if not local.is_file():
             raise UserError(f"cannot push {local}: not a file")
-        _check_remote_name(remote_name)
+        check_remote_name(remote_name)
         target = self._resolve(remote_name)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(local, target)
@@ -87,9 +87,3 @@ class LocalTransport(Transport):
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
-
-
-def _check_remote_name(remote_name: str) -> None:
-    """Pushed files stay inside the work dir: no absolute names, no `..`."""
-    if not remote_name or remote_name.startswith("/") or ".." in remote_name.split("/") or not remote_name.strip("/"):
-        raise UserError(f"remote name {remote_name!r} must be a relative path inside the work dir")

@@ -47,7 +47,7 @@ from typing import Sequence
 
 from .. import proc
 from ..errors import DeviceError, UserError
-from .base import CommandResult, Transport
+from .base import CommandResult, Transport, check_remote_name
 
 _UNREACHABLE = ("connection refused", "no route to host", "connection timed out", "operation timed out",
                 "network is unreachable", "could not resolve hostname", "name or service not known",
@@ -55,11 +55,6 @@ _UNREACHABLE = ("connection refused", "no route to host", "connection timed out"
                 "connection closed by remote host during", "banner exchange")
 _DROPPED = ("connection closed", "connection reset", "broken pipe", "closed by remote host",
             "server not responding", "client_loop:", "packet_write_wait", "disconnected")
-
-
-def _check_remote_name(remote_name: str) -> None:
-    if not remote_name or remote_name.startswith("/") or ".." in remote_name.split("/") or not remote_name.strip("/"):
-        raise UserError(f"remote name {remote_name!r} must be a relative path inside the work dir")
 
 
 class SSHTransport(Transport):
@@ -204,7 +199,7 @@ class SSHTransport(Transport):
         local = Path(local)
         if not local.is_file():
             raise UserError(f"cannot push {local}: not a file")
-        _check_remote_name(remote_name)
+        check_remote_name(remote_name)
         remote = self._resolve(remote_name)
         q = shlex.quote
         script = f"mkdir -p {q(self._workdir)} {q(posixpath.dirname(remote))} && cat > {q(remote)}"
@@ -221,7 +216,7 @@ class SSHTransport(Transport):
         for local, name in files:
             if not local.is_file():
                 raise UserError(f"cannot push {local}: not a file")
-            _check_remote_name(name)
+            check_remote_name(name)
         stream = io.BytesIO()
         with tarfile.open(fileobj=stream, mode="w", format=tarfile.USTAR_FORMAT) as tar:
             for local, name in files:

@@ -97,10 +97,9 @@ def match(fp32_path: Path, int8_path: Path) -> list[dict]:
 
 
 class _Sums:
-    __slots__ = ("signal", "error", "n", "clipped", "lo", "hi", "channel_signal", "channel_error", "channel_absmax")
+    __slots__ = ("n", "clipped", "lo", "hi", "channel_signal", "channel_error", "channel_absmax")
 
     def __init__(self):
-        self.signal = self.error = 0.0
         self.n = self.clipped = 0
         self.lo, self.hi = math.inf, -math.inf
         self.channel_signal = self.channel_error = self.channel_absmax = None  # per channel (last axis, NHWC)
@@ -136,9 +135,7 @@ def layer_errors(fp32_path: Path, int8_path: Path, x_nhwc: np.ndarray) -> list[d
             s.channel_error = per_e if s.channel_error is None else s.channel_error + per_e
             per_max = np.abs(f).reshape(-1, channels).max(0)
             s.channel_absmax = per_max if s.channel_absmax is None else np.maximum(s.channel_absmax, per_max)
-            f, d = f.ravel(), d.ravel()
-            s.signal += float(np.dot(f, f))
-            s.error += float(np.dot(f - d, f - d))
+            f = f.ravel()
             s.n += f.size
             lo, hi = (-128 - zp) * scale, (127 - zp) * scale
             s.clipped += int(np.count_nonzero((f < lo - scale / 2) | (f > hi + scale / 2)))
@@ -170,12 +167,13 @@ def _row(pair: dict, s: _Sums) -> dict:
                 "rmse_rel": None, "clipped": None,
                 "fp32_min": None, "fp32_max": None}
     span = s.hi - s.lo
-    rmse = math.sqrt(s.error / s.n)
+    signal, error = float(s.channel_signal.sum()), float(s.channel_error.sum())
+    rmse = math.sqrt(error / s.n)
     live = s.channel_signal > 1e-12 * max(float(s.channel_signal.max()), 1e-30)  # dead channels (ReLU) say nothing
     channel_snr = 10 * np.log10(s.channel_signal[live] / np.maximum(s.channel_error[live], 1e-30))
     typical = float(np.median(np.minimum(channel_snr, 99.0))) if live.any() else None
     ratio = float(s.channel_absmax[live].max() / max(np.median(s.channel_absmax[live]), 1e-30)) if live.any() else None
-    snr = math.inf if s.error == 0 else 10 * math.log10(max(s.signal, 1e-30) / s.error)
+    snr = math.inf if error == 0 else 10 * math.log10(max(signal, 1e-30) / error)
     return {**row, "matched": True, "snr_db": round(snr, 2) if math.isfinite(snr) else 99.0,
             "channel_snr_db": None if typical is None else round(typical, 2),
             "outlier_ratio": None if ratio is None else round(ratio, 2),
