@@ -142,7 +142,6 @@ SHARED_EXPORTS = {
     "g3-plain": lambda: ["--checkpoint", BUNDLED["g3"], "--no-optimize"],  # onnx2tf's plain output of it
     "g8": lambda: ["--checkpoint", BUNDLED["g8"]],
     "g8_nosmooth-plain": lambda: ["--checkpoint", BUNDLED["g8_nosmooth"], "--int8-target", "none"],
-    "g8_nosmooth-repaired": lambda: ["--checkpoint", BUNDLED["g8_nosmooth"], "--int8-target", "auto"],
     # one of the paper's pairs (0.5x vs 1x, g=3), small: the fleet sweep's models
     "g3_0.5x@32": lambda: _zoo_at_32("shufflenet_v1_g3_0.5x"),
     "g3_1.0x@32": lambda: _zoo_at_32("shufflenet_v1_g3_1.0x"),

@@ -27,6 +27,21 @@ def build_wheel(outdir: Path) -> Path:
     return wheels[0]
 
 
+def find_python(version: str) -> str | None:
+    """An interpreter of VERSION ("3.13") that runs: pythonX.Y on PATH (GitHub's setup-python), else pyenv's own
+    (a pyenv shim named pythonX.Y exists but refuses to run a version that is not selected)."""
+    import glob
+    import os
+    import shutil
+
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    for candidate in [shutil.which(f"python{version}"),
+                      *sorted(glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", f"python{version}")))]:
+        if candidate and subprocess.run([candidate, "-c", "pass"], capture_output=True, timeout=60).returncode == 0:
+            return candidate
+    return None
+
+
 def dir_mb(path: Path) -> float:
     """Size of a folder's files in MB (what `du` would say, without following symlinks)."""
     return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink()) / 1e6
@@ -53,7 +68,7 @@ def wheel_requires(wheel: Path) -> str:
 
 
 def cached_install(name: str, key_parts: list[str], build) -> Path:
-    """INSTALL_CACHE/NAME-KEY, made by BUILD(folder) when missing (into a temp sibling, renamed when complete;
+    """INSTALL_CACHE/NAME-KEY, made by BUILD(folder) when missing (at its final path, marked complete when done;
     under a file lock, so concurrent sessions or xdist workers build it once)."""
     import hashlib
     import shutil
@@ -74,16 +89,22 @@ def cached_install(name: str, key_parts: list[str], build) -> Path:
     return final
 
 
-def cached_venv(wheel: Path, constraints: Path, extras: str = "") -> Path:
-    """A venv with the wheel's dependencies (and EXTRAS') from the registry pinned by CONSTRAINTS, built once per
-    machine, with this session's WHEEL installed on top: what `pip install shufflenet-deploy{extras}` gives."""
+def cached_venv(wheel: Path, constraints: Path, extras: str = "", python: str = sys.executable) -> Path:
+    """A venv of PYTHON with the wheel's dependencies (and EXTRAS') from the registry pinned by CONSTRAINTS, built
+    once per machine, with this session's WHEEL installed on top: what `pip install shufflenet-deploy{extras}`
+    gives."""
     def build(path: Path) -> None:
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(path)], check=True, timeout=300)
+        subprocess.run([python, "-m", "venv", "--clear", str(path)], check=True, timeout=300)
         _pip(path, "install", "-c", str(constraints), f"{wheel}{extras}")
         _pip(path, "uninstall", "-y", "shufflenet-deploy")   # the dependencies stay; the wheel comes each session
 
-    name = "venv-" + (extras.strip("[]") or "base")
-    venv = cached_install(name, [wheel_requires(wheel), extras, constraints.read_text()], build)
+    name, key = "venv-" + (extras.strip("[]") or "base"), [wheel_requires(wheel), extras, constraints.read_text()]
+    if python != sys.executable:  # another interpreter: its own entry, keyed by its version too
+        version = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2], sys.version)"],
+                                 capture_output=True, text=True, check=True, timeout=60).stdout
+        name += "-py" + ".".join(version.split(")")[0].strip("( ").split(", "))
+        key.append(version)
+    venv = cached_install(name, key, build)
     _pip(venv, "install", "--no-deps", "--force-reinstall", str(wheel))
     return venv
 

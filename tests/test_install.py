@@ -20,17 +20,19 @@ from pathlib import Path
 import pytest
 
 from helpers import assert_one_line_error, run
-from installs import HEAVY, REPO, cached_venv, dir_mb
+from installs import HEAVY, REPO, cached_venv, dir_mb, find_python
 
 pytestmark = pytest.mark.slow
 CONSTRAINTS = REPO / "constraints.txt"
 
 
-def _venv(wheel: Path, extras: str = "") -> Path:
-    """A venv with the wheel (and EXTRAS) installed from the registry, pinned by constraints.txt; its
-    dependencies are cached by their hash (tests/installs.py), the wheel is this session's."""
+def _venv(wheel: Path, extras: str = "", python: str | None = None) -> Path:
+    """A venv with the wheel (and EXTRAS) installed from the registry, pinned by constraints.txt (Python 3.11)
+    or constraints-py313.txt (another PYTHON); its dependencies are cached by their hash (tests/installs.py), the
+    wheel is this session's."""
     t0 = time.monotonic()
-    venv = cached_venv(wheel, CONSTRAINTS, extras)
+    venv = (cached_venv(wheel, CONSTRAINTS, extras) if python is None
+            else cached_venv(wheel, REPO / "constraints-py313.txt", extras, python=python))
     print(f"\nvenv{extras or ' (base)'}: {dir_mb(venv):.0f} MB, ready in {time.monotonic() - t0:.0f} s")
     return venv
 
@@ -112,6 +114,35 @@ def test_export_extra_runs_the_demo_from_any_folder(tmp_path, sdeploy_wheel):
     manifest = json.loads((work / "demo_out" / "export" / "manifest.json").read_text())
     assert manifest["model"] == "shufflenet_v1_g3_0.5x"
     assert "/site-packages/shufflenet_deploy/_models/" in manifest["checkpoint"]  # inside the wheel, not the tree
+
+
+def test_export_extra_on_python_313_runs_the_demo_and_exports_a_zoo_model(tmp_path, sdeploy_wheel):
+    """Issue 23: `pip install 'shufflenet-deploy[export]'` on Python 3.13 (onnx2tf 1.28.8 on TensorFlow 2.21,
+    numpy 2: pyproject.toml's markers) runs the demo, and exports a zoo model at an unusual size with real-photo
+    calibration, each passing its own verification (the matrix of sizes runs on 3.11: test_export_matrix.py)."""
+    from shufflenet_deploy.data.digits import ensure_digits
+
+    python = find_python("3.13")
+    if python is None:
+        pytest.skip("no Python 3.13 here (python3.13 on PATH or pyenv's): the 3.13 export leg needs one")
+    venv = _venv(sdeploy_wheel, "[export]", python=python)
+    proc = subprocess.run([str(venv / "bin" / "python"), "-c", "import sys, tensorflow, numpy; "
+                           "print(sys.version_info[:2], tensorflow.__version__, numpy.__version__)"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.stdout.startswith("(3, 13) 2.21") and " 2." in proc.stdout.split(") ")[1], proc.stdout + proc.stderr
+    proc = _run(venv, tmp_path, "demo", "--runs", "10", "--no-pairs", timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    demo = json.loads((tmp_path / "demo_out" / "export" / "manifest.json").read_text())
+    assert all(a["parity"]["passed"] for a in demo["artifacts"].values())
+    calib = ensure_digits(96) / "calib"  # real scans, resized for this size by the export's own preprocessing
+    proc = _run(venv, tmp_path, "export", "shufflenet_v2_0.5x", "--input-size", "96,80", "--calib", calib,
+                "-o", tmp_path / "v2", timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    manifest = json.loads((tmp_path / "v2" / "manifest.json").read_text())
+    arts = manifest["artifacts"]
+    assert manifest["input_size"] == [96, 80] and arts["int8"]["inputs"][0]["shape"] == [1, 96, 80, 3]
+    assert all(arts[p]["parity"]["passed"] and arts[p]["xnnpack"]["partitions"] == 1 for p in ("fp32", "int8"))
+    assert all(r["matched"] for r in manifest["int8_layers"]["rows"])
 
 
 def test_the_github_action_script_gates_a_regression(base_venv, export_dir, tmp_path):

@@ -4,8 +4,8 @@ decided with 95% bounds (export/int8_decision.py).
 Real exports of the bundled models (onnx2tf + TensorFlow's quantizer + LiteRT). The proof model
 (models/…_digits64_outliers.md: activation outlier channels by an exact rescale) fails decidedly and is repaired
 decidedly on 539 held-out images, while 269 cannot decide its repair. The g8 0.5x digits checkpoint trained
-without label smoothing (models/…_nosmooth.md) loses 0.74 top-1 points, a miss within noise that the repair wins
-back at int8 speed; an impossible target must fail cleanly, keeping the report.
+without label smoothing (models/…_nosmooth.md) saturates in its last stage: the layer table must point there; an
+impossible target must fail cleanly, keeping the report.
 """
 from __future__ import annotations
 
@@ -60,12 +60,10 @@ def test_every_int8_export_has_a_layer_table_matching_its_graph(shared_export, t
 
 @pytest.fixture(scope="module")
 def g8_exports(shared_export):
-    """The failing g8 exported twice: one plain attempt (--int8-target none) and with the default target."""
-    out = {}
-    for name in ("plain", "repaired"):
-        made = shared_export(f"g8_nosmooth-{name}")
-        out[name] = (made.manifest, made.stdout)
-    return out
+    """The g8 model whose last stage saturates, exported with one plain attempt (--int8-target none). Its repair
+    is no longer exported here: the outlier proof model below shows the repair, decided, on every host."""
+    made = shared_export("g8_nosmooth-plain")
+    return {"plain": (made.manifest, made.stdout)}
 
 
 def _top1(manifest, artifact):
@@ -97,23 +95,6 @@ def test_the_layer_table_points_at_the_saturating_layers(g8_exports):
     assert all(r["depth"] > 0.8 * rows[-1]["depth"] for r in bad)  # the last stage, where activations grow
     assert all(r["op"] not in DATA_MOVEMENT for r in bad)
     assert "clipped" in stdout
-
-
-def test_the_repair_meets_the_target_and_records_every_attempt(g8_exports):
-    _skip_unless_plain_int8_fails_here(g8_exports["plain"][0])
-    m, stdout = g8_exports["repaired"]
-    repair = m["int8_repair"]
-    steps = [a["step"] for a in repair["attempts"]]
-    assert steps[0] == "plain" and not repair["attempts"][0]["met"]
-    assert repair["applied"] not in (None, "plain") and repair["attempts"][-1]["met"]
-    assert repair["attempts"][-1]["step"] == repair["applied"]
-    drop = _top1(m, "fp32") - _top1(m, "int8")
-    assert drop <= 0.005 + 1e-9 and repair["attempts"][-1]["agreement"] >= 0.99
-    for a in repair["attempts"]:
-        assert a["latency_ms"] > 0 and a["xnnpack_partitions"] >= 1 and a["seconds"] >= 0
-    assert "int16-activations" in repair["not_tried"]
-    assert f"int8 {repair['applied']}" in stdout and "<- applied" in stdout
-    assert m["artifacts"]["int8"]["parity"]["passed"]
 
 
 def _boundary_images(checkpoint: Path, folder: Path, count: int = 20) -> None:
@@ -236,7 +217,13 @@ def test_the_proof_model_fails_decidedly_and_is_repaired_decidedly(tmp_path):
     assert applied["step"].startswith("float-") and applied["decision"] == repair["decision"] == "met"
     assert all(v["state"] == "met" and v["images"] == 539 for v in applied["verdicts"])
     assert applied["xnnpack_partitions"] > 1                      # the cost of float islands, recorded
+    for a in repair["attempts"]:
+        assert a["latency_ms"] > 0 and a["xnnpack_partitions"] >= 1 and a["seconds"] >= 0
+    assert "int16-activations" in repair["not_tried"]
     assert f"int8 {applied['step']}" in proc.stdout and "target met at 539 images" in proc.stdout
+    assert "<- applied" in proc.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["artifacts"]["int8"]["parity"]["passed"]
 
 
 def test_at_269_images_the_miss_is_decided_its_cause_named_and_no_repair_can_be(tmp_path):
