@@ -76,6 +76,7 @@ def build(case: Case, work: Path, log, *, ablation: bool = False,
           newer_litert: str | None = None) -> tuple[list[Variant], dict, np.ndarray, np.ndarray]:
     from shufflenet_deploy.data.digits import ensure_digits
     from shufflenet_deploy.export import pipeline, verify
+    from shufflenet_deploy.export.images import load_images, preprocessing_of
 
     work.mkdir(parents=True, exist_ok=True)
     calib = None if case.checkpoint else ensure_digits(case.size) / "calib"
@@ -95,8 +96,9 @@ def build(case: Case, work: Path, log, *, ablation: bool = False,
     # the exports' own calibration and held-out images (same seed -> same split)
     req = pipeline.ExportRequest(model=case.model, checkpoint=case.checkpoint, input_size=case.size, calib=calib)
     model, meta = pipeline._load(req)
-    pre = pipeline._preprocessing(meta)
-    images = pipeline._images(req, meta, pre, ["onnx", "fp32", "int8"], lambda m: None)
+    pre = preprocessing_of(meta)
+    images = load_images(req.calib, meta, pre, ["onnx", "fp32", "int8"], verify_count=req.verify_count,
+                         calib_count=req.calib_count, seed=req.seed)
     x = images.held_out[:1].astype(np.float32)
     np.save(work / "input.npy", x)
     np.save(work / "calibration.npy", images.calibration.astype(np.float32))

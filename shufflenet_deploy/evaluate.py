@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.folders import ImageSet, scan_image_folder
+from .data.folders import ImageSet, check_classes, scan_image_folder
 from .errors import UserError
 from .export import verify
+from .export.verify import accuracy_table, run_artifact
 from .manifest import Manifest
 from .sizes import as_hw, canonical, size_str
 
@@ -26,37 +27,6 @@ def resolve_data(data: Path | str, input_size: int) -> ImageSet:
 
         return scan_image_folder(ensure_digits(max(as_hw(input_size))) / "val")
     return scan_image_folder(Path(data), what="evaluation folder")
-
-
-def check_classes(image_set: ImageSet, class_names: list[str] | None, what: str,
-                  num_classes: int | None = None) -> None:
-    """The labelled folder must have the model's classes; without names, at least its number of classes."""
-    if class_names is None:
-        if num_classes is not None and len(image_set.class_names) != num_classes:
-            raise UserError(f"{image_set.root} has {len(image_set.class_names)} class folders, {what} has "
-                            f"{num_classes} outputs", "use a folder with one sub-folder per model class")
-        return
-    if image_set.class_names == list(class_names):
-        return
-    extra = [c for c in image_set.class_names if c not in class_names]
-    missing = [c for c in class_names if c not in image_set.class_names]
-    diff = "; ".join(part for part in (
-        f"extra class folder(s) {', '.join(extra[:5])}" if extra else "",
-        f"missing {', '.join(missing[:5])}" if missing else "",
-        "same classes in another order" if not extra and not missing else "") if part)
-    raise UserError(f"the classes of {image_set.root} do not match {what}'s {len(class_names)} classes: {diff}",
-                    "use a folder with exactly the model's class sub-folders")
-
-
-def run_artifact(path: Path, x: np.ndarray) -> np.ndarray:
-    """Logits of an .onnx or .tflite file; a file the runtime cannot load is a UserError naming it."""
-    try:
-        return verify.run_onnx(path, x) if path.suffix == ".onnx" else verify.run_tflite(path, x)
-    except Exception as err:  # the runtimes raise RuntimeError, ValueError, onnxruntime's own Fail, ...
-        kind = "ONNX" if path.suffix == ".onnx" else "TFLite"
-        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        raise UserError(f"{path} cannot be run as a {kind} model ({first})",
-                        "re-export it: the file is damaged or not a model") from None
 
 
 def _manifest_beside(path: Path) -> Manifest:
@@ -134,22 +104,3 @@ def _evaluate_export(folder: Path, data: Path | str, input_size: int | None) -> 
     return {"export": str(folder), "model": manifest.model, "data": str(image_set.root),
             "samples": len(image_set), "skipped": len(image_set.skipped),
             **accuracy_table(folder, manifest.data["artifacts"], x, image_set.labels, reference)}
-
-
-def accuracy_table(folder: Path, artifacts: dict, x: np.ndarray, labels, reference: np.ndarray | None) -> dict:
-    """Accuracy of every artifact, its delta vs the reference (PyTorch when given, else the first artifact)
-    and its top-1 agreement with it."""
-    rows = []
-    if reference is not None:
-        rows.append({"artifact": "pytorch", **verify.accuracy(reference, labels)})
-    for name, art in artifacts.items():
-        path = folder / art["file"]
-        logits = run_artifact(path, x)
-        if reference is None:
-            reference = logits
-        row = {"artifact": name, **verify.accuracy(logits, labels)}
-        row["top1_agreement"] = float((logits.argmax(1) == reference.argmax(1)).mean())
-        rows.append(row)
-    for row in rows:
-        row["delta_top1"] = row["top1"] - rows[0]["top1"]
-    return {"reference": rows[0]["artifact"], "rows": rows}

@@ -5,6 +5,10 @@ It is copied alone to a phone/board work dir, so it must stay one self-contained
 JSON object on stdout (runtime logs are diverted to stderr) so a harness can parse it over ssh/adb.
 Exit codes: 0 ok, 1 runtime failure, 2 bad arguments, 3 no TFLite runtime (or numpy) on this machine.
 
+A `.onnx` model runs under ONNX Runtime instead (CPU provider, the same threads, sequential execution, every
+graph optimisation), through a small adapter with the interpreter's calls, so every measurement below is the
+same code for both runtimes; exit 3 when onnxruntime is not installed.
+
 `--many LIST.json` times several models in one process (LIST: a JSON list of paths, or of {"id", "path"}): all
 interpreters are built first, then `--rounds` rounds run each model `--runs` times in turn (interleaved, so a
 slow drift of the machine hits every model alike). The one JSON object then carries `results`, one per model
@@ -13,10 +17,9 @@ slow drift of the machine hits every model alike). The one JSON object then carr
 
 `--instances K` builds K interpreters per model: with --many round r runs instance r mod K; with one MODEL the
 runs go to the instances in turn, in chunks (init, first inference and peak_rss_mb are the first instance's).
-Why: on some machines (this project's x86 VM: 1 instance in 8 to 1 in 2) a freshly built interpreter lands in a
-slow mode (~20% slower, the same for its whole life, pinned or not: where its buffers land), so one instance's
-median is a draw from two modes. The median over K instances' runs follows the majority mode;
-`instance_medians_ms` shows the spread.
+Why: on some machines a freshly built interpreter lands in a slow mode (~20% slower for its whole life: where its
+buffers land), so one instance's median is a draw from two modes; over K instances it follows the majority mode
+(`instance_medians_ms` shows the spread).
 """
 import argparse
 import glob
@@ -31,8 +34,15 @@ MAX_THREADS = 256
 PIP_HINT = "pip install ai-edge-litert"
 
 
-def load_runtime():
-    """Return (Interpreter class, OpResolverType or None, name, version); prefer LiteRT, then tflite_runtime, TF."""
+def load_runtime(onnx=False):
+    """Return (Interpreter class, OpResolverType or None, name, version); prefer LiteRT, then tflite_runtime, TF.
+    For ONNX models: ONNX Runtime (OrtInterpreter below)."""
+    if onnx:
+        try:
+            import onnxruntime
+            return OrtInterpreter, None, "onnxruntime", _version(onnxruntime, "onnxruntime")
+        except Exception:
+            return None
     try:
         import ai_edge_litert
         from ai_edge_litert import interpreter as mod
@@ -52,6 +62,50 @@ def load_runtime():
         return tf.lite.Interpreter, tf.lite.experimental.OpResolverType, "tensorflow", tf.__version__
     except Exception:
         return None
+
+
+class OrtInterpreter:
+    """ONNX Runtime behind the four interpreter calls the runner makes (tensors by index: inputs, then outputs)."""
+
+    def __init__(self, model_path, num_threads=1):
+        import numpy as np
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
+        ins, outs = self.session.get_inputs(), self.session.get_outputs()
+
+        def detail(i, t):
+            shape = [d if isinstance(d, int) else 1 for d in t.shape]  # a symbolic batch dim runs as 1
+            return {"name": t.name, "index": i, "shape": shape, "quantization": (0.0, 0),
+                    "dtype": getattr(np, {"float": "float32", "double": "float64"}.get(t.type[7:-1], t.type[7:-1]))}
+        self.inputs = [detail(i, t) for i, t in enumerate(ins)]
+        self.outputs = [detail(len(ins) + i, t) for i, t in enumerate(outs)]
+        self.values = {}
+
+    def allocate_tensors(self):
+        pass
+
+    def get_input_details(self):
+        return self.inputs
+
+    def get_output_details(self):
+        return self.outputs
+
+    def set_tensor(self, index, value):
+        self.values[index] = value
+
+    def get_tensor(self, index):
+        return self.values[index]
+
+    def invoke(self):
+        feeds = {d["name"]: self.values[d["index"]] for d in self.inputs}
+        for d, value in zip(self.outputs, self.session.run(None, feeds)):
+            self.values[d["index"]] = value
 
 
 def _version(module, dist):
@@ -301,6 +355,16 @@ def benchmark_many(np, args, runtime, report):
     report["conditions"]["after"] = conditions()
 
 
+def _many_onnx(path):
+    """Whether a --many list holds ONNX models (one runtime per list: its first file decides)."""
+    try:
+        with open(path) as fh:
+            first = (json.load(fh) or [""])[0]
+        return str(first.get("path") if isinstance(first, dict) else first).endswith(".onnx")
+    except Exception:
+        return False  # benchmark_many reports the unreadable list itself
+
+
 def peak_rss_mb():
     """Peak resident memory of this process. VmHWM first: getrusage's ru_maxrss survives fork+exec, so a runner
     started by a big parent (sdeploy with torch loaded: ~440 MB) would report the parent's peak, not its own."""
@@ -352,12 +416,14 @@ def main(argv=None):
     except ImportError as err:
         np = None
         report.update(error=f"numpy missing: {err}", hint="pip install numpy ai-edge-litert")
-    runtime = load_runtime() if np is not None else None
+    onnx = (args.model or "").endswith(".onnx") or bool(args.many and _many_onnx(args.many))
+    runtime = load_runtime(onnx) if np is not None else None
     try:
         if np is None:
             code = 3
         elif runtime is None:
-            report.update(error="no TFLite runtime", hint=PIP_HINT, python_executable=sys.executable)
+            report.update(error="no ONNX Runtime" if onnx else "no TFLite runtime",
+                          hint="pip install onnxruntime" if onnx else PIP_HINT, python_executable=sys.executable)
             code = 3
         else:
             report["numpy"] = np.__version__

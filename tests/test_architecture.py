@@ -1,8 +1,10 @@
-"""The package's shape: imports point one way (no cycle, function-level imports included), no module reaches
-into another's private names, and nothing names a path on the machine that built it."""
+"""The package's shape: imports point one way (DESIGN.md's layer order, no cycle; function-level imports included),
+no module reaches into another's private names or grows past 450 lines, and nothing names a path on the machine
+that built it."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 from pathlib import Path
 
@@ -65,6 +67,39 @@ def test_the_import_graph_has_no_cycle():
             visit(m)
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
     assert sum(len(e) for e in edges.values()) > 100  # the graph was really read
+
+
+def _design_layers() -> dict[str, int]:
+    """DESIGN.md's package layout, lowest layer first: {top-level module or package name: its entry's rank}."""
+    text = (REPO / "DESIGN.md").read_text()
+    block = text[text.index("    shufflenet_deploy/\n"):]
+    block = block[: block.index("\n    models/")]
+    layers = {}
+    for line in block.splitlines()[1:]:
+        entry = re.match(r"^ {6}(\S.*?)(?: {2,}|$)", line)  # "      name.py   ...", "      a.py, b.py"
+        if entry:
+            rank = len(set(layers.values()))
+            for name in entry.group(1).split(","):
+                layers[name.strip().rstrip("/").removesuffix(".py")] = rank
+    return layers
+
+
+def test_imports_follow_design_md_layer_order():
+    layers = _design_layers()
+    modules = _modules()
+    top = {m: m.split(".")[1] for m in modules if m.count(".")}
+    unmapped = sorted(m for m, name in top.items() if name not in layers)
+    assert not unmapped, f"modules DESIGN.md's package layout does not list: {unmapped}"
+    upward = [f"{m} ({top[m]}) imports {t} ({top[t]})" for m, p in modules.items() if m in top
+              for t, _ in _imports(m, p, modules) if t in top and layers[top[t]] > layers[top[m]]]
+    assert not upward, "imports that reach up DESIGN.md's layers: " + "; ".join(upward)
+    assert len(set(layers.values())) > 15 and layers["errors"] == 0 and layers["cli"] == max(layers.values())
+
+
+def test_no_module_is_over_450_lines():
+    """Small modules with one job (issue 24): a module that outgrows this is split by job, not trimmed."""
+    long = {name: n for name, path in _modules().items() if (n := len(path.read_text().splitlines())) > 450}
+    assert not long, f"modules over 450 lines: {long}"
 
 
 def test_no_private_name_is_used_outside_its_module():

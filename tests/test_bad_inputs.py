@@ -320,7 +320,7 @@ def test_eval_of_damaged_export_files(sdeploy, tmp_path, small_export):
 def test_eval_class_mismatch_names_the_difference(tmp_path):
     from shufflenet_deploy.data.folders import scan_image_folder
     from shufflenet_deploy.errors import UserError
-    from shufflenet_deploy.evaluate import check_classes
+    from shufflenet_deploy.data.folders import check_classes
     from PIL import Image
 
     for c in ("cat", "dog", "eel"):

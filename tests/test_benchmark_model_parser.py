@@ -11,13 +11,9 @@ from pathlib import Path
 import pytest
 
 from helpers import FIXTURES, REPO
-from shufflenet_deploy.bench.benchmark_model import (
-    parse_benchmark_output,
-    parse_harness_output,
-    parse_many,
-    parse_stat,
-    to_bench_schema,
-)
+from shufflenet_deploy.bench.android_harness import parse_harness_output
+from shufflenet_deploy.bench.benchmark_model import parse_benchmark_output, parse_many, parse_stat
+from shufflenet_deploy.bench.benchmark_model_run import to_bench_schema
 from shufflenet_deploy.bench.stats import compare_conditions
 from shufflenet_deploy.errors import UserError
 

@@ -202,3 +202,42 @@ def test_a_folder_with_a_file_name_that_is_not_utf8_keeps_every_result(sdeploy, 
     doc = json.loads((tmp_path / "out" / "bench.json").read_text())
     assert sorted(r["model"] for r in doc["results"]) == ["good", "\ufffd\ufffd"]
     assert len((tmp_path / "out" / "bench.csv").read_text().splitlines()) == 3
+
+
+@pytest.mark.slow
+def test_runtime_all_times_the_exports_onnx_under_onnx_runtime_and_a_device_without_it_skips_it(
+        sdeploy, shared_export, tmp_path):
+    """Issue 25: `--runtime all` adds the export's verified model.onnx, run by the device's ONNX Runtime through the
+    same runner (rows of precision onnx, their runtime named); a device whose Python has none skips it in one line
+    (kept in every result), and `--runtime onnxruntime` alone fails there in one line, exit 3."""
+    export = shared_export("g3").path
+    proc = sdeploy("bench", export, "--device", "local", "--runtime", "all", "--preset", "quick", "--no-peak",
+                   "-o", tmp_path / "b", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads((tmp_path / "b" / "bench.json").read_text())
+    rows = {r["precision"]: r for r in doc["results"]}
+    assert sorted(rows) == ["fp32", "int8", "onnx"] and "onnxruntime" in proc.stdout
+    (fastest,) = doc["fastest"]   # one model, one device, one thread count: named, with its reason
+    assert fastest["precision"] in rows and fastest["why"] and "fastest on local, 1 thread(s)" in proc.stdout
+    onnx = rows["onnx"]
+    assert onnx["runtime"]["name"] == "onnxruntime" and rows["fp32"]["runtime"]["name"] == "ai_edge_litert"
+    assert onnx["artifact"]["file"] == "model.onnx" and onnx["macs"] == rows["fp32"]["macs"] > 0
+    assert onnx["inputs"][0]["shape"] == [1, 3, 64, 64] and onnx["latency_ms"]["p50"] > 0
+
+    hidden = tmp_path / "no_onnxruntime"   # an `onnxruntime` that fails to import, first on the device's path
+    (hidden / "onnxruntime").mkdir(parents=True)
+    (hidden / "onnxruntime" / "__init__.py").write_text("raise ImportError('not installed here')\n")
+    devices = tmp_path / "devices.toml"
+    devices.write_text(f'[devices.board]\ntransport = "local"\npython = "env PYTHONPATH={hidden} {sys.executable}"\n')
+    proc = sdeploy("bench", export, "--devices", devices, "--device", "board", "--runtime", "all", "--preset",
+                   "quick", "--no-peak", "-o", tmp_path / "c", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "c" / "bench.json").read_text())["results"]
+    assert sorted(r["precision"] for r in results) == ["fp32", "int8"]
+    assert all(any(w.startswith("skipped onnxruntime on board: onnxruntime is not installed") and "pip install "
+                   "onnxruntime" in w for w in r["warnings"]) for r in results)
+    proc = sdeploy("bench", export, "--devices", devices, "--device", "board", "--runtime", "onnxruntime",
+                   "--preset", "quick", "--no-peak", "-o", tmp_path / "d", timeout=600)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 3 and len(errors) == 1 and "board cannot run ONNX Runtime" in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "d" / "bench.json").exists()

@@ -11,7 +11,7 @@ import pytest
 from helpers import cli_in_process as run_cli
 from shufflenet_deploy.cli import main as cli_main
 from shufflenet_deploy.errors import UserError
-from shufflenet_deploy.export import pipeline, tflite_convert, verify
+from shufflenet_deploy.export import tflite_convert, verify
 from shufflenet_deploy.export.pipeline import ExportRequest, export
 
 SMALL = "shufflenet_v1_g3_0.25x"
@@ -184,14 +184,14 @@ def test_calibration_folder_of_non_images_and_small_images(tmp_path, capsys):
 def test_skipped_files_are_named_in_the_manifest_images_section(tmp_path, calib_dir):
     """Fast path check of the image selection (no conversion): skipped files are listed with their reason."""
     from shufflenet_deploy.data.preprocess import Preprocessing
+    from shufflenet_deploy.export.images import load_images
 
     calib = tmp_path / "calib"
     calib.mkdir()
     for p in sorted(calib_dir.rglob("*.png"))[:20]:
         (calib / p.name).write_bytes(p.read_bytes())
     (calib / "readme.txt").write_text("hello")
-    images = pipeline._images(ExportRequest(calib=calib, calib_count=10), {}, Preprocessing(32, 32), ["onnx", "int8"],
-                              lambda m: None)
+    images = load_images(calib, {}, Preprocessing(32, 32), ["onnx", "int8"], verify_count=32, calib_count=10, seed=0)
     assert images.image_set.skipped == [("readme.txt", "not an image file")]
     assert len(images.calibration) == 10 and len(images.held_out) == 5
     assert not set(images.calib_files) & set(images.held_out_files)

@@ -12,12 +12,11 @@ import json
 import os
 import shlex
 import stat
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import FIXTURES, REPO, cli_in_process
+from helpers import FIXTURES, cli_in_process
 
 from shufflenet_deploy.analysis import predict
 from shufflenet_deploy.bench import peak_cache

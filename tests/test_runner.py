@@ -130,6 +130,43 @@ def test_missing_runtime_exits_3_with_pip_hint(device_dir, tmp_path):
     assert rep["hint"] == "pip install ai-edge-litert"
 
 
+def _tiny_onnx(path: Path) -> Path:
+    """A conv + relu ONNX graph (NCHW 1x3x16x16 -> 1x4x16x16) written with onnx's helpers."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["y"])],
+        "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), path)
+    return path
+
+
+def test_an_onnx_model_runs_under_onnx_runtime_and_its_absence_exits_3(device_dir, tmp_path):
+    """Issue 25: the same runner times a .onnx file with ONNX Runtime (the same report, the runtime named); many
+    ONNX files interleave too; without onnxruntime: exit 3 and its pip line."""
+    import onnxruntime
+
+    _tiny_onnx(device_dir / "tiny.onnx")
+    code, rep = run_runner(device_dir, "tiny.onnx", "--runs", "7", "--warmup", "1", "--instances", "2")
+    assert code == 0 and rep["error"] is None, rep
+    assert rep["runtime"] == {"name": "onnxruntime", "version": onnxruntime.__version__}
+    assert len(rep["times_ms"]) == 7 and all(t > 0 for t in rep["times_ms"]) and rep["instances"] == 2
+    assert rep["inputs"][0]["shape"] == [1, 3, 16, 16] and rep["outputs"][0]["shape"] == [1, 4, 16, 16]
+    (device_dir / "many.json").write_text(json.dumps(["tiny.onnx", {"id": "again", "path": "tiny.onnx"}]))
+    code, rep = run_runner(device_dir, "--many", "many.json", "--runs", "3", "--rounds", "2")
+    assert code == 0 and rep["runtime"]["name"] == "onnxruntime"
+    assert [len(r["times_ms"]) for r in rep["results"]] == [6, 6] and not any(r["error"] for r in rep["results"])
+    (tmp_path / "onnxruntime").mkdir()
+    (tmp_path / "onnxruntime" / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
+    proc = subprocess.run([PY, "runner.py", "tiny.onnx"], cwd=device_dir, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    rep = json.loads(proc.stdout)
+    assert proc.returncode == 3 and rep["error"] == "no ONNX Runtime" and rep["hint"] == "pip install onnxruntime"
+
+
 def test_runner_imports_nothing_from_sdeploy():
     text = RUNNER.read_text()
     assert "shufflenet_deploy" not in text and "from ." not in text

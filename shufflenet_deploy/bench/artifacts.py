@@ -32,8 +32,32 @@ class ModelArtifact:
         return ((self.model_info or {}).get("macs") or {}).get("total")
 
 
-def find_models(artifact: Path) -> list[ModelArtifact]:
-    """A .tflite file or an export folder with manifest.json -> the TFLite models to benchmark."""
+RUNTIMES = ("tflite", "onnxruntime", "all")
+
+
+def find_models(artifact: Path, runtime: str = "tflite") -> list[ModelArtifact]:
+    """A .tflite file or an export folder with manifest.json -> the models to benchmark: its TFLite files
+    (runtime "tflite"), its verified model.onnx under ONNX Runtime as precision "onnx" ("onnxruntime"), or both,
+    the ONNX file last ("all")."""
+    if runtime not in RUNTIMES:
+        raise UserError(f"unknown runtime {runtime!r}", f"use one of {', '.join(RUNTIMES)}")
+    artifact = Path(artifact)
+    if runtime == "tflite":
+        return _tflite_models(artifact)
+    folder = artifact if artifact.is_dir() else artifact.parent
+    if not (artifact.is_dir() and (folder / "manifest.json").exists()):
+        raise UserError(f"--runtime {runtime} needs an export folder (its model.onnx is what ONNX Runtime runs): "
+                        f"{artifact} is not one", "pass the folder `sdeploy export` wrote")
+    manifest = Manifest.load(folder)
+    onnx = next((a for a in manifest.artifacts() if a.name == "onnx"), None)
+    if onnx is None:
+        raise UserError(f"{folder / 'manifest.json'} lists no ONNX artifact", "re-export with the onnx precision")
+    onnx.check_unchanged()
+    model = ModelArtifact(onnx.path, manifest.model, "onnx", manifest.key, manifest.model_info(), onnx.sha256)
+    return [*(_tflite_models(artifact) if runtime == "all" else []), model]
+
+
+def _tflite_models(artifact: Path) -> list[ModelArtifact]:
     artifact = Path(artifact)
     if not artifact.exists():
         raise UserError(f"no such artifact: {artifact}", "pass a .tflite file or an export folder")

@@ -22,132 +22,17 @@ format in docs/benchmark_model_grammar.md is read:
 Shape: `_split_prefix` + `_classify` label each line; `_RunBuilder` is a small state machine that also reads the
 tables. `parse_many` starts a new run at `STARTING!` (or, for logs without it, when an init-phase line follows a
 finished run); tables found alone ahead of a run (stdout joined before stderr) are given to that run.
-`parse_harness_output` reads the `### sdeploy-*` markers of android_harness/run_benchmarks.sh.
+What a parse gives: bench/benchmark_model_run.py (with the mapping onto sdeploy's bench record); the
+`### sdeploy-*` blocks of android_harness/run_benchmarks.sh: bench/android_harness.py.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from ..errors import UserError
+from .benchmark_model_run import NUM, TABLE_KEYS, BenchmarkModelRun, OpProfile, Partition, Stat, parse_row
 
-NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)"
 _N = f"({NUM})"
-
-
-# ----------------------------------------------------------------------------------------------- results
-
-
-@dataclass
-class Stat:
-    """One Stat line, converted from microseconds to milliseconds. `count=1`/`(all same)` lines only print `curr`;
-    the format means every sample equals it, so first/min/max/avg are filled with it and std with 0."""
-
-    count: int
-    first_ms: float | None = None
-    curr_ms: float | None = None
-    min_ms: float | None = None
-    max_ms: float | None = None
-    avg_ms: float | None = None
-    std_ms: float | None = None  # benchmark_model's population std (ddof=0)
-    p5_ms: float | None = None
-    median_ms: float | None = None
-    p95_ms: float | None = None
-    all_same: bool = False
-
-
-@dataclass
-class OpRow:
-    """A Run Order / Top-by row. `start_ms` exists only in the OLD layout."""
-
-    node_type: str
-    name: str
-    first_ms: float
-    avg_ms: float
-    percent: float
-    cdf_percent: float
-    mem_kb: float
-    times_called: int
-    start_ms: float | None = None
-
-
-@dataclass
-class OpTypeRow:
-    """A Summary-by-node-type row."""
-
-    node_type: str
-    count: int
-    avg_ms: float
-    percent: float
-    cdf_percent: float
-    mem_kb: float
-    times_called: int
-
-
-@dataclass
-class OpProfile:
-    """One "Profiling Info" block (initialization, or the regular runs)."""
-
-    table_format: str | None = None  # "old" ([start] column), "new", "csv-old", "csv-new"
-    run_order: list[OpRow] = field(default_factory=list)
-    top_by_time: list[OpRow] = field(default_factory=list)
-    top_by_memory: list[OpRow] = field(default_factory=list)
-    by_type: list[OpTypeRow] = field(default_factory=list)
-    nodes_executed: int | None = None
-    nodes_observed: int | None = None
-    timings: Stat | None = None  # "Timings (microseconds): ..." in ms
-
-
-@dataclass
-class Partition:
-    delegate: str
-    nodes_replaced: int
-    nodes_total: int
-    partitions: int
-
-
-@dataclass
-class BenchmarkModelRun:
-    """Everything one benchmark_model invocation printed. Times in ms, memory in MB."""
-
-    failed: bool = False
-    error: str | None = None  # the first fatal line: usually the root cause
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)  # suspicious lines we could not use
-    params: dict[str, str] = field(default_factory=dict)
-    graph: str | None = None
-    num_threads: int | None = None
-    model_size_mb: float | None = None
-    init_ms: float | None = None
-    first_inference_ms: float | None = None
-    warmup_avg_ms: float | None = None
-    inference_avg_ms: float | None = None
-    inference_min_ms: float | None = None
-    inference_max_ms: float | None = None
-    inference_std_ms: float | None = None
-    inference_count: int | None = None
-    inference_p5_ms: float | None = None
-    inference_median_ms: float | None = None
-    inference_p95_ms: float | None = None
-    warmup_stat: Stat | None = None
-    inference_stat: Stat | None = None
-    memory_init_mb: float | None = None
-    memory_overall_mb: float | None = None
-    memory_line: str | None = None  # "delta" (newer) or "peak" (TF ~2.4) wording of the init/overall line
-    periodic_peak_mb: float | None = None
-    vmrss_mb: float | None = None
-    rss_anon_mb: float | None = None
-    rss_file_shmem_mb: float | None = None
-    peak_memory_mb: float | None = None
-    peak_memory_source: str | None = None
-    delegate_lines: list[str] = field(default_factory=list)
-    partitions: list[Partition] = field(default_factory=list)
-    init_profile: OpProfile | None = None
-    op_profile: OpProfile | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # ----------------------------------------------------------------------------------------------- lines
@@ -252,53 +137,6 @@ def parse_stat(text: str) -> Stat:
     return stat
 
 
-# ----------------------------------------------------------------------------------------------- tables
-
-_OP_COLS = {  # table format -> numeric columns between node type and name
-    "new": ["first", "avg", "pct%", "cdf%", "mem", "times"],
-    "old": ["start", "first", "avg", "pct%", "cdf%", "mem", "times"],
-}
-_TYPE_COLS = ["count", "avg", "pct%", "cdf%", "mem", "times"]
-
-
-def _cells_regex(cols: list[str], sep: str, with_name: bool) -> re.Pattern:
-    parts = []
-    for c in cols:
-        name = c.rstrip("%")
-        parts.append(rf"(?P<{name}>{NUM})%" if c.endswith("%") else rf"(?P<{name}>{NUM})")
-    tail = rf"{sep}(?P<name>.*?)" if with_name else ""
-    return re.compile(rf"^\s*(?P<type>.+?){sep}" + sep.join(parts) + tail + r"\s*$")
-
-
-_ROW_RX = {
-    (fmt, csv, by_type): _cells_regex(_TYPE_COLS if by_type else _OP_COLS[fmt], r",\s*" if csv else r"\s+",
-                                      with_name=not by_type)
-    for fmt in ("new", "old") for csv in (False, True) for by_type in (False, True)
-}
-
-
-def _parse_row(line: str, fmt: str, csv: bool, by_type: bool) -> OpRow | OpTypeRow | None:
-    """One table row. The regex is anchored on the numeric columns (the `%` ones above all), so it reads tab-aligned
-    rows and rows whose tabs became spaces alike, and node types/names may hold spaces and commas."""
-    m = _ROW_RX[(fmt, csv, by_type)].match(line)
-    if not m:
-        return None
-    values = m.groupdict()
-    f = {k: float(v) for k, v in values.items() if k not in ("type", "name")}
-    if by_type:
-        return OpTypeRow(values["type"].strip(), int(f["count"]), f["avg"], f["pct"], f["cdf"], f["mem"],
-                         int(f["times"]))
-    name = values["name"].strip()
-    if csv:
-        name = name.replace("\t", ",")  # the CSV writer turns commas in names into tabs
-    return OpRow(values["type"].strip(), name, f["first"], f["avg"], f["pct"], f["cdf"], f["mem"],
-                 int(f["times"]), f.get("start"))
-
-
-_TABLE_KEYS = {"run order": "run_order", "top by computation time": "top_by_time",
-               "top by memory use": "top_by_memory", "summary by node type": "by_type"}
-
-
 # ----------------------------------------------------------------------------------------------- runs
 
 _INIT_PHASE = {"start", "param", "loaded_model", "model_size", "init_session", "phase", "stat", "fatal"}
@@ -317,7 +155,7 @@ class _RunBuilder:
         self.timings: dict[str, float] = {}
         self.substantive = 0
         self.profile: OpProfile | None = None
-        self.table: str | None = None  # key in _TABLE_KEYS values, or "unknown"
+        self.table: str | None = None  # key in TABLE_KEYS values, or "unknown"
         self.fmt: tuple[str, bool] | None = None  # (layout, csv) once the header is read
 
     def starts_new_run(self, kind: str) -> bool:
@@ -330,7 +168,7 @@ class _RunBuilder:
 
     def feed(self, text: str, kind: str, m: re.Match | None) -> None:
         if self.table and self.fmt and kind in ("other", "suspicious", "delegate"):
-            row = _parse_row(text, self.fmt[0], self.fmt[1], self.table == "by_type")
+            row = parse_row(text, self.fmt[0], self.fmt[1], self.table == "by_type")
             if row is not None:
                 if self.table != "unknown":
                     getattr(self.profile, self.table).append(row)
@@ -415,7 +253,7 @@ class _RunBuilder:
 
     def _on_table_title(self, t: str, m) -> None:
         self._current_profile()
-        self.table = _TABLE_KEYS.get(m.group(1).strip().lower(), "unknown")
+        self.table = TABLE_KEYS.get(m.group(1).strip().lower(), "unknown")
         self.fmt = None
 
     def _on_table_header(self, t: str, m) -> None:
@@ -519,13 +357,9 @@ class _RunBuilder:
                 return
 
 
-def _lines(text: str) -> list[str]:
-    return text.splitlines()
-
-
 def _parse_runs(text: str) -> list[_RunBuilder]:
     builders = [_RunBuilder()]
-    for raw in _lines(text):
+    for raw in text.splitlines():
         level, body = _split_prefix(raw)
         kind, m = _classify(level, body)
         in_table = builders[-1].table is not None and kind in ("other", "suspicious", "delegate")
@@ -553,13 +387,18 @@ _NOT_BM_HINT = ("pass the raw stdout+stderr of benchmark_model (e.g. `adb shell 
                 "--graph=... > out.txt 2>&1`) or a logcat dump of the benchmark APK")
 
 
+def parse_runs(text: str) -> list[BenchmarkModelRun]:
+    """Every benchmark_model run in `text`, in order; none when nothing in it is benchmark_model's."""
+    return [b.finish() for b in _parse_runs(text)]
+
+
 def parse_many(text: str) -> list[BenchmarkModelRun]:
-    """Every benchmark_model run in `text` (concatenated outputs), in order."""
-    builders = _parse_runs(text)
-    if not builders:
+    """Every benchmark_model run in `text` (concatenated outputs), in order; text without one is a UserError."""
+    runs = parse_runs(text)
+    if not runs:
         raise UserError("input does not look like benchmark_model output (no timing, Stat, memory, profiling or "
                         "failure line found)", _NOT_BM_HINT)
-    return [b.finish() for b in builders]
+    return runs
 
 
 def parse_benchmark_output(text: str) -> BenchmarkModelRun:
@@ -569,150 +408,3 @@ def parse_benchmark_output(text: str) -> BenchmarkModelRun:
         raise UserError(f"input holds {len(runs)} benchmark_model runs, expected one",
                         "parse it with parse_many (or parse_harness_output for run_benchmarks.sh files)")
     return runs[0]
-
-
-# ----------------------------------------------------------------------------------------------- schema
-
-
-def to_bench_schema(run: BenchmarkModelRun, *, device: str, model: str, precision: str,
-                    threads: int | None) -> dict[str, Any]:
-    """Map a run onto sdeploy's common bench record. benchmark_model has no p90/p99: they stay None."""
-    notes = ["std is benchmark_model's population std (ddof=0)"]
-    if run.inference_median_ms is None:
-        notes.append("percentiles are not available from benchmark_model output (it prints avg/std/min/max; "
-                     "p50 is only filled when the tool prints its percentile Stat line)")
-    else:
-        notes.append(f"p50 is benchmark_model's nearest-rank median; p90/p99 are not printed by the tool "
-                     f"(it printed p5={run.inference_p5_ms} ms, p95={run.inference_p95_ms} ms)")
-    prof = run.op_profile
-    rows = (prof.run_order or prof.top_by_time) if prof else []
-    return {
-        "device": device,
-        "model": model,
-        "precision": precision,
-        "runtime": "benchmark_model",
-        "threads": threads if threads is not None else run.num_threads,
-        "latency_ms": {"p50": run.inference_median_ms, "p90": None, "p99": None, "mean": run.inference_avg_ms,
-                       "std": run.inference_std_ms, "min": run.inference_min_ms, "max": run.inference_max_ms},
-        "first_inference_ms": run.first_inference_ms,
-        "init_ms": run.init_ms,
-        "peak_rss_mb": run.peak_memory_mb,
-        "runs": run.inference_count,
-        "op_profile": [{"op": r.node_type, "name": r.name, "avg_ms": r.avg_ms, "percent": r.percent} for r in rows],
-        "op_summary": [asdict(r) for r in prof.by_type] if prof else [],
-        "failed": run.failed,
-        "error": run.error,
-        "notes": notes,
-    }
-
-
-# ----------------------------------------------------------------------------------------------- harness
-
-_MARKER = re.compile(r"^### sdeploy-([\w-]+)\s?(.*)$")
-
-
-@dataclass
-class HarnessRecord:
-    """One model's block from run_benchmarks.sh: its markers plus the parsed benchmark_model output."""
-
-    model: str
-    rc: int | None  # None: no end marker (harness interrupted)
-    before: dict[str, str]
-    after: dict[str, str]
-    run: BenchmarkModelRun
-    settings: dict[str, str] = field(default_factory=dict)  # from the `### sdeploy-harness` line
-    command: str | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    def conditions(self, when: str) -> dict[str, dict]:
-        """State as stats.compare_conditions wants it: freq_khz/governor per cpu, temp_c per zone."""
-        state = self.before if when == "before" else self.after
-        out: dict[str, dict] = {"freq_khz": {}, "governor": {}, "temp_c": {}}
-        for key, value in state.items():
-            m = re.fullmatch(r"(cpu\d+)_(governor|freq_khz)", key)
-            if m and value != "NA":
-                if m.group(2) == "governor":
-                    out["governor"][m.group(1)] = value
-                elif value.lstrip("-").isdigit():
-                    out["freq_khz"][m.group(1)] = int(value)
-            m = re.fullmatch(r"zone(\d+)_temp", key)
-            if m and re.fullmatch(r"-?\d+(\.\d+)?", value):
-                temp = float(value)
-                temp = temp / 1000.0 if abs(temp) >= 1000 else temp  # sysfs: millidegrees on most devices
-                zone_type = state.get(f"zone{m.group(1)}_type", "NA")
-                out["temp_c"][f"zone{m.group(1)}" + (f":{zone_type}" if zone_type != "NA" else "")] = temp
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["conditions"] = {"before": self.conditions("before"), "after": self.conditions("after")}
-        return d
-
-
-def _kv(text: str) -> dict[str, str]:
-    return dict(re.findall(r"([\w.]+)=(\S*)", text))
-
-
-def _finish_record(rec: HarnessRecord, body: list[str]) -> HarnessRecord:
-    builders = _parse_runs("\n".join(body))
-    if builders:
-        rec.run = builders[0].finish()
-        if len(builders) > 1:
-            rec.warnings.append(f"{len(builders)} benchmark_model runs inside one model block; kept the first")
-    else:
-        rec.run.failed, rec.run.error = True, "no benchmark_model output"
-        rec.run.errors.append(rec.run.error)
-    if rec.rc is None:
-        rec.warnings.append("no end marker: the harness was interrupted")
-        if rec.run.inference_avg_ms is None and not rec.run.failed:
-            rec.run.failed, rec.run.error = True, "harness interrupted before benchmark_model finished"
-            rec.run.errors.append(rec.run.error)
-    elif rec.rc != 0 and not rec.run.failed:
-        rec.run.failed, rec.run.error = True, f"benchmark_model exited with code {rec.rc}"
-        rec.run.errors.append(rec.run.error)
-    return rec
-
-
-def parse_harness_output(text: str) -> list[HarnessRecord]:
-    """Records of a run_benchmarks.sh output file, one per model, in order."""
-    records: list[HarnessRecord] = []
-    settings: dict[str, str] = {}
-    cur: HarnessRecord | None = None
-    body: list[str] = []
-    for line in _lines(text):
-        m = _MARKER.match(line)
-        if not m:
-            if cur is not None:
-                body.append(line)
-            continue
-        kind, rest = m.groups()
-        if kind == "harness":
-            settings = _kv(rest)
-        elif kind == "begin":
-            if cur is not None:
-                records.append(_finish_record(cur, body))
-            cur = HarnessRecord(model=rest.partition("model=")[2], rc=None, before={}, after={},
-                                run=BenchmarkModelRun(), settings=dict(settings))
-            body = []
-        elif cur is None:
-            continue
-        elif kind == "state":
-            values = _kv(rest)
-            target = cur.after if values.pop("when", "") == "after" else cur.before
-            target.update(values)
-        elif kind == "cmd":
-            cur.command = rest
-        elif kind == "warning":
-            cur.warnings.append(rest)
-        elif kind == "end":
-            rc = re.search(r"\brc=(-?\d+)\s*$", rest)
-            cur.rc = int(rc.group(1)) if rc else None
-            records.append(_finish_record(cur, body))
-            cur, body = None, []
-    if cur is not None:
-        records.append(_finish_record(cur, body))
-    if not records:
-        raise UserError("input does not look like run_benchmarks.sh output (no `### sdeploy-begin` marker)",
-                        "pass the file written by android_harness/run_benchmarks.sh -o, or use parse_many for "
-                        "plain benchmark_model output")
-    return records

@@ -27,7 +27,7 @@ def bench_artifact(artifact: Path, profile: DeviceProfile, *, threads: list[int]
                    timeout: float = 600, progress: Callable[[str], None] | None = None,
                    input: Path | None = None, save_outputs_dir: Path | None = None,
                    instances: int = DEFAULT_INSTANCES, backend=None, peak: str = "skip",
-                   op_profile: bool = False, cores: str | None = None) -> list[BenchResult]:
+                   op_profile: bool = False, cores: str | None = None, runtime: str = "tflite") -> list[BenchResult]:
     """Benchmark every TFLite model of `artifact` on `profile` at each thread count, `trials` times each.
 
     Linux devices spread each trial's runs over `instances` interpreters (runner.py --instances: one interpreter
@@ -39,12 +39,17 @@ def bench_artifact(artifact: Path, profile: DeviceProfile, *, threads: list[int]
     re-measures, "skip" uses only a cached one (the sweep measures its own). `op_profile`: per-op times of every
     row too (bench/op_times.py: single-op models on Linux, benchmark_model's op profile on Android). `cores`
     ("big", "little", "prime", "all") pins every run to that cluster, found from the device's own facts
-    (devices/cpuinfo.cpus_of) instead of a hand-written affinity mask; each result says which cluster ran."""
-    models = find_models(artifact)
+    (devices/cpuinfo.cpus_of) instead of a hand-written affinity mask; each result says which cluster ran.
+    `runtime` ("tflite", "onnxruntime", "all"): which files run (bench/artifacts.find_models); the export's
+    model.onnx runs under the device's ONNX Runtime, as precision "onnx"; a device without it skips it in one
+    line ("all") or fails ("onnxruntime")."""
+    models = find_models(artifact, runtime)
     threads = list(threads or profile.threads)
     if max(threads) > MAX_THREADS:
         raise UserError(f"--threads {max(threads)} is more than any board or phone has cores",
                         f"use at most {MAX_THREADS} (e.g. the device's core count)")
+    if (input is not None or save_outputs_dir is not None) and any(m.precision == "onnx" for m in models):
+        raise UserError("--input/--save-outputs are for the TFLite files (NHWC inputs)", "drop --runtime, or them")
     if input is not None:
         check_input(Path(input), models)
     if op_profile:  # per-op times read the .tflite graph: without its schema, say so before measuring anything
@@ -68,6 +73,7 @@ def bench_artifact(artifact: Path, profile: DeviceProfile, *, threads: list[int]
             cpus = cpus_of(facts, cores, backend.profile.name)
             backend.profile = dataclasses.replace(backend.profile, affinity=",".join(map(str, cpus)))
             say(f"--cores {cores}: CPUs {backend.profile.affinity}")
+        models, skipped = _runnable(models, backend, runtime, say)
         first = True
         for m in models:
             for t in threads:
@@ -94,7 +100,7 @@ def bench_artifact(artifact: Path, profile: DeviceProfile, *, threads: list[int]
                     continue
                 results.append(backend.result(m, t, reports, runs=runs, warmup=warmup))
                 reports = []
-                if op_profile:
+                if op_profile and m.precision != "onnx":  # per-op times cut single ops out of a .tflite
                     say(f"{m.model} {m.precision} threads={t}: per-op times")
                     results[-1].op_times = backend.op_times(m.path, results[-1], _opcut_dir(m), threads=t,
                                                             progress=say)
@@ -106,6 +112,8 @@ def bench_artifact(artifact: Path, profile: DeviceProfile, *, threads: list[int]
         raise BenchInterrupted(err.message, err.hint, results) from None
     else:
         _explain(results, facts, backend, peak, say)
+        for r in results if skipped else []:
+            r.warnings.append(skipped)
     finally:
         if own:
             backend.close()
@@ -117,6 +125,27 @@ def bench_artifact(artifact: Path, profile: DeviceProfile, *, threads: list[int]
         raise BenchInterrupted(f"{len(failed)} of {len(models)} models failed on {profile.name} ({failed[0]})",
                                "the others were measured", results)
     return results
+
+
+def _runnable(models: list, backend, runtime: str, say) -> tuple[list, str | None]:
+    """MODELS without the ONNX file when the device has no ONNX Runtime, and the line that says so (each result
+    carries it) with --runtime all; a device fault when ONNX Runtime was all that was asked for."""
+    if not any(m.precision == "onnx" for m in models):
+        return models, None
+    version = backend.onnxruntime_version()
+    if version is not None:
+        say(f"ONNX Runtime {version} on {backend.profile.name}")
+        return models, None
+    if backend.profile.transport == "adb":
+        why, fix = "benchmark_model on Android runs TFLite files only", "bench the TFLite files (--runtime tflite)"
+    else:
+        python = " ".join(backend.profile.python_argv)
+        why, fix = f"onnxruntime is not installed for {python}", f"install it there: {python} -m pip install onnxruntime"
+    if runtime == "onnxruntime":
+        raise DeviceError(f"{backend.profile.name} cannot run ONNX Runtime: {why}", fix)
+    skipped = f"skipped onnxruntime on {backend.profile.name}: {why} ({fix})"
+    say(skipped)
+    return [m for m in models if m.precision != "onnx"], skipped
 
 
 def _opcut_dir(m) -> Path:
@@ -133,8 +162,11 @@ def _explain(results: list[BenchResult], facts: dict | None, backend, peak: str,
     from . import efficiency, peak_cache
 
     peaks, missing = {}, None
-    runtime = next((r.runtime for r in results if r.runtime), None)
-    for threads in sorted({r.threads for r in results}):
+    # the peak kernels are TFLite files: measured and cached under the TFLite runtime of the rows beside them
+    runtime = next((r.runtime for r in results if r.runtime and r.precision != "onnx"), None)
+    if runtime is None and results:
+        missing = "the peak is timed with TFLite kernels beside TFLite rows: bench with --runtime all for % of peak"
+    for threads in sorted({r.threads for r in results}) if runtime is not None else []:
         cpus = next((r.affinity for r in results if r.threads == threads and r.affinity), None)
         machine = MachineFacts.of(facts, runtime, threads, cpus)
         found, why_not = [], None

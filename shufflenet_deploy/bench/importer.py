@@ -8,7 +8,7 @@ from .results import BenchResult
 
 def result_from_benchmark_model(data: dict, *, conditions: dict | None = None, source: str = "benchmark_model",
                                 artifact: dict | None = None, warnings: list[str] | None = None) -> BenchResult:
-    """bench/benchmark_model.to_bench_schema's dict -> BenchResult (runtime string -> {name, version})."""
+    """bench/benchmark_model_run.to_bench_schema's dict -> BenchResult (runtime string -> {name, version})."""
     data = dict(data)
     runtime = data.pop("runtime", "benchmark_model")
     notes = data.pop("notes", []) or []
@@ -36,7 +36,9 @@ def import_benchmark_output(text: str, *, device: str | None = None, model: str 
     Returns (results, skipped): failed runs are not results; `skipped` says which failed and why. An unknown
     thread count (the tool's default) is stored as 0.
     """
-    from .benchmark_model import parse_harness_output, parse_many, to_bench_schema
+    from .android_harness import parse_harness_output
+    from .benchmark_model import parse_many
+    from .benchmark_model_run import to_bench_schema
     from .artifacts import guess_from_name
 
     device = device or "unknown"

@@ -175,6 +175,34 @@ DOC_BLOCKS = ("sweep", "peak", "models", "skipped", "interleaved")
 
 
 @dataclass
+class Fastest:
+    """The fastest artifact of one model on one device at one thread count (bench/fastest.py names it)."""
+
+    device: str
+    model: str  # the model key (name@SIZE)
+    threads: int
+    artifact: str  # its file
+    runtime: str  # "ai_edge_litert 2.1.0", "onnxruntime 1.23.0"
+    precision: str
+    p50_ms: float
+    runner_up: str | None  # the next fastest, as "precision (runtime)"
+    margin: float | None  # runner_up's p50 / p50_ms - 1
+    tied: bool  # the two medians' 95% intervals overlap: within noise
+    why: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> "Fastest":
+        f = Fields(data, where, "the file is damaged or was edited by hand; re-run the benchmark to rewrite it")
+        return cls(f.text("device"), f.text("model"), f.count("threads", low=1, high=1024), f.text("artifact"),
+                   f.text("runtime"), f.text("precision"), f.number("p50_ms", positive=True),
+                   f.text("runner_up", optional=True), f.number("margin", optional=True),
+                   bool(f.flag("tied", optional=False)), f.text("why"))
+
+
+@dataclass
 class ResultsDocument:
     """bench.json: results plus, for a sweep, the blocks named in the module docstring."""
 
@@ -186,6 +214,7 @@ class ResultsDocument:
     models: dict[str, dict] = field(default_factory=dict)
     skipped: list[dict] = field(default_factory=list)
     interleaved: dict[str, Any] | None = None
+    fastest: list[Fastest] = field(default_factory=list)
     schema: str = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -196,6 +225,8 @@ class ResultsDocument:
             value = getattr(self, name)
             if value:
                 out[name] = value
+        if self.fastest:
+            out["fastest"] = [f.to_dict() for f in self.fastest]
         return out
 
     @classmethod
@@ -225,9 +256,10 @@ class ResultsDocument:
             m = Fields(entry, f"{where}: models[{key!r}]", f.hint)
             m.count("macs_total", optional=True), m.obj("precisions")
         f.flag("partial")
+        fastest = [Fastest.from_dict(item, f"{where}: fastest[{i}]") for i, item in enumerate(f.items("fastest") or [])]
         return cls(results=results, partial=bool(data.get("partial")), created=data.get("created"),
                    sweep=dict(sweep), peak=list(peak), models=dict(models), skipped=list(skipped),
-                   interleaved=interleaved or None)
+                   interleaved=interleaved or None, fastest=fastest)
 
     # -- lookups ---------------------------------------------------------------------------------------------
     def latency(self, result: BenchResult) -> float | None:

@@ -1,4 +1,5 @@
-"""`sdeploy bench`: benchmark TFLite artifacts on a named device, or import hand-run benchmark_model output."""
+"""`sdeploy bench`: benchmark TFLite artifacts (and an export's ONNX file under ONNX Runtime) on a named device, or
+import hand-run benchmark_model output."""
 from __future__ import annotations
 
 import json
@@ -77,6 +78,10 @@ def _threads(ctx, param, value):
 @click.option("--cores", type=click.Choice(["big", "little", "prime", "all"]),
               help="pin every run to this cluster, found from the device's /proc/cpuinfo (instead of the profile's "
                    "affinity); results say which cluster ran")
+@click.option("--runtime", type=click.Choice(["tflite", "onnxruntime", "all"]), default="tflite", show_default=True,
+              help="what runs on a Linux device: the TFLite files, the export's verified model.onnx under the device's "
+                   "ONNX Runtime (rows with precision onnx), or all of them; a device without ONNX Runtime skips it "
+                   "in one line (all)")
 @click.option("--force", is_flag=True, help="replace the results already in the output folder (a partial result "
               "of an interrupted bench is always completed)")
 @click.option("--json", "as_json", is_flag=True, help="print the results JSON instead of the table")
@@ -84,7 +89,7 @@ def _threads(ctx, param, value):
               help="where to write bench.json + bench.csv (default: ARTIFACT's folder/bench-DEVICE)")
 def bench(artifact, device_name, devices_file, threads, preset, runs, warmup, min_seconds, trials, instances,
           cooldown, timeout, benchmark_binary, input_npy, save_outputs, parse_file, model, precision, op_profile, peak,
-          cores, force, as_json, outdir):
+          cores, runtime, force, as_json, outdir):
     """Benchmark ARTIFACT (a .tflite file or an export folder with manifest.json) on --device."""
     from ..bench.results import ResultsDocument, write_document
 
@@ -109,21 +114,28 @@ def bench(artifact, device_name, devices_file, threads, preset, runs, warmup, mi
 
         names = device_names(device_name, devices_file) if device_name else []
         if len(names) > 1:
-            return _run_devices(artifact, names, devices_file, args, outdir, mode, op_profile, as_json, cores)
-        results, outdir = _run(artifact, device_name, devices_file, *args, outdir, mode, op_profile, cores=cores)
-    doc = ResultsDocument(results=results)
+            return _run_devices(artifact, names, devices_file, args, outdir, mode, op_profile, as_json, cores, runtime)
+        results, outdir = _run(artifact, device_name, devices_file, *args, outdir, mode, op_profile, cores=cores,
+                               runtime=runtime)
+    from ..bench.fastest import line, name_fastest
+
+    doc = ResultsDocument(results=results, fastest=name_fastest(results))
     json_path, csv_path = write_document(doc, outdir)
     if as_json:
         click.echo(json.dumps(doc.to_dict(), indent=2))
     else:
         _print_table(results)
+        for f in doc.fastest:
+            click.echo(line(f))
         click.echo(f"wrote {json_path} and {csv_path}", err=True)
 
 
-def _run_devices(artifact, names, devices_file, args, outdir, peak, op_profile, as_json, cores=None) -> None:
+def _run_devices(artifact, names, devices_file, args, outdir, peak, op_profile, as_json, cores=None,
+                 runtime="tflite") -> None:
     """`--device a,b`: every device concurrently (bench/fleet.py), each into its own results folder."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from ..bench.fastest import line, name_fastest
     from ..bench.fleet import raise_for_failures, run_fleet
     from ..bench.results import ResultsDocument, write_document
 
@@ -136,18 +148,21 @@ def _run_devices(artifact, names, devices_file, args, outdir, peak, op_profile, 
 
         def job(name, progress):
             results, where = _run(artifact, name, devices_file, *args, base / f"bench-{name}", peak, op_profile,
-                                  progress=progress, cores=cores)
-            json_path, _ = write_document(ResultsDocument(results=results), where)
+                                  progress=progress, cores=cores, runtime=runtime)
+            json_path, _ = write_document(ResultsDocument(results=results, fastest=name_fastest(results)), where)
             return results, json_path
 
         outcomes = run_fleet(names, job, lambda d, msg: bar.update(tasks[d], description=f"[{d}] {msg}"[:120]))
     if as_json:
-        click.echo(json.dumps({name: ResultsDocument(results=o.value[0]).to_dict() if o.ok else {"error": o.error}
+        click.echo(json.dumps({name: ResultsDocument(results=o.value[0], fastest=name_fastest(o.value[0])).to_dict()
+                               if o.ok else {"error": o.error}
                                for name, o in outcomes.items()}, indent=2))
     for name, o in outcomes.items():
         if o.ok:
             if not as_json:
                 _print_table(o.value[0])
+                for f in name_fastest(o.value[0]):
+                    click.echo(line(f))
             click.echo(f"{name}: wrote {o.value[1]} ({o.seconds:.0f} s)", err=True)
     raise_for_failures(outcomes, "sdeploy bench")
 
@@ -178,7 +193,8 @@ def _stderr_console():
 
 
 def _run(artifact, device_name, devices_file, threads, settings, min_seconds, cooldown, timeout, benchmark_binary,
-         input_npy, save_outputs, force, outdir, peak="auto", op_profile=False, progress=None, cores=None):
+         input_npy, save_outputs, force, outdir, peak="auto", op_profile=False, progress=None, cores=None,
+         runtime="tflite"):
     """One device: measure with `settings` (bench/settings.BenchSettings) -> (results, outdir)."""
     import contextlib
     import dataclasses
@@ -215,7 +231,7 @@ def _run(artifact, device_name, devices_file, threads, settings, min_seconds, co
                                      min_seconds=min_seconds, cooldown_s=cooldown, trials=settings.trials,
                                      timeout=timeout, progress=progress, input=input_npy,
                                      save_outputs_dir=save_outputs, instances=settings.instances, peak=peak,
-                                     op_profile=op_profile, cores=cores)
+                                     op_profile=op_profile, cores=cores, runtime=runtime)
         except BenchInterrupted as err:
             if not err.results:
                 raise

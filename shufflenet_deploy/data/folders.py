@@ -105,3 +105,23 @@ def scan_image_folder(folder: Path, *, min_size: int | None = None, what: str = 
         paths += kept
         labels += [label] * len(kept)
     return ImageSet(root, paths, labels, class_dirs, skipped)
+
+
+def check_classes(image_set: ImageSet, class_names: list[str] | None, what: str,
+                  num_classes: int | None = None) -> None:
+    """The labelled folder must have the model's classes; without names, at least its number of classes."""
+    if class_names is None:
+        if num_classes is not None and len(image_set.class_names) != num_classes:
+            raise UserError(f"{image_set.root} has {len(image_set.class_names)} class folders, {what} has "
+                            f"{num_classes} outputs", "use a folder with one sub-folder per model class")
+        return
+    if image_set.class_names == list(class_names):
+        return
+    extra = [c for c in image_set.class_names if c not in class_names]
+    missing = [c for c in class_names if c not in image_set.class_names]
+    diff = "; ".join(part for part in (
+        f"extra class folder(s) {', '.join(extra[:5])}" if extra else "",
+        f"missing {', '.join(missing[:5])}" if missing else "",
+        "same classes in another order" if not extra and not missing else "") if part)
+    raise UserError(f"the classes of {image_set.root} do not match {what}'s {len(class_names)} classes: {diff}",
+                    "use a folder with exactly the model's class sub-folders")

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-MOVEMENT = ("Reshape", "Transpose", "Split", "Slice", "Concat", "Gather", "Squeeze", "Unsqueeze", "Identity")
+from .onnx_movement import MOVEMENT, attribute, run_movement
+
 PER_CHANNEL = ("Relu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid", "LeakyRelu", "Elu", "Selu", "Softplus")
 
 Label = tuple  # (input tensor name, channel)
@@ -142,7 +143,7 @@ class _Graph:
             start += size
         try:
             for n in region:
-                outs = _run(n, [values.get(name) if name in values else self.const.get(name) for name in n.input])
+                outs = run_movement(n, [values.get(name) if name in values else self.const.get(name) for name in n.input])
                 values.update(zip(n.output, outs))
         except (ValueError, IndexError, KeyError, TypeError):
             return None
@@ -210,7 +211,7 @@ class _Graph:
     def _conv_kind(self, node, idx: int) -> str | None:
         if node.op_type != "Conv" or idx != 0 or node.input[1] not in self.const:
             return None
-        groups = _attr(node, "group", 1)
+        groups = attribute(node, "group", 1)
         weight = self.const[node.input[1]]
         if groups == 1:
             return "dense"
@@ -421,57 +422,3 @@ class _Graph:
 def _key(node) -> tuple:
     """A node's identity: its outputs (SSA names; protobuf wrapper objects are not stable across iterations)."""
     return tuple(node.output)
-
-
-def _attr(node, name: str, default=None):
-    from onnx import helper
-
-    for a in node.attribute:
-        if a.name == name:
-            return helper.get_attribute_value(a)
-    return default
-
-
-def _run(node, args: list) -> list[np.ndarray]:
-    """One movement op on numpy arrays (ONNX semantics for the forms the exporters write)."""
-    op, x = node.op_type, args[0]
-    if op == "Identity":
-        return [x]
-    if op == "Reshape":
-        shape = [int(v) for v in args[1]]
-        if not _attr(node, "allowzero", 0):
-            shape = [x.shape[i] if v == 0 else v for i, v in enumerate(shape)]
-        return [x.reshape(shape)]
-    if op == "Transpose":
-        perm = _attr(node, "perm") or list(range(x.ndim))[::-1]
-        return [x.transpose(perm)]
-    if op == "Concat":
-        return [np.concatenate(args, axis=_attr(node, "axis"))]
-    if op == "Gather":
-        axis = _attr(node, "axis", 0)
-        return [np.take(x, args[1].astype(np.int64), axis=axis)]
-    if op in ("Squeeze", "Unsqueeze"):
-        axes = [int(v) for v in (args[1] if len(args) > 1 and args[1] is not None else _attr(node, "axes", []))]
-        if op == "Squeeze":
-            return [np.squeeze(x, axis=tuple(axes)) if axes else np.squeeze(x)]
-        out = x
-        for a in sorted(a % (x.ndim + len(axes)) for a in axes):
-            out = np.expand_dims(out, a)
-        return [out]
-    if op == "Slice":
-        starts, ends = args[1], args[2]
-        axes = args[3] if len(args) > 3 and args[3] is not None else range(len(starts))
-        steps = args[4] if len(args) > 4 and args[4] is not None else [1] * len(starts)
-        index = [slice(None)] * x.ndim
-        for s, e, a, st in zip(starts, ends, axes, steps):
-            index[int(a)] = slice(int(s), int(min(e, np.iinfo(np.int64).max)), int(st))
-        return [x[tuple(index)]]
-    if op == "Split":
-        axis = _attr(node, "axis", 0) % x.ndim
-        sizes = args[1] if len(args) > 1 and args[1] is not None else _attr(node, "split")
-        if sizes is None:
-            n = len(node.output)
-            sizes = [x.shape[axis] // n] * n
-        bounds = np.cumsum([int(s) for s in sizes])[:-1]
-        return np.split(x, bounds, axis=axis)
-    raise ValueError(op)

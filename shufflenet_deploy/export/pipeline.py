@@ -4,18 +4,16 @@ Everything is built in a hidden temp folder beside OUTDIR and renamed to OUTDIR 
 passed its parity check. A parity failure leaves OUTDIR holding just `export_report.json` (status "failed",
 naming the worst artifact and sample) and the conversion log — never a model file that was not verified.
 
-Images: int8 calibration uses real images only (`--calib DIR`, else the model's bundled calibration set);
-without either, int8 is refused rather than calibrated on noise. A held-out part of the same folder (never used
-for calibration) feeds the parity checks. When no images exist at all (fp32/fp16 only), parity runs on
-deterministic smooth synthetic images and the manifest says so.
+The stages: check the request and OUTDIR (outdir.py: --force replaces only an earlier export), open the source
+(sources.py), gather images (images.py: real calibration images only; synthetic ones, said in the manifest, for
+fp32/fp16 parity when there are none), ONNX, onnx2tf, lowering, parity, accuracy, the int8 table and repair,
+the manifest, and the rename (outdir.py).
 """
 from __future__ import annotations
 
 import datetime
 import errno
-import os
 import platform
-import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -24,16 +22,17 @@ from typing import Callable
 
 import numpy as np
 
-from ..data.folders import ImageSet, scan_images
+from ..data.folders import ImageSet, check_classes
 from ..errors import UserError
-from ..fileio import check_writable, current_umask, read_json_bounded, remove_stale, sha256, temp_dir, write_json
-from ..sizes import as_hw, parse as parse_size, to_json
+from ..fileio import check_writable, remove_stale, sha256, temp_dir, write_json
+from ..manifest import SCHEMA
+from ..sizes import parse as parse_size, to_json
 from . import int8_layers, verify
+from .images import MIN_CALIBRATION, Images, load_images, preprocessing_of, validation_set
+from .outdir import check_outdir, disk_nearly_full, keep_report, promote
 
 PRECISIONS = ("fp32", "fp16", "int8")
-MIN_CALIBRATION = 10
 LAYER_IMAGES = 64  # images the per-layer int8 table is measured on (two interpreters without XNNPACK)
-MANIFEST_SCHEMA = "sdeploy-export/1"
 
 
 @dataclass
@@ -92,22 +91,21 @@ def export(req: ExportRequest, progress: Callable[[str], None] = lambda msg: Non
         from .lower import check_plain_export
 
         check_plain_export(source.module, meta)
-    pre = _preprocessing(meta)
-    val = _validation_set(req, meta, pre)  # a class mismatch is found now, not after the conversion
+    pre = preprocessing_of(meta)
+    val = validation_set(req.val, meta)  # a class mismatch is found now, not after the conversion
     if val is not None:
-        from ..evaluate import check_classes
-
         check_classes(val, meta.get("class_names"), meta["model"], meta.get("num_classes"))
-    images = _images(req, meta, pre, precisions, progress)
+    images = load_images(req.calib, meta, pre, precisions, verify_count=req.verify_count,
+                         calib_count=req.calib_count, seed=req.seed, progress=progress)
 
     tmp = temp_dir(outdir.parent, outdir.name, "tmp")
     try:
         try:
             manifest = _build(req, source, pre, images, precisions, tmp, progress, val)
         except _Int8Missed as missed:
-            report = {"schema": MANIFEST_SCHEMA, "status": "failed", "model": meta["model"],
+            report = {"schema": SCHEMA, "status": "failed", "model": meta["model"],
                       "input_size": to_json(meta["input_size"]), "failed": ["int8"], **missed.manifest_part}
-            _keep_report(tmp, outdir, report, {}, req.force)
+            keep_report(tmp, outdir, report, {}, req.force)
             worst = "; ".join(int8_layers.summary_line(r) for r in int8_layers.worst(missed.rows, 3))
             why = "; ".join(filter(None, [missed.record.get("undecided"), f"worst layers: {worst}"]))
             raise ExportFailed(f"no int8 attempt met the target {missed.target_text} (tried "
@@ -118,9 +116,9 @@ def export(req: ExportRequest, progress: Callable[[str], None] = lambda msg: Non
         except UserError as err:  # a conversion that failed: keep its log where the user can read it
             if not (tmp / "conversion.log").exists():
                 raise
-            report = {"schema": MANIFEST_SCHEMA, "status": "failed", "model": meta["model"],
+            report = {"schema": SCHEMA, "status": "failed", "model": meta["model"],
                       "input_size": to_json(meta["input_size"]), "failed": ["convert"], "error": err.message}
-            _keep_report(tmp, outdir, report, {}, req.force)
+            keep_report(tmp, outdir, report, {}, req.force)
             raise ExportFailed(err.message, f"conversion log kept in {outdir / 'conversion.log'}",
                                report=outdir / "export_report.json", log=outdir / "conversion.log") from None
         if val is not None:
@@ -129,7 +127,7 @@ def export(req: ExportRequest, progress: Callable[[str], None] = lambda msg: Non
         manifest["timings"]["total_s"] = round(time.perf_counter() - started, 2)
         failed = {k: a["parity"] for k, a in manifest["artifacts"].items() if a.get("parity") and not a["parity"]["passed"]}
         if failed:
-            _keep_report(tmp, outdir, manifest, failed, req.force)
+            keep_report(tmp, outdir, manifest, failed, req.force)
             name, parity = next(iter(failed.items()))
             raise ExportFailed(f"{name} artifact failed parity vs {parity['reference']}: "
                                f"{'; '.join(parity['failures'])}, worst on held-out image #{parity['worst_sample']}",
@@ -137,10 +135,10 @@ def export(req: ExportRequest, progress: Callable[[str], None] = lambda msg: Non
                                report=outdir / "export_report.json",
                                log=outdir / "conversion.log" if (outdir / "conversion.log").exists() else None)
         write_json(tmp / "manifest.json", manifest)
-        _promote(tmp, outdir, req.force)
+        promote(tmp, outdir, req.force)
         return manifest
     except OSError as err:
-        if err.errno in (errno.ENOSPC, errno.EDQUOT) or _disk_nearly_full(outdir):
+        if err.errno in (errno.ENOSPC, errno.EDQUOT) or disk_nearly_full(outdir):
             raise UserError(f"the disk holding {outdir.resolve().parent} is full: the export was not written",
                             "free some space (an export needs a few times its model's size) and rerun") from None
         raise
@@ -168,7 +166,7 @@ def _check_request(req: ExportRequest) -> list[str]:
 
         Int8Target.parse(req.int8_target)  # a typo is refused before anything runs
     outdir = Path(req.outdir)
-    _check_outdir(outdir, req.force)
+    check_outdir(outdir, req.force)
     check_writable(outdir, "output folder")
     try:
         outdir.resolve().parent.mkdir(parents=True, exist_ok=True)
@@ -182,55 +180,6 @@ def _check_request(req: ExportRequest) -> list[str]:
     return ["onnx"] + [p for p in PRECISIONS if p in precisions]
 
 
-def _disk_nearly_full(outdir: Path) -> bool:
-    """Some writers (numpy's tofile) report a full disk as a short write with no errno."""
-    folder = outdir.resolve().parent
-    while not folder.exists():
-        folder = folder.parent
-    return shutil.disk_usage(folder).free < 64 * 2**20
-
-
-def _check_outdir(outdir: Path, force: bool) -> None:
-    """OUTDIR must not exist, or (with --force) be a folder an earlier export wrote: --force never replaces a
-    user's file, a device node or a folder sdeploy did not make."""
-    if not (outdir.exists() or outdir.is_symlink()):
-        return
-    if not outdir.is_dir() or outdir.is_symlink():
-        raise UserError(f"output {outdir} exists and is not a folder", "choose another -o (a new folder's path)")
-    if not force:
-        raise UserError(f"output folder {outdir} already exists", "pass --force to replace it or choose another -o")
-    foreign = _not_an_export(outdir)
-    if foreign:
-        raise UserError(f"output folder {outdir} was not written by `sdeploy export` ({foreign}): --force "
-                        "replaces only an earlier export", "choose another -o")
-
-
-# what an export folder may hold: the export's own files, and the bench-DEVICE folders `sdeploy bench` writes there
-_EXPORT_FILES = re.compile(r"^(manifest\.json|export_report\.json|conversion\.log"
-                           r"|model(_[A-Za-z0-9]+)?\.(onnx|tflite))$")
-
-
-def _not_an_export(folder: Path) -> str | None:
-    """Why FOLDER is not an earlier export (None when it is): its manifest or failure report must be ours (our
-    schema, readable), and every entry one an export or a bench of it writes. A file merely named manifest.json
-    beside someone's project (a web app with its .git) is not enough."""
-    doc = next((folder / n for n in ("manifest.json", "export_report.json") if (folder / n).is_file()), None)
-    if doc is None:
-        return "no manifest.json or export_report.json"
-    try:
-        data = read_json_bounded(doc, what="export manifest")
-    except UserError as err:
-        return f"its {doc.name} is not one: {err.message}"
-    schema = data.get("schema") if isinstance(data, dict) else None
-    if schema != MANIFEST_SCHEMA:
-        return f"its {doc.name} is not an sdeploy export's (schema {schema!r})"
-    for entry in sorted(folder.iterdir()):
-        own_bench = entry.is_dir() and not entry.is_symlink() and entry.name.startswith("bench-")
-        if not (own_bench or (entry.is_file() and not entry.is_symlink() and _EXPORT_FILES.match(entry.name))):
-            return f"it holds {entry.name!r}, which no export writes"
-    return None
-
-
 def _load(req: ExportRequest):
     from .sources import open_source
 
@@ -238,99 +187,12 @@ def _load(req: ExportRequest):
                        preprocessing=req.preprocessing, options=req.model_options)
 
 
-def _preprocessing(meta: dict):
-    from ..data.preprocess import Preprocessing
-
-    pre = Preprocessing.from_dict(meta["preprocessing"])
-    return pre.with_input_size(meta["input_size"]) if pre.input_size != meta["input_size"] else pre
-
-
-@dataclass
-class Images:
-    source: str  # "calib", "bundled" or "synthetic"
-    calibration: np.ndarray | None  # NCHW, preprocessed
-    held_out: np.ndarray  # NCHW, preprocessed
-    held_out_pixels: np.ndarray  # NHWC 0..1, for onnx2tf's sample file
-    image_set: ImageSet | None = None
-    calib_files: list[str] = field(default_factory=list)
-    held_out_files: list[str] = field(default_factory=list)
-    more_calibration_paths: list[Path] = field(default_factory=list)  # the rest of the folder, for int8 repair
-
-
-def _images(req: ExportRequest, meta: dict, pre, precisions: list[str], progress) -> Images:
-    folder, source = (Path(req.calib), "calib") if req.calib else (_bundled_calibration(meta), "bundled")
-    if folder is None:
-        if "int8" in precisions:
-            raise UserError("int8 needs real calibration images and this model has no bundled set",
-                            "pass --calib DIR (a folder of JPEG/PNG images like the deployment's inputs)")
-        return _synthetic(pre, req.verify_count, req.seed)
-    progress(f"reading images from {folder}")
-    found = scan_images(folder, min_size=min(pre.hw), what="calibration folder")
-    needed = MIN_CALIBRATION + 5
-    if len(found) < needed:
-        skipped = f"; {found.skipped_summary()}" if found.skipped else ""
-        raise UserError(f"calibration folder {folder} has only {len(found)} usable image(s){skipped}",
-                        f"provide at least {needed} images ({MIN_CALIBRATION} calibration + 5 held out)")
-    order = np.random.default_rng(req.seed).permutation(len(found))
-    n_verify = min(req.verify_count, max(5, len(found) // 4))
-    held, calib = order[:n_verify], order[n_verify : n_verify + req.calib_count]
-    pixels = np.stack([pre.pixels_from_path(found.paths[i]) for i in held])  # decoded once, used twice
-    return Images(
-        source=source,
-        calibration=pre.load_batch([found.paths[i] for i in calib]),
-        held_out=np.ascontiguousarray(np.stack([pre.normalize(p) for p in pixels]).transpose(0, 3, 1, 2)),
-        held_out_pixels=pixels.astype(np.float32) / 255,
-        image_set=found,
-        calib_files=[str(found.paths[i].relative_to(found.root)) for i in calib],
-        held_out_files=[str(found.paths[i].relative_to(found.root)) for i in held],
-        more_calibration_paths=[found.paths[i] for i in
-                                order[n_verify + req.calib_count : n_verify + 4 * req.calib_count]],
-    )
-
-
-def _bundled_calibration(meta: dict) -> Path | None:
-    """The calibration split of the dataset a bundled model was trained on, built on first use."""
-    if meta.get("dataset") == "digits":
-        from ..data.digits import ensure_digits
-
-        return ensure_digits(max(as_hw(meta["input_size"]))) / "calib"
-    return None
-
-
-def _validation_set(req: ExportRequest, meta: dict, pre) -> ImageSet | None:
-    """--val DIR, else the bundled model's val split, else none (no labels, no accuracy)."""
-    from ..data.folders import scan_image_folder
-
-    if req.val is not None:
-        return scan_image_folder(Path(req.val), what="validation folder")
-    if meta.get("dataset") == "digits":
-        from ..data.digits import ensure_digits
-
-        return scan_image_folder(ensure_digits(max(as_hw(meta["input_size"]))) / "val")
-    return None
-
-
 def _accuracy(tmp: Path, manifest: dict, source, pre, val: ImageSet) -> dict:
-    from ..evaluate import check_classes, accuracy_table
 
     check_classes(val, manifest.get("class_names"), manifest["model"])
     x = pre.load_batch(val.paths)
-    table = accuracy_table(tmp, manifest["artifacts"], x, val.labels, source.reference(x))
+    table = verify.accuracy_table(tmp, manifest["artifacts"], x, val.labels, source.reference(x))
     return {"data": str(val.root), "samples": len(val), **table}
-
-
-def _synthetic(pre, count: int, seed: int) -> Images:
-    """Smooth random images (low-frequency noise, like natural images' spectrum) for fp32/fp16 parity only."""
-    rng = np.random.default_rng(seed)
-    h, w = pre.hw
-    coarse = rng.uniform(0, 255, (count, 8, 8, 3)).astype(np.float32)
-    from PIL import Image
-
-    mode = "RGB" if pre.channels == 3 else "L"
-    pixels = np.stack([np.asarray(Image.fromarray(c.astype(np.uint8)).resize((w, h), Image.BICUBIC).convert(mode))
-                       for c in coarse]).reshape(count, h, w, pre.channels)
-    held_out = np.stack([pre.normalize(p).transpose(2, 0, 1) for p in pixels])
-    return Images("synthetic", None, np.ascontiguousarray(held_out), pixels.astype(np.float32) / 255)
 
 
 # -- the build -----------------------------------------------------------------------------------------------
@@ -407,7 +269,7 @@ def _build(req, source, pre, images: Images, precisions, tmp: Path, progress, va
         art["sha256"] = sha256(path)
 
     manifest = {
-        "schema": MANIFEST_SCHEMA,
+        "schema": SCHEMA,
         "status": "ok",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": meta["model"],
@@ -558,34 +420,3 @@ def _tool_versions() -> dict:
         except PackageNotFoundError:
             versions[package] = None
     return versions
-
-
-def _promote(tmp: Path, outdir: Path, force: bool) -> None:
-    """Rename the verified temp folder onto OUTDIR (replacing an earlier export only with --force)."""
-    final = temp_dir(outdir.parent, outdir.name, "final")
-    old = None
-    try:
-        os.chmod(final, 0o777 & ~current_umask())  # mkdtemp makes 0700
-        for item in tmp.iterdir():
-            shutil.move(str(item), final / item.name)
-        if outdir.exists() and force:
-            _check_outdir(outdir, force)  # still an earlier export (not swapped for a file meanwhile)
-            old = temp_dir(outdir.parent, outdir.name, "old")
-            os.replace(outdir, old / "export")
-        os.replace(final, outdir)
-    finally:
-        shutil.rmtree(final, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def _keep_report(tmp: Path, outdir: Path, manifest: dict, failed: dict, force: bool) -> None:
-    report = temp_dir(outdir.parent, outdir.name, "report")
-    try:
-        manifest = {**manifest, "status": "failed", "failed": list(failed) or manifest.get("failed", [])}
-        write_json(report / "export_report.json", manifest)
-        if (tmp / "conversion.log").exists():
-            shutil.copy(tmp / "conversion.log", report / "conversion.log")
-        _promote(report, outdir, force)
-    finally:
-        shutil.rmtree(report, ignore_errors=True)

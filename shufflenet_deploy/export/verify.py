@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UserError
+
 # Thresholds an artifact must meet against its reference; a miss fails the export.
 THRESHOLDS = {
     "onnx": {"max_rel": 1e-4},  # vs PyTorch
@@ -135,3 +137,33 @@ def accuracy(logits: np.ndarray, labels: list[int] | np.ndarray, k: int = 5) -> 
     topk = np.argsort(-logits, axis=1)[:, : min(k, logits.shape[1])]
     return {"top1": float((topk[:, 0] == labels).mean()), f"top{k}": float((topk == labels[:, None]).any(axis=1).mean()),
             "samples": int(len(labels))}
+
+
+def run_artifact(path: Path, x: np.ndarray) -> np.ndarray:
+    """Logits of an .onnx or .tflite file; a file the runtime cannot load is a UserError naming it."""
+    try:
+        return run_onnx(path, x) if path.suffix == ".onnx" else run_tflite(path, x)
+    except Exception as err:  # the runtimes raise RuntimeError, ValueError, onnxruntime's own Fail, ...
+        kind = "ONNX" if path.suffix == ".onnx" else "TFLite"
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise UserError(f"{path} cannot be run as a {kind} model ({first})",
+                        "re-export it: the file is damaged or not a model") from None
+
+
+def accuracy_table(folder: Path, artifacts: dict, x: np.ndarray, labels, reference: np.ndarray | None) -> dict:
+    """Accuracy of every artifact, its delta vs the reference (PyTorch when given, else the first artifact)
+    and its top-1 agreement with it."""
+    rows = []
+    if reference is not None:
+        rows.append({"artifact": "pytorch", **accuracy(reference, labels)})
+    for name, art in artifacts.items():
+        path = folder / art["file"]
+        logits = run_artifact(path, x)
+        if reference is None:
+            reference = logits
+        row = {"artifact": name, **accuracy(logits, labels)}
+        row["top1_agreement"] = float((logits.argmax(1) == reference.argmax(1)).mean())
+        rows.append(row)
+    for row in rows:
+        row["delta_top1"] = row["top1"] - rows[0]["top1"]
+    return {"reference": rows[0]["artifact"], "rows": rows}
