@@ -43,9 +43,11 @@ def mixed_precision_files(checkpoint: Path, work: Path, counts=(1, 4, 16)) -> di
     conversion: the repair stopped before them on this model, and their cost is the question."""
     from shufflenet_deploy.export import int8_layers, lower, onnx_export, pipeline, tflite_convert
     from shufflenet_deploy.export.images import load_images, preprocessing_of
+    from shufflenet_deploy.export.sources import open_source
 
     req = pipeline.ExportRequest(checkpoint=checkpoint, outdir=work / "unused")
-    model, meta = pipeline._load(req)
+    source = open_source(req.model, req.checkpoint)
+    model, meta = source.module, source.meta
     pre = preprocessing_of(meta)
     images = load_images(req.calib, meta, pre, ["onnx", "fp32", "int8"], verify_count=req.verify_count,
                          calib_count=req.calib_count, seed=req.seed)

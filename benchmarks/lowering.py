@@ -77,6 +77,7 @@ def build(case: Case, work: Path, log, *, ablation: bool = False,
     from shufflenet_deploy.data.digits import ensure_digits
     from shufflenet_deploy.export import pipeline, verify
     from shufflenet_deploy.export.images import load_images, preprocessing_of
+    from shufflenet_deploy.export.sources import open_source
 
     work.mkdir(parents=True, exist_ok=True)
     calib = None if case.checkpoint else ensure_digits(case.size) / "calib"
@@ -95,7 +96,8 @@ def build(case: Case, work: Path, log, *, ablation: bool = False,
 
     # the exports' own calibration and held-out images (same seed -> same split)
     req = pipeline.ExportRequest(model=case.model, checkpoint=case.checkpoint, input_size=case.size, calib=calib)
-    model, meta = pipeline._load(req)
+    source = open_source(req.model, req.checkpoint, input_size=req.input_size)
+    model, meta = source.module, source.meta
     pre = preprocessing_of(meta)
     images = load_images(req.calib, meta, pre, ["onnx", "fp32", "int8"], verify_count=req.verify_count,
                          calib_count=req.calib_count, seed=req.seed)
@@ -237,7 +239,7 @@ def _ort_quantize(src: Path, dst: Path, calibration: np.ndarray) -> None:
 def _manifest_summary(m: dict) -> dict:
     out = {"lowering": m.get("lowering"), "parity": {k: a["parity"] for k, a in m["artifacts"].items()}}
     if "accuracy" in m:  # its data folder lives in this machine's cache: name it relative to $SDEPLOY_CACHE
-        from shufflenet_deploy.data.digits import cache_root
+        from shufflenet_deploy.paths import cache_root
 
         data = str(m["accuracy"].get("data", ""))
         root = str(cache_root())
@@ -415,11 +417,15 @@ def main(argv=None) -> int:
     command = "$ " + " ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/lowering.py", *sys.argv[1:]])
     from importlib.metadata import version
 
+    from shufflenet_deploy.devices.cpuinfo import parse_cpuinfo, summary
+
+    cpu = summary(parse_cpuinfo(Path("/proc/cpuinfo").read_text()).to_dict())
     log(command)
-    log(f"# host {platform.machine()} {os.cpu_count()} cpus; load before: {os.getloadavg()[0]:.2f}; "
+    log(f"# host {cpu} ({platform.machine()}, {os.cpu_count()} cpus); load before: {os.getloadavg()[0]:.2f}; "
         f"LiteRT (ai-edge-litert) {version('ai-edge-litert')}, onnxruntime {version('onnxruntime')}, "
         f"onnx2tf {version('onnx2tf')}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    report = {"command": command, "host": {"machine": platform.machine(), "cpus": os.cpu_count()}, "cases": {}}
+    report = {"command": command, "host": {"cpu": cpu, "machine": platform.machine(), "cpus": os.cpu_count()},
+              "cases": {}}
     threads_list = [int(t) for t in args.threads.split(",")]
     newer = None
     if LITERT_TORCH_PY.exists():

@@ -14,17 +14,15 @@ would charge the PAD's alone-time to a graph that never pays it. Ratios within t
 from __future__ import annotations
 
 import argparse
-import contextlib
+import functools
 import json
 import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-RUNNER = REPO / "shufflenet_deploy" / "runner.py"
+from benchmarks.interleaved import time_models  # noqa: E402
 CASES = {"stem [1,224,224,3] conv 3x3/2 ->24": ((224, 224, 3), "conv", 24),
          "unit [1,56,56,120] depthwise 3x3/2": ((56, 56, 120), "depthwise", None)}
 
@@ -52,20 +50,9 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     kinds = ("pad alone", "pad -> conv", "conv alone")
-    with tempfile.TemporaryDirectory() as tmp:
-        items = []
-        for case, (shape, op, out_channels) in CASES.items():
-            for precision in ("fp32", "int8"):
-                for kind in kinds:
-                    path = Path(tmp) / f"m{len(items)}.tflite"
-                    with contextlib.redirect_stdout(sys.stderr):  # Keras prints "Saved artifact at ..."
-                        path.write_bytes(build(kind, shape, op, out_channels, precision))
-                    items.append({"id": f"{case}|{precision}|{kind}", "path": str(path)})
-        (Path(tmp) / "many.json").write_text(json.dumps(items))
-        proc = subprocess.run([sys.executable, str(RUNNER), "--many", str(Path(tmp) / "many.json"), "--threads", "1",
-                               "--runs", "20", "--rounds", str(args.rounds), "--instances", "3"],
-                              capture_output=True, text=True, timeout=1800)
-    report = json.loads(proc.stdout)
+    builds = {f"{case}|{precision}|{kind}": functools.partial(build, kind, shape, op, out_channels, precision)
+              for case, (shape, op, out_channels) in CASES.items() for precision in ("fp32", "int8") for kind in kinds}
+    report = time_models(builds, args.rounds, timeout=1800)
     median = {e["id"]: e["median_ms"] for e in report["results"]}
     print("$ .venv/bin/python benchmarks/pad_fusion.py --out benchmarks/results/pad_fusion.json")
     print(f"# {report['runtime']['name']} {report['runtime']['version']}, 1 thread, {args.rounds} interleaved rounds x "

@@ -95,7 +95,10 @@ fi
 for tool in apt-get dpkg sha256sum flock; do
     command -v "$tool" >/dev/null || { echo "missing host tool: $tool" >&2; exit 1; }
 done
-if [ -x "$REPO/.venv/bin/python" ]; then HOSTPY="$REPO/.venv/bin/python"; else HOSTPY=python3; fi
+# the host Python whose pip fetches the aarch64 wheels: $SDEPLOY_HOST_PYTHON (.ci/run passes python3.11, as it
+# builds the roots while the project venv is still being installed), else the project venv's, else python3
+if [ -n "${SDEPLOY_HOST_PYTHON:-}" ]; then HOSTPY="$SDEPLOY_HOST_PYTHON"
+elif [ -x "$REPO/.venv/bin/python" ]; then HOSTPY="$REPO/.venv/bin/python"; else HOSTPY=python3; fi
 "$HOSTPY" -m pip --version >/dev/null 2>&1 || { echo "need pip on the host ($HOSTPY -m pip) to fetch aarch64 wheels" >&2; exit 1; }
 
 mkdir -p "$CACHE"

@@ -11,11 +11,12 @@ import subprocess
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .errors import UserError
+from .errors import DeviceError, UserError
 
 
-class ProcessTimeout(UserError):
-    exit_code = 3
+class ProcessTimeout(DeviceError):
+    """A process that did not finish in time: a device fault (exit 3), caught wherever device faults are (a fleet
+    keeps the other devices' results), whichever transport or tool hung."""
 
 
 def run(

@@ -217,6 +217,13 @@ def test_report_numbers_match_the_json(tmp_path):
     speed = {r["comparison"]: r for r in read_csv(out / "speedups.csv")}
     assert float(speed["ShuffleNet 0.5x vs 1x (g=3)"]["actual_fp32"]) == pytest.approx(
         lat_of(doc, "shufflenet_v1_g3_1.0x", "fp32") / lat_of(doc, "shufflenet_v1_g3_0.5x", "fp32"), rel=1e-12)
+    # the file to ship: per model and threads, the precision with the lowest median, in the CSV and the Markdown
+    fastest = read_csv(out / "fastest.csv")
+    assert {(f["model"], f["threads"]) for f in fastest} == {(r["model"], str(r["threads"])) for r in doc["results"]}
+    for f in fastest:
+        p50s = {r["precision"]: r["latency_ms"]["p50"] for r in doc["results"] if r["model"] == f["model"]}
+        assert f["precision"] == min(p50s, key=p50s.get) and float(f["p50_ms"]) == min(p50s.values())
+    assert len(md_table(md, "Which file to ship")) == len(fastest)
     preds = read_csv(out / "predictions.csv")
     assert len(preds) == len(doc["results"])
     for p in preds:

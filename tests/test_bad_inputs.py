@@ -210,29 +210,47 @@ def test_disk_full_mid_export_is_one_line_and_leaves_nothing(sdeploy, tiny_fs):
 @pytest.mark.slow
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_an_interrupted_export_leaves_no_work_folder_and_no_worker(tmp_path, sig, code):
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    """Signalled while its onnx2tf worker converts: exit 128+N, no temp folder, no output, no worker left. The
+    worker is found by a mark in its environment (it runs in a session of its own, and other tests' workers may
+    run beside it); the signal goes the moment it is seen working, since a warm worker converts a tiny model in
+    about a second."""
+    mark = str(tmp_path)
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "SDEPLOY_TEST_MARK": mark}
     argv = [sys.executable, "-c", "from shufflenet_deploy.cli import run; run()", "export", TINY, "--input-size",
             "64", "--precision", "fp32", "-o", str(tmp_path / "out")]
     child = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
 
-    def worker_spec():  # written just before onnx2tf's worker starts (export/tflite_convert.py)
-        specs = [d / "work" / "spec.json" for d in tmp_path.glob(".out.tmp-*")]
-        return next((s for s in specs if s.exists()), None)
+    def converting():  # the spec is written just before the job goes to the worker (export/tflite_convert.py)
+        spec = any((d / "work" / "spec.json").exists() for d in tmp_path.glob(".out.tmp-*"))
+        return spec and [p for p in marked(mark) if p != child.pid]
 
-    while worker_spec() is None:
+    while not converting():
         assert child.poll() is None and time.monotonic() < deadline, child.communicate()
-        time.sleep(0.1)
-    spec = str(worker_spec())
-    time.sleep(1.0)
+        time.sleep(0.02)
     child.send_signal(sig)
     out, err = child.communicate(timeout=120)
     assert child.returncode == code, err[-2000:]
     assert "Traceback" not in err and ("terminated" in err or "interrupted" in err)
     time.sleep(1.0)
     assert hidden(tmp_path) == [] and not (tmp_path / "out").exists()
-    workers = subprocess.run(["pgrep", "-f", spec], capture_output=True, text=True).stdout.split()
-    assert workers == [], "the onnx2tf worker outlived sdeploy"
+    assert marked(mark) == [], "the onnx2tf worker outlived sdeploy"
+
+
+def marked(mark: str) -> list[int]:
+    """Live processes whose environment holds SDEPLOY_TEST_MARK=MARK."""
+    needle = f"SDEPLOY_TEST_MARK={mark}".encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                environ = (entry / "environ").read_bytes() + b"\0"
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if needle in environ and state != "Z":
+                found.append(int(entry.name))
+    return found
 
 
 # ----------------------------------------------------------------------------------------------- data and train

@@ -20,6 +20,14 @@ def measured(tiny_tflite):
     return bench_artifact(tiny_tflite("fp32"), profile, runs=200, warmup=10, instances=1)[0]
 
 
+@pytest.fixture
+def steady(measured):
+    """The real result with seeded run times (5 ms, 1% spread): the verdict tests of scaled copies test the
+    verdicts, not how noisy this host was while the fixture ran (a loaded CI host widened the interval past a
+    20% slowdown)."""
+    return dataclasses.replace(measured, times_ms=list(np.random.default_rng(0).normal(5.0, 0.05, 200)))
+
+
 def halves(r):
     """Two halves of one run, interleaved (even / odd runs), so drift does not split them."""
     return (dataclasses.replace(r, times_ms=r.times_ms[0::2]), dataclasses.replace(r, times_ms=r.times_ms[1::2]))
@@ -34,7 +42,8 @@ def test_two_halves_of_one_run_are_the_same(tmp_path, measured, capsys):
     assert pair["verdict"] == "same" and pair["ci"][0] <= 1 <= pair["ci"][1]
 
 
-def test_a_copy_slowed_by_20_percent_is_a_regression(tmp_path, measured, capsys):
+def test_a_copy_slowed_by_20_percent_is_a_regression(tmp_path, steady, capsys):
+    measured = steady
     slow = dataclasses.replace(measured, times_ms=[t * 1.2 for t in measured.times_ms])
     write_results([measured], tmp_path / "base")
     write_results([slow], tmp_path / "new")
@@ -77,8 +86,9 @@ def test_bootstrap_interval_covers_the_truth():
     assert ratio == pytest.approx(1.1) and low <= 1.1 <= high and low > 1.0
 
 
-def test_fleet_folders_compare_device_by_device(tmp_path, measured, capsys):
+def test_fleet_folders_compare_device_by_device(tmp_path, steady, capsys):
     """`compare BASE NEW` on the folders a fleet run wrote (one DEVICE/bench.json each): pairs per device."""
+    measured = steady
     pi = dataclasses.replace(measured, device="rpi")
     for side, slow in (("base", 1.0), ("new", 1.25)):
         write_results([measured], tmp_path / side / "local")
@@ -114,3 +124,20 @@ def test_the_report_of_a_plain_bench_result_has_no_dashes_in_its_header(tmp_path
     runtime = f"{measured.runtime['name']} {measured.runtime['version']}"
     assert f"threads: {measured.threads};" in header and f"runs per model: {measured.runs};" in header, header
     assert f"runtime: {runtime}" in header and "graph" not in header and "calibration" not in header, header
+
+
+def test_runtimes_are_compared_like_with_like(tmp_path, steady, capsys):
+    """A `--runtime all` result holds ONNX Runtime rows beside the TFLite ones: each is paired with its own kind,
+    a new LiteRT version is refused as a different runtime, and ONNX Runtime's rows never pass as LiteRT's."""
+    measured = steady
+    onnx = dataclasses.replace(measured, precision="onnx", runtime={"name": "onnxruntime", "version": "1.23.0"})
+    write_results([measured, onnx], tmp_path / "all")
+    write_results([measured, dataclasses.replace(onnx, times_ms=[t * 1.2 for t in onnx.times_ms])], tmp_path / "slow")
+    assert cli_main(["compare", str(tmp_path / "all"), str(tmp_path / "slow"), "--json"]) == 1
+    verdicts = {p["precision"]: p["verdict"] for p in json.loads(capsys.readouterr().out)["pairs"]}
+    assert verdicts == {"fp32": "same", "onnx": "regression"}
+    newer = dataclasses.replace(measured, runtime={**measured.runtime, "version": "9.9.9"})
+    write_results([newer, onnx], tmp_path / "newer")
+    assert cli_main(["compare", str(tmp_path / "all"), str(tmp_path / "newer")]) == 2
+    err = capsys.readouterr().err
+    assert "different runtimes" in err and "9.9.9" in err and "onnxruntime" not in err

@@ -12,6 +12,7 @@ from shufflenet_deploy.bench import settings as ms
 from shufflenet_deploy.bench.results import BenchResult, ResultsDocument
 from shufflenet_deploy.cli import main as cli_main
 from shufflenet_deploy.errors import UserError
+from shufflenet_deploy.precisions import PEAK_KERNELS
 
 FULL, QUICK = ms.SWEEP_PRESETS["full"], ms.SWEEP_PRESETS["quick"]
 
@@ -147,12 +148,12 @@ def test_the_peak_kernels_take_the_settings(monkeypatch, tmp_path):
     from shufflenet_deploy.bench import peak
 
     monkeypatch.setattr(peak, "build_all", lambda folder: {(k, p): tmp_path / f"{k}_{p}.tflite"
-                                                           for k in peak.KERNELS for p in peak.PRECISIONS})
+                                                           for k in peak.KERNELS for p in PEAK_KERNELS})
     for settings, expected in ((QUICK, (3, 1, 1)), (FULL, (10, 4, 2))):
         backend = FakeBackend()
         records = measure_peak(backend, 1, settings=settings)
         assert [(c["runs"], c["rounds"], c["instances"]) for c in backend.calls] == [expected]
-        assert len(records) == len(peak.KERNELS) * len(peak.PRECISIONS) and all(r["gmacs"] for r in records)
+        assert len(records) == len(peak.KERNELS) * len(PEAK_KERNELS) and all(r["gmacs"] for r in records)
     backend = FakeBackend()
     peak.time_kernels(backend, 1)  # `sdeploy bench`'s cached peak: the full counts
     assert (backend.calls[0]["runs"], backend.calls[0]["rounds"]) == (FULL.peak_runs, FULL.peak_rounds)
@@ -161,7 +162,7 @@ def test_the_peak_kernels_take_the_settings(monkeypatch, tmp_path):
 def test_the_interleaved_pass_and_the_retiming_take_the_settings(monkeypatch, tmp_path):
     from shufflenet_deploy.analysis import sweep as sweep_mod
 
-    monkeypatch.setattr(sweep_mod, "cache_root", lambda: tmp_path / "cache")
+    monkeypatch.setenv("SDEPLOY_CACHE", str(tmp_path / "cache"))
     export = tmp_path / "export"
     export.mkdir()
     (export / "model_fp32.tflite").write_bytes(b"x")

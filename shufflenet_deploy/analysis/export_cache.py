@@ -19,18 +19,13 @@ from typing import Callable
 
 from ..export.pipeline import ExportFailed
 from ..fileio import locked, sha256, write_json
+from ..paths import sweep_exports
 from ..sizes import as_hw, canonical, size_str, to_json
 
 Progress = Callable[[str], None]
 # the export code a plain (not lowered) export depends on: edits to lower.py do not invalidate its cache
 PLAIN_EXPORT_FILES = ("pipeline.py", "onnx_export.py", "tflite_convert.py", "onnx2tf_worker.py",
                       "tflite_inspect.py", "verify.py")
-
-
-def cache_root() -> Path:
-    from ..data.digits import cache_root as root
-
-    return root()
 
 
 def _code_hash(names: tuple[str, ...] | None = None) -> str:
@@ -74,7 +69,7 @@ def export_folder(name: str, input_size: int, precisions: tuple[str, ...], optio
     """Where export_cached keeps (or would keep) this export."""
     key = export_key(name, input_size, precisions, options, checkpoint, calib_count, lowered)
     label = name or Path(checkpoint).stem  # a user's checkpoint: the model is named inside it
-    return cache_root() / "sweep-exports" / f"{label}@{size_str(input_size)}{'-lowered' if lowered else ''}-{key}"
+    return sweep_exports() / f"{label}@{size_str(input_size)}{'-lowered' if lowered else ''}-{key}"
 
 
 def export_cached(name: str | None, input_size, precisions: tuple[str, ...], progress: Progress = lambda m: None,

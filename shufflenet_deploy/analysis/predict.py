@@ -48,9 +48,9 @@ FEATURES = ("macs", "in_bytes", "out_bytes")
 
 
 def default_path(device: str) -> Path:
-    from .export_cache import cache_root
+    from ..paths import predictor
 
-    return cache_root() / "predictors" / f"{device}.json"
+    return predictor(device)
 
 
 def samples(doc: ResultsDocument) -> list[dict]:

@@ -1,7 +1,8 @@
 """`sdeploy report`: the gap report as HTML (self-contained: PNGs embedded as base64, also written beside it),
 Markdown and CSV, built only from results JSON (analysis/gap.py computes every number).
 
-Files in OUTDIR: report.html, report.md, models.csv (one row per device, model and precision), speedups.csv,
+Files in OUTDIR: report.html, report.md, models.csv (one row per device, model and precision), fastest.csv (the
+file to ship per device, model and threads), speedups.csv,
 op_shares.csv, flops_vs_time.csv, predictions.csv, exponents.csv, peak.csv (every row says its device) and the
 PNGs (macs_vs_latency.png, efficiency.png, op_shares.png, flops_vs_time.png, prediction_error.png).
 
@@ -19,6 +20,7 @@ import csv
 import html
 from pathlib import Path
 
+from ..bench.fastest import name_fastest
 from ..errors import UserError
 from ..escape import csv_cell, md_cell
 from ..fileio import safe_component, staged_outputs
@@ -73,6 +75,9 @@ def _write_report(docs, outdir: Path, title: str | None) -> dict:
                                   "regression_ops"], [e for part in parts for e in part["pred"]["evaluation"]])
     write_csv("peak.csv", ["device", "precision", "threads", "kernel", "macs", "median_ms", "gmacs"],
               [p for part in parts for p in part["peaks"]])
+    write_csv("fastest.csv", ["device", "model", "threads", "artifact", "runtime", "precision", "p50_ms",
+                              "runner_up", "margin", "tied", "why"],
+              [f.to_dict() for part in parts for f in part["fastest"]])
     share_rows = [{"device": r["device"], "model": r["model"], "precision": r["precision"], "group": g,
                    "share": r[f"share_{g}"]} for r in rows for g in GROUPS if r[f"share_{g}"] is not None]
     write_csv("op_shares.csv", ["device", "model", "precision", "group", "share"], share_rows)
@@ -128,7 +133,7 @@ def _device_part(device: str, doc, evaluation: list[dict], many: bool) -> dict:
              names["efficiency"]: report_plots.efficiency(rows), names["op_shares"]: report_plots.shares(rows),
              names["flops_vs_time"]: report_plots.flops_vs_time(fvt) if fvt else None,
              names["prediction_error"]: report_plots.prediction_error(pred) if pred["n"] else None}
-    return {"device": device, "doc": doc, "rows": rows, "exps": exps, "speed": gap.speedup_table(rows),
+    return {"device": device, "doc": doc, "rows": rows, "fastest": name_fastest(doc.results), "exps": exps, "speed": gap.speedup_table(rows),
             "fvt": fvt, "each": each, "pred": pred, "peaks": list(doc.peak) or _result_peaks(doc),
             "no_peak": no_peak, "plots": plots, "plot_names": names, "many": many}
 
@@ -241,7 +246,14 @@ def _device_tables(part) -> list[Table]:
     on = f" — {part['device']}" if part["many"] else ""
     plot = part["plot_names"]
     precisions = sorted({r["precision"] for r in rows})
-    out = []
+    out = [(f"Which file to ship{on}", ["model", "threads", "fastest", "runtime", "median ms", "runner-up", "margin",
+                                          "why"],
+            [[f.model, str(f.threads), f"{f.precision} {f.artifact}", f.runtime, _f(f.p50_ms, 3), f.runner_up or "—",
+              "within noise" if f.tied else _f(100 * f.margin, 1, "%") if f.margin is not None else "—", f.why]
+             for f in part["fastest"]],
+            "Per model and thread count, the fastest artifact measured (every file an export ships passed its "
+            "parity and int8 checks); margin = the runner-up's median over it, \"within noise\" when the two "
+            "medians' 95% intervals overlap (bench/fastest.py).", [])] if part["fastest"] else []
     peak_note = ("Peak = the faster of a 1x1 conv (56x56x256->256) and a 64x1024x1024 matmul, measured on the "
                  "device through the same runtime (runner.py); a model whose convs suit the kernels better than "
                  "those two (MobileNet's wide 1x1 convs) can come out slightly above 100%.")

@@ -27,7 +27,8 @@ from ..bench.settings import FULL, MeasureSettings
 from ..errors import UserError
 from ..manifest import Manifest, model_key
 from ..sizes import to_json
-from .export_cache import cache_root, export_cached, tool_versions
+from ..paths import opcut
+from .export_cache import export_cached, tool_versions
 
 DEFAULT_MODELS = (
     "shufflenet_v1_g1_1.0x", "shufflenet_v1_g2_1.0x", "shufflenet_v1_g3_1.0x", "shufflenet_v1_g4_1.0x",
@@ -252,7 +253,7 @@ def _sweep_model(doc, backend, outdir, source: Source, precisions, threads, opti
                                     backend=backend)[0]
             result.model, result.model_key, result.precision = key, key, precision
             say("per-op timings")
-            op_data = backend.op_times(art.path, result, cache_root() / "opcut" / art.sha256[:16], threads=threads,
+            op_data = backend.op_times(art.path, result, opcut(art.sha256), threads=threads,
                                        runs=settings.op_runs, rounds=settings.op_rounds, progress=say)
         except UserError as err:
             _skip(doc, key, name, size, precision, f"benchmark failed: {err.one_line()}", progress)
@@ -370,7 +371,7 @@ def retime_ops(doc: ResultsDocument, backend, threads: int, progress: Progress,
         for precision, data in entry.get("precisions", {}).items():
             if not str(data.get("op_method", "")).startswith("single-op") or not data.get("sha256"):
                 continue
-            folder = cache_root() / "opcut" / data["sha256"][:16]
+            folder = opcut(data["sha256"])
             dtype = op_dtype(data["ops"])
             overhead = folder / f"overhead_{dtype}.tflite"
             if not overhead.exists():

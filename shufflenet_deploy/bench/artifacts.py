@@ -14,8 +14,8 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..manifest import Manifest
+from ..precisions import FILE_NAMES
 
-PRECISIONS = ("fp32", "fp16", "int8", "int16", "int16x8", "dynamic", "uint8")
 
 
 @dataclass
@@ -97,9 +97,9 @@ def guess_from_name(path: Path, default_precision: str = "fp32") -> ModelArtifac
     path = Path(path)
     # a name that is not valid UTF-8 (bytes from another system) becomes printable text: it is written to JSON/CSV
     stem = path.stem.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    if stem in PRECISIONS:
+    if stem in FILE_NAMES:
         return ModelArtifact(path, stem, stem)
-    for prec in PRECISIONS:
+    for prec in FILE_NAMES:
         for sep in ("_", "-", "."):
             if stem.endswith(sep + prec):
                 return ModelArtifact(path, stem[: -len(prec) - 1], prec)

@@ -7,8 +7,9 @@ times, seeded). Verdicts:
     slower      the whole interval above 1, within the threshold
     faster      the whole interval below 1
     same        otherwise (the interval holds 1)
-Results from different devices or runtimes, or that cannot all be paired, are refused with one line
-(`allow_mixed` pairs what it can and says which were left out).
+Results from different devices or runtimes (TFLite interpreters compared with TFLite interpreters, ONNX Runtime
+with ONNX Runtime), or that cannot all be paired, are refused with one line (`allow_mixed` pairs what it can and
+says which were left out).
 """
 from __future__ import annotations
 
@@ -43,6 +44,12 @@ def _key(r: BenchResult) -> tuple:
     return r.device, r.key, r.precision, r.threads
 
 
+def _family(r: BenchResult) -> str:
+    """Which kind of runtime ran the row: ONNX Runtime (model.onnx, `bench --runtime`) or a TFLite interpreter.
+    Runtimes are compared within a family: a `--runtime all` result pairs its TFLite rows with a TFLite-only one."""
+    return "onnx" if r.precision == "onnx" else "tflite"
+
+
 def _runtime(r: BenchResult) -> str:
     return f"{(r.runtime or {}).get('name')} {(r.runtime or {}).get('version')}"
 
@@ -71,8 +78,12 @@ def compare(base: list[BenchResult], new: list[BenchResult], *, max_regression: 
             allow_mixed: bool = False) -> tuple[list[Pair], list[str]]:
     """(pairs, notes): notes say what --allow-mixed let through."""
     notes = []
-    for what, attr in (("devices", lambda r: r.device), ("runtimes", _runtime)):
-        a, b = sorted({attr(r) for r in base}), sorted({attr(r) for r in new})
+    checks = [("devices", lambda r: r.device, base, new)]
+    for family in sorted({_family(r) for r in base} & {_family(r) for r in new}):
+        checks.append(("runtimes", _runtime, [r for r in base if _family(r) == family],
+                       [r for r in new if _family(r) == family]))
+    for what, attr, base_rows, new_rows in checks:
+        a, b = sorted({attr(r) for r in base_rows}), sorted({attr(r) for r in new_rows})
         if a != b:
             message = f"BASE and NEW come from different {what} ({', '.join(a)} vs {', '.join(b)})"
             if not allow_mixed:

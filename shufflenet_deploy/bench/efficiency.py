@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+from ..precisions import peak_precision
 from . import peak_cache
 from .peak import peak_gmacs, time_kernels
 from .results import BenchResult
@@ -28,7 +29,7 @@ def attach(results: list[BenchResult], peaks: dict[int, list[dict]], missing: st
         p50 = (r.latency_ms or {}).get("p50")
         r.gmacs_per_s = r.macs / (p50 * 1e-3) / 1e9 if r.macs and p50 else None
         # ONNX Runtime's fp32 model is held to the device's fp32 peak (measured through LiteRT's kernels)
-        peak = peak_gmacs(peaks.get(r.threads) or [], "fp32" if r.precision == "onnx" else r.precision, r.threads)
+        peak = peak_gmacs(peaks.get(r.threads) or [], peak_precision(r.precision), r.threads)
         r.peak_gmacs = peak
         if r.gmacs_per_s is None:
             r.peak_fraction = None

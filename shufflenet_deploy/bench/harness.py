@@ -149,10 +149,10 @@ def _runnable(models: list, backend, runtime: str, say) -> tuple[list, str | Non
 
 
 def _opcut_dir(m) -> Path:
-    from ..data.digits import cache_root
     from ..fileio import sha256
+    from ..paths import opcut
 
-    return cache_root() / "opcut" / (m.sha256 or sha256(m.path))[:16]
+    return opcut(m.sha256 or sha256(m.path))
 
 
 def _explain(results: list[BenchResult], facts: dict | None, backend, peak: str, say) -> None:

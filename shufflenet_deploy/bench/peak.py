@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..fileio import atomic_path
+from ..precisions import PEAK_KERNELS
 from .settings import FULL, MeasureSettings
 
 KERNELS = {  # name: (kind, input shape, output channels)
@@ -18,7 +19,6 @@ KERNELS = {  # name: (kind, input shape, output channels)
     "matmul_64x1024x1024": ("fc", (64, 1024), 1024),
 }
 KERNEL_MACS = {"conv1x1_56x56x256x256": 56 * 56 * 256 * 256, "matmul_64x1024x1024": 64 * 1024 * 1024}
-PRECISIONS = ("fp32", "int8")
 BUILD = "build1"  # bump when tflite/build.py writes different kernels: the cache key
 
 
@@ -39,7 +39,7 @@ def build_kernel(kernel: str, precision: str, path: Path, seed: int = 0) -> Path
 def build_all(folder: Path) -> dict[tuple[str, str], Path]:
     """{(kernel, precision): path} for every peak kernel, built once into `folder` (no TensorFlow needed)."""
     folder = Path(folder) / BUILD
-    return {(k, p): build_kernel(k, p, folder / f"peak_{k}_{p}.tflite") for k in KERNELS for p in PRECISIONS}
+    return {(k, p): build_kernel(k, p, folder / f"peak_{k}_{p}.tflite") for k in KERNELS for p in PEAK_KERNELS}
 
 
 def time_kernels(backend, threads: int, progress=lambda m: None, settings: MeasureSettings = FULL) -> list[dict]:
@@ -47,9 +47,9 @@ def time_kernels(backend, threads: int, progress=lambda m: None, settings: Measu
 
     `settings` (bench/settings.py): peak_runs x peak_rounds on peak_instances interpreters per kernel; `sdeploy
     bench` keeps the full counts (its peak is cached and reused), a sweep passes its own preset's."""
-    from ..data.digits import cache_root
+    from ..paths import peak_kernels
 
-    files = build_all(cache_root() / "peak")
+    files = build_all(peak_kernels())
     progress(f"measuring the peak compute of {backend.profile.name} ({threads} thread(s))")
     ids = {f"{k}|{p}": path for (k, p), path in files.items()}
     timed = backend.measure_many(ids, threads=threads, runs=settings.peak_runs, warmup=3, rounds=settings.peak_rounds,

@@ -15,15 +15,16 @@ from ..devices.machine import MachineFacts, runtime_id
 from ..errors import UserError
 from ..fileio import read_json_bounded, write_json
 from ..validate import is_int, is_number
-from .peak import KERNEL_MACS, PRECISIONS
+from ..precisions import PEAK_KERNELS
+from .peak import KERNEL_MACS
 
 SCHEMA = "sdeploy-peaks/1"
 
 
 def cache_path(device: str) -> Path:
-    from ..data.digits import cache_root
+    from ..paths import peak_cache
 
-    return cache_root() / "peaks" / f"{device}.json"
+    return peak_cache(device)
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class PeakRecord:
         if not isinstance(data, dict):
             raise bad("is not an object")
         kernel, precision, threads = data.get("kernel"), data.get("precision"), data.get("threads")
-        if kernel not in KERNEL_MACS or precision not in PRECISIONS:
+        if kernel not in KERNEL_MACS or precision not in PEAK_KERNELS:
             raise bad(f"names kernel {kernel!r} / precision {precision!r}, not one of bench/peak.py's")
         if not (is_int(threads) and 0 < threads <= 1024):
             raise bad(f"has threads {threads!r}")

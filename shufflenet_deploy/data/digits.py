@@ -18,13 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..paths import cache_root, digits
+
 SPLITS = (("train", 0.70), ("val", 0.15), ("calib", 0.15))
 SEED = 0
 CLASS_NAMES = [str(d) for d in range(10)]
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("SDEPLOY_CACHE") or Path.home() / ".cache" / "sdeploy")
 
 
 def split_indices(targets: np.ndarray) -> dict[str, list[int]]:
@@ -103,7 +101,7 @@ def ensure_digits(size: int = 64) -> Path:
     """The cached digits ImageFolder at `size`, written on first use."""
     from ..fileio import locked
 
-    root = cache_root() / f"digits-{size}"
+    root = digits(size)
     if not (root / "README.txt").exists():
         with locked(cache_root() / f".digits-{size}.lock"):  # another process may be writing it right now
             if not (root / "README.txt").exists():

@@ -56,6 +56,11 @@ Rejected by measurement:
      TFLite shuffle pass does not match a chain that forks into two slices), and it converts only by luck: a
      Slice's axes come from Constant nodes, which onnx2tf does not move to NHWC, so the same Slice on a conv
      output cuts the H axis.
+   - a grouped 1x1 conv in another form, per layer (issue 25's `--tune`: measured before building it;
+     benchmarks/grouped_conv_forms.py, AMD EPYC AVX2): as SPLIT + one conv per group + CONCATENATION 0.91-1.45x
+     the grouped CONV_2D's time, as one dense conv with block-diagonal weights (exact) 1.8-8x; each layer's
+     fastest form summed is 0.5% (fp32) / 0.7% (int8) below the grouped form's sum, inside the noise. XNNPACK's
+     grouped conv is already its best form of these layers, so there is nothing for a per-layer tuner to pick.
    - v2 folded with one conv per branch and a STRIDED_SLICE per piece: fp32 between the two (1.0x, another run:
      3.87 ms vs 3.76 folded, 4.06 unfolded), and int8 gets the QUANTIZE per concat described above.
 

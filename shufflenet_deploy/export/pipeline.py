@@ -26,12 +26,12 @@ from ..data.folders import ImageSet, check_classes
 from ..errors import UserError
 from ..fileio import check_writable, remove_stale, sha256, temp_dir, write_json
 from ..manifest import SCHEMA
+from ..precisions import EXPORT as EXPORT_PRECISIONS
 from ..sizes import parse as parse_size, to_json
 from . import int8_layers, verify
 from .images import MIN_CALIBRATION, Images, load_images, preprocessing_of, validation_set
 from .outdir import check_outdir, disk_nearly_full, keep_report, promote
 
-PRECISIONS = ("fp32", "fp16", "int8")
 LAYER_IMAGES = 64  # images the per-layer int8 table is measured on (two interpreters without XNNPACK)
 
 
@@ -149,10 +149,10 @@ def export(req: ExportRequest, progress: Callable[[str], None] = lambda msg: Non
 # -- checks and inputs ---------------------------------------------------------------------------------------
 def _check_request(req: ExportRequest) -> list[str]:
     precisions = [p.strip() for p in req.precisions if p.strip()]
-    unknown = [p for p in precisions if p not in PRECISIONS]
+    unknown = [p for p in precisions if p not in EXPORT_PRECISIONS]
     if unknown or not precisions:
         raise UserError(f"unknown precision {unknown[0] if unknown else '(none)'!r}",
-                        f"choose from {', '.join(PRECISIONS)}, e.g. --precision fp32,int8")
+                        f"choose from {', '.join(EXPORT_PRECISIONS)}, e.g. --precision fp32,int8")
     if req.input_size is not None:
         req.input_size = parse_size(req.input_size)
     if req.calib_count < 1 or req.verify_count < 1:
@@ -177,7 +177,7 @@ def _check_request(req: ExportRequest) -> list[str]:
                         "give the .pt/.pth file inside it")
     if req.checkpoint is not None and not Path(req.checkpoint).is_file():
         raise UserError(f"checkpoint {req.checkpoint} does not exist", "check the path")
-    return ["onnx"] + [p for p in PRECISIONS if p in precisions]
+    return ["onnx"] + [p for p in EXPORT_PRECISIONS if p in precisions]
 
 
 def _load(req: ExportRequest):
