@@ -194,9 +194,11 @@ fi
 
 SITE="$NEW/opt/sdeploy-site"
 say "installing wheels into ROOT/opt/sdeploy-site"
+# --ignore-requires-python: the wheels are the root's Python's (--python-version/--abi above); an older host pip
+# (23.x) checks their Requires-Python against the host's own Python instead
 # shellcheck disable=SC2086
 "$HOSTPY" -m pip install -q --disable-pip-version-check --no-warn-conflicts --no-index --find-links "$WHEELS" --target "$SITE" \
-    $PIPARGS -c "$CONSTRAINTS" $PIP_PACKAGES
+    --ignore-requires-python $PIPARGS -c "$CONSTRAINTS" $PIP_PACKAGES
 
 # A Cortex-A76 /proc/cpuinfo (4 cores), matching `qemu-aarch64-static -cpu cortex-a76`.
 mkdir -p "$NEW/proc"     # no ROOT/tmp on purpose: /tmp must stay the host's (shared work dirs live there)
