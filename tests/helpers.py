@@ -89,3 +89,10 @@ def make_read_only(folder: Path) -> None:
     for p in sorted(folder.rglob("*"), reverse=True):
         p.chmod(0o555 if p.is_dir() else 0o444)
     folder.chmod(0o555)
+
+
+def default_sigint() -> None:
+    """In the child before exec: SIGINT back to its default. A suite started in the background by a script (`cmd &`
+    without job control) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt: a user's Ctrl-C
+    reaches a foreground sdeploy with the default, which is what these tests are about."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

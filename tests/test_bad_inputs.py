@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import default_sigint
 
 TINY = "shufflenet_v1_g3_0.25x"
 
@@ -213,12 +214,14 @@ def test_an_interrupted_export_leaves_no_work_folder_and_no_worker(tmp_path, sig
     """Signalled while its onnx2tf worker converts: exit 128+N, no temp folder, no output, no worker left. The
     worker is found by a mark in its environment (it runs in a session of its own, and other tests' workers may
     run beside it); the signal goes the moment it is seen working, since a warm worker converts a tiny model in
-    about a second."""
+    about a second. The child gets SIGINT's default (helpers.default_sigint: a suite run in the background
+    inherits it ignored, and the export then finished with exit 0)."""
     mark = str(tmp_path)
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "SDEPLOY_TEST_MARK": mark}
     argv = [sys.executable, "-c", "from shufflenet_deploy.cli import run; run()", "export", TINY, "--input-size",
             "64", "--precision", "fp32", "-o", str(tmp_path / "out")]
-    child = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=default_sigint)
     deadline = time.monotonic() + 120
 
     def converting():  # the spec is written just before the job goes to the worker (export/tflite_convert.py)

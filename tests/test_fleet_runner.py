@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 
+from helpers import default_sigint
 from shufflenet_deploy.bench.fleet import run_fleet
 from shufflenet_deploy.errors import DeviceError
 
@@ -84,7 +85,8 @@ def test_ctrl_c_stops_every_device_after_its_running_measurement(tmp_path, tiny_
     proc = subprocess.Popen([sys.executable, "-c", "from shufflenet_deploy.cli import run; run()", "bench",
                              str(tiny_tflite("fp32")), "--device", "one,two", "--devices", str(devices), "--runs", "5",
                              "--warmup", "0", "--min-seconds", "1", "--trials", "20", "--no-peak",
-                             "-o", str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "-o", str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)  # as a terminal's foreground sdeploy has it
     try:
         time.sleep(6)  # started, and into its 20 one-second trials per device
         assert proc.poll() is None

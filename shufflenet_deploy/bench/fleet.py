@@ -73,11 +73,6 @@ def run_fleet(devices: list[str], job: Job, progress: Callable[[str, str], None]
     with ThreadPoolExecutor(max_workers=len(devices), thread_name_prefix="sdeploy-device") as pool:
         futures = {device: pool.submit(one, device) for device in devices}
         try:
-            # the main thread sleeps rather than blocking in Future.result(): a Ctrl-C landing inside the futures'
-            # lock handling can leave their condition held, and the workers then block for ever on reporting (the
-            # likely cause of one CI run where a fleet bench did not stop within 60 s of SIGINT; not reproduced)
-            while not all(future.done() for future in futures.values()):
-                time.sleep(0.05)
             return {device: future.result() for device, future in futures.items()}
         except KeyboardInterrupt:
             stop.set()
