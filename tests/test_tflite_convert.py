@@ -67,21 +67,22 @@ def _kill_mid_job(pid_of, after: float = 1.0) -> threading.Thread:
     return thread
 
 
-def _job_child(worker) -> int | None:
-    """The child a serving worker forked for its current job, if any: a child with the worker's own command line
-    (a forked copy), not one of the short-lived helpers an import may start while the worker comes up."""
+def _job_child(worker, work: Path) -> int | None:
+    """The child a serving worker forked for the job converting into WORK, if any: a child whose working folder is
+    under WORK (each job runs in its workdir), not a helper an import forks while the worker comes up (same command
+    line until it execs, so that cannot tell them apart)."""
     pid = worker.pid
     try:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split() if pid else []
-        own = Path(f"/proc/{pid}/cmdline").read_bytes() if pid else b""
     except OSError:
         return None
     for child in children:
         try:
-            if Path(f"/proc/{child}/cmdline").read_bytes() == own:
-                return int(child)
+            cwd = os.readlink(f"/proc/{child}/cwd")
         except OSError:
             continue
+        if Path(cwd).is_relative_to(work.resolve()):
+            return int(child)
     return None
 
 
@@ -161,7 +162,7 @@ def test_a_job_that_times_out_or_dies_fails_alone(tmp_path, fresh_small):
         # the job's own process dies: that job fails as a one-shot worker killed so would; the worker goes on
         # at once after its fork: with TensorFlow already imported, a small job finishes in ~0.1 s since the float
         # conversion was made faster (a kill 0.1 s after the fork missed it in CI)
-        killer = _kill_mid_job(lambda: _job_child(worker), after=0)
+        killer = _kill_mid_job(lambda: _job_child(worker, tmp_path / "w2"), after=0)
         with pytest.raises(UserError, match="conversion failed with exit code -9"):
             _convert(onnx, tmp_path / "w2", log)
         killer.join()
