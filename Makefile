@@ -50,7 +50,7 @@ test-fast: $(STAMP)
 models: $(STAMP)
 	scripts/train_bundled_models.sh
 
-# Peer toolchains for benchmarks/lowering.py in their own venvs (litert-torch, ncnn+pnnx): they conflict with onnx2tf's pins.
+# Peer toolchains for benchmarks/lowering.py in their own venvs (litert-torch, ncnn+pnnx, ExecuTorch): they conflict with onnx2tf's pins.
 peers:
 	PY=$(PY) scripts/setup_peer_venvs.sh
 

@@ -1,17 +1,21 @@
-"""Issue 8: is sdeploy's lowered int8 ShuffleNet faster than every peer's? One run, one machine, interleaved.
+"""Issues 8 and 25: is sdeploy's lowered int8 ShuffleNet faster than every peer's? One run, one machine, interleaved.
 
     .venv/bin/python benchmarks/lowering.py [--threads 1,2] [--rounds 40] [--out results/lowering.json]
 
-For each model (ShuffleNet v1 g3 1x and g8 1x at 224 px with fixed random weights and BN statistics, calibrated on
-the digits images at 224; the bundled trained g3/g8 0.5x digits models at 64/80 px) it builds, once (cached under
---work; every toolchain converts the same weights):
+For each model (ShuffleNet v1 g3 1x and g8 1x and v2 1x at 224 px with fixed random weights and BN statistics,
+calibrated on the digits images at 224; the bundled trained g3/g8 0.5x digits models at 64/80 px) it builds, once
+(cached under --work; every toolchain converts the same weights):
   onnx2tf fp32/int8   `sdeploy export --no-optimize` (onnx2tf's plain output, our offline driver)
   onnx2tf CLI -oiqt int8   onnx2tf's own full-integer file (`onnx2tf -oiqt -cind`, same ONNX, same images)
   sdeploy fp32/int8   `sdeploy export` (lowered, shufflenet_deploy/export/lower.py)
-  ort fp32 / ort int8 onnxruntime on the plain model.onnx; int8 = static QDQ (per-channel, MinMax) calibrated on
-                      the same calibration images the exports used
+  ort fp32 / ort int8 onnxruntime on the plain model.onnx; int8 = static QDQ (per-channel, MinMax, 7-bit weight
+                      range: export/onnx_int8.py) calibrated on the same calibration images the exports used
+  sdeploy onnx / onnx_int8   onnxruntime on sdeploy's lowered model.onnx and its `--onnx-int8` file: what
+                      `sdeploy bench --runtime onnxruntime` times
   litert-torch fp32 / PT2E int8   in .venv-litert-torch (`make peers`), else skipped with the reason
   ncnn fp32           pnnx + ncnn in .venv-ncnn (`make peers`), else skipped with the reason
+  executorch fp32 / PT2E int8   ExecuTorch 1.5 with the XNNPACK delegate in .venv-executorch (`make peers`), timed
+                      by its own runtime in that venv, else skipped with the reason
 Every variant runs in its own worker process (benchmarks/lowering_worker.py, under the venv that has its runtime);
 the parent asks each worker in turn for a burst of invokes on the same preprocessed held-out image, round after
 round, so all variants share the machine's state. Reported: median ms per invoke, ratios to onnx2tf's int8 and
@@ -40,6 +44,7 @@ PEERS = REPO / "benchmarks" / "lowering_peers.py"
 MAIN_PY = Path(sys.executable)
 LITERT_TORCH_PY = REPO / ".venv-litert-torch" / "bin" / "python"
 NCNN_PY = REPO / ".venv-ncnn" / "bin" / "python"
+EXECUTORCH_PY = REPO / ".venv-executorch" / "bin" / "python"
 
 
 @dataclass
@@ -53,7 +58,7 @@ class Case:
 @dataclass
 class Variant:
     name: str
-    kind: str  # tflite | onnxruntime | ncnn
+    kind: str  # tflite | onnxruntime | ncnn | executorch
     path: str
     python: Path = MAIN_PY
     info: dict = field(default_factory=dict)
@@ -61,7 +66,8 @@ class Variant:
 
 def cases(args) -> list[Case]:
     out = [Case("v1_g3_1.0x@224", "shufflenet_v1_g3_1.0x", None, 224),
-           Case("v1_g8_1.0x@224", "shufflenet_v1_g8_1.0x", None, 224)]
+           Case("v1_g8_1.0x@224", "shufflenet_v1_g8_1.0x", None, 224),
+           Case("v2_1.0x@224", "shufflenet_v2_1.0x", None, 224)]
     for g, size in (("g3", 64), ("g8", 80)):
         ckpt = REPO / "models" / f"shufflenet_v1_{g}_0.5x_digits{size}.pt"
         if ckpt.exists():
@@ -117,17 +123,22 @@ def build(case: Case, work: Path, log, *, ablation: bool = False,
         variants.insert(2, Variant("onnx2tf CLI -oiqt int8", "tflite", str(cli_int8)))
     else:
         skipped["onnx2tf CLI -oiqt int8"] = f"onnx2tf's CLI failed, see {work / 'onnx2tf-cli.log'}"
-    ort_int8 = work / "ort_int8_qdq.onnx"
-    if not ort_int8.exists():
-        log("  quantizing for onnxruntime (static QDQ)")
-        _ort_quantize(work / "plain" / "model.onnx", ort_int8, images.calibration)
-    variants.append(Variant("ort int8 (QDQ)", "onnxruntime", str(ort_int8)))
+    from shufflenet_deploy.export.onnx_int8 import quantize as ort_quantize
+
+    for label, onnx, name in (("ort int8 (QDQ)", work / "plain" / "model.onnx", "ort_int8_qdq_rr.onnx"),
+                              ("sdeploy onnx_int8 (ort)", work / "sdeploy" / "model.onnx", "sdeploy_onnx_int8.onnx")):
+        if not (work / name).exists():
+            log(f"  quantizing {onnx.parent.name}/model.onnx for onnxruntime (static QDQ, export/onnx_int8.py)")
+            ort_quantize(onnx, work / name, images.calibration)
+        variants.append(Variant(label, "onnxruntime", str(work / name)))
+    variants.insert(len(variants) - 1, Variant("sdeploy onnx (ort)", "onnxruntime", str(work / "sdeploy" / "model.onnx")))
 
     spec = {"model": case.model, "checkpoint": str(case.checkpoint) if case.checkpoint else None,
             "input_size": case.size, "calibration": str(work / "calibration.npy")}
     litert_torch_names = {"fp32": "litert-torch fp32", "int8": "litert-torch int8 (PT2E)"}
     for peer, py, names in (("litert-torch", LITERT_TORCH_PY, litert_torch_names),
-                            ("ncnn", NCNN_PY, {"fp32": "ncnn fp32"})):
+                            ("ncnn", NCNN_PY, {"fp32": "ncnn fp32"}),
+                            ("executorch", EXECUTORCH_PY, {"fp32": "executorch fp32", "int8": "executorch int8 (PT2E)"})):
         if not py.exists():
             reason = REPO / ".cache" / "peer-venvs" / f".venv-{peer}.failed.txt"
             why = reason.read_text().strip()[-300:] if reason.exists() else "venv missing: run `make peers`"
@@ -145,8 +156,8 @@ def build(case: Case, work: Path, log, *, ablation: bool = False,
             "files": {}, "errors": {"all": f"converter crashed, see {work / (peer + '.log')}"}}
         for prec, n in names.items():
             if prec in result["files"]:
-                kind = "ncnn" if peer == "ncnn" else "tflite"
-                variants.append(Variant(n, kind, result["files"][prec], python=py if peer == "ncnn" else MAIN_PY))
+                kind = {"ncnn": "ncnn", "executorch": "executorch"}.get(peer, "tflite")
+                variants.append(Variant(n, kind, result["files"][prec], python=MAIN_PY if kind == "tflite" else py))
             else:
                 err = result["errors"].get(prec) or result["errors"].get("all", "no output")
                 skipped[n] = f"{peer} conversion failed: {err.strip().splitlines()[-1][:300]}"
@@ -219,21 +230,6 @@ def _seeded_checkpoint(case: Case, work: Path) -> Path:
     meta = make_meta(case.model)
     meta["input_size"] = case.size
     return save_checkpoint(path, model, meta)
-
-
-def _ort_quantize(src: Path, dst: Path, calibration: np.ndarray) -> None:
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(calibration[i : i + 1] for i in range(len(calibration)))
-
-        def get_next(self):
-            x = next(self.it, None)
-            return None if x is None else {"input": x.astype(np.float32)}
-
-    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
 
 
 def _manifest_summary(m: dict) -> dict:
@@ -385,7 +381,8 @@ def targets(res: dict, suffix: str = "") -> dict:
     m = {k[: len(k) - len(suffix)] if suffix and k.endswith(suffix) else (k if not suffix or "[" not in k else None):
          v.get("median_ms") for k, v in res.items()}
     if suffix:  # non-TFLite peers (onnxruntime, ncnn) have no runtime suffix: keep them
-        m.update({k: v.get("median_ms") for k, v in res.items() if k.startswith(("ort ", "ncnn "))})
+        m.update({k: v.get("median_ms") for k, v in res.items() if k.startswith(("ort ", "ncnn ", "executorch ",
+                                                                                 "sdeploy onnx"))})
     m.pop(None, None)
     s8, s32 = m.get("sdeploy int8"), m.get("sdeploy fp32")
 
@@ -396,9 +393,21 @@ def targets(res: dict, suffix: str = "") -> dict:
            "sdeploy int8 <= 0.6x onnx2tf CLI -oiqt int8": le(s8, m.get("onnx2tf CLI -oiqt int8"), 0.6),
            "sdeploy int8 <= 0.9x litert-torch int8": le(s8, m.get("litert-torch int8 (PT2E)"), 0.9),
            "sdeploy fp32 <= 0.8x onnx2tf fp32": le(s32, m.get("onnx2tf fp32"), 0.8),
-           "sdeploy int8 < sdeploy fp32": le(s8, s32, 1.0)}
-    for peer in ("ort fp32", "ncnn fp32", "onnx2tf fp32", "litert-torch fp32"):
+           "sdeploy int8 < sdeploy fp32": le(s8, s32, 1.0),
+           "sdeploy int8 < executorch int8 (PT2E)": le(s8, m.get("executorch int8 (PT2E)"), 1.0)}
+    for peer in ("ort fp32", "ncnn fp32", "onnx2tf fp32", "litert-torch fp32", "executorch fp32"):
         out[f"sdeploy int8 < {peer}"] = le(s8, m.get(peer), 1.0)
+    return out
+
+
+def _peer_versions() -> str:
+    """The peer toolchains' versions, read in their own venvs (`make peers`)."""
+    out = ""
+    for py, package in ((LITERT_TORCH_PY, "litert-torch"), (NCNN_PY, "ncnn"), (EXECUTORCH_PY, "executorch")):
+        if py.exists():
+            got = subprocess.run([str(py), "-c", f"import importlib.metadata as m; print(m.version({package!r}))"],
+                                 capture_output=True, text=True).stdout.strip()
+            out += f", {package} {got or '?'}"
     return out
 
 
@@ -423,7 +432,7 @@ def main(argv=None) -> int:
     log(command)
     log(f"# host {cpu} ({platform.machine()}, {os.cpu_count()} cpus); load before: {os.getloadavg()[0]:.2f}; "
         f"LiteRT (ai-edge-litert) {version('ai-edge-litert')}, onnxruntime {version('onnxruntime')}, "
-        f"onnx2tf {version('onnx2tf')}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+        f"onnx2tf {version('onnx2tf')}{_peer_versions()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     report = {"command": command, "host": {"cpu": cpu, "machine": platform.machine(), "cpus": os.cpu_count()},
               "cases": {}}
     threads_list = [int(t) for t in args.threads.split(",")]

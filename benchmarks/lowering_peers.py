@@ -2,8 +2,9 @@
 
     .venv-litert-torch/bin/python benchmarks/lowering_peers.py litert-torch SPEC.json
     .venv-ncnn/bin/python benchmarks/lowering_peers.py ncnn SPEC.json
+    .venv-executorch/bin/python benchmarks/lowering_peers.py executorch SPEC.json
 SPEC: {"model": zoo name or null, "checkpoint": path or null, "input_size": int, "outdir": dir,
-       "calibration": .npy of NCHW float32 preprocessed images (litert-torch PT2E int8)}
+       "calibration": .npy of NCHW float32 preprocessed images (litert-torch's and ExecuTorch's PT2E int8)}
 Writes OUTDIR/result.json: {"files": {variant: path}, "errors": {variant: message}}.
 The model is built with sdeploy's own loader (the repo is put on sys.path; it needs only torch, numpy, pillow).
 """
@@ -82,12 +83,54 @@ def ncnn(spec, outdir: Path) -> dict:
     return {"files": {"fp32": str(param)}, "errors": {}}
 
 
+def executorch(spec, outdir: Path) -> dict:
+    """ExecuTorch's documented XNNPACK path: torch.export -> to_edge_transform_and_lower(XnnpackPartitioner) ->
+    .pte; int8 through PT2E with XNNPACKQuantizer's symmetric per-channel static config, calibrated on the same
+    images as every other int8 row."""
+    import numpy as np
+    import torch
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    model = load(spec)
+    size = spec["input_size"]
+    sample = (torch.zeros(1, 3, size, size),)
+    files, errors = {}, {}
+
+    def lower(module, name: str) -> str:
+        program = to_edge_transform_and_lower(torch.export.export(module, sample),
+                                              partitioner=[XnnpackPartitioner()]).to_executorch()
+        path = outdir / name
+        path.write_bytes(program.buffer)
+        return str(path)
+
+    try:
+        files["fp32"] = lower(model, "executorch_fp32.pte")
+    except Exception:
+        errors["fp32"] = traceback.format_exc(limit=3)
+    try:
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
+                                                                             get_symmetric_quantization_config)
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+        quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+        prepared = prepare_pt2e(torch.export.export(model, sample).module(), quantizer)
+        calib = np.load(spec["calibration"]).astype(np.float32)
+        with torch.no_grad():
+            for i in range(len(calib)):
+                prepared(torch.from_numpy(calib[i : i + 1]))
+        files["int8"] = lower(convert_pt2e(prepared), "executorch_int8.pte")
+    except Exception:
+        errors["int8"] = traceback.format_exc(limit=3)
+    return {"files": files, "errors": errors}
+
+
 def main(kind: str, spec_path: str) -> int:
     spec = json.loads(Path(spec_path).read_text())
     outdir = Path(spec["outdir"])
     outdir.mkdir(parents=True, exist_ok=True)
     try:
-        result = {"litert-torch": litert_torch, "ncnn": ncnn}[kind](spec, outdir)
+        result = {"litert-torch": litert_torch, "ncnn": ncnn, "executorch": executorch}[kind](spec, outdir)
     except Exception:
         result = {"files": {}, "errors": {"all": traceback.format_exc(limit=5)}}
     (outdir / "result.json").write_text(json.dumps(result, indent=1))

@@ -1,10 +1,11 @@
 """Timing worker for benchmarks/lowering.py: one model, one runtime, driven over stdin/stdout.
 
 Runs under whichever venv holds the runtime (.venv for LiteRT/onnxruntime, .venv-ncnn for ncnn, .venv-litert-torch
-for its newer LiteRT), so it imports only numpy and the runtime. The parent interleaves workers: it asks each in
+for its newer LiteRT, .venv-executorch for ExecuTorch), so it imports only numpy and the runtime (and torch for
+ExecuTorch's tensors). The parent interleaves workers: it asks each in
 turn for a burst of invokes, so every variant sees the same machine state; only one worker runs at a time.
 
-    python lowering_worker.py KIND MODEL THREADS INPUT.npy      (KIND: tflite | onnxruntime | ncnn)
+    python lowering_worker.py KIND MODEL THREADS INPUT.npy      (KIND: tflite | onnxruntime | ncnn | executorch)
 stdin lines:  "run N"  -> N invokes on the next of INSTANCES interpreters/sessions, replies "ok <seconds per invoke>"
               "dump PATH" -> one invoke on the input, output saved (float32) to PATH, replies "ok"
               "quit"
@@ -85,12 +86,31 @@ def ncnn_runner(path: str, threads: int, x: np.ndarray):
     return run, lambda: result["y"].astype(np.float32).reshape(1, -1)
 
 
+def executorch_runner(path: str, threads: int, x: np.ndarray):
+    """A .pte under ExecuTorch's runtime (its Python bindings: the C++ runtime and the XNNPACK delegate linked in);
+    the XNNPACK threadpool set to THREADS, as an app does with its threadpool."""
+    import torch
+    from executorch.extension.pybindings import portable_lib
+    from executorch.runtime import Runtime
+
+    portable_lib._unsafe_reset_threadpool(threads)
+    method = Runtime.get().load_program(path).load_method("forward")
+    inputs = [torch.from_numpy(np.ascontiguousarray(x))]
+    result = {}
+
+    def run():
+        result["y"] = method.execute(inputs)[0]
+
+    return run, lambda: result["y"].numpy().astype(np.float32).reshape(1, -1)
+
+
 INSTANCES = 3
 
 
 def main(kind: str, model: str, threads: str, input_path: str) -> int:
     x = np.load(input_path).astype(np.float32)
-    factory = {"tflite": tflite_runner, "onnxruntime": onnxruntime_runner, "ncnn": ncnn_runner}[kind]
+    factory = {"tflite": tflite_runner, "onnxruntime": onnxruntime_runner, "ncnn": ncnn_runner,
+               "executorch": executorch_runner}[kind]
     instances = [factory(model, int(threads), x) for _ in range(INSTANCES)]
     for run, _ in instances:
         for _ in range(3):

@@ -4,6 +4,8 @@
 # benchmark prints why it skipped that peer (pip's log and the reason are kept in .cache/peer-venvs/).
 #   .venv-litert-torch : litert-torch (PyTorch -> TFLite, PT2E int8) + CPU torch + ai-edge-litert
 #   .venv-ncnn         : ncnn + pnnx (PyTorch -> ncnn)
+#   .venv-executorch   : ExecuTorch 1.5 (PyTorch -> .pte with the XNNPACK delegate, PT2E int8) + its runtime;
+#                        it needs numpy 2 and torchao 0.18; its wheel declares no torch pin and runs on the CPU torch
 set -u
 PY=${PY:-python3.11}
 cd "$(dirname "$0")/.."
@@ -29,4 +31,5 @@ make_venv() {  # NAME PIP-ARGS...
 
 make_venv .venv-litert-torch litert-torch "$TORCH" "numpy>=2" pillow
 make_venv .venv-ncnn ncnn pnnx "$TORCH" numpy pillow
+make_venv .venv-executorch executorch==1.5.1 "$TORCH" pillow
 exit 0

@@ -57,3 +57,19 @@ def _error(extra: str, what: str, absent: list[str]) -> MissingExtra:
                 f"this is Python {sys.version_info[0]}.{sys.version_info[1]}: install sdeploy[{extra}] into a "
                 f"Python {limit[0]}.{limit[1]} venv, or export on another machine and bench the export here")
     return MissingExtra(f"{what} needs the [{extra}] extra ({', '.join(absent)} not installed)", hint)
+
+
+CONVERSION_STACK = ("torch", "onnx", "onnxruntime", "onnx2tf", "tensorflow", "ai-edge-litert", "numpy")
+
+
+def versions(packages: tuple[str, ...] = CONVERSION_STACK) -> dict[str, str | None]:
+    """Installed distribution -> version (None when absent): what a manifest or a cache key records."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for package in packages:
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = None
+    return out

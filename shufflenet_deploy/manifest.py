@@ -38,6 +38,7 @@ def _validate(data: dict, where: str) -> None:
         raise f.fail("input_size", size, "a side or [height, width] in pixels")
     f.count("num_classes", optional=True, low=1, high=10**6)
     f.obj("options"), f.obj("preprocessing"), f.obj("int8_layers"), f.obj("int8_repair"), f.texts("class_names")
+    f.obj("onnx_int8")
     macs = Fields(f.obj("macs") or {}, f"{where}: macs", f.hint)
     macs.count("total", optional=True), macs.count("conv", optional=True)
     artifacts = f.obj("artifacts", optional=False)

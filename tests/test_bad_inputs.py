@@ -78,6 +78,7 @@ def tiny_fs(tmp_path):
     (["--input-size", "100000"], ["too large", "would not fit in memory"]),
     (["--input-size", "abc"], ["bad --input-size"]),
     (["--precision", "int4"], ["unknown precision"]),
+    (["--precision", "fp32", "--onnx-int8"], ["--onnx-int8", "add int8 to --precision"]),
 ])
 def test_export_refuses_bad_options_before_anything_is_written(sdeploy, tmp_path, args, needles):
     proc = sdeploy("export", TINY, "-o", tmp_path / "out", *args)

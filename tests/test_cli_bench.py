@@ -207,8 +207,9 @@ def test_a_folder_with_a_file_name_that_is_not_utf8_keeps_every_result(sdeploy, 
 @pytest.mark.slow
 def test_runtime_all_times_the_exports_onnx_under_onnx_runtime_and_a_device_without_it_skips_it(
         sdeploy, shared_export, tmp_path):
-    """Issue 25: `--runtime all` adds the export's verified model.onnx, run by the device's ONNX Runtime through the
-    same runner (rows of precision onnx, their runtime named); a device whose Python has none skips it in one line
+    """Issue 25: `--runtime all` adds the export's verified model.onnx and model_int8.onnx, run by the device's ONNX
+    Runtime through the same runner (rows of precision onnx and onnx_int8, their runtime named); the fastest of
+    the four is named; a device whose Python has none skips them in one line
     (kept in every result), and `--runtime onnxruntime` alone fails there in one line, exit 3."""
     export = shared_export("g3").path
     proc = sdeploy("bench", export, "--device", "local", "--runtime", "all", "--preset", "quick", "--no-peak",
@@ -216,13 +217,16 @@ def test_runtime_all_times_the_exports_onnx_under_onnx_runtime_and_a_device_with
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads((tmp_path / "b" / "bench.json").read_text())
     rows = {r["precision"]: r for r in doc["results"]}
-    assert sorted(rows) == ["fp32", "int8", "onnx"] and "onnxruntime" in proc.stdout
+    assert sorted(rows) == ["fp32", "int8", "onnx", "onnx_int8"] and "onnxruntime" in proc.stdout
     (fastest,) = doc["fastest"]   # one model, one device, one thread count: named, with its reason
     assert fastest["precision"] in rows and fastest["why"] and "fastest on local, 1 thread(s)" in proc.stdout
     onnx = rows["onnx"]
     assert onnx["runtime"]["name"] == "onnxruntime" and rows["fp32"]["runtime"]["name"] == "ai_edge_litert"
     assert onnx["artifact"]["file"] == "model.onnx" and onnx["macs"] == rows["fp32"]["macs"] > 0
     assert onnx["inputs"][0]["shape"] == [1, 3, 64, 64] and onnx["latency_ms"]["p50"] > 0
+    onnx_int8 = rows["onnx_int8"]
+    assert onnx_int8["artifact"]["file"] == "model_int8.onnx" and onnx_int8["runtime"] == onnx["runtime"]
+    assert onnx_int8["macs"] == onnx["macs"] and onnx_int8["latency_ms"]["p50"] > 0
 
     hidden = tmp_path / "no_onnxruntime"   # an `onnxruntime` that fails to import, first on the device's path
     (hidden / "onnxruntime").mkdir(parents=True)

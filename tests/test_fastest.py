@@ -12,11 +12,13 @@ from shufflenet_deploy.bench.results import BenchResult, ResultsDocument, read_d
 from shufflenet_deploy.errors import UserError
 
 NO_DOT = "no int8 dot-product instructions (asimddp / VNNI): XNNPACK's int8 GEMM runs its slower widening kernels"
-RUNTIMES = {"onnx": {"name": "onnxruntime", "version": "1.23.0"}}
+ORT = {"name": "onnxruntime", "version": "1.23.0"}
+RUNTIMES = {"onnx": ORT, "onnx_int8": ORT}
+FILES = {"onnx": "model.onnx", "onnx_int8": "model_int8.onnx"}
 
 
 def row(precision, p50, lo, hi, *, device="local", threads=1, key="shufflenet_v1_g3_1.0x@224"):
-    file = "model.onnx" if precision == "onnx" else f"model_{precision}.tflite"
+    file = FILES.get(precision, f"model_{precision}.tflite")
     return BenchResult(device=device, model=key.split("@")[0], precision=precision, threads=threads,
                        latency_ms={"p50": p50, "median_ci": [lo, hi]}, model_key=key, artifact={"file": file},
                        runtime=RUNTIMES.get(precision, {"name": "ai_edge_litert", "version": "2.1.0"}),
@@ -34,6 +36,17 @@ def test_onnx_runtime_named_fastest_with_its_margin_and_reason():
 def test_litert_over_onnx_runtime_names_the_kernel_libraries():
     (f,) = name_fastest([row("fp32", 5.9, 5.8, 6.0), row("onnx", 6.4, 6.3, 6.5)])
     assert f.precision == "fp32" and "XNNPACK" in f.why and "ONNX Runtime" in f.why
+
+
+def test_onnx_runtimes_int8_file_is_a_candidate_and_its_arithmetic_is_int8():
+    """export --onnx-int8: model_int8.onnx competes like any file; against model.onnx the int8-vs-fp32 fact
+    decides, against a TFLite row the kernel libraries."""
+    (f,) = name_fastest([row("onnx", 9.0, 8.9, 9.1), row("onnx_int8", 12.0, 11.9, 12.1)])
+    assert f.precision == "onnx" and f.why == f"fp32 wins: {NO_DOT}."
+    (f,) = name_fastest([row("int8", 8.0, 7.9, 8.1), row("onnx_int8", 12.0, 11.9, 12.1)])
+    assert f.precision == "int8" and "model_int8.onnx" in f.why and "XNNPACK" in f.why
+    (f,) = name_fastest([row("int8", 8.0, 7.9, 8.1), row("onnx_int8", 6.0, 5.9, 6.1)])
+    assert (f.artifact, f.runtime) == ("model_int8.onnx", "onnxruntime 1.23.0") and "ONNX Runtime" in f.why
 
 
 def test_fp32_over_int8_is_explained_by_the_cpus_isa():

@@ -58,6 +58,35 @@ def test_every_int8_export_has_a_layer_table_matching_its_graph(shared_export, t
     assert len((tmp_path / "qr" / "quant_layers.csv").read_text().splitlines()) == len(rows) + 1
 
 
+def test_the_onnx_int8_file_is_calibrated_judged_and_shipped_like_the_tflite_one(shared_export):
+    """`export --onnx-int8`: model_int8.onnx (ONNX Runtime's static QDQ) from the same calibration images, judged
+    against model.onnx on the same 269 val images as the TFLite int8 file, and listed with its sha256 and parity.
+    With full-range weights this file lost 24 points on an AVX2 host (VPMADDUBSW's int16 saturation); the 7-bit
+    weight range makes the judgement hold on every CPU, so this passes wherever it runs."""
+    m = shared_export("g3").manifest
+    block, art = m["onnx_int8"], m["artifacts"]["onnx_int8"]
+    assert block["shipped"] and block["calibration"] == m["images"]["calibration"] == 100
+    assert block["images"] == m["int8_repair"]["attempts"][0]["images"] == 269 and block["agreement"] >= 0.99
+    assert block["decision"] in ("met", "undecided") and "reduce_range" in block["method"]
+    assert art["file"] == "model_int8.onnx" and art["format"] == "onnx" and art["precision"] == "int8"
+    assert art["parity"]["passed"] and art["parity"]["reference"] == "onnx" and art["ops"]["QuantizeLinear"] > 10
+    assert next(r for r in m["accuracy"]["rows"] if r["artifact"] == "onnx_int8")["top1"] >= 0.99
+
+
+def test_a_decided_miss_of_the_onnx_int8_file_is_not_shipped_and_says_why():
+    from shufflenet_deploy.export.onnx_int8 import judge_logits
+
+    rng = np.random.default_rng(0)
+    fp32 = rng.normal(size=(269, 10))
+    int8 = fp32.copy()
+    int8[:60] = rng.normal(size=(60, 10))  # ~54 of 269 answers changed: 80% agreement, decided below 99%
+    block = judge_logits(int8, fp32, None, "val (269 images)", Int8Target())
+    assert block["decision"] == "missed" and not block["shipped"] and "95% confidence" in block["why"]
+    assert judge_logits(fp32, fp32, None, "val", Int8Target())["shipped"]  # 0 of 269 differ: undecided, shipped
+    assert judge_logits(int8, fp32, None, "val", None) | {"target": None, "shipped": True} == \
+        judge_logits(int8, fp32, None, "val", None)  # no target (random weights): shipped, nothing decided
+
+
 @pytest.fixture(scope="module")
 def g8_exports(shared_export):
     """The g8 model whose last stage saturates, exported with one plain attempt (--int8-target none). Its repair

@@ -40,18 +40,12 @@ def _code_hash(names: tuple[str, ...] | None = None) -> str:
     return h.hexdigest()[:16]
 
 
-def tool_versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
+def tool_versions() -> dict[str, str | None]:
+    """What a cached export was made with (part of its key): sdeploy and its conversion stack."""
     from .. import __version__
+    from ..extras import versions
 
-    out = {"sdeploy": __version__}
-    for package in ("torch", "onnx", "onnx2tf", "tensorflow", "ai-edge-litert", "numpy"):
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = None
-    return out
+    return {"sdeploy": __version__, **versions(("torch", "onnx", "onnx2tf", "tensorflow", "ai-edge-litert", "numpy"))}
 
 
 def export_key(name: str, input_size: int, precisions: tuple[str, ...], options: dict | None = None,

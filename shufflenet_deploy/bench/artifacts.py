@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..manifest import Manifest
-from ..precisions import FILE_NAMES
+from ..precisions import FILE_NAMES, ONNX_ROWS
 
 
 
@@ -37,8 +37,8 @@ RUNTIMES = ("tflite", "onnxruntime", "all")
 
 def find_models(artifact: Path, runtime: str = "tflite") -> list[ModelArtifact]:
     """A .tflite file or an export folder with manifest.json -> the models to benchmark: its TFLite files
-    (runtime "tflite"), its verified model.onnx under ONNX Runtime as precision "onnx" ("onnxruntime"), or both,
-    the ONNX file last ("all")."""
+    (runtime "tflite"), its verified model.onnx under ONNX Runtime as precision "onnx" and, when exported, its
+    model_int8.onnx as "onnx_int8" ("onnxruntime"), or all of them, the ONNX files last ("all")."""
     if runtime not in RUNTIMES:
         raise UserError(f"unknown runtime {runtime!r}", f"use one of {', '.join(RUNTIMES)}")
     artifact = Path(artifact)
@@ -49,12 +49,14 @@ def find_models(artifact: Path, runtime: str = "tflite") -> list[ModelArtifact]:
         raise UserError(f"--runtime {runtime} needs an export folder (its model.onnx is what ONNX Runtime runs): "
                         f"{artifact} is not one", "pass the folder `sdeploy export` wrote")
     manifest = Manifest.load(folder)
-    onnx = next((a for a in manifest.artifacts() if a.name == "onnx"), None)
-    if onnx is None:
+    onnx = [a for a in manifest.artifacts() if a.name in ONNX_ROWS]  # model.onnx, then model_int8.onnx
+    if not onnx:
         raise UserError(f"{folder / 'manifest.json'} lists no ONNX artifact", "re-export with the onnx precision")
-    onnx.check_unchanged()
-    model = ModelArtifact(onnx.path, manifest.model, "onnx", manifest.key, manifest.model_info(), onnx.sha256)
-    return [*(_tflite_models(artifact) if runtime == "all" else []), model]
+    for a in onnx:
+        a.check_unchanged()
+    models = [ModelArtifact(a.path, manifest.model, a.name, manifest.key, manifest.model_info(), a.sha256)
+              for a in sorted(onnx, key=lambda a: ONNX_ROWS.index(a.name))]
+    return [*(_tflite_models(artifact) if runtime == "all" else []), *models]
 
 
 def _tflite_models(artifact: Path) -> list[ModelArtifact]:

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..escape import md_cell
+from ..precisions import ONNX_ROWS
 from .results import BenchResult
 
 RESAMPLES = 2000
@@ -47,7 +48,7 @@ def _key(r: BenchResult) -> tuple:
 def _family(r: BenchResult) -> str:
     """Which kind of runtime ran the row: ONNX Runtime (model.onnx, `bench --runtime`) or a TFLite interpreter.
     Runtimes are compared within a family: a `--runtime all` result pairs its TFLite rows with a TFLite-only one."""
-    return "onnx" if r.precision == "onnx" else "tflite"
+    return "onnx" if r.precision in ONNX_ROWS else "tflite"
 
 
 def _runtime(r: BenchResult) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from ..precisions import ONNX_INT8, ONNX_ROWS, arithmetic
 from .results import BenchResult, Fastest
 
 
@@ -73,13 +74,14 @@ def _why(best: BenchResult, second: BenchResult | None, margin: float | None, ti
         return ("The two are within noise here (their medians' 95% intervals overlap): either is as fast; the "
                 "smaller file, or the runtime the app already links, decides.")
     int8_fact = ((best.device_facts or {}).get("int8") or "").rstrip(".")
-    if best.precision == "onnx":
+    ort = (best.precision in ONNX_ROWS, second.precision in ONNX_ROWS)
+    if ort == (True, False):
         return ("ONNX Runtime's own CPU kernels run this graph faster than LiteRT's XNNPACK on this CPU; "
                 "the TFLite files stay the choice where ONNX Runtime is not installed.")
-    if second.precision == "onnx":
+    if ort == (False, True):
         return ("LiteRT's XNNPACK runs the lowered TFLite graph faster than ONNX Runtime's CPU kernels run "
-                "model.onnx on this CPU.")
-    if {best.precision, second.precision} == {"int8", "fp32"} and int8_fact:
-        side = "int8 wins" if best.precision == "int8" else "fp32 wins"
+                f"{'model_int8.onnx' if second.precision == ONNX_INT8 else 'model.onnx'} on this CPU.")
+    if {arithmetic(best.precision), arithmetic(second.precision)} == {"int8", "fp32"} and int8_fact:
+        side = "int8 wins" if arithmetic(best.precision) == "int8" else "fp32 wins"
         return f"{side}: {int8_fact}."
     return f"{best.precision} runs {100 * margin:.1f}% faster than {second.precision} here."

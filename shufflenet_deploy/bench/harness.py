@@ -14,6 +14,7 @@ from typing import Callable
 
 from ..devices.registry import DeviceProfile
 from ..errors import DeviceError, UserError
+from ..precisions import ONNX_ROWS
 from .artifacts import check_input, find_models
 from .backends import BenchInterrupted, backend_for
 from .results import BenchResult
@@ -41,14 +42,14 @@ def bench_artifact(artifact: Path, profile: DeviceProfile, *, threads: list[int]
     ("big", "little", "prime", "all") pins every run to that cluster, found from the device's own facts
     (devices/cpuinfo.cpus_of) instead of a hand-written affinity mask; each result says which cluster ran.
     `runtime` ("tflite", "onnxruntime", "all"): which files run (bench/artifacts.find_models); the export's
-    model.onnx runs under the device's ONNX Runtime, as precision "onnx"; a device without it skips it in one
-    line ("all") or fails ("onnxruntime")."""
+    model.onnx runs under the device's ONNX Runtime, as precision "onnx" (its model_int8.onnx, when exported, as
+    "onnx_int8"); a device without it skips them in one line ("all") or fails ("onnxruntime")."""
     models = find_models(artifact, runtime)
     threads = list(threads or profile.threads)
     if max(threads) > MAX_THREADS:
         raise UserError(f"--threads {max(threads)} is more than any board or phone has cores",
                         f"use at most {MAX_THREADS} (e.g. the device's core count)")
-    if (input is not None or save_outputs_dir is not None) and any(m.precision == "onnx" for m in models):
+    if (input is not None or save_outputs_dir is not None) and any(m.precision in ONNX_ROWS for m in models):
         raise UserError("--input/--save-outputs are for the TFLite files (NHWC inputs)", "drop --runtime, or them")
     if input is not None:
         check_input(Path(input), models)
@@ -100,7 +101,7 @@ def bench_artifact(artifact: Path, profile: DeviceProfile, *, threads: list[int]
                     continue
                 results.append(backend.result(m, t, reports, runs=runs, warmup=warmup))
                 reports = []
-                if op_profile and m.precision != "onnx":  # per-op times cut single ops out of a .tflite
+                if op_profile and m.precision not in ONNX_ROWS:  # per-op times cut single ops out of a .tflite
                     say(f"{m.model} {m.precision} threads={t}: per-op times")
                     results[-1].op_times = backend.op_times(m.path, results[-1], _opcut_dir(m), threads=t,
                                                             progress=say)
@@ -130,7 +131,7 @@ def bench_artifact(artifact: Path, profile: DeviceProfile, *, threads: list[int]
 def _runnable(models: list, backend, runtime: str, say) -> tuple[list, str | None]:
     """MODELS without the ONNX file when the device has no ONNX Runtime, and the line that says so (each result
     carries it) with --runtime all; a device fault when ONNX Runtime was all that was asked for."""
-    if not any(m.precision == "onnx" for m in models):
+    if not any(m.precision in ONNX_ROWS for m in models):
         return models, None
     version = backend.onnxruntime_version()
     if version is not None:
@@ -145,7 +146,7 @@ def _runnable(models: list, backend, runtime: str, say) -> tuple[list, str | Non
         raise DeviceError(f"{backend.profile.name} cannot run ONNX Runtime: {why}", fix)
     skipped = f"skipped onnxruntime on {backend.profile.name}: {why} ({fix})"
     say(skipped)
-    return [m for m in models if m.precision != "onnx"], skipped
+    return [m for m in models if m.precision not in ONNX_ROWS], skipped
 
 
 def _opcut_dir(m) -> Path:
@@ -163,7 +164,7 @@ def _explain(results: list[BenchResult], facts: dict | None, backend, peak: str,
 
     peaks, missing = {}, None
     # the peak kernels are TFLite files: measured and cached under the TFLite runtime of the rows beside them
-    runtime = next((r.runtime for r in results if r.runtime and r.precision != "onnx"), None)
+    runtime = next((r.runtime for r in results if r.runtime and r.precision not in ONNX_ROWS), None)
     if runtime is None and results:
         missing = "the peak is timed with TFLite kernels beside TFLite rows: bench with --runtime all for % of peak"
     for threads in sorted({r.threads for r in results}) if runtime is not None else []:

@@ -291,6 +291,7 @@ def _print_table(results) -> None:
 def gap_lines(results) -> list[str]:
     """The FLOPs gap in words: the device, each row's efficiency, int8 vs fp32 and why."""
     from ..bench.efficiency import cpu_line, int8_vs_fp32
+    from ..precisions import peak_precision
 
     lines = []
     facts = next((r.device_facts for r in results if r.device_facts), None)
@@ -301,7 +302,7 @@ def gap_lines(results) -> list[str]:
         if r.peak_fraction is not None:
             lines.append(f"{r.key} {r.precision} t={r.threads}: {r.macs / 1e6:.1f} M MACs in {r.latency_ms['p50']:.3f}"
                          f" ms = {r.gmacs_per_s:.1f} GMAC/s, {100 * r.peak_fraction:.0f}% of the measured "
-                         f"{r.precision} peak ({r.peak_gmacs:.0f} GMAC/s)")
+                         f"{peak_precision(r.precision)} peak ({r.peak_gmacs:.0f} GMAC/s)")
         elif r.gmacs_per_s is not None:
             lines.append(f"{r.key} {r.precision} t={r.threads}: {r.macs / 1e6:.1f} M MACs = {r.gmacs_per_s:.1f} "
                          f"GMAC/s; % of peak unknown: {r.peak_missing_reason}")

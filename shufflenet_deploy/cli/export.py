@@ -36,9 +36,12 @@ from .common import comma_list, input_size as parse_size, print_json, status, st
               help="Repair int8 until top-1 agreement with fp32 >= PCT and (with labels) top-1 drop <= PT: more "
                    "calibration, other activation ranges, the worst layers in float. auto: agreement=99,drop=0.5 "
                    "for a checkpoint, none for random weights; none: one plain attempt.")
+@click.option("--onnx-int8", is_flag=True,
+              help="Also write model_int8.onnx for ONNX Runtime (static QDQ, calibrated and judged like the int8 "
+                   "TFLite file); `sdeploy bench --runtime onnxruntime` times it. Needs int8 in --precision.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def export(model, checkpoint, module, input_size, mean, std, scale, channel_order, precision, calib, calib_count, val,
-           shuffle, outdir, force, optimize, int8_target, as_json):
+           shuffle, outdir, force, optimize, int8_target, onnx_int8, as_json):
     """Export MODEL to ONNX and TFLite, verifying each step.
 
     MODEL is a zoo name (`sdeploy zoo`), or your own model as a file: model.onnx, model.pt2 (torch.export.save)
@@ -62,7 +65,7 @@ def export(model, checkpoint, module, input_size, mean, std, scale, channel_orde
                             input_size=parse_size(input_size),
                             precisions=tuple(comma_list(precision)), calib=calib, calib_count=calib_count, val=val,
                             outdir=outdir or Path(f"export-{name}"), force=force, model_options=options,
-                            optimize=optimize, int8_target=int8_target)
+                            optimize=optimize, int8_target=int8_target, onnx_int8=onnx_int8)
     with status("exporting") as update:
         manifest = run_export(request, progress=update)
     if as_json:
@@ -103,7 +106,7 @@ def print_summary(manifest: dict, outdir: Path) -> None:
 
     table = Table(title=f"{manifest['model']} @ {size_str(manifest['input_size'])}px -> {outdir}")
     for col in ("artifact", "size", "ops", "XNNPACK partitions", "vs", "max abs", "cosine", "top-1 agree"):
-        table.add_column(col, justify="right" if col not in ("artifact", "vs") else "left")
+        table.add_column(col, justify="right" if col not in ("artifact", "vs") else "left", no_wrap=col == "artifact")
     for name, art in manifest["artifacts"].items():
         parity = art["parity"]
         xnn = art.get("xnnpack", {})
@@ -120,6 +123,9 @@ def print_summary(manifest: dict, outdir: Path) -> None:
         stdout.print("accuracy (" + acc["data"] + "): " + ", ".join(
             f"{r['artifact']} {r['top1']:.2%}" for r in acc["rows"]))
     print_int8(manifest)
+    onnx_int8 = manifest.get("onnx_int8") or {}
+    if onnx_int8 and not onnx_int8.get("shipped"):
+        stdout.print(f"model_int8.onnx not shipped: {onnx_int8.get('why')}", highlight=False)
 
 
 def print_int8(manifest: dict, worst_count: int = 3) -> None:

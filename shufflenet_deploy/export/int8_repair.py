@@ -114,9 +114,13 @@ def evaluate(path: Path, fp32_logits: np.ndarray, x: np.ndarray, labels: np.ndar
     disagreements, and the images only fp32 (lost) or only int8 (gained) got right)."""
     from .verify import run_tflite
 
-    logits = run_tflite(path, x)
+    return compare_logits(run_tflite(path, x), fp32_logits, labels)
+
+
+def compare_logits(logits: np.ndarray, fp32_logits: np.ndarray, labels: np.ndarray | None) -> dict:
+    """evaluate()'s numbers from two models' logits on the same images (the ONNX int8 file is judged so too)."""
     ours, theirs = logits.argmax(1), fp32_logits.argmax(1)
-    out = {"agreement": float((ours == theirs).mean()), "images": int(len(x)),
+    out = {"agreement": float((ours == theirs).mean()), "images": int(len(logits)),
            "disagree": int((ours != theirs).sum())}
     if labels is not None:
         fp32_top1 = float((theirs == labels).mean())

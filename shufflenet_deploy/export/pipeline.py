@@ -52,6 +52,7 @@ class ExportRequest:
     preprocessing: dict | None = None  # mean/std/scale/channel_order given by the user, for models that carry none
     seed: int = 0
     optimize: bool = True  # lower.py: rewrite the graph for XNNPACK; False = onnx2tf's plain output
+    onnx_int8: bool = False  # also write model_int8.onnx (ONNX Runtime's static QDQ int8; onnx_int8.py)
     # int8_repair.Int8Target.parse text; "auto" = the default target for a trained checkpoint, none for random init
     int8_target: str | None = "auto"
 
@@ -165,6 +166,9 @@ def _check_request(req: ExportRequest) -> list[str]:
         from .int8_repair import Int8Target
 
         Int8Target.parse(req.int8_target)  # a typo is refused before anything runs
+    if req.onnx_int8 and "int8" not in precisions:
+        raise UserError("--onnx-int8 is calibrated and judged like the TFLite int8 file, which this export does "
+                        "not make", "add int8 to --precision (e.g. --precision fp32,int8 --onnx-int8)")
     outdir = Path(req.outdir)
     check_outdir(outdir, req.force)
     check_writable(outdir, "output folder")
@@ -261,6 +265,12 @@ def _build(req, source, pre, images: Images, precisions, tmp: Path, progress, va
             "parity": verify.check(parity, verify.THRESHOLDS[precision]).to_dict(),
         }
     timings["verify_s"] = round(time.perf_counter() - t0, 2)
+    if req.onnx_int8:
+        t0 = time.perf_counter()
+        progress("quantizing model.onnx for ONNX Runtime (static QDQ int8)")
+        int8_blocks["onnx_int8"], entry = _onnx_int8(req, meta, pre, images, val, tmp, onnx_logits)
+        artifacts.update({"onnx_int8": entry} if entry else {})
+        timings["onnx_int8_s"] = round(time.perf_counter() - t0, 2)
     shutil.rmtree(tmp / "work", ignore_errors=True)
 
     for name, art in artifacts.items():
@@ -376,10 +386,7 @@ def _int8_quality(req, meta, pre, images: Images, val: ImageSet | None, fp32: Pa
     from . import int8_repair
     from .lower import lower_tflite
 
-    if val is not None:
-        x_eval, labels, eval_name = pre.load_batch(val.paths), np.asarray(val.labels), f"{val.root} ({len(val)} images)"
-    else:
-        x_eval, labels, eval_name = images.held_out, None, f"held-out calibration images ({len(images.held_out)})"
+    x_eval, labels, eval_name = _evaluation_images(pre, images, val)
     progress("measuring the int8 error per layer")
     x_layers = np.ascontiguousarray(x_eval[:LAYER_IMAGES].transpose(0, 2, 3, 1))
     rows = int8_layers.layer_errors(fp32, int8, x_layers)
@@ -405,18 +412,38 @@ def _int8_quality(req, meta, pre, images: Images, val: ImageSet | None, fp32: Pa
     return {"int8_layers": _layers_block(rows, eval_name, len(x_layers)), "int8_repair": repair}
 
 
+def _evaluation_images(pre, images: Images, val: ImageSet | None) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """The images an int8 file's target is judged on: the labelled --val set, else the held-out images."""
+    if val is not None:
+        return pre.load_batch(val.paths), np.asarray(val.labels), f"{val.root} ({len(val)} images)"
+    return images.held_out, None, f"held-out calibration images ({len(images.held_out)})"
+
+
+def _onnx_int8(req, meta, pre, images: Images, val: ImageSet | None, tmp: Path, onnx_logits) -> tuple[dict, dict | None]:
+    """(the manifest's onnx_int8 block, the artifact entry or None when its target was missed): onnx_int8.py."""
+    from . import onnx_export, onnx_int8
+
+    path = tmp / onnx_int8.FILE
+    onnx_int8.quantize(tmp / "model.onnx", path, images.calibration)
+    x_eval, labels, eval_name = _evaluation_images(pre, images, val)
+    block = onnx_int8.judge(path, tmp / "model.onnx", x_eval, labels, eval_name,
+                            _int8_target(req, trained=meta["trained"])[0])
+    block["calibration"] = len(images.calibration)
+    if not block["shipped"]:
+        path.unlink()
+        return block, None
+    parity = verify.compare(onnx_logits, verify.run_onnx(path, images.held_out), reference_name="onnx")
+    return block, {"file": path.name, "format": "onnx", "precision": "int8", "opset": _opset(path),
+                   "ops": onnx_export.onnx_op_histogram(path), "quantization": onnx_int8.METHOD,
+                   "parity": verify.check(parity, verify.THRESHOLDS["int8"]).to_dict()}
+
+
 def _layers_block(rows: list[dict], eval_name: str, count: int) -> dict:
     return {"method": "int8 vs fp32 TFLite, preserved tensors, accumulated error (export/int8_layers.py)",
             "images": f"the first {count} of {eval_name}", "rows": rows}
 
 
-def _tool_versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
+def _tool_versions() -> dict[str, str | None]:
+    from ..extras import versions
 
-    versions = {"python": platform.python_version()}
-    for package in ("torch", "onnx", "onnxruntime", "onnx2tf", "tensorflow", "ai-edge-litert", "numpy"):
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = None
-    return versions
+    return {"python": platform.python_version(), **versions()}
