@@ -154,7 +154,7 @@ def main() -> int:
               "|---|---|---|---|---|---|---|"]
     for name, (path, n) in mixed.items():
         res = evaluate(path, fp32_logits, x, np.asarray(val.labels))
-        info = inspect_tflite(path)["xnnpack"]
+        info = inspect_tflite(path).to_dict()["xnnpack"]
         rows.append({"artifact": name, "top1": res["top1"], "agreement": res["agreement"],
                      "drop_pt": 100 * res["drop"], "latency_ms": latency[name],
                      "vs_plain_int8": latency[name] / latency["int8 plain"], "float_layers": n,

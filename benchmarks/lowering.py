@@ -179,7 +179,7 @@ def build(case: Case, work: Path, log, *, ablation: bool = False,
     for v in variants:
         if v.kind == "tflite":
             try:
-                ins = inspect_tflite(Path(v.path))
+                ins = inspect_tflite(Path(v.path)).to_dict()
                 v.info.update(ops=ins["nodes"], transposes=ins["ops"].get("TRANSPOSE", 0),
                               partitions=ins["xnnpack"]["partitions"],
                               not_delegated=ins["xnnpack"]["not_delegated"],

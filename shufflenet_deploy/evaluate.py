@@ -81,7 +81,7 @@ def _load_checkpoint(path: Path, input_size: int | None):
 
 
 def _scores(logits: np.ndarray, image_set: ImageSet) -> dict:
-    return {**verify.accuracy(logits, image_set.labels), "skipped": len(image_set.skipped)}
+    return {**verify.accuracy(logits, image_set.labels).to_dict(), "skipped": len(image_set.skipped)}
 
 
 def _evaluate_export(folder: Path, data: Path | str, input_size: int | None) -> dict:
@@ -103,4 +103,4 @@ def _evaluate_export(folder: Path, data: Path | str, input_size: int | None) -> 
         reference = verify.run_torch(load_model(manifest.model, Path(checkpoint), **manifest.options), x)
     return {"export": str(folder), "model": manifest.model, "data": str(image_set.root),
             "samples": len(image_set), "skipped": len(image_set.skipped),
-            **accuracy_table(folder, manifest.data["artifacts"], x, image_set.labels, reference)}
+            **accuracy_table(folder, manifest.data["artifacts"], x, image_set.labels, reference).to_dict()}

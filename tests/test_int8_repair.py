@@ -80,11 +80,13 @@ def test_a_decided_miss_of_the_onnx_int8_file_is_not_shipped_and_says_why():
     fp32 = rng.normal(size=(269, 10))
     int8 = fp32.copy()
     int8[:60] = rng.normal(size=(60, 10))  # ~54 of 269 answers changed: 80% agreement, decided below 99%
-    block = judge_logits(int8, fp32, None, "val (269 images)", Int8Target())
-    assert block["decision"] == "missed" and not block["shipped"] and "95% confidence" in block["why"]
-    assert judge_logits(fp32, fp32, None, "val", Int8Target())["shipped"]  # 0 of 269 differ: undecided, shipped
-    assert judge_logits(int8, fp32, None, "val", None) | {"target": None, "shipped": True} == \
-        judge_logits(int8, fp32, None, "val", None)  # no target (random weights): shipped, nothing decided
+    judged = judge_logits(int8, fp32, None, "val (269 images)", 100, Int8Target())
+    assert judged.decision == "missed" and not judged.shipped and "95% confidence" in judged.why
+    block = judged.to_dict()
+    assert block["shipped"] is False and block["why"] == judged.why and block["disagree"] == judged.check.disagree > 40
+    assert judge_logits(fp32, fp32, None, "val", 100, Int8Target()).shipped  # 0 of 269 differ: undecided, shipped
+    free = judge_logits(int8, fp32, None, "val", 100, None)  # no target (random weights): shipped, nothing decided
+    assert free.shipped and free.decision is None and free.to_dict()["target"] is None
 
 
 @pytest.fixture(scope="module")

@@ -132,7 +132,7 @@ def test_wide_concat_is_nested_for_xnnpack(tmp_path, precision):
     outputs = tf.keras.layers.Conv2D(6, 1)(tf.keras.layers.Concatenate()(parts))
     src, dst = tmp_path / "wide.tflite", tmp_path / "nested.tflite"
     src.write_bytes(keras_to_tflite(tf.keras.Model(inputs, outputs), precision))
-    assert tflite_inspect.inspect_tflite(src)["xnnpack"]["partitions"] > 1  # why the pass exists
+    assert tflite_inspect.inspect_tflite(src).xnnpack.partitions > 1  # why the pass exists
 
     g = tr.Graph.load(src)
     assert tr.split_wide_concats(g) == 1
@@ -140,7 +140,7 @@ def test_wide_concat_is_nested_for_xnnpack(tmp_path, precision):
     nested = tr.Graph.load(dst)
     assert sorted(len(op.inputs) for op in nested.sg.operators if nested.name(op) == "CONCATENATION") == [3, 5]
     info = tflite_inspect.inspect_tflite(dst)
-    assert info["xnnpack"]["partitions"] == 1 and info["xnnpack"]["not_delegated"] == {}
+    assert info.xnnpack.partitions == 1 and info.xnnpack.not_delegated == {}
     x = np.random.default_rng(0).uniform(0, 1, (2, 4, 8, 8)).astype(np.float32)
     np.testing.assert_array_equal(verify.run_tflite(dst, x), verify.run_tflite(src, x))
 

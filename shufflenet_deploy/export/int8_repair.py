@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -48,7 +48,7 @@ import numpy as np
 
 from ..errors import UserError
 from . import int8_layers
-from .int8_decision import agreement_verdict, combine, drop_verdict
+from .int8_decision import Verdict, agreement_verdict, combine, drop_verdict
 
 FLOAT_LAYER_COUNTS = (1, 2, 4, 8, 16)
 MORE_CALIBRATION_FACTOR = 4
@@ -87,10 +87,31 @@ class Int8Target:
         return {"agreement_pct": round(100 * self.agreement, 3),
                 "drop_pt": None if self.drop is None else round(100 * self.drop, 3)}
 
-    def met(self, result: dict) -> bool:
-        if result["agreement"] < self.agreement - 1e-9:
+    def met(self, check: "Int8Check") -> bool:
+        """The point estimate: these images' numbers meet the target (decide() says whether they show it)."""
+        if check.agreement < self.agreement - 1e-9:
             return False
-        return self.drop is None or result.get("drop") is None or result["drop"] <= self.drop + 1e-9
+        return self.drop is None or check.drop is None or check.drop <= self.drop + 1e-9
+
+
+@dataclass(frozen=True)
+class Int8Check:
+    """An int8 file against its float reference on the same images: top-1 agreement, and with labels the top-1
+    drop, with the counts a decision is made from (disagreements; images only fp32 (lost) or only int8 (gained)
+    got right)."""
+
+    agreement: float
+    images: int
+    disagree: int
+    top1: float | None = None
+    fp32_top1: float | None = None
+    drop: float | None = None
+    lost: int | None = None
+    gained: int | None = None
+
+    def to_dict(self) -> dict:
+        """The attempt record's fields (floats rounded to 5 places; the label-only ones when labelled)."""
+        return {k: round(v, 5) if isinstance(v, float) else v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass
@@ -109,34 +130,31 @@ class RepairInputs:
     log: Path
 
 
-def evaluate(path: Path, fp32_logits: np.ndarray, x: np.ndarray, labels: np.ndarray | None) -> dict:
-    """Agreement with fp32, and top-1 / drop when labelled; with the counts the decision is made from (images,
-    disagreements, and the images only fp32 (lost) or only int8 (gained) got right)."""
+def evaluate(path: Path, fp32_logits: np.ndarray, x: np.ndarray, labels: np.ndarray | None) -> Int8Check:
+    """The int8 TFLite file at PATH against FP32_LOGITS on X."""
     from .verify import run_tflite
 
     return compare_logits(run_tflite(path, x), fp32_logits, labels)
 
 
-def compare_logits(logits: np.ndarray, fp32_logits: np.ndarray, labels: np.ndarray | None) -> dict:
+def compare_logits(logits: np.ndarray, fp32_logits: np.ndarray, labels: np.ndarray | None) -> Int8Check:
     """evaluate()'s numbers from two models' logits on the same images (the ONNX int8 file is judged so too)."""
     ours, theirs = logits.argmax(1), fp32_logits.argmax(1)
-    out = {"agreement": float((ours == theirs).mean()), "images": int(len(logits)),
-           "disagree": int((ours != theirs).sum())}
-    if labels is not None:
-        fp32_top1 = float((theirs == labels).mean())
-        out["top1"] = float((ours == labels).mean())
-        out["fp32_top1"] = fp32_top1
-        out["drop"] = fp32_top1 - out["top1"]
-        out["lost"] = int(((theirs == labels) & (ours != labels)).sum())
-        out["gained"] = int(((theirs != labels) & (ours == labels)).sum())
-    return out
+    agreement = Int8Check(agreement=float((ours == theirs).mean()), images=int(len(logits)),
+                          disagree=int((ours != theirs).sum()))
+    if labels is None:
+        return agreement
+    fp32_top1, top1 = float((theirs == labels).mean()), float((ours == labels).mean())
+    return replace(agreement, top1=top1, fp32_top1=fp32_top1, drop=fp32_top1 - top1,
+                   lost=int(((theirs == labels) & (ours != labels)).sum()),
+                   gained=int(((theirs != labels) & (ours == labels)).sum()))
 
 
-def decide(target: "Int8Target", result: dict) -> tuple[str, list[dict]]:
+def decide(target: "Int8Target", check: Int8Check) -> tuple[str, list[Verdict]]:
     """(met | missed | undecided, one verdict per criterion): int8_decision's bounds, not the point estimate."""
-    verdicts = [agreement_verdict(result["disagree"], result["images"], target.agreement)]
-    if target.drop is not None and result.get("lost") is not None:
-        verdicts.append(drop_verdict(result["lost"], result["gained"], result["images"], target.drop))
+    verdicts = [agreement_verdict(check.disagree, check.images, target.agreement)]
+    if target.drop is not None and check.lost is not None:
+        verdicts.append(drop_verdict(check.lost, check.gained, check.images, target.drop))
     return combine(verdicts), verdicts
 
 
@@ -174,16 +192,16 @@ def repair(inputs: RepairInputs, target: Int8Target, progress: Callable[[str], N
         result = evaluate(path, fp32_logits, inputs.x_eval, inputs.labels)
         decision, verdicts = decide(target, result)
         info = inspect_tflite(path)
-        attempt = {"step": step, **how, **{k: (round(v, 5) if isinstance(v, float) else v) for k, v in result.items()},
+        attempt = {"step": step, **how, **result.to_dict(),
                    "decision": decision, "verdicts": [v.to_dict() for v in verdicts],
                    "latency_ms": round(latency_ms(path), 4),
-                   "xnnpack_partitions": info["xnnpack"]["partitions"],
-                   "not_delegated": info["xnnpack"]["not_delegated"],
-                   "dequantize_ops": info["ops"].get("DEQUANTIZE", 0),
+                   "xnnpack_partitions": info.xnnpack.partitions,
+                   "not_delegated": info.xnnpack.not_delegated,
+                   "dequantize_ops": info.ops.get("DEQUANTIZE", 0),
                    "met": target.met(result), "seconds": round(time.perf_counter() - t0, 1), "file": path}
         attempts.append(attempt)
-        progress(f"int8 {step}: agreement {100 * result['agreement']:.2f}%"
-                 + (f", top-1 drop {100 * result['drop']:.2f} pt" if "drop" in result else "")
+        progress(f"int8 {step}: agreement {100 * result.agreement:.2f}%"
+                 + (f", top-1 drop {100 * result.drop:.2f} pt" if result.drop is not None else "")
                  + f": {decision}" + ("" if decision != "undecided" else
                                         f" ({'; '.join(v.text() for v in verdicts if v.state == 'undecided')})"))
         return attempt
@@ -219,8 +237,8 @@ def repair(inputs: RepairInputs, target: Int8Target, progress: Callable[[str], N
         if _better(tried, best):
             best = tried
     undecided_float = None
-    error_free = {"images": len(inputs.x_eval), "disagree": 0,
-                  **({"lost": 0, "gained": 0} if inputs.labels is not None else {})}
+    error_free = Int8Check(agreement=1.0, images=len(inputs.x_eval), disagree=0,
+                           **({"lost": 0, "gained": 0} if inputs.labels is not None else {}))
     could_be, verdicts = decide(target, error_free)  # the best any attempt could be decided on these images
     if not best["met"] and best["decision"] == "missed" and could_be != "met":
         undecided_float = {"step": "an error-free attempt", "verdicts": [v.to_dict() for v in verdicts]}

@@ -22,9 +22,13 @@ for it: a decided miss is not shipped (the manifest's `onnx_int8` block says why
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .int8_decision import Verdict
+from .int8_repair import Int8Check, Int8Target, compare_logits, decide
 
 METHOD = ("onnxruntime.quantization.quantize_static: QDQ format, int8 weights per output channel on a 7-bit range "
           "(reduce_range), int8 activations, MinMax ranges")
@@ -54,28 +58,46 @@ def quantize(src: Path, dst: Path, calibration_nchw: np.ndarray) -> None:
         logging.disable(logging.NOTSET)
 
 
+@dataclass(frozen=True)
+class Judgement:
+    """The manifest's `onnx_int8` block: how the file was made, how it compares with model.onnx, and whether it
+    was shipped (a decided miss of the int8 target is not)."""
+
+    evaluated_on: str
+    calibration: int  # images
+    check: Int8Check
+    target: Int8Target | None
+    decision: str | None  # met | missed | undecided; None without a target
+    verdicts: list[Verdict]
+    why: str | None  # why it was not shipped
+
+    @property
+    def shipped(self) -> bool:
+        return self.decision != "missed"
+
+    def to_dict(self) -> dict:
+        return {"method": METHOD, "evaluated_on": self.evaluated_on, "calibration": self.calibration,
+                **self.check.to_dict(), "target": self.target.to_dict() if self.target else None,
+                "decision": self.decision, "verdicts": [v.to_dict() for v in self.verdicts],
+                "shipped": self.shipped, **({"why": self.why} if self.why else {})}
+
+
 def judge(path: Path, reference: Path, x_eval: np.ndarray, labels: np.ndarray | None, eval_name: str,
-          target) -> dict:
-    """The manifest's `onnx_int8` block: agreement (and drop) of PATH against REFERENCE (model.onnx) on X_EVAL,
-    the decision against TARGET (an int8_repair.Int8Target, or None) and whether the file is shipped."""
+          calibration: int, target: Int8Target | None) -> Judgement:
+    """PATH against REFERENCE (model.onnx) on X_EVAL (the images the TFLite int8 file was judged on)."""
     from .verify import run_onnx
 
-    return judge_logits(run_onnx(path, x_eval), run_onnx(reference, x_eval), labels, eval_name, target)
+    return judge_logits(run_onnx(path, x_eval), run_onnx(reference, x_eval), labels, eval_name, calibration, target)
 
 
 def judge_logits(int8_logits: np.ndarray, fp32_logits: np.ndarray, labels: np.ndarray | None, eval_name: str,
-                 target) -> dict:
-    """judge() on the two files' logits."""
-    from .int8_repair import compare_logits, decide
-
-    result = compare_logits(int8_logits, fp32_logits, labels)
-    block = {"method": METHOD, "evaluated_on": eval_name,
-             **{k: (round(v, 5) if isinstance(v, float) else v) for k, v in result.items()}}
+                 calibration: int, target: Int8Target | None) -> Judgement:
+    """judge() on the two files' logits: agreement (and drop), decided against TARGET with 95% confidence."""
+    check = compare_logits(int8_logits, fp32_logits, labels)
     if target is None:
-        return {**block, "target": None, "decision": None, "shipped": True}
-    decision, verdicts = decide(target, result)
-    shipped = decision != "missed"
-    why = None if shipped else ("its top-1 agreement with model.onnx misses the int8 target with 95% confidence: "
-                                + "; ".join(v.text() for v in verdicts if v.state == "missed"))
-    return {**block, "target": target.to_dict(), "decision": decision, "verdicts": [v.to_dict() for v in verdicts],
-            "shipped": shipped, **({"why": why} if why else {})}
+        return Judgement(eval_name, calibration, check, None, None, [], None)
+    decision, verdicts = decide(target, check)
+    why = None if decision != "missed" else (
+        "its top-1 agreement with model.onnx misses the int8 target with 95% confidence: "
+        + "; ".join(v.text() for v in verdicts if v.state == "missed"))
+    return Judgement(eval_name, calibration, check, target, decision, verdicts, why)

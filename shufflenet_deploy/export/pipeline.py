@@ -196,7 +196,7 @@ def _accuracy(tmp: Path, manifest: dict, source, pre, val: ImageSet) -> dict:
     check_classes(val, manifest.get("class_names"), manifest["model"])
     x = pre.load_batch(val.paths)
     table = verify.accuracy_table(tmp, manifest["artifacts"], x, val.labels, source.reference(x))
-    return {"data": str(val.root), "samples": len(val), **table}
+    return {"data": str(val.root), "samples": len(val), **table.to_dict()}
 
 
 # -- the build -----------------------------------------------------------------------------------------------
@@ -256,12 +256,12 @@ def _build(req, source, pre, images: Images, precisions, tmp: Path, progress, va
             reference = fp32_logits if fp32_logits is not None else onnx_logits
             parity = verify.compare(reference, logits, reference_name="fp32" if fp32_logits is not None else "onnx")
         io = tflite_inspect.io_details(final)
-        if precision == "int8" and any(t["dtype"] != "int8" for t in io["inputs"] + io["outputs"]):
+        if precision == "int8" and any(t.dtype != "int8" for t in io.inputs + io.outputs):
             raise UserError("the int8 conversion produced a model that is not full-integer (float inputs or "
                             "outputs)", "this is a bug in the conversion: report it with the model name")
         artifacts[precision] = {
             "file": final.name, "format": "tflite", "precision": precision,
-            **io, **tflite_inspect.inspect_tflite(final),
+            **io.to_dict(), **tflite_inspect.inspect_tflite(final).to_dict(),
             "parity": verify.check(parity, verify.THRESHOLDS[precision]).to_dict(),
         }
     timings["verify_s"] = round(time.perf_counter() - t0, 2)
@@ -426,14 +426,13 @@ def _onnx_int8(req, meta, pre, images: Images, val: ImageSet | None, tmp: Path, 
     path = tmp / onnx_int8.FILE
     onnx_int8.quantize(tmp / "model.onnx", path, images.calibration)
     x_eval, labels, eval_name = _evaluation_images(pre, images, val)
-    block = onnx_int8.judge(path, tmp / "model.onnx", x_eval, labels, eval_name,
-                            _int8_target(req, trained=meta["trained"])[0])
-    block["calibration"] = len(images.calibration)
-    if not block["shipped"]:
+    judged = onnx_int8.judge(path, tmp / "model.onnx", x_eval, labels, eval_name, len(images.calibration),
+                             _int8_target(req, trained=meta["trained"])[0])
+    if not judged.shipped:
         path.unlink()
-        return block, None
+        return judged.to_dict(), None
     parity = verify.compare(onnx_logits, verify.run_onnx(path, images.held_out), reference_name="onnx")
-    return block, {"file": path.name, "format": "onnx", "precision": "int8", "opset": _opset(path),
+    return judged.to_dict(), {"file": path.name, "format": "onnx", "precision": "int8", "opset": _opset(path),
                    "ops": onnx_export.onnx_op_histogram(path), "quantization": onnx_int8.METHOD,
                    "parity": verify.check(parity, verify.THRESHOLDS["int8"]).to_dict()}
 

@@ -8,6 +8,7 @@ from a support table, so it stays right when LiteRT's XNNPACK learns new ops.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 
@@ -22,8 +23,49 @@ def load_interpreter(path: Path, *, num_threads: int = 1, delegates: bool = True
     return interpreter
 
 
-def inspect_tflite(path: Path) -> dict:
-    """{"ops": {op: count}, "nodes": n, "xnnpack": {"partitions", "delegated_nodes", "not_delegated"}}."""
+@dataclass(frozen=True)
+class XnnpackTake:
+    """What the default XNNPACK delegate took of a graph: partitions (1 is the goal: each boundary costs a copy
+    and a hand-off to LiteRT's own kernels) and the ops it left behind, by name."""
+
+    partitions: int
+    delegated_nodes: int
+    not_delegated: dict[str, int]
+
+
+@dataclass(frozen=True)
+class TfliteFacts:
+    """A .tflite file's op histogram and XNNPACK's take of it (the manifest's `ops`, `nodes`, `xnnpack`)."""
+
+    ops: dict[str, int]
+    nodes: int
+    xnnpack: XnnpackTake
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TensorIO:
+    """One input or output: name, shape, dtype and (scale, zero point) when quantized."""
+
+    name: str
+    shape: list[int]
+    dtype: str
+    quantization: dict[str, float] | None
+
+
+@dataclass(frozen=True)
+class ModelIO:
+    inputs: list[TensorIO]
+    outputs: list[TensorIO]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def inspect_tflite(path: Path) -> TfliteFacts:
+    """The op histogram, from the interpreter's node list, and XNNPACK's partitions, from the same interpreter."""
     nodes = load_interpreter(path, delegates=True)._get_ops_details()
     original = [n for n in nodes if n["op_name"] != "DELEGATE"]
     delegates = [n for n in nodes if n["op_name"] == "DELEGATE"]
@@ -41,26 +83,20 @@ def inspect_tflite(path: Path) -> dict:
             delegated.add(node)
             stack.extend(int(t) for t in by_index[node]["inputs"] if t >= 0)
     not_delegated = Counter(n["op_name"] for n in original if n["index"] not in delegated)
-    return {
-        "ops": dict(sorted(Counter(n["op_name"] for n in original).items())),
-        "nodes": len(original),
-        "xnnpack": {
-            "partitions": len(delegates),
-            "delegated_nodes": len(delegated),
-            "not_delegated": dict(sorted(not_delegated.items())),
-        },
-    }
+    return TfliteFacts(ops=dict(sorted(Counter(n["op_name"] for n in original).items())), nodes=len(original),
+                       xnnpack=XnnpackTake(partitions=len(delegates), delegated_nodes=len(delegated),
+                                           not_delegated=dict(sorted(not_delegated.items()))))
 
 
-def io_details(path: Path) -> dict:
-    """Input/output names, shapes, dtypes and quantization (scale, zero point) as plain JSON."""
+def io_details(path: Path) -> ModelIO:
+    """Input/output names, shapes, dtypes and quantization (scale, zero point)."""
     interpreter = load_interpreter(path, delegates=False)
 
-    def describe(detail):
+    def describe(detail) -> TensorIO:
         scale, zero_point = detail["quantization"]
         quant = {"scale": float(scale), "zero_point": int(zero_point)} if scale else None
-        return {"name": detail["name"], "shape": [int(s) for s in detail["shape"]],
-                "dtype": detail["dtype"].__name__, "quantization": quant}
+        return TensorIO(name=detail["name"], shape=[int(s) for s in detail["shape"]],
+                        dtype=detail["dtype"].__name__, quantization=quant)
 
-    return {"inputs": [describe(d) for d in interpreter.get_input_details()],
-            "outputs": [describe(d) for d in interpreter.get_output_details()]}
+    return ModelIO(inputs=[describe(d) for d in interpreter.get_input_details()],
+                   outputs=[describe(d) for d in interpreter.get_output_details()])

@@ -132,11 +132,46 @@ def dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
     return ((y.astype(np.float32) - zero_point) * scale).astype(np.float32)
 
 
-def accuracy(logits: np.ndarray, labels: list[int] | np.ndarray, k: int = 5) -> dict:
+@dataclass(frozen=True)
+class Accuracy:
+    top1: float
+    top5: float
+    samples: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AccuracyRow:
+    """One model's accuracy in a table, its top-1 delta and agreement with the table's reference (the first row)."""
+
+    artifact: str  # "pytorch" or the manifest's artifact name
+    accuracy: Accuracy
+    delta_top1: float
+    top1_agreement: float | None = None  # None for the reference itself
+
+    def to_dict(self) -> dict:
+        agreement = {} if self.top1_agreement is None else {"top1_agreement": self.top1_agreement}
+        return {"artifact": self.artifact, **self.accuracy.to_dict(), **agreement, "delta_top1": self.delta_top1}
+
+
+@dataclass(frozen=True)
+class AccuracyTable:
+    """Every artifact's accuracy on one labelled set (the manifest's and `sdeploy eval`'s `reference` + `rows`)."""
+
+    reference: str
+    rows: list[AccuracyRow]
+
+    def to_dict(self) -> dict:
+        return {"reference": self.reference, "rows": [r.to_dict() for r in self.rows]}
+
+
+def accuracy(logits: np.ndarray, labels: list[int] | np.ndarray) -> Accuracy:
     labels = np.asarray(labels)
-    topk = np.argsort(-logits, axis=1)[:, : min(k, logits.shape[1])]
-    return {"top1": float((topk[:, 0] == labels).mean()), f"top{k}": float((topk == labels[:, None]).any(axis=1).mean()),
-            "samples": int(len(labels))}
+    topk = np.argsort(-logits, axis=1)[:, : min(5, logits.shape[1])]
+    return Accuracy(top1=float((topk[:, 0] == labels).mean()),
+                    top5=float((topk == labels[:, None]).any(axis=1).mean()), samples=int(len(labels)))
 
 
 def run_artifact(path: Path, x: np.ndarray) -> np.ndarray:
@@ -150,20 +185,18 @@ def run_artifact(path: Path, x: np.ndarray) -> np.ndarray:
                         "re-export it: the file is damaged or not a model") from None
 
 
-def accuracy_table(folder: Path, artifacts: dict, x: np.ndarray, labels, reference: np.ndarray | None) -> dict:
+def accuracy_table(folder: Path, artifacts: dict, x: np.ndarray, labels,
+                   reference: np.ndarray | None) -> AccuracyTable:
     """Accuracy of every artifact, its delta vs the reference (PyTorch when given, else the first artifact)
     and its top-1 agreement with it."""
-    rows = []
+    scored: list[tuple[str, Accuracy, float | None]] = []
     if reference is not None:
-        rows.append({"artifact": "pytorch", **accuracy(reference, labels)})
+        scored.append(("pytorch", accuracy(reference, labels), None))
     for name, art in artifacts.items():
-        path = folder / art["file"]
-        logits = run_artifact(path, x)
+        logits = run_artifact(folder / art["file"], x)
         if reference is None:
             reference = logits
-        row = {"artifact": name, **accuracy(logits, labels)}
-        row["top1_agreement"] = float((logits.argmax(1) == reference.argmax(1)).mean())
-        rows.append(row)
-    for row in rows:
-        row["delta_top1"] = row["top1"] - rows[0]["top1"]
-    return {"reference": rows[0]["artifact"], "rows": rows}
+        scored.append((name, accuracy(logits, labels), float((logits.argmax(1) == reference.argmax(1)).mean())))
+    base = scored[0][1].top1
+    return AccuracyTable(reference=scored[0][0], rows=[AccuracyRow(name, acc, acc.top1 - base, agreement)
+                                                       for name, acc, agreement in scored])
