@@ -41,7 +41,8 @@ import numpy as np
 from ..bench.results import ResultsDocument
 from ..devices.machine import MachineFacts
 from ..errors import UserError
-from .predictor import FEATURES, SCHEMA, UNIT_SCALE, Evaluation, OpModel, Predictor, Regression, Scale, TrainedOn
+from .predictor import FEATURES, UNIT_SCALE, Evaluation, OpModel, Predictor, Regression, Scale, TrainedOn
+from .predictor import SCHEMA  # noqa: F401  (predict.SCHEMA: the version store() writes)
 
 MIN_SAMPLES = 6
 OpRecord = dict[str, Any]  # one op of a sweep document's `models` block (tflite/ops.py OpInfo + time_ms)
