@@ -570,7 +570,7 @@ def test_predict_cli_uses_the_stored_predictor(tmp_path, capsys, monkeypatch):
     from shufflenet_deploy.devices.registry import get_device
 
     with backend_for(get_device("local")) as backend:
-        facts, runtime = backend.device_facts(), backend.runtime_info()
+        facts, runtime = backend.device_facts().to_dict(), backend.runtime_info().to_dict()
     src = tmp_path / "pred.json"
     doc = ResultsDocument.from_dict(synthetic_doc(device="my-laptop"))
     for r in doc.results:

@@ -298,6 +298,5 @@ def _predictor_differences(predictor, device_name: str, devices_file) -> list[st
 
     profile = get_device(device_name, devices_file)
     with backend_for(profile) as backend:
-        facts = backend.device_facts()
-        runtime = backend.runtime_info()
-    return pred_mod.differences(predictor, facts, runtime)
+        cpu, runtime = backend.device_facts(), backend.runtime_info()
+    return pred_mod.differences(predictor, cpu.to_dict() if cpu else None, runtime.to_dict() if runtime else None)
