@@ -238,6 +238,15 @@ def test_bench_over_adb_with_fake_device(export_dir, tmp_path, monkeypatch):
         for flag in ("taskset 1 ", "--num_threads=2", "--warmup_runs=1", "--num_runs=5", "--min_secs=0",
                      "--enable_op_profiling=true", "--report_peak_memory_footprint=true"):
             assert flag in cmd, (flag, cmd)
+        # the same typed objects as the Linux runner's: TimedModel per id, OpTimes from the tool's op profile
+        from shufflenet_deploy.bench.backends import backend_for
+        from shufflenet_deploy.bench.op_times import OP_METHOD_ANDROID
+
+        with backend_for(profile) as backend:
+            timed = backend.measure_many({"m": export_dir / "model_fp32.tflite"}, runs=5, warmup=1, rounds=2)
+            ops = backend.op_times(export_dir / "model_fp32.tflite", r, tmp_path, threads=1)
+        assert timed["m"].id == "m" and len(timed["m"].times_ms) == 2 and timed["m"].median_ms > 0
+        assert ops.op_method == OP_METHOD_ANDROID and ops.overhead_ms == 0.0 and ops.ops
     assert (r.device, r.model, r.precision, r.threads, r.source) == ("phone", "tiny_net", "fp32", 2, "benchmark_model")
     assert r.latency_ms["mean"] == pytest.approx(0.0425) and r.latency_ms["min"] == pytest.approx(0.038)
     assert r.init_ms == pytest.approx(1.52) and r.first_inference_ms == pytest.approx(0.12)
