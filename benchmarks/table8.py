@@ -68,10 +68,10 @@ def measure(device: str, rounds: int, log) -> dict:
                                          warmup=2, rounds=rounds, instances=INSTANCES)
         for m in MODELS:
             e = timed[m]
-            if e.get("error"):
-                raise SystemExit(f"{m} {sz(hw)}: {e['error']}")
-            out["models"].setdefault(m, {})[sz(hw)] = {"macs": macs[(m, hw)], "median_ms": e["median_ms"],
-                                                      "min_ms": e["min_ms"], "runs": len(e["times_ms"])}
+            if e.error:
+                raise SystemExit(f"{m} {sz(hw)}: {e.error}")
+            out["models"].setdefault(m, {})[sz(hw)] = {"macs": macs[(m, hw)], "median_ms": e.median_ms,
+                                                      "min_ms": e.min_ms, "runs": len(e.times_ms)}
     return out
 
 

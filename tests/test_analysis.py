@@ -325,12 +325,67 @@ def test_predictor_leave_one_out_on_synthetic_law():
     """Op times proportional to a linear cost -> the per-op regressions recover every model closely."""
     doc = synthetic_doc(k=0.7, seed=4)
     pred = predict.fit(ResultsDocument.from_dict(doc))
-    assert pred["schema"] == predict.SCHEMA and len(pred["evaluation"]) == len(doc["results"])
-    for e in pred["evaluation"]:
-        assert e["lookup_ops"] == 0  # signatures are model-private: leave-one-out can only use the regressions
+    assert pred.schema == predict.SCHEMA and len(pred.evaluation) == len(doc["results"])
+    for e in pred.evaluation:
+        assert e.lookup_ops == 0  # signatures are model-private: leave-one-out can only use the regressions
     scale = predict.fit_scale([(1.0, 2.0), (2.0, 8.0)])  # ratios 2 and 4 -> geometric mean sqrt(8)
-    assert scale == pytest.approx({"a": 8 ** 0.5, "n": 2, "min": 2.0, "max": 4.0})
+    assert (scale.a, scale.n, scale.min, scale.max) == pytest.approx((8 ** 0.5, 2, 2.0, 4.0))
 
+
+
+def _first(table: dict) -> str:
+    return next(iter(table))
+
+
+# (damage to a fitted predictor's JSON, the words its one-line error must hold besides the file's name)
+PREDICTOR_DAMAGE = {
+    "NaN coefficient": (lambda d: d["regression"][_first(d["regression"])]["coef"].__setitem__(1, float("nan")),
+                        ["NaN"]),
+    "negative coefficient": (lambda d: d["regression"][_first(d["regression"])]["coef"].__setitem__(1, -1.0),
+                             ["coef", "-1.0", "non-negative"]),
+    "negative lookup time": (lambda d: d["lookup"].__setitem__(_first(d["lookup"]), -0.5),
+                             ["lookup", "-0.5", "expected"]),
+    "zero scale": (lambda d: d["correction"]["fp32"].__setitem__("a", 0), ["correction", "a is 0", "positive"]),
+    "scale is text": (lambda d: d["correction"]["fp32"].__setitem__("a", "1.1"), ["a is '1.1'", "positive"]),
+    "threads is text": (lambda d: d.__setitem__("threads", "one"), ["threads is 'one'", "whole number"]),
+    "regression missing": (lambda d: d.pop("regression"), ["regression is missing"]),
+    "evaluation not a list": (lambda d: d.__setitem__("evaluation", {}), ["evaluation is {}", "a list"]),
+    "trained_on time missing": (lambda d: d["trained_on"][0].pop("measured_ms"),
+                                ["trained_on[0]", "measured_ms is missing"]),
+    "other schema": (lambda d: d.__setitem__("schema", "sdeploy-predictor/9"), ["sdeploy-predictor/9"]),
+    "not JSON": (None, ["not valid JSON"]),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(PREDICTOR_DAMAGE))
+def test_a_damaged_predictor_file_is_one_line_naming_the_file_and_field(tmp_path, damage):
+    path = tmp_path / "predictor-local.json"
+    predict.save_predictor(predict.fit(ResultsDocument.from_dict(synthetic_doc())), path)
+    assert predict.load_predictor(path) == predict.load_predictor(path)  # the intact file reads
+    spoil, words = PREDICTOR_DAMAGE[damage]
+    if spoil is None:
+        path.write_bytes(b'{"schema": "sdeploy-predictor/3", "lookup": {')
+    else:
+        data = json.loads(path.read_text())
+        spoil(data)
+        path.write_text(json.dumps(data))
+    with pytest.raises(UserError) as err:
+        predict.load_predictor(path)
+    line = err.value.one_line()
+    assert "\n" not in line and str(path) in line and all(w in line for w in words), line
+
+
+def test_a_fitted_predictor_round_trips_and_the_committed_one_still_reads(tmp_path):
+    pred = predict.fit(ResultsDocument.from_dict(synthetic_doc()))
+    predict.save_predictor(pred, tmp_path / "p.json")
+    assert predict.load_predictor(tmp_path / "p.json") == pred
+    committed = predict.load_predictor(REPO / "benchmarks/results/gap_report/sweep/predictor-local.json")
+    assert committed.machine is not None and committed.lowered and committed.model.correction["fp32"].n == 13
+    # a NaN that never went through a file (a predictor built in memory) is refused by the same reader
+    data = pred.to_dict()
+    data["correction"]["fp32"]["a"] = float("nan")
+    with pytest.raises(UserError, match=r"correction\['fp32'\]: a is nan, expected a positive"):
+        predict.Predictor.from_dict(data, "in memory")
 
 # ------------------------------------------------------------------------------------- runner --many, cutter
 def test_runner_many_times_every_model_in_one_process(tmp_path, tiny_tflite):
@@ -416,9 +471,9 @@ def test_zero_pad_feeding_only_a_conv_is_counted_as_folded(tmp_path, precision):
     assert pads == [(0, conv_after_first), (2, None), (4, None)]
     as_dicts = [o.to_dict() for o in infos]
     assert [op_times.in_graph_ms(o, 0.5, 0.1) for o in as_dicts if o["op"] == "PAD"] == [0.0, 0.4, 0.4]
-    model = {"lookup": {}, "regression": {f"{precision}|*|*": {"coef": [0.25, 0, 0, 0], "n": 9}}}
-    assert predict.op_sum(model, precision, as_dicts) == (0.25 * (len(infos) - 1), {
-        "lookup": 0, "regression": len(infos) - 1, "fused": 1, "none": 0})
+    model = predict.OpModel({}, {f"{precision}|*|*": predict.Regression((0.25, 0, 0, 0), 9)})
+    assert predict.op_sum(model, precision, as_dicts) == (0.25 * (len(infos) - 1), predict.PathCounts(
+        lookup=0, regression=len(infos) - 1, fused=1, none=0))
 
 
 # ------------------------------------------------------------------------------------------------ real sweeps
@@ -474,7 +529,7 @@ def test_tiny_sweep_resume_predictor_report_and_cutter(tmp_path, capsys):
             assert {"grouped_conv", "depthwise_conv", "shuffle"} <= {o["group"] for o in ops}
 
     pred = predict.load_predictor(out / "predictor-local.json")
-    assert len(pred["evaluation"]) == 4 and pred["lookup"]
+    assert len(pred.evaluation) == 4 and pred.model.lookup
     # a swept model's ops all come from the lookup: each signature's median over the models it appeared in
     times: dict[str, dict[str, float]] = {}
     for k, entry in doc["models"].items():
@@ -483,8 +538,8 @@ def test_tiny_sweep_resume_predictor_report_and_cutter(tmp_path, capsys):
     key = f"{TINY[1]}@32"
     ops = doc["models"][key]["precisions"]["fp32"]["ops"]
     res = predict.predict_ops(pred, "fp32", ops)
-    assert res["paths"]["regression"] == 0
-    assert res["op_sum_ms"] == pytest.approx(sum(float(np.median(list(times[o["signature"]].values()))) for o in ops))
+    assert res.paths.regression == 0
+    assert res.op_sum_ms == pytest.approx(sum(float(np.median(list(times[o["signature"]].values()))) for o in ops))
     assert any(len(v) == 2 for v in times.values())  # the stem is shared by g=3 and g=8
 
     rep = tmp_path / "report"
@@ -515,7 +570,7 @@ def test_predict_cli_uses_the_stored_predictor(tmp_path, capsys, monkeypatch):
     from shufflenet_deploy.devices.registry import get_device
 
     with backend_for(get_device("local")) as backend:
-        facts, runtime = backend.device_facts(), backend.runtime_info()
+        facts, runtime = backend.device_facts().to_dict(), backend.runtime_info().to_dict()
     src = tmp_path / "pred.json"
     doc = ResultsDocument.from_dict(synthetic_doc(device="my-laptop"))
     for r in doc.results:

@@ -396,9 +396,9 @@ def test_harness_end_to_end(tmp_path, shell):
     assert good.warnings == [] and int(good.before["epoch"]) > 0
     cpus = [k for k in good.before if re.fullmatch(r"cpu\d+_governor", k)]
     assert cpus and set(cpus) <= set(good.after)  # recorded before and after (values may be NA in containers)
-    cond = good.conditions("before")
+    cond = good.conditions("before").to_dict()
     assert set(cond) == {"freq_khz", "governor", "temp_c"}
-    assert isinstance(compare_conditions(cond, good.conditions("after")), list)
+    assert isinstance(compare_conditions(cond, good.conditions("after").to_dict()), list)
 
 
 def test_harness_without_taskset_falls_back(tmp_path):
@@ -435,10 +435,10 @@ def test_harness_conditions_and_truncation():
     text = fixture("harness_synthetic.txt")
     ok, cut = parse_harness_output(text)
     before, after = ok.conditions("before"), ok.conditions("after")
-    assert before["freq_khz"] == {"cpu0": 1800000, "cpu4": 2400000}
-    assert before["temp_c"] == {"zone0:cpu-0-0-usr": 41.5, "zone1:battery": 30.0}
-    assert after["temp_c"]["zone0:cpu-0-0-usr"] == 49.0
-    warnings = compare_conditions(before, after)
+    assert before.freq_khz == {"cpu0": 1800000, "cpu4": 2400000}
+    assert before.temp_c == {"zone0:cpu-0-0-usr": 41.5, "zone1:battery": 30.0}
+    assert after.temp_c["zone0:cpu-0-0-usr"] == 49.0
+    warnings = compare_conditions(before.to_dict(), after.to_dict())
     assert any(w.startswith("cpu4 frequency changed 2400000 -> 1700000") for w in warnings)
     assert any(w.startswith("zone0:cpu-0-0-usr temperature changed 41.5 -> 49.0") for w in warnings)
     assert not any("cpu0" in w or "battery" in w for w in warnings)

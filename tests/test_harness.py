@@ -238,6 +238,15 @@ def test_bench_over_adb_with_fake_device(export_dir, tmp_path, monkeypatch):
         for flag in ("taskset 1 ", "--num_threads=2", "--warmup_runs=1", "--num_runs=5", "--min_secs=0",
                      "--enable_op_profiling=true", "--report_peak_memory_footprint=true"):
             assert flag in cmd, (flag, cmd)
+        # the same typed objects as the Linux runner's: TimedModel per id, OpTimes from the tool's op profile
+        from shufflenet_deploy.bench.backends import backend_for
+        from shufflenet_deploy.bench.op_times import OP_METHOD_ANDROID
+
+        with backend_for(profile) as backend:
+            timed = backend.measure_many({"m": export_dir / "model_fp32.tflite"}, runs=5, warmup=1, rounds=2)
+            ops = backend.op_times(export_dir / "model_fp32.tflite", r, tmp_path, threads=1)
+        assert timed["m"].id == "m" and len(timed["m"].times_ms) == 2 and timed["m"].median_ms > 0
+        assert ops.op_method == OP_METHOD_ANDROID and ops.overhead_ms == 0.0 and ops.ops
     assert (r.device, r.model, r.precision, r.threads, r.source) == ("phone", "tiny_net", "fp32", 2, "benchmark_model")
     assert r.latency_ms["mean"] == pytest.approx(0.0425) and r.latency_ms["min"] == pytest.approx(0.038)
     assert r.init_ms == pytest.approx(1.52) and r.first_inference_ms == pytest.approx(0.12)
@@ -292,3 +301,50 @@ def test_ssh_connection_dropped_mid_run_keeps_partial_results(export_dir, tmp_pa
         bench_artifact(export_dir / "model_fp32.tflite", profile, progress=progress, timeout=60, **FAST)
     assert "did not finish" not in err.value.message  # a drop, not a timeout
     assert [(r.threads, r.partial, r.transport) for r in err.value.results] == [(1, True, "ssh")]
+
+
+# ------------------------------------------------------------------------------ the runner's reply, on the host
+def _reply() -> dict:
+    return {"schema": "sdeploy-runner/1", "times_ms": [1.0, 1.2, 1.1], "first_inference_ms": 3.0, "init_ms": 5.0,
+            "runtime": {"name": "ai_edge_litert", "version": "2.1.0"}, "cpu": {"affinity": [0, 1]},
+            "conditions": {"before": None, "after": None}, "instances": 1, "machine": "aarch64"}
+
+
+REPLY_DAMAGE = {  # a device's runner.py reply spoilt; the words of the one DeviceError line besides the device
+    "text time": (lambda r: r.__setitem__("times_ms", [1.0, "fast"]), "times_ms is 'fast'"),
+    "NaN time": (lambda r: r.__setitem__("times_ms", [float("nan")]), "times_ms is nan"),
+    "negative time": (lambda r: r.__setitem__("times_ms", [1.0, -2.0]), "times_ms is -2.0"),
+    "times not a list": (lambda r: r.__setitem__("times_ms", "1.0"), "times_ms is '1.0', expected a list"),
+    "no times": (lambda r: r.__setitem__("times_ms", []), "has no run times"),
+    "no runtime": (lambda r: r.pop("runtime"), "runtime is missing"),
+    "text init time": (lambda r: r.__setitem__("init_ms", "5"), "init_ms is '5'"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(REPLY_DAMAGE))
+def test_a_bad_runner_reply_is_one_device_error_not_a_traceback(damage):
+    from shufflenet_deploy.bench.runner_backend import parse_reply
+    from shufflenet_deploy.errors import DeviceError
+
+    trial = parse_reply(_reply(), "pi", "m.tflite")
+    assert trial.times_ms == (1.0, 1.2, 1.1) and trial.runtime.name == "ai_edge_litert" and trial.affinity == [0, 1]
+    reply = _reply()
+    spoil, words = REPLY_DAMAGE[damage]
+    spoil(reply)
+    with pytest.raises(DeviceError) as err:
+        parse_reply(reply, "pi", "m.tflite")
+    line = err.value.one_line()
+    assert "\n" not in line and line.startswith("pi: the runner's reply for m.tflite") and words in line, line
+    assert err.value.exit_code == 3
+
+
+def test_a_bad_entry_of_a_many_reply_is_one_device_error():
+    from shufflenet_deploy.bench.runner_backend import parse_many_entry
+    from shufflenet_deploy.errors import DeviceError
+
+    ok = parse_many_entry({"id": "conv", "times_ms": [0.5, 0.6], "median_ms": 0.55, "error": None}, "pi")
+    assert (ok.id, ok.median_ms, ok.error) == ("conv", 0.55, None)
+    failed = parse_many_entry({"id": "junk", "times_ms": [], "median_ms": None, "error": "cannot load"}, "pi")
+    assert failed.median_ms is None and failed.error == "cannot load"
+    with pytest.raises(DeviceError, match=r"median_ms is 'slow'"):
+        parse_many_entry({"id": "conv", "times_ms": [0.5], "median_ms": "slow"}, "pi")

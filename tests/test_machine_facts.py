@@ -88,7 +88,7 @@ def test_peak_cache_is_used_only_on_the_machine_that_measured_it(tmp_path, monke
              ("matmul_64x1024x1024", "fp32"): 7.0, ("matmul_64x1024x1024", "int8"): 3.0}
     peak_cache.store("pi", machine(PI5), RUNTIME, 1, peak_records("pi", 1, timed))
     found, why = peak_cache.lookup("pi", machine(PI5), RUNTIME, 1)
-    assert len(found) == 4 and why is None and all(r["machine"]["cpu"] == machine(PI5).cpu for r in found)
+    assert len(found) == 4 and why is None and all(r.machine.cpu == machine(PI5).cpu for r in found)
     # another board under the same name: nothing found, and the reason names the ISA difference
     found, why = peak_cache.lookup("pi", machine(PI4), RUNTIME, 1)
     assert found == [] and "another machine" in why and "dotprod" in why
@@ -103,7 +103,7 @@ def test_peak_cache_is_used_only_on_the_machine_that_measured_it(tmp_path, monke
 
 def _records(tmp_path) -> list[dict]:
     timed = {("conv1x1_56x56x256x256", "fp32"): 20.0, ("matmul_64x1024x1024", "fp32"): 7.0}
-    return [{**r, "runtime": "ai_edge_litert 2.1.0", "machine": machine(PI5).to_dict()}
+    return [{**r.to_dict(), "runtime": "ai_edge_litert 2.1.0", "machine": machine(PI5).to_dict()}
             for r in peak_records("pi", 1, timed)]
 
 
@@ -132,7 +132,8 @@ def test_a_damaged_peak_cache_is_re_measured_never_a_traceback(tmp_path, monkeyp
     found, why = peak_cache.lookup("pi", machine(PI5), RUNTIME, 1)
     assert found == [] and why.startswith("the cached peak is not usable"), why
     if damage not in ("fifo", "folder"):  # a fresh measurement replaces what we could not read
-        peak_cache.store("pi", machine(PI5), RUNTIME, 1, _records(tmp_path))
+        timed = {("conv1x1_56x56x256x256", "fp32"): 20.0, ("matmul_64x1024x1024", "fp32"): 7.0}
+        peak_cache.store("pi", machine(PI5), RUNTIME, 1, peak_records("pi", 1, timed))
         assert len(peak_cache.lookup("pi", machine(PI5), RUNTIME, 1)[0]) == 2
 
 

@@ -140,7 +140,9 @@ class FakeBackend:
 
     def measure_many(self, files, *, threads=1, runs=20, warmup=3, rounds=1, instances=1, progress=None):
         self.calls.append({"ids": sorted(files), "runs": runs, "rounds": rounds, "instances": instances})
-        return {i: {"median_ms": 1.0 + n} for n, i in enumerate(files)}
+        from shufflenet_deploy.bench.raw import TimedModel
+
+        return {i: TimedModel(i, median_ms=1.0 + n) for n, i in enumerate(files)}
 
 
 def test_the_peak_kernels_take_the_settings(monkeypatch, tmp_path):
@@ -153,7 +155,7 @@ def test_the_peak_kernels_take_the_settings(monkeypatch, tmp_path):
         backend = FakeBackend()
         records = measure_peak(backend, 1, settings=settings)
         assert [(c["runs"], c["rounds"], c["instances"]) for c in backend.calls] == [expected]
-        assert len(records) == len(peak.KERNELS) * len(PEAK_KERNELS) and all(r["gmacs"] for r in records)
+        assert len(records) == len(peak.KERNELS) * len(PEAK_KERNELS) and all(r.gmacs for r in records)
     backend = FakeBackend()
     peak.time_kernels(backend, 1)  # `sdeploy bench`'s cached peak: the full counts
     assert (backend.calls[0]["runs"], backend.calls[0]["rounds"]) == (FULL.peak_runs, FULL.peak_rounds)

@@ -110,9 +110,9 @@ def macs_of(doc: ResultsDocument, result: BenchResult) -> int | None:
 
 
 def peak_for(doc: ResultsDocument, device: str, precision: str, threads: int) -> float | None:
-    from ..bench.peak import peak_gmacs
+    from ..bench.peak import KernelTiming, peak_gmacs
 
-    return peak_gmacs([p for p in doc.peak if p["device"] == device], precision, threads)
+    return peak_gmacs([KernelTiming.from_dict(p) for p in doc.peak if p["device"] == device], precision, threads)
 
 
 def ops_of(doc: ResultsDocument, result: BenchResult) -> tuple[list[dict], str | None]:
@@ -347,7 +347,7 @@ def device_lines(doc: ResultsDocument) -> list[str]:
         facts = next((r.device_facts for r in results if r.device_facts), None)
         lines.append(f"{device}: {cpu_line(facts)}")
         for row in int8_vs_fp32(results, facts):
-            lines.append(f"{device} {row['model_key']} t={row['threads']}: {row['explanation']}")
+            lines.append(f"{device} {row.model_key} t={row.threads}: {row.explanation}")
     return lines
 
 

@@ -22,29 +22,57 @@
    below to 91% (plain graph, 22 pairs).
 
 Evaluation is leave-one-out: for each model, the lookup, the regressions and the scale are rebuilt without that
-model's ops and latency, then it is predicted. The predictor is stored as JSON per device (schema
-"sdeploy-predictor/3") beside the sweep results and under $SDEPLOY_CACHE/predictors/DEVICE.json.
+model's ops and latency, then it is predicted. The predictor is one typed document (analysis/predictor.py:
+`Predictor`, schema "sdeploy-predictor/3"), stored as JSON per device beside the sweep results and under
+$SDEPLOY_CACHE/predictors/DEVICE.json; `store` writes it, `load_predictor` reads it (strictly).
 
 A predictor is valid on the machine it was fitted on only: it carries that machine's facts (`machine`,
 devices/machine.py: CPU, cores, ISA, runtime, threads), and `differences` says what differs on the device it is
-applied to (`sdeploy predict` refuses then, unless --force-predictor). Files of schema /2 predate the facts:
-they read as fitted on an unknown machine.
+applied to (`sdeploy predict` refuses then, unless --force-predictor).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..bench.results import ResultsDocument
 from ..devices.machine import MachineFacts
 from ..errors import UserError
-from ..validate import is_int, is_number
+from .predictor import FEATURES, UNIT_SCALE, Evaluation, OpModel, Predictor, Regression, Scale, TrainedOn
+from .predictor import SCHEMA  # noqa: F401  (predict.SCHEMA: the version store() writes)
 
-SCHEMA = "sdeploy-predictor/3"
-READS = (SCHEMA, "sdeploy-predictor/2")  # /2: the same predictor without the machine's facts
 MIN_SAMPLES = 6
-FEATURES = ("macs", "in_bytes", "out_bytes")
+OpRecord = dict[str, Any]  # one op of a sweep document's `models` block (tflite/ops.py OpInfo + time_ms)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One model + precision of a sweep with both a latency and per-op times: what a predictor is fitted on."""
+    key: str
+    precision: str
+    measured_ms: float
+    ops: tuple[OpRecord, ...]
+
+
+@dataclass(frozen=True)
+class PathCounts:
+    """How many of a model's ops each prediction path served."""
+    lookup: int = 0
+    regression: int = 0
+    fused: int = 0
+    none: int = 0
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A model's predicted latency: scale x the sum of its op predictions, and how the ops were predicted."""
+    predicted_ms: float
+    op_sum_ms: float
+    paths: PathCounts
+    correction: Scale
 
 
 def default_path(device: str) -> Path:
@@ -53,8 +81,8 @@ def default_path(device: str) -> Path:
     return predictor(device)
 
 
-def samples(doc: ResultsDocument) -> list[dict]:
-    """[{key, precision, measured_ms, ops}] for every model+precision with both a latency and per-op times."""
+def samples(doc: ResultsDocument) -> list[Sample]:
+    """Every model+precision with both a latency and per-op times."""
     latency = {(r.key, r.precision): doc.latency(r) for r in doc.results}
     out = []
     for key, entry in sorted(doc.models.items()):
@@ -63,21 +91,21 @@ def samples(doc: ResultsDocument) -> list[dict]:
             measured = latency.get((key, precision))
             timed = sum(o.get("time_ms") is not None for o in ops)
             if ops and measured and timed >= 0.9 * len(ops):  # ops that failed alone fall to the regressions
-                out.append({"key": key, "precision": precision, "measured_ms": measured, "ops": ops})
+                out.append(Sample(key, precision, measured, tuple(ops)))
     return out
 
 
-def _features(op: dict) -> list[float]:
+def _features(op: OpRecord) -> list[float]:
     return [1.0] + [float(op.get(f) or 0) for f in FEATURES]
 
 
-def _regression_keys(precision: str, op: dict) -> list[str]:
+def _regression_keys(precision: str, op: OpRecord) -> list[str]:
     kernel = "x".join(map(str, op.get("kernel") or [])) or "-"
     return [f"{precision}|{op['op']}|{op['group']}|{kernel}", f"{precision}|{op['op']}|{op['group']}",
             f"{precision}|*|{op['group']}", f"{precision}|*|*"]
 
 
-def _is_fused(op: dict) -> bool:
+def _is_fused(op: OpRecord) -> bool:
     return op.get("fused_into") is not None
 
 
@@ -96,130 +124,120 @@ def _fit_nnls(rows: list[list[float]], y: list[float]) -> list[float]:
     return (coef / scale).tolist()
 
 
-def fit_ops(sample_list: list[dict]) -> dict:
-    """Lookup table + regressions from the given samples' per-op times."""
+def fit_ops(sample_list: list[Sample]) -> OpModel:
+    """Lookup table + regressions from the given samples' per-op times (no scales yet: `_build` adds them)."""
     by_sig: dict[str, list[float]] = {}
     reg_data: dict[str, tuple[list, list]] = {}
     seen: set[tuple[str, str]] = set()
     for s in sample_list:
-        for op in s["ops"]:
+        for op in s.ops:
             if op.get("time_ms") is None or _is_fused(op):
                 continue
-            sig = f"{s['precision']}|{op['signature']}"
+            sig = f"{s.precision}|{op['signature']}"
             by_sig.setdefault(sig, []).append(op["time_ms"])
-            if (sig, s["key"]) in seen:
+            if (sig, s.key) in seen:
                 continue
-            seen.add((sig, s["key"]))
-            for key in _regression_keys(s["precision"], op):
+            seen.add((sig, s.key))
+            for key in _regression_keys(s.precision, op):
                 rows, y = reg_data.setdefault(key, ([], []))
                 rows.append(_features(op))
                 y.append(op["time_ms"])
     lookup = {sig: float(np.median(v)) for sig, v in by_sig.items()}
-    regression = {key: {"coef": _fit_nnls(rows, y), "n": len(y)} for key, (rows, y) in reg_data.items()
+    regression = {key: Regression(tuple(_fit_nnls(rows, y)), len(y)) for key, (rows, y) in reg_data.items()
                   if len(y) >= MIN_SAMPLES or key.endswith("|*|*")}
-    return {"lookup": lookup, "regression": regression}
+    return OpModel(lookup, regression)
 
 
-def op_time(model: dict, precision: str, op: dict) -> tuple[float, str]:
+def op_time(model: OpModel, precision: str, op: OpRecord) -> tuple[float, str]:
     """(predicted in-isolation time of one op, which path served it: fused / lookup / regression / none)."""
     if _is_fused(op):
         return 0.0, "fused"
-    measured = model["lookup"].get(f"{precision}|{op.get('signature')}")
+    measured = model.lookup.get(f"{precision}|{op.get('signature')}")
     if measured is not None:
         return measured, "lookup"
     for key in _regression_keys(precision, op):
-        reg = model["regression"].get(key)
+        reg = model.regression.get(key)
         if reg:
-            return max(0.0, float(np.dot(reg["coef"], _features(op)))), "regression"
+            return max(0.0, float(np.dot(reg.coef, _features(op)))), "regression"
     return 0.0, "none"
 
 
-def op_sum(model: dict, precision: str, ops: list[dict]) -> tuple[float, dict]:
+def op_sum(model: OpModel, precision: str, ops: list[OpRecord]) -> tuple[float, PathCounts]:
     """Sum of per-op predictions and how many ops each path served."""
     total, used = 0.0, {"lookup": 0, "regression": 0, "fused": 0, "none": 0}
     for op in ops:
         t, path = op_time(model, precision, op)
         total += t
         used[path] += 1
-    return total, used
+    return total, PathCounts(**used)
 
 
-def fit_scale(points: list[tuple[float, float]]) -> dict:
-    """[(sum of op predictions, measured ms)] -> {a: geometric mean of measured/sum, spread, n}."""
+def fit_scale(points: list[tuple[float, float]]) -> Scale:
+    """[(sum of op predictions, measured ms)] -> the geometric mean of measured/sum, its spread and count."""
     ratios = np.array([m / s for s, m in points if s > 0 and m > 0], dtype=np.float64)
     if not ratios.size:
-        return {"a": 1.0, "n": 0, "min": None, "max": None}
-    return {"a": float(np.exp(np.log(ratios).mean())), "n": int(ratios.size), "min": float(ratios.min()),
-            "max": float(ratios.max())}
+        return UNIT_SCALE
+    return Scale(float(np.exp(np.log(ratios).mean())), int(ratios.size), float(ratios.min()), float(ratios.max()))
 
 
-def _build(sample_list: list[dict]) -> dict:
+def _build(sample_list: list[Sample]) -> OpModel:
     model = fit_ops(sample_list)
-    model["correction"] = {
-        precision: fit_scale([(op_sum(model, precision, s["ops"])[0], s["measured_ms"])
-                              for s in sample_list if s["precision"] == precision])
-        for precision in sorted({s["precision"] for s in sample_list})}
-    return model
+    return replace(model, correction={
+        precision: fit_scale([(op_sum(model, precision, list(s.ops))[0], s.measured_ms)
+                              for s in sample_list if s.precision == precision])
+        for precision in sorted({s.precision for s in sample_list})})
 
 
-def predict_ops(model: dict, precision: str, ops: list[dict]) -> dict:
+def predict_ops(model: OpModel | Predictor, precision: str, ops: list[OpRecord]) -> Prediction:
+    """The latency of a model with these ops (a fitted predictor, or a bare op model)."""
+    model = model.model if isinstance(model, Predictor) else model
     total, used = op_sum(model, precision, ops)
-    corr = model["correction"].get(precision) or {"a": 1.0, "n": 0}
-    return {"predicted_ms": corr["a"] * total, "op_sum_ms": total, "paths": used, "correction": corr}
+    corr = model.correction.get(precision) or UNIT_SCALE
+    return Prediction(corr.a * total, total, used, corr)
 
 
-def evaluate_loo(doc: ResultsDocument) -> list[dict]:
+def evaluate_loo(doc: ResultsDocument) -> list[Evaluation]:
     """Leave-one-out: each model predicted by a predictor built from the other models only."""
     all_samples = samples(doc)
     out = []
     for i, s in enumerate(all_samples):
-        rest = [t for j, t in enumerate(all_samples) if j != i and t["key"] != s["key"]]
-        if not any(t["precision"] == s["precision"] for t in rest):
+        rest = [t for j, t in enumerate(all_samples) if j != i and t.key != s.key]
+        if not any(t.precision == s.precision for t in rest):
             continue
-        pred = predict_ops(_build(rest), s["precision"], s["ops"])
-        out.append({"key": s["key"], "precision": s["precision"], "measured_ms": s["measured_ms"],
-                    "predicted_ms": pred["predicted_ms"], "error": pred["predicted_ms"] / s["measured_ms"] - 1,
-                    "lookup_ops": pred["paths"]["lookup"], "regression_ops": pred["paths"]["regression"]})
+        pred = predict_ops(_build(rest), s.precision, list(s.ops))
+        out.append(Evaluation(s.key, s.precision, s.measured_ms, pred.predicted_ms,
+                              pred.predicted_ms / s.measured_ms - 1, pred.paths.lookup, pred.paths.regression))
     return out
 
 
-def fit(doc: ResultsDocument) -> dict:
+def fit(doc: ResultsDocument) -> Predictor:
     """The device's predictor from a sweep document (+ its leave-one-out evaluation, run once, stored with it)."""
     all_samples = samples(doc)
     if not all_samples:
         raise UserError("the results hold no per-op timings to fit a predictor on", "run `sdeploy sweep` first")
     devices = {r.device for r in doc.results}
-    model = _build(all_samples)
     evaluation = evaluate_loo(doc)
-    within = [abs(e["error"]) <= 0.10 for e in evaluation]
-    machine = fitted_on(doc)
-    return {"schema": SCHEMA, "device": sorted(devices)[0] if devices else None,
-            "threads": doc.sweep.get("threads"), "graph": doc.sweep.get("graph"),
-            "machine": machine.to_dict() if machine else None,
-            "trained_on": [
-                {"key": s["key"], "precision": s["precision"], "measured_ms": s["measured_ms"]} for s in all_samples],
-            **model, "evaluation": evaluation,
-            "within_10pct": (sum(within) / len(within)) if within else None}
+    within = [abs(e.error) <= 0.10 for e in evaluation]
+    return Predictor(device=sorted(devices)[0] if devices else None, threads=doc.sweep.get("threads"),
+                     graph=doc.sweep.get("graph"), machine=fitted_on(doc), model=_build(all_samples),
+                     trained_on=tuple(TrainedOn(s.key, s.precision, s.measured_ms) for s in all_samples),
+                     evaluation=tuple(evaluation), within_10pct=(sum(within) / len(within)) if within else None)
 
 
-def graph_is_lowered(pred: dict) -> bool:
-    """Was the predictor fitted on sdeploy's lowered graph (the default) or onnx2tf's plain one?"""
-    return not str(pred.get("graph") or "lowered").startswith("onnx2tf")
-
-
-def store(pred: dict, outdir: Path) -> Path:
+def store(pred: Predictor, outdir: Path) -> Path:
     """Keep a fitted predictor beside its sweep (OUTDIR/predictor-DEVICE.json, where `sdeploy report` finds it)
     and as the device's default for `sdeploy predict` (default_path)."""
-    path = Path(outdir) / f"predictor-{pred['device']}.json"
+    path = Path(outdir) / f"predictor-{pred.device}.json"
     save_predictor(pred, path)
-    save_predictor(pred, default_path(pred["device"]))
+    save_predictor(pred, default_path(pred.device))
     return path
 
 
-def save_predictor(pred: dict, path: Path) -> None:
+def save_predictor(pred: Predictor, path: Path) -> None:
+    """The predictor's one writer."""
     from ..fileio import write_json
 
-    write_json(Path(path), pred)
+    write_json(Path(path), pred.to_dict())
 
 
 def fitted_on(doc: ResultsDocument) -> MachineFacts | None:
@@ -231,17 +249,11 @@ def fitted_on(doc: ResultsDocument) -> MachineFacts | None:
     return None
 
 
-def machine(pred: dict) -> MachineFacts | None:
-    """The machine a loaded predictor was fitted on (validated by load_predictor); None when it does not say."""
-    data = pred.get("machine")
-    return MachineFacts.from_dict(data, "predictor") if data is not None else None
-
-
-def differences(pred: dict, facts: dict | None, runtime: dict | None) -> list[str]:
+def differences(pred: Predictor, facts: dict | None, runtime: dict | None) -> list[str]:
     """Why this predictor does not hold on a device with these CPU facts and runtime ([] when it does). The thread
     count is the predictor's own (a prediction is for the threads it was fitted at), so only the machine and the
     runtime are compared; an unrecorded side is a difference (nothing says the numbers hold)."""
-    fitted = machine(pred)
+    fitted = pred.machine
     if fitted is None:
         return ["the predictor does not record the machine it was fitted on (an older sdeploy, or a device "
                 "without a readable /proc/cpuinfo)"]
@@ -252,9 +264,8 @@ def differences(pred: dict, facts: dict | None, runtime: dict | None) -> list[st
     return fitted.differences(here)
 
 
-def load_predictor(path: Path, device: str | None = None) -> dict:
-    """Read a predictor strictly: schema, and every number the prediction multiplies is finite and non-negative
-    (a NaN coefficient would predict "0.000 ms"); one UserError naming the file and the field otherwise."""
+def load_predictor(path: Path, device: str | None = None) -> Predictor:
+    """The predictor's one reader (strict: analysis/predictor.py); one UserError naming the file otherwise."""
     from ..fileio import read_json_bounded
 
     path = Path(path)
@@ -262,52 +273,4 @@ def load_predictor(path: Path, device: str | None = None) -> dict:
         fit_hint = f"sdeploy sweep --device {device}" if device else "sdeploy sweep --device NAME"
         raise UserError(f"no predictor at {path}" + (f": none has been fitted for {device!r} yet" if device else ""),
                         f"fit one with `{fit_hint}` (it stores the device's predictor), or pass --predictor FILE")
-    data = read_json_bounded(path, what="predictor")
-    if not isinstance(data, dict) or data.get("schema") not in READS:
-        schema = data.get("schema") if isinstance(data, dict) else None
-        raise UserError(f"{path} has schema {schema!r}, this sdeploy reads {SCHEMA!r}", "re-run the sweep")
-    _validate(data, str(path))
-    return data
-
-
-def _validate(data: dict, where: str) -> None:
-    def bad(field: str, why: str):
-        return UserError(f"{where}: predictor field {field!r} {why}",
-                         "the file is damaged or was edited; re-run `sdeploy sweep` to fit it again")
-
-    def number(v, *, positive=False) -> bool:
-        return is_number(v) and (v > 0 if positive else v >= 0)
-
-    if not isinstance(data.get("device"), (str, type(None))):
-        raise bad("device", "is not a name")
-    threads = data.get("threads")
-    if threads is not None and not (is_int(threads) and threads > 0):
-        raise bad("threads", f"is {threads!r}, not a thread count")
-    lookup = data.get("lookup")
-    if not isinstance(lookup, dict) or not all(isinstance(k, str) and number(v) for k, v in lookup.items()):
-        raise bad("lookup", "is not a table of op signatures to non-negative times")
-    regression = data.get("regression")
-    if not isinstance(regression, dict) or not regression:
-        raise bad("regression", "is missing or empty")
-    for key, reg in regression.items():
-        coef = reg.get("coef") if isinstance(reg, dict) else None
-        if not (isinstance(coef, list) and len(coef) == 1 + len(FEATURES) and all(number(c) for c in coef)):
-            raise bad("regression", f"entry {key!r} has coefficients {coef!r} (four non-negative numbers)")
-    correction = data.get("correction")
-    if not isinstance(correction, dict) or not correction:
-        raise bad("correction", "is missing or empty")
-    for precision, corr in correction.items():
-        if not (isinstance(corr, dict) and number(corr.get("a"), positive=True) and corr["a"] < 100):
-            raise bad("correction", f"for {precision!r} has scale {(corr or {}).get('a')!r} (a positive number)")
-    for t in data.get("trained_on") or []:
-        if not (isinstance(t, dict) and isinstance(t.get("key"), str) and number(t.get("measured_ms"), positive=True)):
-            raise bad("trained_on", f"holds {t!r}")
-    for e in data.get("evaluation") or []:
-        if not (isinstance(e, dict) and number(e.get("measured_ms"), positive=True)
-                and number(e.get("predicted_ms")) and is_number(e.get("error"))):
-            raise bad("evaluation", f"holds {e!r}")
-    within = data.get("within_10pct")
-    if within is not None and not (number(within) and within <= 1):
-        raise bad("within_10pct", f"is {within!r}, not a fraction")
-    if data.get("machine") is not None:
-        MachineFacts.from_dict(data["machine"], where)
+    return Predictor.from_dict(read_json_bounded(path, what="predictor"), str(path))

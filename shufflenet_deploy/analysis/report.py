@@ -160,13 +160,13 @@ def predictor_evaluations(docs) -> dict[str, list[dict]]:
     for device in docs.devices:
         stored = [path for source in docs.device_sources.get(device, [])
                   if (path := Path(source).parent / f"predictor-{device}.json").exists()]
-        evaluation = [e for path in stored for e in predict.load_predictor(path).get("evaluation") or []]
+        evaluation = [e for path in stored for e in predict.load_predictor(path).evaluation]
         if not stored:
             try:
-                evaluation = predict.fit(docs.by_device[device])["evaluation"]
+                evaluation = list(predict.fit(docs.by_device[device]).evaluation)
             except UserError:  # no per-op timings (a plain `sdeploy bench` result): no predictor section
                 evaluation = []
-        out[device] = [{**e, "device": device} for e in evaluation]
+        out[device] = [{**e.to_dict(), "device": device} for e in evaluation]  # gap.py's rows are dicts yet
     return out
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..bench.results import ResultsDocument, read_document, write_document
 from ..bench.settings import FULL, MeasureSettings
@@ -29,6 +29,10 @@ from ..manifest import Manifest, model_key
 from ..sizes import to_json
 from ..paths import opcut
 from .export_cache import export_cached, tool_versions
+
+if TYPE_CHECKING:
+    from ..bench.peak import KernelTiming
+    from ..bench.raw import TimedModel
 
 DEFAULT_MODELS = (
     "shufflenet_v1_g1_1.0x", "shufflenet_v1_g2_1.0x", "shufflenet_v1_g3_1.0x", "shufflenet_v1_g4_1.0x",
@@ -111,9 +115,9 @@ def _run_sweep(device: str, *, devices_file: str | None = None, models: list[str
 
             from ..devices.cpuinfo import cpus_of
 
-            cpus = cpus_of(backend.device_facts(), cores, profile.name)
+            cpus = cpus_of(_facts(backend), cores, profile.name)
             backend.profile = dataclasses.replace(backend.profile, affinity=",".join(map(str, cpus)))
-        _same_machine(doc, backend.device_facts(), outdir)
+        _same_machine(doc, _facts(backend), outdir)
         presets = _presets_used(doc, settings)
         doc.sweep = {"device": profile.name, "transport": profile.transport, "threads": threads,
                      "runs": settings.runs, "preset": settings.preset, "measure": settings.to_dict(),
@@ -262,7 +266,7 @@ def _sweep_model(doc, backend, outdir, source: Source, precisions, threads, opti
         doc.put(result)
         entry["precisions"][precision] = {"file": art.file, "sha256": art.sha256,
                                           "xnnpack": art.entry.get("xnnpack"), "op_histogram": art.entry.get("ops"),
-                                          **op_data}
+                                          **op_data.to_dict()}
         save_doc(outdir, doc)
         if on_model_done:
             on_model_done(key, precision)
@@ -283,6 +287,12 @@ def _same_machine(doc: ResultsDocument, facts: dict | None, outdir: Path) -> Non
                         + "; ".join(differs), "sweep into another -o folder")
 
 
+def _facts(backend) -> dict | None:
+    """The device's CPU facts in the form results record them (BenchResult.device_facts)."""
+    cpu = backend.device_facts()
+    return cpu.to_dict() if cpu else None
+
+
 def _peak(backend, threads: int, progress: Progress, settings: MeasureSettings) -> tuple[list[dict], str]:
     """(the peak records, where they come from). This machine's cached peak (bench/peak_cache.py: same CPU facts,
     runtime and threads) when it has one: measured once per machine, so a sweep and a bench on it divide by the
@@ -292,25 +302,25 @@ def _peak(backend, threads: int, progress: Progress, settings: MeasureSettings) 
     from ..devices.cpuinfo import cpus_of
     from ..devices.machine import MachineFacts
 
-    runtime, facts = backend.runtime_info(), backend.device_facts()
+    rt, facts = backend.runtime_info(), _facts(backend)
+    runtime = rt.to_dict() if rt else None
     # the cores a bench result records: its pinning, else every core the device has (what an unpinned runner gets)
     cpus = backend.profile.affinity_cpus() or (cpus_of(facts, "all") if (facts or {}).get("clusters") else None)
     machine = MachineFacts.of(facts, runtime, threads, cpus)
     found, why_not = peak_cache.lookup(backend.profile.name, machine, runtime, threads)
     if found:
         progress("peak: this machine's cached peak kernels (same CPU, runtime and threads)")
-        return [{k: r[k] for k in ("device", "precision", "threads", "kernel", "macs", "median_ms", "gmacs")}
-                for r in found], "cache"
+        return [r.timing().to_dict() for r in found], "cache"
     if why_not:
         progress(f"re-measuring the peak: {why_not}")
     records = measure_peak(backend, threads, progress, settings)
     if settings.preset == "full":
         peak_cache.store(backend.profile.name, machine, runtime, threads, records)
-    return records, f"measured by this sweep ({settings.preset} preset)"
+    return [r.to_dict() for r in records], f"measured by this sweep ({settings.preset} preset)"
 
 
 def measure_peak(backend, threads: int, progress: Progress = lambda m: None,
-                 settings: MeasureSettings = FULL) -> list[dict]:
+                 settings: MeasureSettings = FULL) -> list["KernelTiming"]:
     """The device's peak compute (bench/peak.py kernels), timed side by side in one runner process."""
     from ..bench.peak import time_kernels
 
@@ -350,7 +360,7 @@ def interleaved_pass(doc: ResultsDocument, backend, threads: int, precisions: tu
                                  progress=progress)
     doc.interleaved = {"threads": threads, "rounds": rounds, "runs_per_round": runs, "instances": instances,
                        "created": now_iso(),
-                       "latency_ms": {k: v.get("median_ms") for k, v in sorted(timed.items()) if v.get("median_ms")}}
+                       "latency_ms": {k: v.median_ms for k, v in sorted(timed.items()) if v.median_ms}}
     if backend.measures_peak:  # the single-op method: re-time every model's ops side by side too
         retime_ops(doc, backend, threads, progress, settings)
 
@@ -388,15 +398,19 @@ def retime_ops(doc: ResultsDocument, backend, threads: int, progress: Progress,
     timed = backend.measure_many(files, threads=threads, runs=settings.retime_runs, warmup=2,
                                  rounds=settings.retime_rounds, instances=settings.retime_instances, progress=progress)
     for data, precision, dtype in where:
-        overhead = timed.get(f"{precision}|__overhead__{dtype}", {}).get("median_ms")
+        overhead = _median(timed, f"{precision}|__overhead__{dtype}")
         if overhead is None:
             continue
         data["overhead_ms"] = overhead
         for op in data["ops"]:
-            raw = timed.get(f"{precision}|{op['signature']}", {}).get("median_ms")
+            raw = _median(timed, f"{precision}|{op['signature']}")
             if raw is not None:
                 op["raw_ms"], op["time_ms"] = raw, in_graph_ms(op, raw, overhead)
         data["op_retimed"] = "all models' distinct ops re-timed together in one runner process at the sweep's end"
+
+
+def _median(timed: dict[str, "TimedModel"], ident: str) -> float | None:
+    return timed[ident].median_ms if ident in timed else None
 
 
 def _skip(doc: ResultsDocument, key, name, size, precision, reason, progress) -> None:

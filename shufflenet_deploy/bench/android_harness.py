@@ -15,6 +15,17 @@ from .benchmark_model_run import BenchmarkModelRun
 _MARKER = re.compile(r"^### sdeploy-([\w-]+)\s?(.*)$")
 
 
+@dataclass(frozen=True)
+class PhoneState:
+    """The phone's state at one moment of a block, as stats.compare_conditions compares it (its `to_dict`)."""
+    freq_khz: dict[str, int]  # cpuN -> current frequency
+    governor: dict[str, str]  # cpuN -> cpufreq governor
+    temp_c: dict[str, float]  # zoneN[:type] -> degrees Celsius
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {"freq_khz": dict(self.freq_khz), "governor": dict(self.governor), "temp_c": dict(self.temp_c)}
+
+
 @dataclass
 class HarnessRecord:
     """One model's block from run_benchmarks.sh: its markers plus the parsed benchmark_model output."""
@@ -28,8 +39,8 @@ class HarnessRecord:
     command: str | None = None
     warnings: list[str] = field(default_factory=list)
 
-    def conditions(self, when: str) -> dict[str, dict]:
-        """State as stats.compare_conditions wants it: freq_khz/governor per cpu, temp_c per zone."""
+    def conditions(self, when: str) -> PhoneState:
+        """The state before or after the model's run: freq_khz/governor per cpu, temp_c per zone."""
         state = self.before if when == "before" else self.after
         out: dict[str, dict] = {"freq_khz": {}, "governor": {}, "temp_c": {}}
         for key, value in state.items():
@@ -45,11 +56,11 @@ class HarnessRecord:
                 temp = temp / 1000.0 if abs(temp) >= 1000 else temp  # sysfs: millidegrees on most devices
                 zone_type = state.get(f"zone{m.group(1)}_type", "NA")
                 out["temp_c"][f"zone{m.group(1)}" + (f":{zone_type}" if zone_type != "NA" else "")] = temp
-        return out
+        return PhoneState(out["freq_khz"], out["governor"], out["temp_c"])
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["conditions"] = {"before": self.conditions("before"), "after": self.conditions("after")}
+        d["conditions"] = {"before": self.conditions("before").to_dict(), "after": self.conditions("after").to_dict()}
         return d
 
 

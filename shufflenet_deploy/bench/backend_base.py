@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..devices.registry import DeviceProfile
 from ..errors import DeviceError, UserError
 from ..fileio import safe_component, sha256
 from . import stats
 from .artifacts import ModelArtifact
+from .raw import ArtifactInfo, LatencySummary, RawTrial, Runtime, TimedModel, TrialSpread
 from .results import BenchResult
 
 _FACTS_MARK = "### sdeploy-cpufreq"
@@ -19,6 +20,10 @@ _FACTS_SCRIPT = ("cat /proc/cpuinfo 2>/dev/null; echo '" + _FACTS_MARK + "'; "
                  "for f in /sys/devices/system/cpu/cpu[0-9]*/cpufreq/cpuinfo_max_freq; do "
                  "[ -r \"$f\" ] && echo \"$f $(cat \"$f\")\"; done; true")
 Progress = Callable[[str], None]
+
+if TYPE_CHECKING:
+    from ..devices.cpuinfo import CpuFacts
+    from .op_times import OpTimes
 
 
 class BenchInterrupted(DeviceError):
@@ -29,8 +34,8 @@ class BenchInterrupted(DeviceError):
         self.results = results or []
 
 
-def artifact_info(path: Path, known_sha256: str | None = None) -> dict:
-    return {"file": Path(path).name, "sha256": known_sha256 or sha256(path), "size_bytes": Path(path).stat().st_size}
+def artifact_info(path: Path, known_sha256: str | None = None) -> ArtifactInfo:
+    return ArtifactInfo(Path(path).name, known_sha256 or sha256(path), Path(path).stat().st_size)
 
 
 class Backend:
@@ -116,18 +121,20 @@ class Backend:
         """Check what can be checked before connecting (e.g. that a local binary exists)."""
 
     def measure(self, m: ModelArtifact, threads: int, *, runs: int, warmup: int, min_seconds: float = 0,
-                instances: int = 1, input: Path | None = None, save_dir: Path | None = None) -> dict:
+                instances: int = 1, input: Path | None = None, save_dir: Path | None = None) -> RawTrial:
+        """One trial of one model (the same type from every backend; result() reads it)."""
         raise NotImplementedError
 
-    def result(self, m: ModelArtifact, threads: int, reports: list[dict], *, runs: int, warmup: int) -> BenchResult:
+    def result(self, m: ModelArtifact, threads: int, reports: list[RawTrial], *, runs: int,
+               warmup: int) -> BenchResult:
         raise NotImplementedError
 
     def measure_many(self, files: dict[str, Path], *, threads: int = 1, runs: int = 20, warmup: int = 3,
-                     rounds: int = 1, instances: int = 1, progress: Progress | None = None) -> dict[str, dict]:
+                     rounds: int = 1, instances: int = 1, progress: Progress | None = None) -> dict[str, TimedModel]:
         raise NotImplementedError
 
     def op_times(self, tflite: Path, result: BenchResult, workdir: Path, *, threads: int, runs: int = 15,
-                 rounds: int = 3, progress: Progress | None = None) -> dict:
+                 rounds: int = 3, progress: Progress | None = None) -> "OpTimes":
         raise NotImplementedError
 
     def onnxruntime_version(self) -> str | None:
@@ -137,11 +144,11 @@ class Backend:
     def probe_runtime(self) -> tuple[str, str]:
         raise NotImplementedError
 
-    def runtime_info(self) -> dict | None:
-        """{name, version} of the runtime measurements would use, where it can be asked without measuring."""
+    def runtime_info(self) -> Runtime | None:
+        """The runtime measurements would use, where it can be asked without measuring."""
         return None
 
-    def device_facts(self) -> dict | None:
+    def device_facts(self) -> "CpuFacts | None":
         """The device's CPU facts (devices/cpuinfo.py): core names, clusters, the ISA features that decide
         XNNPACK's kernels. Read the same way on every transport, once per session; None when the device has no
         /proc/cpuinfo."""
@@ -162,7 +169,7 @@ class Backend:
             cpu = path.split("/cpu/cpu")[-1].split("/")[0] if "/cpu/cpu" in path else ""
             if cpu.isdigit() and khz.isdigit():
                 sysfs[int(cpu)] = {"max_khz": int(khz)}
-        self._memo["facts"] = parse_cpuinfo(text, sysfs=sysfs).to_dict()
+        self._memo["facts"] = parse_cpuinfo(text, sysfs=sysfs)
         return self._memo["facts"]
 
     def _attach_model(self, result: BenchResult, m: ModelArtifact) -> BenchResult:
@@ -184,20 +191,19 @@ def remote_name(name: str) -> str:
     return f"{Path(safe).stem}-{digest}{Path(safe).suffix}"
 
 
-def summarize_trials(reports: list[dict]) -> dict:
-    """Percentiles over every run of every trial; with several trials, also how much the trial medians agree."""
-    out = latency_from_stats(stats.summarize([t for r in reports for t in r["times_ms"]]))
-    if len(reports) > 1:
-        trials = stats.merge_trials([r["times_ms"] for r in reports])
-        out["warnings"] += trials.warnings
-        out["stable"] = out["stable"] and trials.stable
-        out["trials"] = {"medians": trials.trial_medians, "median_of_medians": trials.median_of_medians,
-                         "spread_pct": trials.spread_pct}
-    return out
+def summarize_trials(times: list[list[float]]) -> LatencySummary:
+    """Percentiles over every run of every trial (one list of run times per trial); with several trials, also how
+    much the trial medians agree."""
+    out = latency_from_stats(stats.summarize([t for trial in times for t in trial]))
+    if len(times) <= 1:
+        return out
+    trials = stats.merge_trials([list(trial) for trial in times])
+    return LatencySummary(out.latency_ms, out.warnings + tuple(trials.warnings), out.stable and trials.stable,
+                          TrialSpread(tuple(trials.trial_medians), trials.median_of_medians, trials.spread_pct))
 
 
-def latency_from_stats(s) -> dict:
+def latency_from_stats(s: stats.LatencyStats) -> LatencySummary:
     """stats.LatencyStats -> the JSON `latency_ms` block (+ its warnings and stability verdict)."""
     latency = {k: getattr(s, k) for k in ("p50", "p90", "p99", "mean", "std", "min", "max", "cv")}
     latency["median_ci"] = [s.median_ci_low, s.median_ci_high]
-    return {"latency_ms": latency, "warnings": list(s.warnings), "stable": s.stable}
+    return LatencySummary(latency, tuple(s.warnings), s.stable)

@@ -6,10 +6,10 @@
   output (bench/benchmark_model.py).
 
 Both offer, over one transport session held until `close()`:
-    measure(model, threads, ...)      one measurement (a trial) -> the backend's raw report
-    result(model, threads, reports)   the trials of one (model, threads) -> a BenchResult
-    measure_many({id: file}, ...)     many models timed side by side -> {id: {median_ms, times_ms, error}}
-    op_times(file, result, ...)       per-op time (bench/op_times.py: single-op models, or the op profile)
+    measure(model, threads, ...)      one measurement (a trial) -> a RawTrial (bench/raw.py, both backends)
+    result(model, threads, trials)    the trials of one (model, threads) -> a BenchResult
+    measure_many({id: file}, ...)     many models timed side by side -> {id: TimedModel}
+    op_times(file, result, ...)       per-op time -> OpTimes (bench/op_times.py: single-op models, or the profile)
     probe_runtime()                   (status, detail) for `sdeploy devices check`
 A fault of the link (DeviceError) becomes `BenchInterrupted`, so callers can keep what was measured before.
 What both share: bench/backend_base.py; each: bench/runner_backend.py, bench/benchmark_model_backend.py.

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..devices.registry import BENCHMARK_BINARY_HINT, DeviceProfile
 from ..errors import DeviceError, UserError
 from .backend_base import Backend, artifact_info
 from .importer import result_from_benchmark_model
+from .raw import RawTrial, Runtime, TimedModel
 from .results import BenchResult
+
+if TYPE_CHECKING:
+    from .op_times import OpTimes
 
 
 def benchmark_binary(profile: DeviceProfile) -> Path:
@@ -40,7 +45,8 @@ class BenchmarkModelBackend(Backend):
             self.guard(lambda: self.transport.run(["chmod", "755", remote], timeout=60), "chmod")
         return remote
 
-    def measure(self, m, threads, *, runs, warmup, min_seconds=0, instances=1, input=None, save_dir=None) -> dict:
+    def measure(self, m, threads, *, runs, warmup, min_seconds=0, instances=1, input=None,
+                save_dir=None) -> RawTrial:
         from .benchmark_model import parse_benchmark_output
         from .benchmark_model_run import to_bench_schema
 
@@ -65,38 +71,51 @@ class BenchmarkModelBackend(Backend):
         run = parse_benchmark_output(text)
         if run.failed:
             raise DeviceError(f"benchmark_model failed on {self.profile.name} for {m.path.name}: {run.error}")
-        return to_bench_schema(run, device=self.profile.name, model=m.model, precision=m.precision, threads=threads)
+        record = to_bench_schema(run, device=self.profile.name, model=m.model, precision=m.precision,
+                                 threads=threads)
+        return RawTrial(runtime=Runtime(record["runtime"]), tool_latency_ms=record["latency_ms"],
+                        runs=record["runs"], first_inference_ms=record["first_inference_ms"],
+                        init_ms=record["init_ms"], peak_rss_mb=record["peak_rss_mb"],
+                        op_profile=record["op_profile"], op_summary=record["op_summary"],
+                        notes=tuple(record["notes"]))
 
-    def result(self, m, threads, reports, *, runs, warmup) -> BenchResult:
-        data = dict(reports[-1])
-        data.update(device=self.profile.name, model=m.model, precision=m.precision, threads=threads,
-                    warmup=warmup, transport="adb")
+    def result(self, m, threads, reports: list[RawTrial], *, runs, warmup) -> BenchResult:
+        last = reports[-1]
+        data = {"device": self.profile.name, "model": m.model, "precision": m.precision, "threads": threads,
+                "warmup": warmup, "transport": "adb", "runtime": last.runtime.to_dict(),
+                "latency_ms": dict(last.tool_latency_ms or {}), "runs": last.runs,
+                "first_inference_ms": last.first_inference_ms, "init_ms": last.init_ms,
+                "peak_rss_mb": last.peak_rss_mb, "op_profile": last.op_profile, "op_summary": last.op_summary,
+                "notes": list(last.notes)}
         if self.profile.affinity:
             data["affinity"] = self.profile.affinity_cpus()
-        result = result_from_benchmark_model(data, artifact=artifact_info(m.path, m.sha256))
+        result = result_from_benchmark_model(data, artifact=artifact_info(m.path, m.sha256).to_dict())
         result.trials = len(reports)
         if len(reports) > 1:
             result.warnings.append(f"{len(reports)} trials on Android: only the last trial is reported")
         return self._attach_model(result, m)
 
-    def measure_many(self, files, *, threads=1, runs=20, warmup=3, rounds=1, instances=1, progress=None):
+    def measure_many(self, files, *, threads=1, runs=20, warmup=3, rounds=1, instances=1,
+                     progress=None) -> dict[str, TimedModel]:
         """benchmark_model times one model per process: the models are measured one after another, `rounds`
         times each in turn, and each id gets the median of its rounds' averages."""
         from .artifacts import guess_from_name
 
-        out: dict[str, dict] = {}
+        times: dict[str, list[float | None]] = {ident: [] for ident in files}
         for _ in range(rounds):
             for ident, path in files.items():
                 (progress or self.say)(f"timing {ident}")
-                report = self.measure(guess_from_name(Path(path)), threads, runs=runs, warmup=warmup)
-                out.setdefault(ident, {"id": ident, "times_ms": [], "error": None})["times_ms"].append(
-                    (report.get("latency_ms") or {}).get("p50") or (report.get("latency_ms") or {}).get("mean"))
-        for entry in out.values():
-            values = sorted(t for t in entry["times_ms"] if t is not None)
-            entry["median_ms"] = values[len(values) // 2] if values else None
+                latency = self.measure(guess_from_name(Path(path)), threads, runs=runs,
+                                       warmup=warmup).tool_latency_ms or {}
+                times[ident].append(latency.get("p50") or latency.get("mean"))
+        out = {}
+        for ident, per_round in times.items():
+            values = sorted(t for t in per_round if t is not None)
+            out[ident] = TimedModel(ident, tuple(values), values[len(values) // 2] if values else None,
+                                    min_ms=values[0] if values else None)
         return out
 
-    def op_times(self, tflite, result, workdir, *, threads, runs=15, rounds=3, progress=None) -> dict:
+    def op_times(self, tflite, result, workdir, *, threads, runs=15, rounds=3, progress=None) -> "OpTimes":
         from .op_times import android_op_times
 
         return android_op_times(result.op_profile or [], tflite)

@@ -73,7 +73,8 @@ def _cpu_check(text: str, profile: DeviceProfile) -> Check:
 
 def _facts_check(backend) -> Check:
     """Core names per cluster and the ISA features that decide XNNPACK's kernels (devices/cpuinfo.py)."""
-    facts = backend.device_facts()
+    cpu = backend.device_facts()
+    facts = cpu.to_dict() if cpu else None
     if not facts or facts.get("arch") == "unknown":
         return Check("warn", "cpu facts", "no /proc/cpuinfo the parser recognises: core names and ISA unknown")
     from ..devices.cpuinfo import summary

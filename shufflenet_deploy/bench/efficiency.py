@@ -10,20 +10,35 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..precisions import peak_precision
 from . import peak_cache
-from .peak import peak_gmacs, time_kernels
+from .peak import KernelTiming, peak_gmacs, time_kernels
 from .results import BenchResult
 
 
-def measure_peaks(backend, machine, runtime: dict | None, threads: int, progress=lambda m: None) -> list[dict]:
+@dataclass(frozen=True)
+class Int8Speedup:
+    """One model at one thread count measured in both fp32 and int8: the measured and the promised speedup."""
+    model_key: str
+    threads: int
+    fp32_ms: float | None
+    int8_ms: float | None
+    speedup: float | None  # fp32 / int8 latency
+    peak_speedup: float | None  # the device's int8 / fp32 peak kernels
+    explanation: str
+
+
+def measure_peaks(backend, machine, runtime: dict | None, threads: int,
+                  progress=lambda m: None) -> list[KernelTiming]:
     """Time the peak kernels on the device (one process, interleaved) and cache them with the machine's facts."""
     records = time_kernels(backend, threads, progress)
     peak_cache.store(backend.profile.name, machine, runtime, threads, records)
     return records
 
 
-def attach(results: list[BenchResult], peaks: dict[int, list[dict]], missing: str | None = None) -> None:
+def attach(results: list[BenchResult], peaks: dict[int, list[KernelTiming]], missing: str | None = None) -> None:
     """Fill macs-derived fields: gmacs_per_s, peak_gmacs, peak_fraction (or peak_missing_reason)."""
     for r in results:
         p50 = (r.latency_ms or {}).get("p50")
@@ -42,7 +57,7 @@ def attach(results: list[BenchResult], peaks: dict[int, list[dict]], missing: st
             r.peak_missing_reason = None
 
 
-def int8_vs_fp32(results: list[BenchResult], facts: dict | None = None) -> list[dict]:
+def int8_vs_fp32(results: list[BenchResult], facts: dict | None = None) -> list[Int8Speedup]:
     """One row per (model key, threads) measured in both fp32 and int8: measured and theoretical speedup."""
     by = {(r.key, r.threads, r.precision): r for r in results}
     out = []
@@ -52,9 +67,8 @@ def int8_vs_fp32(results: list[BenchResult], facts: dict | None = None) -> list[
             continue
         a, b = (f32.latency_ms or {}).get("p50"), (i8.latency_ms or {}).get("p50")
         theory = (i8.peak_gmacs / f32.peak_gmacs) if i8.peak_gmacs and f32.peak_gmacs else None
-        out.append({"model_key": key, "threads": threads, "fp32_ms": a, "int8_ms": b,
-                    "speedup": a / b if a and b else None, "peak_speedup": theory,
-                    "explanation": explain_int8(facts, a / b if a and b else None, theory)})
+        speedup = a / b if a and b else None
+        out.append(Int8Speedup(key, threads, a, b, speedup, theory, explain_int8(facts, speedup, theory)))
     return out
 
 

@@ -67,7 +67,8 @@ def bench_artifact(artifact: Path, profile: DeviceProfile, *, threads: list[int]
     failed: list[str] = []  # models the device could not run: the others' results are kept
     m = t = None
     try:
-        facts = backend.device_facts()
+        cpu = backend.device_facts()
+        facts = cpu.to_dict() if cpu else None  # the form a result records (BenchResult.device_facts)
         if cores:
             from ..devices.cpuinfo import cpus_of
 
@@ -104,7 +105,7 @@ def bench_artifact(artifact: Path, profile: DeviceProfile, *, threads: list[int]
                 if op_profile and m.precision not in ONNX_ROWS:  # per-op times cut single ops out of a .tflite
                     say(f"{m.model} {m.precision} threads={t}: per-op times")
                     results[-1].op_times = backend.op_times(m.path, results[-1], _opcut_dir(m), threads=t,
-                                                            progress=say)
+                                                            progress=say).to_dict()
     except BenchInterrupted as err:
         if reports:  # some trials of the interrupted combination finished
             results.append(backend.result(m, t, reports, runs=runs, warmup=warmup))
@@ -172,7 +173,8 @@ def _explain(results: list[BenchResult], facts: dict | None, backend, peak: str,
         machine = MachineFacts.of(facts, runtime, threads, cpus)
         found, why_not = [], None
         if peak != "measure":
-            found, why_not = peak_cache.lookup(backend.profile.name, machine, runtime, threads)
+            cached, why_not = peak_cache.lookup(backend.profile.name, machine, runtime, threads)
+            found = [r.timing() for r in cached]
         if not found and peak in ("auto", "measure"):
             if why_not:
                 say(f"re-measuring the peak: {why_not}")

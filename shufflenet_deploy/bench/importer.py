@@ -43,7 +43,8 @@ def import_benchmark_output(text: str, *, device: str | None = None, model: str 
 
     device = device or "unknown"
     if "### sdeploy-begin" in text:
-        items = [(rec.run, rec.model, {"before": rec.conditions("before"), "after": rec.conditions("after")},
+        items = [(rec.run, rec.model, {"before": rec.conditions("before").to_dict(),
+                                       "after": rec.conditions("after").to_dict()},
                   rec.warnings, "android_harness") for rec in parse_harness_output(text)]
     else:
         items = [(run, None, None, [], "benchmark_model") for run in parse_many(text)]

@@ -4,12 +4,33 @@ Linux devices (`single_op_times`): each distinct op signature is cut into a sing
 all are timed in ONE runner invocation (`runner.py --many`, interleaved rounds), minus the invoke overhead of a
 trivial one-op model. A zero PAD that XNNPACK folds into the next conv counts 0 (`in_graph_ms`; its alone-time is
 kept as raw_ms). Android (`android_op_times`): benchmark_model's own op profile (--enable_op_profiling), mapped to
-the model's ops. Both return {op_method, overhead_ms, ops: [tflite/ops.py OpInfo dicts + time_ms]}.
+the model's ops. Both return `OpTimes`, stored in documents as {op_method, overhead_ms, ops: [tflite/ops.py OpInfo
+dicts + time_ms]} (its `to_dict`: a BenchResult's `op_times`, a sweep's per-precision entry).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
+
+from .raw import TimedModel
+
+OpRecord = dict[str, Any]  # one op as documents store it: tflite/ops.py OpInfo.to_dict() + raw_ms/time_ms/error
+
+
+@dataclass(frozen=True)
+class OpTimes:
+    """A model's per-op times by one method (OP_METHOD_SINGLE or OP_METHOD_ANDROID)."""
+    op_method: str
+    overhead_ms: float  # the invoke overhead subtracted from each single-op time (0 for benchmark_model's profile)
+    ops: list[OpRecord]
+    distinct_ops: int | None = None  # single-op models cut (one per distinct signature)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"op_method": self.op_method, "overhead_ms": self.overhead_ms, "ops": self.ops}
+        if self.distinct_ops is not None:
+            out["distinct_ops"] = self.distinct_ops
+        return out
 
 OP_METHOD_SINGLE = ("single-op models cut from the real TFLite file (flatbuffer rewrite, one per distinct op "
                     "signature), timed together in one runner process (--many, interleaved rounds; at the sweep's "
@@ -28,8 +49,9 @@ def op_dtype(ops) -> str:
     return "int8" if any(first_input(o) and first_input(o)[1] == "int8" for o in ops) else "float32"
 
 
-def single_op_times(measure_many: Callable[..., dict], tflite: Path, workdir: Path, *, threads: int,
-                    runs: int = 15, rounds: int = 3, progress: Callable[[str], None] = lambda m: None) -> dict:
+def single_op_times(measure_many: Callable[..., dict[str, TimedModel]], tflite: Path, workdir: Path, *,
+                    threads: int, runs: int = 15, rounds: int = 3,
+                    progress: Callable[[str], None] = lambda m: None) -> OpTimes:
     """Per-op timings of `tflite` by the single-op method, timed with a backend's `measure_many`."""
     from ..tflite import opcut
 
@@ -37,15 +59,14 @@ def single_op_times(measure_many: Callable[..., dict], tflite: Path, workdir: Pa
     dtype = op_dtype(ops)
     ids = {"__overhead__": opcut.overhead_model(workdir / f"overhead_{dtype}.tflite", dtype), **files}
     timed = measure_many(ids, threads=threads, runs=runs, warmup=3, rounds=rounds, progress=progress)
-    overhead = timed["__overhead__"].get("median_ms") or 0.0
+    overhead = timed["__overhead__"].median_ms or 0.0
     out = []
     for op in ops:
-        entry = timed.get(op.signature) or {}
-        raw = entry.get("median_ms")
+        entry = timed.get(op.signature) or TimedModel(op.signature)
         op_dict = op.to_dict()
-        out.append({**op_dict, "raw_ms": raw, "time_ms": in_graph_ms(op_dict, raw, overhead),
-                    "error": entry.get("error")})
-    return {"op_method": OP_METHOD_SINGLE, "overhead_ms": overhead, "distinct_ops": len(files), "ops": out}
+        out.append({**op_dict, "raw_ms": entry.median_ms, "time_ms": in_graph_ms(op_dict, entry.median_ms, overhead),
+                    "error": entry.error})
+    return OpTimes(OP_METHOD_SINGLE, overhead, out, len(files))
 
 
 def in_graph_ms(op: dict, raw_ms: float | None, overhead_ms: float) -> float | None:
@@ -64,8 +85,8 @@ _XNN_GROUPS = (("depthwise convolution", "depthwise_conv"), ("convolution", "con
                ("add", "concat_add"), ("convert", "quant"), ("quantize", "quant"))
 
 
-def android_op_times(op_profile: list[dict], tflite: Path) -> dict:
-    """benchmark_model's run-order op profile -> the same {ops: [...]} shape, op by op where it can be mapped.
+def android_op_times(op_profile: list[dict[str, Any]], tflite: Path) -> OpTimes:
+    """benchmark_model's run-order op profile -> the same OpTimes, op by op where it can be mapped.
 
     Builtin rows (CONV_2D, TRANSPOSE, ...) map in order onto the model's ops of that type; XNNPACK rows
     ("Convolution (NHWC, F32) GEMM", ...) map in order onto the model's convolutions, other XNNPACK rows by
@@ -103,4 +124,4 @@ def android_op_times(op_profile: list[dict], tflite: Path) -> dict:
                           "out_bytes": 0, "signature": None})
         else:
             target["time_ms"] = (target.get("time_ms") or 0.0) + row["avg_ms"]
-    return {"op_method": OP_METHOD_ANDROID, "overhead_ms": 0.0, "ops": ops + extra}
+    return OpTimes(OP_METHOD_ANDROID, 0.0, ops + extra)

@@ -4,11 +4,14 @@ Two large, cache-friendly-enough kernels per precision, written without TensorFl
 with only the base install builds its own) and timed on the device with runner.py (`--many`): a 1x1 convolution (56x56x256 -> 256, 205.5 M MACs) and a matmul as
 FULLY_CONNECTED (64 x 1024 x 1024, 67.1 M MACs). fp32, and full-integer int8 with int8 input/output. The peak of
 a precision is the faster of its two kernels, in GMAC/s (1 MAC = 1 multiply-add), at the sweep's thread count.
-Stored in the sweep's results as `peak` records: {device, precision, threads, kernel, macs, median_ms, gmacs}.
+In memory one `KernelTiming` per kernel and precision; stored in the sweep's results as `peak` records (its
+`to_dict`): {device, precision, threads, kernel, macs, median_ms, gmacs}.
 """
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from ..fileio import atomic_path
 from ..precisions import PEAK_KERNELS
@@ -20,6 +23,27 @@ KERNELS = {  # name: (kind, input shape, output channels)
 }
 KERNEL_MACS = {"conv1x1_56x56x256x256": 56 * 56 * 256 * 256, "matmul_64x1024x1024": 64 * 1024 * 1024}
 BUILD = "build1"  # bump when tflite/build.py writes different kernels: the cache key
+
+
+@dataclass(frozen=True)
+class KernelTiming:
+    """One peak kernel timed at one precision and thread count; gmacs is None when it did not run."""
+    device: str
+    precision: str
+    threads: int
+    kernel: str
+    macs: int
+    median_ms: float | None
+    gmacs: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "KernelTiming":
+        """A `peak` record of a results document (checked by results.ResultsDocument.from_dict)."""
+        return cls(data.get("device") or "", data["precision"], data["threads"], data.get("kernel") or "",
+                   data.get("macs") or 0, data.get("median_ms"), data.get("gmacs"))
 
 
 def build_kernel(kernel: str, precision: str, path: Path, seed: int = 0) -> Path:
@@ -42,7 +66,8 @@ def build_all(folder: Path) -> dict[tuple[str, str], Path]:
     return {(k, p): build_kernel(k, p, folder / f"peak_{k}_{p}.tflite") for k in KERNELS for p in PEAK_KERNELS}
 
 
-def time_kernels(backend, threads: int, progress=lambda m: None, settings: MeasureSettings = FULL) -> list[dict]:
+def time_kernels(backend, threads: int, progress=lambda m: None,
+                 settings: MeasureSettings = FULL) -> list[KernelTiming]:
     """Build the kernels (cached) and time them on the backend's device side by side -> `peak` records.
 
     `settings` (bench/settings.py): peak_runs x peak_rounds on peak_instances interpreters per kernel; `sdeploy
@@ -54,21 +79,20 @@ def time_kernels(backend, threads: int, progress=lambda m: None, settings: Measu
     ids = {f"{k}|{p}": path for (k, p), path in files.items()}
     timed = backend.measure_many(ids, threads=threads, runs=settings.peak_runs, warmup=3, rounds=settings.peak_rounds,
                                  instances=settings.peak_instances, progress=progress)
-    return peak_records(backend.profile.name, threads, {tuple(i.split("|")): timed[i].get("median_ms") for i in ids})
+    return peak_records(backend.profile.name, threads, {tuple(i.split("|")): timed[i].median_ms for i in ids})
 
 
-def peak_records(device: str, threads: int, timings: dict[tuple[str, str], float | None]) -> list[dict]:
-    """{(kernel, precision): median ms} -> `peak` records (one per kernel and precision)."""
+def peak_records(device: str, threads: int, timings: dict[tuple[str, str], float | None]) -> list[KernelTiming]:
+    """{(kernel, precision): median ms} -> one KernelTiming per kernel and precision."""
     out = []
     for (kernel, precision), ms in sorted(timings.items()):
         gmacs = KERNEL_MACS[kernel] / (ms * 1e-3) / 1e9 if ms else None
-        out.append({"device": device, "precision": precision, "threads": threads, "kernel": kernel,
-                    "macs": KERNEL_MACS[kernel], "median_ms": ms, "gmacs": gmacs})
+        out.append(KernelTiming(device, precision, threads, kernel, KERNEL_MACS[kernel], ms, gmacs))
     return out
 
 
-def peak_gmacs(records: list[dict], precision: str, threads: int | None = None) -> float | None:
+def peak_gmacs(records: list[KernelTiming], precision: str, threads: int | None = None) -> float | None:
     """The precision's peak (best kernel) from `peak` records, or None when none was measured."""
-    values = [r["gmacs"] for r in records or [] if r.get("precision") == precision and r.get("gmacs")
-              and (threads is None or r.get("threads") == threads)]
+    values = [r.gmacs for r in records or [] if r.precision == precision and r.gmacs
+              and (threads is None or r.threads == threads)]
     return max(values) if values else None

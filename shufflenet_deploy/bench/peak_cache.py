@@ -16,7 +16,7 @@ from ..errors import UserError
 from ..fileio import read_json_bounded, write_json
 from ..validate import is_int, is_number
 from ..precisions import PEAK_KERNELS
-from .peak import KERNEL_MACS
+from .peak import KERNEL_MACS, KernelTiming
 
 SCHEMA = "sdeploy-peaks/1"
 
@@ -39,6 +39,11 @@ class PeakRecord:
     gmacs: float
     runtime: str | None
     machine: MachineFacts
+
+    def timing(self) -> KernelTiming:
+        """The kernel's timing without where it ran (what a bench row and a sweep's `peak` block hold)."""
+        return KernelTiming(self.device, self.precision, self.threads, self.kernel, self.macs, self.median_ms,
+                            self.gmacs)
 
     def to_dict(self) -> dict:
         """bench/peak.py's record shape (what results documents and peak_gmacs read) + runtime and machine."""
@@ -102,7 +107,7 @@ class PeakCache:
 
 
 def lookup(device: str, machine: MachineFacts | None, runtime: dict | None,
-           threads: int) -> tuple[list[dict], str | None]:
+           threads: int) -> tuple[list[PeakRecord], str | None]:
     """(the cached peak records valid on this machine, runtime and thread count, why none are when so).
 
     The reason is said to the user when the caller re-measures: "measured on another machine (CPU ... vs ...)",
@@ -122,10 +127,11 @@ def lookup(device: str, machine: MachineFacts | None, runtime: dict | None,
     differs = mine[0].machine.differences(machine)
     if differs:
         return [], f"the cached peak of {device} was measured on another machine ({'; '.join(differs)})"
-    return [r.to_dict() for r in mine], None
+    return mine, None
 
 
-def store(device: str, machine: MachineFacts | None, runtime: dict | None, threads: int, records: list[dict]) -> None:
+def store(device: str, machine: MachineFacts | None, runtime: dict | None, threads: int,
+          records: list[KernelTiming]) -> None:
     """Replace the cache's records for this runtime and thread count with freshly measured ones (others kept;
     a damaged or older cache is replaced whole). Nothing is cached without machine facts: it could not be checked."""
     if machine is None:
@@ -137,8 +143,8 @@ def store(device: str, machine: MachineFacts | None, runtime: dict | None, threa
         cache = PeakCache(device, [])
     rt = runtime_id(runtime)
     keep = [r for r in cache.records if (r.runtime, r.threads) != (rt, threads)]
-    fresh = [PeakRecord(device, r["precision"], threads, r["kernel"], r["macs"], r["median_ms"], r["gmacs"], rt,
-                        machine) for r in records if r.get("median_ms") and r.get("gmacs")]
+    fresh = [PeakRecord(device, r.precision, threads, r.kernel, r.macs, r.median_ms, r.gmacs, rt, machine)
+             for r in records if r.median_ms and r.gmacs]
     try:
         write_json(path, PeakCache(device, keep + fresh).to_dict())
     except OSError:

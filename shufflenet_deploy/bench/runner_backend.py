@@ -6,13 +6,18 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DeviceError
 from ..fileio import safe_component
 from ..validate import Fields
 from . import stats
 from .backend_base import Backend, artifact_info, summarize_trials
+from .raw import RawTrial, Runtime, TimedModel
 from .results import BenchResult
+
+if TYPE_CHECKING:
+    from .op_times import OpTimes
 
 RUNNER = Path(__file__).resolve().parent.parent / "runner.py"
 INSTANCE_SPREAD_WARN = 0.10
@@ -59,7 +64,8 @@ class RunnerBackend(Backend):
         cpus = self.profile.affinity_cpus()
         return ["--affinity", ",".join(map(str, cpus))] if cpus else []
 
-    def measure(self, m, threads, *, runs, warmup, min_seconds=0, instances=1, input=None, save_dir=None) -> dict:
+    def measure(self, m, threads, *, runs, warmup, min_seconds=0, instances=1, input=None,
+                save_dir=None) -> RawTrial:
         runner = self._runner()
         remote_model = self.push(m.path, m.path.name)
         argv = [*self.profile.python_argv, runner, remote_model, "--threads", str(threads), "--warmup", str(warmup),
@@ -71,16 +77,16 @@ class RunnerBackend(Backend):
         if save_dir is not None:
             argv += ["--save-output", out_name]
         res = self.guard(lambda: self.transport.run(argv, timeout=self.timeout), "running the runner", m, threads)
-        report = self._parse(res, m.path.name)
-        _check_reply(report, self.profile.name, m.path.name)
+        trial = parse_reply(self._parse(res, m.path.name), self.profile.name, m.path.name)
         if save_dir is not None:
             Path(save_dir).mkdir(parents=True, exist_ok=True)
             remote = f"{self.transport.workdir}/{out_name}"
             self.guard(lambda: self.transport.pull(remote, Path(save_dir) / out_name), "pulling the output")
-        return report
+        return trial
 
-    def measure_many(self, files, *, threads=1, runs=20, warmup=3, rounds=1, instances=1, progress=None):
-        """Time {id: .tflite} in one `runner.py --many` call -> {id: runner entry}; instances > 1: that many
+    def measure_many(self, files, *, threads=1, runs=20, warmup=3, rounds=1, instances=1,
+                     progress=None) -> dict[str, TimedModel]:
+        """Time {id: .tflite} in one `runner.py --many` call -> {id: its timing}; instances > 1: that many
         interpreters per model, used in turn over the rounds (a lone interpreter can sit in a slow mode)."""
         runner = self._runner()
         remote = self.push_all([(Path(path), f"m{i:04d}_{Path(path).name}") for i, path in enumerate(files.values())])
@@ -98,12 +104,10 @@ class RunnerBackend(Backend):
         entries = report.get("results")
         if not isinstance(entries, list):
             raise DeviceError(f"{self.profile.name}: the runner's reply for many.json has no results list")
-        for entry in entries:
-            f = _reply_fields(entry, self.profile.name, "many.json")
-            f.numbers("times_ms", positive=True), f.number("median_ms", optional=True, positive=True)
-        return {str(e["id"]): e for e in entries}
+        timed = [parse_many_entry(entry, self.profile.name) for entry in entries]
+        return {t.id: t for t in timed}
 
-    def op_times(self, tflite, result, workdir, *, threads, runs=15, rounds=3, progress=None) -> dict:
+    def op_times(self, tflite, result, workdir, *, threads, runs=15, rounds=3, progress=None) -> "OpTimes":
         from .op_times import single_op_times
 
         return single_op_times(self.measure_many, tflite, workdir, threads=threads, runs=runs, rounds=rounds,
@@ -119,11 +123,13 @@ class RunnerBackend(Backend):
             return None
         return info if isinstance(info, dict) else None
 
-    def runtime_info(self) -> dict | None:
-        """{name, version} of the TFLite runtime the runner would use on the device; None when none runs."""
+    def runtime_info(self) -> Runtime | None:
+        """The TFLite runtime the runner would use on the device; None when none runs."""
         info = self.guard(self._probe, "asking the device's Python for its TFLite runtime")
         rt = (info or {}).get("runtime")
-        return rt if isinstance(rt, dict) and not (info or {}).get("error") else None
+        if not isinstance(rt, dict) or (info or {}).get("error") or not isinstance(rt.get("name"), str):
+            return None
+        return Runtime(rt["name"], rt.get("version") if isinstance(rt.get("version"), str) else None)
 
     def onnxruntime_version(self) -> str | None:
         """ONNX Runtime's version on the device (the runner runs .onnx files with it); None when it has none."""
@@ -171,42 +177,42 @@ class RunnerBackend(Backend):
                               f"{report.get('error') or f'exit {res.returncode}'}")
         return report
 
-    def result(self, m, threads, reports, *, runs, warmup) -> BenchResult:
+    def result(self, m, threads, reports: list[RawTrial], *, runs, warmup) -> BenchResult:
         first, last = reports[0], reports[-1]
-        times = [t for r in reports for t in r["times_ms"]]
-        summary = summarize_trials(reports)
-        conditions = {"before": first["conditions"]["before"], "after": last["conditions"]["after"]}
-        warnings = list(summary.get("warnings", []))
+        times = [t for r in reports for t in r.times_ms]
+        summary = summarize_trials([list(r.times_ms) for r in reports])
+        conditions = {"before": first.conditions_before, "after": last.conditions_after}
+        warnings = list(summary.warnings)
         if conditions["before"] and conditions["after"]:
             warnings += stats.compare_conditions(conditions["before"], conditions["after"])
-        if first["runtime"]["name"] == "tensorflow":
+        if first.runtime.name == "tensorflow":
             warnings.append("timed with TensorFlow's bundled interpreter; ai-edge-litert is usually faster")
-        instance_medians = [x for r in reports for x in r.get("instance_medians_ms") or []]
+        instance_medians = [x for r in reports for x in r.instance_medians_ms]
         notes = []
         if instance_medians:
             lo, hi = min(instance_medians), max(instance_medians)
-            notes.append(f"runs spread over {first.get('instances')} interpreters per trial; their medians "
+            notes.append(f"runs spread over {first.instances} interpreters per trial; their medians "
                          f"{lo:.3f}-{hi:.3f} ms")
-            per_instance = min(len(r["times_ms"]) // max(r.get("instances") or 1, 1) for r in reports)
+            per_instance = min(len(r.times_ms) // max(r.instances, 1) for r in reports)
             if lo > 0 and (hi - lo) / lo > INSTANCE_SPREAD_WARN and per_instance >= 10:  # fewer: noise, not modes
                 warnings.append(f"interpreter instances disagree by {100 * (hi - lo) / lo:.0f}% (> "
                                 f"{100 * INSTANCE_SPREAD_WARN:.0f}%): some land in a slower mode; the median "
                                 "follows the majority, raise --instances if it matters")
-        affinity = first["cpu"].get("affinity")
+        affinity = first.affinity
         if affinity and threads > len(affinity):
             warnings.append(f"{threads} threads on {len(affinity)} allowed CPUs: threads share cores")
         return self._attach_model(BenchResult(
             device=self.profile.name, model=m.model, precision=m.precision, threads=threads,
-            latency_ms=summary["latency_ms"], runtime=first["runtime"],
-            first_inference_ms=first["first_inference_ms"], init_ms=first["init_ms"],
-            peak_rss_mb=max((r.get("peak_rss_mb") or 0) for r in reports) or None,
-            runs=len(times), warmup=warmup, trials=len(reports), instances=first.get("instances") or 1,
-            notes=notes, times_ms=times, machine=first["machine"],
-            cpu=first["cpu"], affinity=affinity, conditions=conditions, warnings=warnings,
-            stable=summary.get("stable"), trials_summary=summary.get("trials"),
-            artifact=artifact_info(m.path, m.sha256),
-            inputs=first.get("inputs"), outputs=first.get("outputs"), source="runner",
-            transport=self.profile.transport, python=first.get("python"), numpy=first.get("numpy")), m)
+            latency_ms=summary.latency_ms, runtime=first.runtime.to_dict(),
+            first_inference_ms=first.first_inference_ms, init_ms=first.init_ms,
+            peak_rss_mb=max((r.peak_rss_mb or 0) for r in reports) or None,
+            runs=len(times), warmup=warmup, trials=len(reports), instances=first.instances,
+            notes=notes, times_ms=times, machine=first.machine,
+            cpu=first.cpu, affinity=affinity, conditions=conditions, warnings=warnings,
+            stable=summary.stable, trials_summary=summary.trials.to_dict() if summary.trials else None,
+            artifact=artifact_info(m.path, m.sha256).to_dict(),
+            inputs=first.inputs, outputs=first.outputs, source="runner",
+            transport=self.profile.transport, python=first.python, numpy=first.numpy), m)
 
 
 def _reply_fields(entry, device: str, what: str) -> Fields:
@@ -215,16 +221,33 @@ def _reply_fields(entry, device: str, what: str) -> Fields:
                   "the device's runner.py is not this sdeploy's, or its Python misbehaved", error=DeviceError)
 
 
-def _check_reply(report: dict, device: str, what: str) -> None:
-    """A runner reply must carry finite, positive run times and the facts result() reads, else one DeviceError
-    (a NaN time would pass into every median, a missing block would be a traceback in result())."""
+def parse_reply(report: dict[str, Any], device: str, what: str) -> RawTrial:
+    """runner.py's reply for one model -> RawTrial, strictly: finite, positive run times and the facts result()
+    reads, else one DeviceError naming the device, the field, what was expected and what came (a NaN time would
+    pass into every median, a missing block would be a traceback in result())."""
     f = _reply_fields(report, device, what)
-    if not f.numbers("times_ms", optional=False, positive=True):
+    times = f.numbers("times_ms", optional=False, positive=True)
+    if not times:
         raise DeviceError(f"{device}: the runner's reply for {what} has no run times")
-    f.number("first_inference_ms", optional=True), f.number("init_ms", optional=True)
-    f.number("peak_rss_mb", optional=True), f.numbers("instance_medians_ms", positive=True)
     rt = _reply_fields(f.obj("runtime", optional=False), device, what)
-    rt.text("name"), rt.text("version", optional=True)
-    f.obj("cpu", optional=False)
+    cpu = f.obj("cpu", optional=False)
     conditions = _reply_fields(f.obj("conditions", optional=False), device, what)
-    conditions.obj("before"), conditions.obj("after")
+    return RawTrial(
+        runtime=Runtime(rt.text("name"), rt.text("version", optional=True)), times_ms=tuple(times),
+        first_inference_ms=f.number("first_inference_ms", optional=True), init_ms=f.number("init_ms", optional=True),
+        peak_rss_mb=f.number("peak_rss_mb", optional=True),
+        instances=f.count("instances", optional=True, low=1, high=10**6) or 1,
+        instance_medians_ms=tuple(f.numbers("instance_medians_ms", positive=True) or ()), cpu=cpu,
+        machine=f.text("machine", optional=True), conditions_before=conditions.obj("before"),
+        conditions_after=conditions.obj("after"), inputs=f.items("inputs"), outputs=f.items("outputs"),
+        python=f.text("python", optional=True), numpy=f.text("numpy", optional=True))
+
+
+def parse_many_entry(entry: Any, device: str) -> TimedModel:
+    """One model of runner.py's --many reply -> TimedModel (a model that failed alone carries its error)."""
+    f = _reply_fields(entry, device, "many.json")
+    if not isinstance(entry.get("id"), (str, int)):
+        raise f.fail("id", entry.get("id"), "a model id")
+    return TimedModel(str(entry["id"]), tuple(f.numbers("times_ms", positive=True) or ()),
+                      f.number("median_ms", optional=True, positive=True), f.text("error", optional=True),
+                      f.number("min_ms", optional=True, positive=True), tuple(f.numbers("instance_medians_ms", positive=True) or ()))

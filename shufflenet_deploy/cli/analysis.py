@@ -139,7 +139,7 @@ def sweep(device_name, devices_file, pattern, precision, input_sizes, outdir, pr
     try:
         pred = pred_mod.fit(doc)
         stored = pred_mod.store(pred, outdir)
-        click.echo(f"predictor fitted ({_pct(pred['within_10pct'])} within ±10%, leave-one-out): {stored}",
+        click.echo(f"predictor fitted ({_pct(pred.within_10pct)} within ±10%, leave-one-out): {stored}",
                    err=True)
     except UserError as err:
         click.echo(f"no predictor fitted: {err.one_line()}", err=True)
@@ -226,6 +226,8 @@ def predict(model, device_name, input_size, precision, predictor_file, devices_f
 
     The predictor holds only on the machine it was fitted on: the device's CPU facts and runtime are read first
     and compared with the predictor's (same facts under another device name is fine)."""
+    from dataclasses import asdict
+
     from ..analysis import predict as pred_mod
     from ..tflite.ops import GROUP_LABELS, GROUPS, model_ops
     from ..analysis.export_cache import export_cached, export_folder
@@ -236,7 +238,7 @@ def predict(model, device_name, input_size, precision, predictor_file, devices_f
     get_spec(model)  # unknown names fail here, with a suggestion
     input_size = parse(input_size)
     predictor = pred_mod.load_predictor(predictor_file or pred_mod.default_path(device_name), device_name)
-    fitted = pred_mod.machine(predictor)
+    fitted = predictor.machine
     try:
         differs = _predictor_differences(predictor, device_name, devices_file)
     except DeviceError as err:
@@ -244,10 +246,10 @@ def predict(model, device_name, input_size, precision, predictor_file, devices_f
             raise
         differs = [f"{device_name}'s facts could not be read ({err.one_line()})"]
     if differs and not force_predictor:
-        raise UserError(f"the predictor ({predictor.get('device')!r}) does not hold on {device_name}: "
+        raise UserError(f"the predictor ({predictor.device!r}) does not hold on {device_name}: "
                         + "; ".join(differs),
                         f"fit one here with `sdeploy sweep --device {device_name}`, or pass --force-predictor")
-    lowered = pred_mod.graph_is_lowered(predictor)  # the graph the predictor was fitted on
+    lowered = predictor.lowered  # the graph the predictor was fitted on
     precisions = ("fp32", "int8")  # reuse a sweep's export of both, else export just the one asked for
     if not (export_folder(model, input_size, precisions, lowered=lowered) / "manifest.json").exists():
         precisions = (precision,)
@@ -259,27 +261,26 @@ def predict(model, device_name, input_size, precision, predictor_file, devices_f
     out = pred_mod.predict_ops(predictor, precision, ops)
     by_group = {g: 0.0 for g in GROUPS}
     for op in ops:
-        by_group[op["group"]] += pred_mod.op_sum(predictor, precision, [op])[0]
-    measured = next((t["measured_ms"] for t in predictor.get("trained_on", [])
-                     if t["key"] == model_key(model, input_size)
-                     and t["precision"] == precision), None)
+        by_group[op["group"]] += pred_mod.op_sum(predictor.model, precision, [op])[0]
+    measured = predictor.measured_ms(model_key(model, input_size), precision)
     result = {"model": model, "device": device_name,
               "input_size": list(input_size) if isinstance(input_size, tuple) else input_size, "precision": precision,
-              **out, "by_group_ms": by_group, "measured_ms_in_sweep": measured,
-              "predictor_within_10pct_loo": predictor.get("within_10pct"),
+              "predicted_ms": out.predicted_ms, "op_sum_ms": out.op_sum_ms, "paths": asdict(out.paths),
+              "correction": out.correction.to_dict(), "by_group_ms": by_group, "measured_ms_in_sweep": measured,
+              "predictor_within_10pct_loo": predictor.within_10pct,
               "fitted_on": fitted.to_dict() if fitted else None, "machine_differences": differs}
     if as_json:
         print_json(result)
         return
-    corr, paths = out["correction"], out["paths"]
+    corr, paths = out.correction, out.paths
     stdout.print(f"{model} @ {size_str(input_size)}px {precision} on {device_name}: predicted "
-                 f"{out['predicted_ms']:.3f} ms = {corr['a']:.3f} (in-graph / alone, from {corr['n']} swept models) "
-                 f"x Σ ops {out['op_sum_ms']:.3f} ms ({paths['lookup']} ops measured, {paths['regression']} from "
-                 f"regressions, {paths['fused']} PADs folded into their conv)")
+                 f"{out.predicted_ms:.3f} ms = {corr.a:.3f} (in-graph / alone, from {corr.n} swept models) "
+                 f"x Σ ops {out.op_sum_ms:.3f} ms ({paths.lookup} ops measured, {paths.regression} from "
+                 f"regressions, {paths.fused} PADs folded into their conv)")
     from rich.markup import escape
 
     stdout.print(escape(f"fitted on: {fitted.summary() if fitted else 'an unrecorded machine'}"
-                        + (f" (device {predictor['device']!r})" if predictor.get("device") != device_name else "")))
+                        + (f" (device {predictor.device!r})" if predictor.device != device_name else "")))
     if differs:
         stdout.print("[bold]a guess (--force-predictor)[/]: " + escape("; ".join(differs)))
     if measured:
@@ -289,7 +290,7 @@ def predict(model, device_name, input_size, precision, predictor_file, devices_f
             stdout.print(f"  {GROUP_LABELS[g]:<24} {by_group[g]:8.3f} ms (uncorrected)")
 
 
-def _predictor_differences(predictor: dict, device_name: str, devices_file) -> list[str]:
+def _predictor_differences(predictor, device_name: str, devices_file) -> list[str]:
     """Read the device's CPU facts and runtime (one short connection) and say what differs from the predictor's."""
     from ..analysis import predict as pred_mod
     from ..bench.backends import backend_for
@@ -297,6 +298,5 @@ def _predictor_differences(predictor: dict, device_name: str, devices_file) -> l
 
     profile = get_device(device_name, devices_file)
     with backend_for(profile) as backend:
-        facts = backend.device_facts()
-        runtime = backend.runtime_info()
-    return pred_mod.differences(predictor, facts, runtime)
+        cpu, runtime = backend.device_facts(), backend.runtime_info()
+    return pred_mod.differences(predictor, cpu.to_dict() if cpu else None, runtime.to_dict() if runtime else None)

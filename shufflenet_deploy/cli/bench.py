@@ -309,5 +309,5 @@ def gap_lines(results) -> list[str]:
         else:
             lines.append(f"{r.key} {r.precision} t={r.threads}: {r.peak_missing_reason}")
     for row in int8_vs_fp32(results, facts):
-        lines.append(f"{row['model_key']} t={row['threads']}: {row['explanation']}")
+        lines.append(f"{row.model_key} t={row.threads}: {row.explanation}")
     return lines
