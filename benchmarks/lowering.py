@@ -486,9 +486,11 @@ def main(argv=None) -> int:
                 for name, t in tg.items():
                     if t is not None:
                         log(f"    {name:42s} ratio {t['ratio']:.2f} -> {'MET' if t['met'] else 'missed'}")
-        acc = extra["manifests"]["sdeploy"].get("accuracy"), extra["manifests"]["plain"].get("accuracy")
-        if acc[0]:
-            for label, a in (("sdeploy", acc[0]), ("onnx2tf", acc[1])):
+        acc = [(label, extra["manifests"][key].get("accuracy")) for key, label in (("sdeploy", "sdeploy"),
+                                                                                   ("plain", "onnx2tf"))
+               if key in extra["manifests"]]  # v2 has no plain onnx2tf export
+        if acc[0][1]:
+            for label, a in acc:
                 log(f"  accuracy ({label} export, {a['samples']} val images): " + ", ".join(
                     f"{r['artifact']} top-1 {r['top1']:.2%}" + (f" (agrees w/ pytorch {r['top1_agreement']:.1%})"
                                                               if r.get("top1_agreement") is not None else "")
