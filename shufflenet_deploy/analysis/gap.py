@@ -371,16 +371,18 @@ def cross_device(doc: ResultsDocument, rows: list[ModelRow], speedups: dict[str,
         found = next((r.device_facts for r in doc.results if r.device == device and r.device_facts), None)
         facts[device] = summary(found) if found else "CPU facts unknown"
         cores[device] = "/".join(dict.fromkeys(c.get("name") or "?" for c in (found or {}).get("clusters") or [])) or "?"
-    latency: dict[tuple, DeviceLatencies] = {}
-    op_shares: dict[tuple, DeviceShares] = {}
+    # per-device values are gathered under each row's key first; the frozen rows are made from them once
+    latency: dict[tuple, dict[str, float | None]] = {}
+    macs: dict[tuple, int | None] = {}
+    op_shares: dict[tuple, dict[str, float]] = {}
     for r in rows:
-        latency.setdefault((r.model, r.precision, r.threads),
-                           DeviceLatencies(r.model, r.precision, r.threads, r.macs, {})).ms[r.device] = r.latency_ms
+        latency.setdefault((r.model, r.precision, r.threads), {})[r.device] = r.latency_ms
+        macs.setdefault((r.model, r.precision, r.threads), r.macs)
         for g in GROUPS:
             if r.share(g) is not None:
-                op_shares.setdefault((r.model, r.precision, GROUPS.index(g)),
-                                     DeviceShares(r.model, r.precision, g, {})).share[r.device] = r.share(g)
-    table: dict[tuple, DeviceSpeedups] = {}
+                op_shares.setdefault((r.model, r.precision, GROUPS.index(g)), {})[r.device] = r.share(g)
+    actual: dict[tuple[str, str], dict[str, float | None]] = {}
+    theoretical: dict[tuple[str, str], dict[str, float | None]] = {}
     for device in devices:
         for s in speedups.get(device, []):
             int8_vs_fp32 = s.comparison.startswith("int8 vs fp32")
@@ -388,11 +390,12 @@ def cross_device(doc: ResultsDocument, rows: list[ModelRow], speedups: dict[str,
                 if s.actual.get(precision) is None:
                     continue
                 label = s.comparison if int8_vs_fp32 else f"{s.comparison}, {precision}"
-                row = table.setdefault((label, precision), DeviceSpeedups(label, precision, {}, {}))
-                row.actual[device] = s.actual[precision]
-                row.theoretical[device] = s.theoretical
+                actual.setdefault((label, precision), {})[device] = s.actual[precision]
+                theoretical.setdefault((label, precision), {})[device] = s.theoretical
+    table = [DeviceSpeedups(label, precision, theoretical[label, precision], values)
+             for (label, precision), values in actual.items()]
     disagreements = []
-    for row in table.values():
+    for row in table:
         values = {d: v for d, v in row.actual.items() if v}
         if len(values) < 2:
             continue
@@ -401,5 +404,7 @@ def cross_device(doc: ResultsDocument, rows: list[ModelRow], speedups: dict[str,
             disagreements.append(Disagreement(row.comparison, hi, values[hi], lo, values[lo],
                                               f"{row.comparison}: {values[hi]:.2f}x on {hi} ({cores[hi]}), "
                                               f"{values[lo]:.2f}x on {lo} ({cores[lo]})"))
-    return CrossDevice(devices, facts, cores, list(table.values()), list(latency.values()),
-                       [op_shares[k] for k in sorted(op_shares)], {d: predictions[d] for d in devices}, disagreements)
+    return CrossDevice(devices, facts, cores, table,
+                       [DeviceLatencies(*key, macs[key], ms) for key, ms in latency.items()],
+                       [DeviceShares(key[0], key[1], GROUPS[key[2]], op_shares[key]) for key in sorted(op_shares)],
+                       {d: predictions[d] for d in devices}, disagreements)
