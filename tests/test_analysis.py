@@ -92,9 +92,9 @@ def test_fitted_exponent_recovers_a_known_exponent():
     macs = rng.uniform(1e7, 1e9, 20)
     for k in (0.5, 0.7, 1.0):
         fit = gap.fit_exponent(list(macs), list(3e-5 * macs ** k))
-        assert fit["k"] == pytest.approx(k, abs=1e-9) and fit["r2"] == pytest.approx(1.0)
+        assert fit.k == pytest.approx(k, abs=1e-9) and fit.r2 == pytest.approx(1.0)
     noisy = gap.fit_exponent(list(macs), list(3e-5 * macs ** 0.7 * rng.uniform(0.97, 1.03, 20)))
-    assert noisy["k"] == pytest.approx(0.7, abs=0.03)
+    assert noisy.k == pytest.approx(0.7, abs=0.03)
     assert gap.fit_exponent([1e6], [1.0]) is None
 
 
@@ -110,23 +110,23 @@ def test_speedup_table_math_and_paper_figures():
     rows = gap.model_rows(ResultsDocument.from_dict(doc))
     macs = {m: doc["models"][m]["macs_total"] for m in doc["models"]}
     lat = {(r["model"], r["precision"]): lat_of(doc, r["model"], r["precision"]) for r in doc["results"]}
-    table = {r["comparison"]: r for r in gap.speedup_table(rows)}
+    table = {r.comparison: r for r in gap.speedup_table(rows)}
     half = table["ShuffleNet 0.5x vs 1x (g=3)"]
-    assert half["theoretical"] == pytest.approx(macs["shufflenet_v1_g3_1.0x"] / macs["shufflenet_v1_g3_0.5x"])
-    assert half["actual_fp32"] == pytest.approx(lat["shufflenet_v1_g3_1.0x", "fp32"] / lat["shufflenet_v1_g3_0.5x", "fp32"])
-    assert half["actual_int8"] == pytest.approx(lat["shufflenet_v1_g3_1.0x", "int8"] / lat["shufflenet_v1_g3_0.5x", "int8"])
+    assert half.theoretical == pytest.approx(macs["shufflenet_v1_g3_1.0x"] / macs["shufflenet_v1_g3_0.5x"])
+    assert half.actual["fp32"] == pytest.approx(lat["shufflenet_v1_g3_1.0x", "fp32"] / lat["shufflenet_v1_g3_0.5x", "fp32"])
+    assert half.actual["int8"] == pytest.approx(lat["shufflenet_v1_g3_1.0x", "int8"] / lat["shufflenet_v1_g3_0.5x", "int8"])
     # the paper's own Table 8 (Snapdragon 820, 224x224) ratios, from gap.PAPER_TABLE8
     p = gap.PAPER_TABLE8
-    assert half["paper_theoretical"] == pytest.approx(p["shufflenet_v1_g3_1.0x"][0] / p["shufflenet_v1_g3_0.5x"][0])
-    assert half["paper_actual_sd820"] == pytest.approx(p["shufflenet_v1_g3_1.0x"][1]["224x224"]
-                                                       / p["shufflenet_v1_g3_0.5x"][1]["224x224"])
-    assert round(half["paper_actual_sd820"], 2) == 2.49  # 37.8 / 15.2
+    assert half.paper_theoretical == pytest.approx(p["shufflenet_v1_g3_1.0x"][0] / p["shufflenet_v1_g3_0.5x"][0])
+    assert half.paper_actual_sd820 == pytest.approx(p["shufflenet_v1_g3_1.0x"][1]["224x224"]
+                                                    / p["shufflenet_v1_g3_0.5x"][1]["224x224"])
+    assert round(half.paper_actual_sd820, 2) == 2.49  # 37.8 / 15.2
     # latency = c MACs^0.7 -> actual = theoretical^0.7 (within the synthetic 2% + 3% noise)
-    assert half["actual_fp32"] == pytest.approx(half["theoretical"] ** 0.7, rel=0.1)
-    assert table["ShuffleNet 1x: g=3 vs g=8"]["paper_actual_sd820"] is None  # no Table 8 figure for g=8
+    assert half.actual["fp32"] == pytest.approx(half.theoretical ** 0.7, rel=0.1)
+    assert table["ShuffleNet 1x: g=3 vs g=8"].paper_actual_sd820 is None  # no Table 8 figure for g=8
     int8 = table["int8 vs fp32, ShuffleNet 1x g=3"]
-    assert int8["theoretical"] == pytest.approx(190.0 / 50.0)
-    assert int8["actual_int8"] == pytest.approx(lat["shufflenet_v1_g3_1.0x", "fp32"] / lat["shufflenet_v1_g3_1.0x", "int8"])
+    assert int8.theoretical == pytest.approx(190.0 / 50.0)
+    assert int8.actual["int8"] == pytest.approx(lat["shufflenet_v1_g3_1.0x", "fp32"] / lat["shufflenet_v1_g3_1.0x", "int8"])
 
 
 def test_device_lines_explain_int8_by_the_recorded_isa_and_say_once_when_it_is_missing():
@@ -212,8 +212,8 @@ def test_report_numbers_match_the_json(tmp_path):
     fit = gap.fit_exponent([doc["models"][r["model"]]["macs_total"] for r in fp32],
                            [lat_of(doc, r["model"], "fp32") for r in fp32])
     exp = next(r for r in read_csv(out / "exponents.csv") if r["precision"] == "fp32" and r["scope"] == "all models")
-    assert float(exp["k"]) == pytest.approx(fit["k"], rel=1e-12)
-    assert fit["k"] == pytest.approx(0.72, abs=0.03)
+    assert float(exp["k"]) == pytest.approx(fit.k, rel=1e-12)
+    assert fit.k == pytest.approx(0.72, abs=0.03)
     speed = {r["comparison"]: r for r in read_csv(out / "speedups.csv")}
     assert float(speed["ShuffleNet 0.5x vs 1x (g=3)"]["actual_fp32"]) == pytest.approx(
         lat_of(doc, "shufflenet_v1_g3_1.0x", "fp32") / lat_of(doc, "shufflenet_v1_g3_0.5x", "fp32"), rel=1e-12)

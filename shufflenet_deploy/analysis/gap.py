@@ -9,7 +9,7 @@ Paper figures: ShuffleNet v1 Table 8 (Qualcomm Snapdragon 820, single thread, ms
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,9 @@ from ..bench.results import BenchResult, ResultsDocument, read_document, result_
 from ..errors import UserError
 from ..sizes import size_str
 from ..tflite.ops import GROUPS, shares
+from .predictor import Evaluation
+from .rows import (CrossDevice, DeviceLatencies, DeviceShares, DeviceSpeedups, Disagreement, Exponent, FlopsVsTime,
+                   ModelRow, OpTable, PowerFit, PredictionSummary, Speedup)
 
 REFERENCE = "shufflenet_v1_g3_1.0x"
 PAPER_TABLE8 = {  # model: (MFLOPs, {size: ms})
@@ -115,10 +118,10 @@ def peak_for(doc: ResultsDocument, device: str, precision: str, threads: int) ->
     return peak_gmacs([KernelTiming.from_dict(p) for p in doc.peak if p["device"] == device], precision, threads)
 
 
-def ops_of(doc: ResultsDocument, result: BenchResult) -> tuple[list[dict], str | None]:
+def ops_of(doc: ResultsDocument, result: BenchResult) -> OpTable:
     """A result's per-op times: the sweep's entry for its key, else its own `sdeploy bench --op-profile` ones."""
     data = (doc.models.get(result.key, {}).get("precisions", {}).get(result.precision)) or result.op_times or {}
-    return data.get("ops") or [], data.get("op_method")
+    return OpTable(data.get("ops") or [], data.get("op_method"))
 
 
 def macs_by_group(ops: list[dict]) -> dict[str, int]:
@@ -129,10 +132,11 @@ def macs_by_group(ops: list[dict]) -> dict[str, int]:
     return out
 
 
-def model_rows(doc: ResultsDocument, evaluation: list[dict] | None = None) -> list[dict]:
+def model_rows(doc: ResultsDocument, evaluation: list[Evaluation] | tuple[Evaluation, ...] | None = None
+               ) -> list[ModelRow]:
     """One row per (device, model key, precision, threads): MACs, latency, GMAC/s, % of peak, time shares, and
     the predictor's leave-one-out prediction where `evaluation` (predict.fit's) has one."""
-    errors = {(e["key"], e["precision"]): e for e in evaluation or []}
+    errors = {(e.key, e.precision): e for e in evaluation or []}
     rows = []
     for r in doc.results:
         key, precision = r.key, r.precision
@@ -143,28 +147,26 @@ def model_rows(doc: ResultsDocument, evaluation: list[dict] | None = None) -> li
         lat = doc.latency(r)
         gmacs = macs / (lat * 1e-3) / 1e9 if macs and lat else None
         peak = peak_for(doc, r.device, precision, r.threads) or r.peak_gmacs
-        ops = ops_of(doc, r)[0]
+        ops = ops_of(doc, r).ops
         group_ms = {g: sum(o["time_ms"] for o in ops if o.get("group") == g and o.get("time_ms") is not None)
                     for g in GROUPS}
         op_sum = sum(group_ms.values()) if ops else None
         pred = errors.get((key, precision))
         size = entry.get("input_size") or info.get("input_size") or key.partition("@")[2] or None
-        row = {"device": r.device, "model": key, "family": entry.get("model") or info.get("name") or r.model,
-               "input_size": size_str(size) if size else None,  # "224", "480x640"
-               "precision": precision, "threads": r.threads, "macs": macs, "latency_ms": lat,
-               "latency_source": "interleaved" if lat != bench_p50 else "sweep", "sweep_p50_ms": bench_p50,
-               "gmacs": gmacs, "peak_gmacs": peak, "pct_of_peak": 100 * gmacs / peak if gmacs and peak else None,
-               "op_sum_ms": op_sum, "predicted_ms": pred["predicted_ms"] if pred else None,
-               "prediction_error_pct": 100 * pred["error"] if pred else None}
-        for g in GROUPS:
-            row[f"share_{g}"] = (group_ms[g] / op_sum) if op_sum else None
-        rows.append(row)
-    rows.sort(key=lambda x: (x["device"], x["precision"], x["macs"] or 0, x["model"]))
+        rows.append(ModelRow(
+            device=r.device, model=key, family=entry.get("model") or info.get("name") or r.model,
+            input_size=size_str(size) if size else None, precision=precision, threads=r.threads, macs=macs,
+            latency_ms=lat, latency_source="interleaved" if lat != bench_p50 else "sweep", sweep_p50_ms=bench_p50,
+            gmacs=gmacs, peak_gmacs=peak, pct_of_peak=100 * gmacs / peak if gmacs and peak else None,
+            op_sum_ms=op_sum, predicted_ms=pred.predicted_ms if pred else None,
+            prediction_error_pct=100 * pred.error if pred else None,
+            shares={g: (group_ms[g] / op_sum) if op_sum else None for g in GROUPS}))
+    rows.sort(key=lambda x: (x.device, x.precision, x.macs or 0, x.model))
     return rows
 
 
-def fit_exponent(macs: list[float], latency: list[float]) -> dict | None:
-    """log(latency) = k log(MACs) + c by least squares -> {k, c, r2, n}; k = 1 is "latency proportional to MACs"."""
+def fit_exponent(macs: list[float], latency: list[float]) -> PowerFit | None:
+    """log(latency) = k log(MACs) + c by least squares; k = 1 is "latency proportional to MACs"."""
     pts = [(m, t) for m, t in zip(macs, latency) if m and t and m > 0 and t > 0]
     if len(pts) < 2 or len({p[0] for p in pts}) < 2:
         return None
@@ -173,50 +175,46 @@ def fit_exponent(macs: list[float], latency: list[float]) -> dict | None:
     k, c = np.polyfit(x, y, 1)
     resid = y - (k * x + c)
     ss = float(np.sum((y - y.mean()) ** 2))
-    return {"k": float(k), "c": float(c), "r2": 1 - float(np.sum(resid ** 2)) / ss if ss else 1.0, "n": len(pts)}
+    return PowerFit(float(k), float(c), 1 - float(np.sum(resid ** 2)) / ss if ss else 1.0, len(pts))
 
 
-def exponents(rows: list[dict]) -> list[dict]:
+def exponents(rows: list[ModelRow]) -> list[Exponent]:
     """Fitted exponents per precision: over every model, and over the g=3 width series (0.25x..2x)."""
     out = []
-    for precision in sorted({r["precision"] for r in rows}):
-        sel = [r for r in rows if r["precision"] == precision and r["input_size"] == main_size(rows)]
-        width = [r for r in sel if r["family"].startswith("shufflenet_v1_g3_") and r["family"].endswith("x")]
+    for precision in sorted({r.precision for r in rows}):
+        sel = [r for r in rows if r.precision == precision and r.input_size == main_size(rows)]
+        width = [r for r in sel if r.family.startswith("shufflenet_v1_g3_") and r.family.endswith("x")]
         for scope, group in (("all models", sel), ("ShuffleNet v1 g=3 widths", width)):
-            fit = fit_exponent([r["macs"] for r in group], [r["latency_ms"] for r in group])
+            fit = fit_exponent([r.macs for r in group], [r.latency_ms for r in group])
             if fit:
-                out.append({"precision": precision, "scope": scope, **fit,
-                            "speedup_per_4x_macs": 4 ** fit["k"]})
+                out.append(Exponent(precision, scope, fit))
     return out
 
 
-def main_size(rows: list[dict]) -> str:
-    sizes = [r["input_size"] for r in rows]
+def main_size(rows: list[ModelRow]) -> str:
+    sizes = [r.input_size for r in rows]
     return max(set(sizes), key=sizes.count) if sizes else "224"
 
 
-def speedup_table(rows: list[dict]) -> list[dict]:
+def speedup_table(rows: list[ModelRow]) -> list[Speedup]:
     """The paper's form: theoretical (MACs ratio) vs actual (latency ratio) speedups, ours beside Table 8's."""
     size = main_size(rows)
-    lat = {(r["family"], r["precision"]): r for r in rows if r["input_size"] == size}
-    precisions = sorted({r["precision"] for r in rows})
+    lat = {(r.family, r.precision): r for r in rows if r.input_size == size}
+    precisions = sorted({r.precision for r in rows})
     out = []
     for label, slow, fast in SPEEDUP_PAIRS:
         a = lat.get((slow, precisions[0])) or lat.get((slow, "fp32"))
         b = lat.get((fast, precisions[0])) or lat.get((fast, "fp32"))
         if not (a and b):
             continue
-        row = {"comparison": label, "slower": slow, "faster": fast, "theoretical": a["macs"] / b["macs"]}
+        actual = {}
         for p in precisions:
             x, y = lat.get((slow, p)), lat.get((fast, p))
-            row[f"actual_{p}"] = x["latency_ms"] / y["latency_ms"] if x and y else None
+            actual[p] = x.latency_ms / y.latency_ms if x and y else None
         paper_a, paper_b = PAPER_TABLE8.get(slow), PAPER_TABLE8.get(fast)
-        if paper_a and paper_b:
-            row["paper_theoretical"] = paper_a[0] / paper_b[0]
-            row["paper_actual_sd820"] = paper_a[1]["224x224"] / paper_b[1]["224x224"]
-        else:
-            row["paper_theoretical"] = row["paper_actual_sd820"] = None
-        out.append(row)
+        paper = ((paper_a[0] / paper_b[0], paper_a[1]["224x224"] / paper_b[1]["224x224"]) if paper_a and paper_b
+                 else (None, None))
+        out.append(Speedup(label, slow, fast, a.macs / b.macs, actual, *paper))
     # int8 vs fp32: the "theoretical" speedup is what the device's own peak kernels promise (peak int8 / fp32)
     if "fp32" in precisions and "int8" in precisions:
         pairs = [(lat[(f, "fp32")], lat[(f, "int8")]) for f, p in lat if p == "fp32" and (f, "int8") in lat]
@@ -226,12 +224,10 @@ def speedup_table(rows: list[dict]) -> list[dict]:
             if not chosen:
                 continue
             f32, i8 = chosen[0]
-            theo = (i8["peak_gmacs"] / f32["peak_gmacs"]) if i8["peak_gmacs"] and f32["peak_gmacs"] else None
-            actual = math.exp(np.mean([math.log(f["latency_ms"] / i["latency_ms"]) for f, i in chosen]))
-            out.append({"comparison": label, "slower": "fp32", "faster": "int8", "theoretical": theo,
-                        **{f"actual_{p}": (actual if p == "int8" else None) for p in precisions},
-                        "paper_theoretical": None, "paper_actual_sd820": None,
-                        "note": "theoretical = measured peak int8 / peak fp32 GMAC/s; actual = fp32 ms / int8 ms"})
+            theo = (i8.peak_gmacs / f32.peak_gmacs) if i8.peak_gmacs and f32.peak_gmacs else None
+            ratio = math.exp(np.mean([math.log(f.latency_ms / i.latency_ms) for f, i in chosen]))
+            out.append(Speedup(label, "fp32", "int8", theo, {p: (ratio if p == "int8" else None) for p in precisions},
+                               note="theoretical = measured peak int8 / peak fp32 GMAC/s; actual = fp32 ms / int8 ms"))
     return out
 
 
@@ -243,42 +239,42 @@ EQUAL_MACS_PAPER = {
 }
 
 
-def paper_answer(rows: list[dict]) -> list[str]:
+def paper_answer(rows: list[ModelRow]) -> list[str]:
     """The paper's question in one line per measured pair of its models (speedup_table's rows): how many times
     fewer MACs, how many times faster here, and what the paper measured on ARM."""
     lines = []
     for row in speedup_table(rows):
-        if row["slower"] == "fp32":  # int8 vs fp32 has no MACs ratio: the bench's own lines explain it
+        if row.slower == "fp32":  # int8 vs fp32 has no MACs ratio: the bench's own lines explain it
             continue
-        slow, fast, theo = _short(row["slower"]), _short(row["faster"]), row["theoretical"]
-        for key, actual in row.items():
-            if not key.startswith("actual_") or not actual:
+        slow, fast, theo = _short(row.slower), _short(row.faster), row.theoretical
+        for precision, actual in row.actual.items():
+            if not actual:
                 continue
-            on = f"{row['comparison']}, {key[len('actual_'):]}: "
+            on = f"{row.comparison}, {precision}: "
             if theo >= 1.2:
                 said = (f"{theo:.1f}x fewer MACs -> {actual:.1f}x faster here")
-                paper = (f"the paper: {row['paper_theoretical']:.1f}x -> {row['paper_actual_sd820']:.1f}x on a "
-                         f"Snapdragon 820; ~2.6x per 4x fewer FLOPs on ARM" if row.get("paper_actual_sd820")
+                paper = (f"the paper: {row.paper_theoretical:.1f}x -> {row.paper_actual_sd820:.1f}x on a "
+                         f"Snapdragon 820; ~2.6x per 4x fewer FLOPs on ARM" if row.paper_actual_sd820
                          else "the paper: ~2.6x faster per 4x fewer FLOPs on ARM")
             else:
                 speed = (f"{slow} takes {actual:.2f}x the time of {fast}" if actual >= 1
                          else f"{slow} is {1 / actual:.2f}x faster than {fast}")
                 said = f"equal MACs (ratio {theo:.2f}) -> {speed} here"
-                paper = EQUAL_MACS_PAPER.get((row["slower"], row["faster"]), "the paper has no figure for this pair")
+                paper = EQUAL_MACS_PAPER.get((row.slower, row.faster), "the paper has no figure for this pair")
             lines.append(f"{on}{said} ({paper})")
     return lines
 
 
-def where_time_goes(fvt: dict, at_least: float = 0.03) -> str:
+def where_time_goes(fvt: FlopsVsTime, at_least: float = 0.03) -> str:
     """flops_vs_time's answer in one line: each op group's share of the MACs and of the time, by time, largest
     first (groups under AT_LEAST of both are left out)."""
     from ..tflite.ops import GROUP_LABELS
 
-    parts = [f"{GROUP_LABELS[g]} {100 * fvt['flops_share'].get(g, 0):.0f}% of MACs, "
-             f"{100 * fvt['time_share'].get(g, 0):.0f}% of time"
-             for g in sorted(GROUPS, key=lambda g: -fvt["time_share"].get(g, 0))
-             if max(fvt["time_share"].get(g, 0), fvt["flops_share"].get(g, 0)) >= at_least]
-    return f"{_short(fvt['model'])} {fvt['precision']}, where the time goes: " + "; ".join(parts)
+    parts = [f"{GROUP_LABELS[g]} {100 * fvt.flops_share.get(g, 0):.0f}% of MACs, "
+             f"{100 * fvt.time_share.get(g, 0):.0f}% of time"
+             for g in sorted(GROUPS, key=lambda g: -fvt.time_share.get(g, 0))
+             if max(fvt.time_share.get(g, 0), fvt.flops_share.get(g, 0)) >= at_least]
+    return f"{_short(fvt.model)} {fvt.precision}, where the time goes: " + "; ".join(parts)
 
 
 def _short(model: str) -> str:
@@ -286,7 +282,7 @@ def _short(model: str) -> str:
     return model.replace("shufflenet_", "").replace("_", " ")
 
 
-def flops_vs_time(doc: ResultsDocument, key: str | None = None, precision: str | None = None) -> dict | None:
+def flops_vs_time(doc: ResultsDocument, key: str | None = None, precision: str | None = None) -> FlopsVsTime | None:
     """Where the FLOPs go (complexity.py per layer, grouped) vs where the time goes (per-op time shares): of
     PRECISION, else of fp32 where the results have it, else of the first precision they have (an int8-only sweep)."""
     for p in [precision] if precision else ["fp32", *sorted({r.precision for r in doc.results} - {"fp32"})]:
@@ -296,7 +292,7 @@ def flops_vs_time(doc: ResultsDocument, key: str | None = None, precision: str |
     return None
 
 
-def _flops_vs_time(doc: ResultsDocument, key: str | None, precision: str) -> dict | None:
+def _flops_vs_time(doc: ResultsDocument, key: str | None, precision: str) -> FlopsVsTime | None:
     own = {r.key: r for r in doc.results if r.precision == precision and r.op_times}
     candidates = [key] if key else [REFERENCE] + sorted(doc.models) + sorted(own)
     for k in candidates:
@@ -318,22 +314,21 @@ def _flops_vs_time(doc: ResultsDocument, key: str | None, precision: str) -> dic
         for o in ops:
             if o.get("group") == "other" and o.get("time_ms") is not None and o.get("fused_into") is None:
                 other[o["op"]] = other.get(o["op"], 0.0) + o["time_ms"]
-        return {"model": k, "precision": precision, "flops": flops, "flops_share": shares(flops),
-                "other_ops_ms": dict(sorted(other.items(), key=lambda kv: -kv[1])),
-                "folded_pads": len(folded), "folded_pads_alone_ms": sum(o.get("raw_ms") or 0.0 for o in folded),
-                "time_ms": time_ms, "time_share": shares(time_ms),
-                "op_method": (entry["precisions"][precision]).get("op_method")}
+        return FlopsVsTime(model=k, precision=precision, flops=flops, flops_share=shares(flops),
+                           other_ops_ms=dict(sorted(other.items(), key=lambda kv: -kv[1])), folded_pads=len(folded),
+                           folded_pads_alone_ms=sum(o.get("raw_ms") or 0.0 for o in folded), time_ms=time_ms,
+                           time_share=shares(time_ms), op_method=(entry["precisions"][precision]).get("op_method"))
     return None
 
 
-def flops_vs_time_each(doc: ResultsDocument) -> list[dict]:
+def flops_vs_time_each(doc: ResultsDocument) -> list[FlopsVsTime]:
     """flops_vs_time for every result that carries its own per-op times (`sdeploy bench --op-profile`)."""
     out = []
     for r in doc.results:
         if r.op_times and not doc.models.get(r.key):
             fvt = flops_vs_time(doc, r.key, r.precision)
             if fvt:
-                out.append({**fvt, "threads": r.threads})
+                out.append(replace(fvt, threads=r.threads))
     return out
 
 
@@ -351,24 +346,24 @@ def device_lines(doc: ResultsDocument) -> list[str]:
     return lines
 
 
-def prediction_summary(evaluation: list[dict]) -> dict:
+def prediction_summary(evaluation: list[Evaluation] | tuple[Evaluation, ...]) -> PredictionSummary:
     """The predictor's stored leave-one-out evaluation (predict.fit) summarised for the report."""
-    errs = [abs(e["error"]) for e in evaluation]
-    return {"evaluation": evaluation, "n": len(evaluation),
-            "within_10pct": sum(e <= 0.10 for e in errs) / len(errs) if errs else None,
-            "median_abs_error": float(np.median(errs)) if errs else None,
-            "max_abs_error": max(errs) if errs else None}
+    errs = [abs(e.error) for e in evaluation]
+    return PredictionSummary(tuple(evaluation), len(evaluation),
+                             within_10pct=sum(e <= 0.10 for e in errs) / len(errs) if errs else None,
+                             median_abs_error=float(np.median(errs)) if errs else None,
+                             max_abs_error=max(errs) if errs else None)
 
 
-def cross_device(doc: ResultsDocument, rows: list[dict], speedups: dict[str, list[dict]],
-                 predictions: dict[str, dict]) -> dict | None:
+def cross_device(doc: ResultsDocument, rows: list[ModelRow], speedups: dict[str, list[Speedup]],
+                 predictions: dict[str, PredictionSummary]) -> CrossDevice | None:
     """The fleet side by side, from each device's own rows (model_rows of its own document), its speedup_table
     and its prediction_summary: the paper-form speedups with one column per device, latency per model, per-op
     time shares, the predictor's accuracy, each device's CPU facts, and where devices disagree (a speedup that
     differs by more than 25% between two devices). None for a one-device document."""
     from ..devices.cpuinfo import summary
 
-    devices = sorted({r["device"] for r in rows})  # a device with only a peak (stopped early) has no column
+    devices = sorted({r.device for r in rows})  # a device with only a peak (stopped early) has no column
     if len(devices) < 2:
         return None
     facts, cores = {}, {}
@@ -376,42 +371,40 @@ def cross_device(doc: ResultsDocument, rows: list[dict], speedups: dict[str, lis
         found = next((r.device_facts for r in doc.results if r.device == device and r.device_facts), None)
         facts[device] = summary(found) if found else "CPU facts unknown"
         cores[device] = "/".join(dict.fromkeys(c.get("name") or "?" for c in (found or {}).get("clusters") or [])) or "?"
-    latency: dict[tuple, dict] = {}
-    shares: dict[tuple, dict] = {}
+    # per-device values are gathered under each row's key first; the frozen rows are made from them once
+    latency: dict[tuple, dict[str, float | None]] = {}
+    macs: dict[tuple, int | None] = {}
+    op_shares: dict[tuple, dict[str, float]] = {}
     for r in rows:
-        entry = latency.setdefault((r["model"], r["precision"], r["threads"]),
-                                   {"model": r["model"], "precision": r["precision"], "threads": r["threads"],
-                                    "macs": r["macs"], "ms": {}})
-        entry["ms"][r["device"]] = r["latency_ms"]
+        latency.setdefault((r.model, r.precision, r.threads), {})[r.device] = r.latency_ms
+        macs.setdefault((r.model, r.precision, r.threads), r.macs)
         for g in GROUPS:
-            if r[f"share_{g}"] is not None:
-                shares.setdefault((r["model"], r["precision"], GROUPS.index(g)),
-                                  {"model": r["model"], "precision": r["precision"], "group": g, "share": {}}
-                                  )["share"][r["device"]] = r[f"share_{g}"]
-    table: dict[tuple, dict] = {}
+            if r.share(g) is not None:
+                op_shares.setdefault((r.model, r.precision, GROUPS.index(g)), {})[r.device] = r.share(g)
+    actual: dict[tuple[str, str], dict[str, float | None]] = {}
+    theoretical: dict[tuple[str, str], dict[str, float | None]] = {}
     for device in devices:
         for s in speedups.get(device, []):
-            int8_vs_fp32 = s["comparison"].startswith("int8 vs fp32")
-            for precision in ["int8"] if int8_vs_fp32 else sorted(k[7:] for k in s if k.startswith("actual_")):
-                if s.get(f"actual_{precision}") is None:
+            int8_vs_fp32 = s.comparison.startswith("int8 vs fp32")
+            for precision in ["int8"] if int8_vs_fp32 else sorted(s.actual):
+                if s.actual.get(precision) is None:
                     continue
-                label = s["comparison"] if int8_vs_fp32 else f"{s['comparison']}, {precision}"
-                row = table.setdefault((label, precision), {"comparison": label, "precision": precision,
-                                                            "theoretical": {}, "actual": {}})
-                row["actual"][device] = s[f"actual_{precision}"]
-                row["theoretical"][device] = s.get("theoretical")
+                label = s.comparison if int8_vs_fp32 else f"{s.comparison}, {precision}"
+                actual.setdefault((label, precision), {})[device] = s.actual[precision]
+                theoretical.setdefault((label, precision), {})[device] = s.theoretical
+    table = [DeviceSpeedups(label, precision, theoretical[label, precision], values)
+             for (label, precision), values in actual.items()]
     disagreements = []
-    for row in table.values():
-        values = {d: v for d, v in row["actual"].items() if v}
+    for row in table:
+        values = {d: v for d, v in row.actual.items() if v}
         if len(values) < 2:
             continue
         hi, lo = max(values, key=values.get), min(values, key=values.get)
         if values[hi] / values[lo] > 1.25:
-            disagreements.append({"comparison": row["comparison"], "high": hi, "high_value": values[hi],
-                                  "low": lo, "low_value": values[lo],
-                                  "text": f"{row['comparison']}: {values[hi]:.2f}x on {hi} ({cores[hi]}), "
-                                          f"{values[lo]:.2f}x on {lo} ({cores[lo]})"})
-    predictor = {d: {k: v for k, v in predictions[d].items() if k != "evaluation"} for d in devices}
-    return {"devices": devices, "facts": facts, "cores": cores, "speedups": list(table.values()),
-            "latency": list(latency.values()), "op_shares": [shares[k] for k in sorted(shares)],
-            "predictor": predictor, "disagreements": disagreements}
+            disagreements.append(Disagreement(row.comparison, hi, values[hi], lo, values[lo],
+                                              f"{row.comparison}: {values[hi]:.2f}x on {hi} ({cores[hi]}), "
+                                              f"{values[lo]:.2f}x on {lo} ({cores[lo]})"))
+    return CrossDevice(devices, facts, cores, table,
+                       [DeviceLatencies(*key, macs[key], ms) for key, ms in latency.items()],
+                       [DeviceShares(key[0], key[1], GROUPS[key[2]], op_shares[key]) for key in sorted(op_shares)],
+                       {d: predictions[d] for d in devices}, disagreements)

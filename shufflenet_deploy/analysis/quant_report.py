@@ -7,7 +7,9 @@ runs on the base install and on a board.
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import UserError
 from ..escape import csv_cell, md_cell
@@ -18,7 +20,23 @@ CSV_COLUMNS = ("depth", "op", "tensor", "scale", "zero_point", "snr_db", "snr_dr
                "fp32_min", "fp32_max", "int8_min", "int8_max")
 
 
-def layer_rows(manifest: Manifest, data: Path | None = None) -> tuple[list[dict], str]:
+@dataclass(frozen=True)
+class LayerTable:
+    """The per-layer int8 error rows (the manifest's `int8_layers` shape: export/int8_layers.py owns it) and what
+    they were measured on, which the plot title and the page repeat."""
+    rows: list[dict[str, Any]]
+    measured_on: str
+
+
+@dataclass(frozen=True)
+class QuantReportFiles:
+    """The three files write_report puts in its folder."""
+    csv: Path
+    png: Path
+    markdown: Path
+
+
+def layer_rows(manifest: Manifest, data: Path | None = None) -> LayerTable:
     """The rows and what they were measured on: the stored table, or a new one on DATA's images."""
     if data is None:
         rows = manifest.int8_layers
@@ -26,7 +44,8 @@ def layer_rows(manifest: Manifest, data: Path | None = None) -> tuple[list[dict]
             raise UserError(f"{manifest.folder / 'manifest.json'} has no per-layer int8 table (an fp32-only export, "
                             "or one made before sdeploy measured it)",
                             "re-export with int8, or pass --data DIR to measure it on your images")
-        return rows, (manifest.data.get("int8_layers") or {}).get("images", "the export's evaluation images")
+        return LayerTable(rows, (manifest.data.get("int8_layers") or {}).get("images",
+                                                                             "the export's evaluation images"))
     import numpy as np
 
     from ..data.folders import scan_images
@@ -40,17 +59,16 @@ def layer_rows(manifest: Manifest, data: Path | None = None) -> tuple[list[dict]
     paths = found.paths[:64]
     x = np.ascontiguousarray(pre.load_batch(paths).transpose(0, 2, 3, 1))
     fp32, int8 = manifest.artifact("fp32"), manifest.artifact("int8")
-    return layer_errors(fp32.path, int8.path, x), f"{len(paths)} images of {data}"
+    return LayerTable(layer_errors(fp32.path, int8.path, x), f"{len(paths)} images of {data}")
 
 
-def write_report(manifest: Manifest, rows: list[dict], measured_on: str, outdir: Path) -> dict:
+def write_report(manifest: Manifest, table: LayerTable, outdir: Path) -> QuantReportFiles:
     """quant_layers.csv, quant_layers.png and quant_report.md in OUTDIR, all three or none (fileio.staged_outputs);
     returns their paths."""
     outdir = Path(outdir)
     with staged_outputs(outdir) as stage:
-        _write_files(manifest, rows, measured_on, stage)
-    return {"csv": outdir / "quant_layers.csv", "png": outdir / "quant_layers.png",
-            "markdown": outdir / "quant_report.md"}
+        _write_files(manifest, table.rows, table.measured_on, stage)
+    return QuantReportFiles(outdir / "quant_layers.csv", outdir / "quant_layers.png", outdir / "quant_report.md")
 
 
 def _write_files(manifest: Manifest, rows: list[dict], measured_on: str, outdir: Path) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import csv
 import html
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..bench.fastest import name_fastest
@@ -26,20 +27,39 @@ from ..escape import csv_cell, md_cell
 from ..fileio import safe_component, staged_outputs
 from ..tflite.ops import GROUP_LABELS, GROUPS
 from . import gap, report_plots
+from .predictor import Evaluation
+from .rows import CrossDevice, DeviceSpeedups, Exponent
 
 
-def build_report(paths: list[Path], outdir: Path, *, allow_mixed: bool = False, title: str | None = None) -> dict:
+@dataclass(frozen=True)
+class ReportSummary:
+    """What `sdeploy report` says on stderr after writing: per device its exponents and predictor accuracy."""
+    devices: list[str]
+    rows: int  # model rows over all devices
+    exponents: dict[str, list[Exponent]]  # device -> its fitted exponents
+    within_10pct: dict[str, float | None]  # device -> share of its predictions within 10% (None: no predictor)
+    no_peak: list[str]  # "DEVICE PRECISION" without a measured peak
+
+
+@dataclass(frozen=True)
+class WrittenReport:
+    """The files written into OUTDIR and the summary of what they say."""
+    files: list[Path]
+    summary: ReportSummary
+
+
+def build_report(paths: list[Path], outdir: Path, *, allow_mixed: bool = False,
+                 title: str | None = None) -> WrittenReport:
     """Write the report files into OUTDIR, all or none (fileio.staged_outputs: a failure half-way leaves OUTDIR
-    as it was); return {"files": [...], "summary": {...}}."""
+    as it was); return their final paths and the summary."""
     docs = gap.load_documents(paths, allow_mixed=allow_mixed)  # bad input fails before anything is written
     outdir = Path(outdir)
     with staged_outputs(outdir) as stage:
         out = _write_report(docs, stage, title)
-    out["files"] = [outdir / f.name for f in out["files"]]
-    return out
+    return WrittenReport([outdir / f.name for f in out.files], out.summary)
 
 
-def _write_report(docs, outdir: Path, title: str | None) -> dict:
+def _write_report(docs, outdir: Path, title: str | None) -> WrittenReport:
     doc = docs.doc
     devices = [d for d in docs.devices if docs.by_device[d].results]  # not one stopped before its first model
     evaluations = predictor_evaluations(docs)
@@ -48,7 +68,7 @@ def _write_report(docs, outdir: Path, title: str | None) -> dict:
     rows = [r for part in parts for r in part["rows"]]
     files = []
 
-    def write_csv(name, header, data):
+    def write_csv(name, header, data):  # DATA: each row's CSV form (a row type's to_dict)
         path = outdir / name
         with open(path, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=header, extrasaction="ignore")
@@ -58,36 +78,37 @@ def _write_report(docs, outdir: Path, title: str | None) -> dict:
         files.append(path)
 
     def each_device(key):  # one CSV for all devices: every row says its device
-        return [{"device": part["device"], **row} for part in parts for row in part[key]]
+        return [{"device": part["device"], **row.to_dict()} for part in parts for row in part[key]]
 
     model_cols = ["device", "model", "input_size", "precision", "threads", "macs", "latency_ms", "latency_source",
                   "sweep_p50_ms", "gmacs",
                   "peak_gmacs", "pct_of_peak", "op_sum_ms", "predicted_ms", "prediction_error_pct",
                   *[f"share_{g}" for g in GROUPS]]
-    write_csv("models.csv", model_cols, rows)
+    write_csv("models.csv", model_cols, [r.to_dict() for r in rows])
     speed_cols = ["device", "comparison", "slower", "faster", "theoretical",
-                  *[f"actual_{p}" for p in sorted({r["precision"] for r in rows})], "paper_theoretical",
+                  *[f"actual_{p}" for p in sorted({r.precision for r in rows})], "paper_theoretical",
                   "paper_actual_sd820"]
     write_csv("speedups.csv", speed_cols, each_device("speed"))
     write_csv("exponents.csv", ["device", "precision", "scope", "k", "c", "r2", "n", "speedup_per_4x_macs"],
               each_device("exps"))
     write_csv("predictions.csv", ["device", "key", "precision", "measured_ms", "predicted_ms", "error", "lookup_ops",
-                                  "regression_ops"], [e for part in parts for e in part["pred"]["evaluation"]])
+                                  "regression_ops"],
+              [{"device": part["device"], **e.to_dict()} for part in parts for e in part["pred"].evaluation])
     write_csv("peak.csv", ["device", "precision", "threads", "kernel", "macs", "median_ms", "gmacs"],
               [p for part in parts for p in part["peaks"]])
     write_csv("fastest.csv", ["device", "model", "threads", "artifact", "runtime", "precision", "p50_ms",
                               "runner_up", "margin", "tied", "why"],
               [f.to_dict() for part in parts for f in part["fastest"]])
-    share_rows = [{"device": r["device"], "model": r["model"], "precision": r["precision"], "group": g,
-                   "share": r[f"share_{g}"]} for r in rows for g in GROUPS if r[f"share_{g}"] is not None]
+    share_rows = [{"device": r.device, "model": r.model, "precision": r.precision, "group": g,
+                   "share": r.share(g)} for r in rows for g in GROUPS if r.share(g) is not None]
     write_csv("op_shares.csv", ["device", "model", "precision", "group", "share"], share_rows)
-    fvts = [{"device": part["device"], **part["fvt"]} for part in parts if part["fvt"]]
+    fvts = [(part["device"], part["fvt"]) for part in parts if part["fvt"]]
     if fvts:
         write_csv("flops_vs_time.csv", ["device", "model", "precision", "group", "macs", "flops_share", "time_ms",
                                         "time_share"],
-                  [{"device": f["device"], "model": f["model"], "precision": f["precision"], "group": g,
-                    "macs": f["flops"][g], "flops_share": f["flops_share"][g], "time_ms": f["time_ms"][g],
-                    "time_share": f["time_share"][g]} for f in fvts for g in GROUPS])
+                  [{"device": device, "model": f.model, "precision": f.precision, "group": g,
+                    "macs": f.flops[g], "flops_share": f.flops_share[g], "time_ms": f.time_ms[g],
+                    "time_share": f.time_share[g]} for device, f in fvts for g in GROUPS])
 
     across = gap.cross_device(doc, rows, {p["device"]: p["speed"] for p in parts},
                               {p["device"]: p["pred"] for p in parts})
@@ -99,10 +120,10 @@ def _write_report(docs, outdir: Path, title: str | None) -> dict:
             (outdir / name).write_bytes(png)
             files.append(outdir / name)
     if across:
-        write_csv("devices.csv", ["comparison", "precision", *across["devices"],
-                                  *[f"theoretical_{d}" for d in across["devices"]]],
-                  [{"comparison": r["comparison"], "precision": r["precision"], **r["actual"],
-                    **{f"theoretical_{d}": v for d, v in r["theoretical"].items()}} for r in across["speedups"]])
+        write_csv("devices.csv", ["comparison", "precision", *across.devices,
+                                  *[f"theoretical_{d}" for d in across.devices]],
+                  [{"comparison": r.comparison, "precision": r.precision, **r.actual,
+                    **{f"theoretical_{d}": v for d, v in r.theoretical.items()}} for r in across.speedups])
     ctx = {"across": across, "doc": doc, "parts": parts, "sources": docs.sources,
            "no_results": [d for d in docs.devices if d not in devices],
            "device_lines": gap.device_lines(doc), "plots": plots,
@@ -111,12 +132,12 @@ def _write_report(docs, outdir: Path, title: str | None) -> dict:
     (outdir / "report.md").write_text(md)
     (outdir / "report.html").write_text(_html(ctx))
     files += [outdir / "report.md", outdir / "report.html"]
-    return {"files": files, "summary": {"devices": devices, "rows": len(rows), "exponents": each_device("exps"),
-                                        "within_10pct": {p["device"]: p["pred"]["within_10pct"] for p in parts},
-                                        "no_peak": [n for part in parts for n in part["no_peak"]]}}
+    return WrittenReport(files, ReportSummary(devices, len(rows), {p["device"]: p["exps"] for p in parts},
+                                              {p["device"]: p["pred"].within_10pct for p in parts},
+                                              [n for part in parts for n in part["no_peak"]]))
 
 
-def _device_part(device: str, doc, evaluation: list[dict], many: bool) -> dict:
+def _device_part(device: str, doc, evaluation: list[Evaluation], many: bool) -> dict:
     """Everything the report says of one device, from that device's own document; with several devices the
     plots are named PLOT-DEVICE.png."""
     rows = gap.model_rows(doc, evaluation)
@@ -124,15 +145,15 @@ def _device_part(device: str, doc, evaluation: list[dict], many: bool) -> dict:
     each = gap.flops_vs_time_each(doc)
     fvt = gap.flops_vs_time(doc) or (each[0] if each else None)
     pred = gap.prediction_summary(evaluation)
-    no_peak = [f"{device} {p}" for p in sorted({r["precision"] for r in rows})
-               if not any(r["peak_gmacs"] for r in rows if r["precision"] == p)]
+    no_peak = [f"{device} {p}" for p in sorted({r.precision for r in rows})
+               if not any(r.peak_gmacs for r in rows if r.precision == p)]
     suffix = f"-{safe_component(device)}" if many else ""
     names = {role: f"{role}{suffix}.png" for role in ("macs_vs_latency", "efficiency", "op_shares", "flops_vs_time",
                                                       "prediction_error")}
     plots = {names["macs_vs_latency"]: report_plots.macs_latency(rows, exps),
              names["efficiency"]: report_plots.efficiency(rows), names["op_shares"]: report_plots.shares(rows),
              names["flops_vs_time"]: report_plots.flops_vs_time(fvt) if fvt else None,
-             names["prediction_error"]: report_plots.prediction_error(pred) if pred["n"] else None}
+             names["prediction_error"]: report_plots.prediction_error(pred) if pred.n else None}
     return {"device": device, "doc": doc, "rows": rows, "fastest": name_fastest(doc.results), "exps": exps, "speed": gap.speedup_table(rows),
             "fvt": fvt, "each": each, "pred": pred, "peaks": list(doc.peak) or _result_peaks(doc),
             "no_peak": no_peak, "plots": plots, "plot_names": names, "many": many}
@@ -150,10 +171,10 @@ def _result_peaks(doc) -> list[dict]:
     return [seen[k] for k in sorted(seen)]
 
 
-def predictor_evaluations(docs) -> dict[str, list[dict]]:
+def predictor_evaluations(docs) -> dict[str, list[Evaluation]]:
     """Per device, the leave-one-out evaluation of the predictor `sdeploy sweep` stored beside its results
     (predictor-DEVICE.json); without a stored one, that device's predictor is fitted here from its own document
-    (if it holds per-op timings at all). Each entry says its device."""
+    (if it holds per-op timings at all)."""
     from . import predict
 
     out = {}
@@ -166,7 +187,7 @@ def predictor_evaluations(docs) -> dict[str, list[dict]]:
                 evaluation = list(predict.fit(docs.by_device[device]).evaluation)
             except UserError:  # no per-op timings (a plain `sdeploy bench` result): no predictor section
                 evaluation = []
-        out[device] = [{**e.to_dict(), "device": device} for e in evaluation]  # gap.py's rows are dicts yet
+        out[device] = evaluation
     return out
 
 
@@ -193,48 +214,48 @@ def _tables(ctx) -> list[Table]:
     return out
 
 
-def _promise_and_actuals(row: dict, devs: list[str]) -> list[str]:
+def _promise_and_actuals(row: DeviceSpeedups, devs: list[str]) -> list[str]:
     """The MACs-ratio cell and one cell per device. The FLOP count promises every device the same; int8 vs fp32
     is promised by each device's own peak kernels (27x on this AMX host, far less on an ARM core without int8 dot
     product), so one shared cell would state one device's promise for all of them."""
-    promised = {d: v for d, v in row["theoretical"].items() if v}
-    actual = [_f(row["actual"].get(d), 2, "x") for d in devs]
+    promised = {d: v for d, v in row.theoretical.items() if v}
+    actual = [_f(row.actual.get(d), 2, "x") for d in devs]
     if len({round(v, 6) for v in promised.values()}) <= 1:
         return [_f(next(iter(promised.values()), None), 2, "x"), *actual]
     return ["per device", *[a if a == "—" or d not in promised else f"{a} (of {_f(promised[d], 2, 'x')})"
                             for a, d in zip(actual, devs)]]
 
 
-def _across_tables(across) -> list[Table]:
-    devs = across["devices"]
+def _across_tables(across: CrossDevice) -> list[Table]:
+    devs = across.devices
     pct = lambda v: _f(100 * v, 1, "%") if v is not None else "—"  # noqa: E731
     out = [("Across devices: the paper's speedups, one column per device",
             ["comparison", "MACs ratio", *devs],
-            [[r["comparison"], *_promise_and_actuals(r, devs)] for r in across["speedups"]]
+            [[r.comparison, *_promise_and_actuals(r, devs)] for r in across.speedups]
             or [["—", "—", *["no pair of the paper's models measured at one size" for _ in devs]]],
-            "Devices: " + "; ".join(f"{d}: {across['facts'][d]}" for d in devs) + ". Actual = latency "
+            "Devices: " + "; ".join(f"{d}: {across.facts[d]}" for d in devs) + ". Actual = latency "
             "ratio measured on that device, at the size most of its models ran at; MACs ratio = what the FLOP "
             "count promises. int8 vs fp32 has no FLOP ratio: its promise is each device's own measured peak int8 "
             "/ fp32 GMAC/s, given as \"(of Nx)\" in the device's cell when the devices' peaks differ.", []),
            ("Across devices: latency per model (ms), one column per device",
-            ["model", "precision", "threads", "MACs (M)", *[f"{d} ({across['cores'][d]})" for d in devs]],
-            [[e["model"], e["precision"], str(e["threads"]), _f(e["macs"] / 1e6 if e["macs"] else None, 1),
-              *[_f(e["ms"].get(d), 3) for d in devs]] for e in across["latency"]], "",
+            ["model", "precision", "threads", "MACs (M)", *[f"{d} ({across.cores[d]})" for d in devs]],
+            [[e.model, e.precision, str(e.threads), _f(e.macs / 1e6 if e.macs else None, 1),
+              *[_f(e.ms.get(d), 3) for d in devs]] for e in across.latency], "",
             ["macs_vs_latency_devices.png"]),
            ("Where devices disagree (a speedup differing by more than 25%)", ["comparison", "where"],
-            [[d["comparison"], d["text"].split(": ", 1)[1]] for d in across["disagreements"]]
+            [[d.comparison, d.text.split(": ", 1)[1]] for d in across.disagreements]
             or [["—", "the devices agree within 25% on every comparison"]], "", [])]
-    if across["op_shares"]:
+    if across.op_shares:
         out.append(("Across devices: where the time goes (share of the summed per-op time)",
                     ["model", "precision", "op group", *devs],
-                    [[s["model"], s["precision"], GROUP_LABELS[s["group"]], *[pct(s["share"].get(d)) for d in devs]]
-                     for s in across["op_shares"] if any(s["share"].values())],
+                    [[s.model, s.precision, GROUP_LABELS[s.group], *[pct(s.share.get(d)) for d in devs]]
+                     for s in across.op_shares if any(s.share.values())],
                     "Each device's own per-op times (its sweep's single-op models, or benchmark_model's op "
                     "profile); a group whose share moves between devices is where their kernels differ.", []))
     out.append(("Across devices: the latency predictor, fitted and evaluated per device",
                 ["device", "models predicted", "within ±10%", "median |error|", "max |error|"],
-                [[d, str(p["n"]), pct(p["within_10pct"]), pct(p["median_abs_error"]), pct(p["max_abs_error"])]
-                 for d, p in across["predictor"].items()],
+                [[d, str(p.n), pct(p.within_10pct), pct(p.median_abs_error), pct(p.max_abs_error)]
+                 for d, p in across.predictor.items()],
                 "Each device's predictor is built from that device's measurements only and evaluated leave-one-out "
                 "on them (analysis/predict.py); no device's numbers predict another's.", []))
     return out
@@ -245,7 +266,7 @@ def _device_tables(part) -> list[Table]:
     rows, exps, speed, fvt, pred = part["rows"], part["exps"], part["speed"], part["fvt"], part["pred"]
     on = f" — {part['device']}" if part["many"] else ""
     plot = part["plot_names"]
-    precisions = sorted({r["precision"] for r in rows})
+    precisions = sorted({r.precision for r in rows})
     out = [(f"Which file to ship{on}", ["model", "threads", "fastest", "runtime", "median ms", "runner-up", "margin",
                                           "why"],
             [[f.model, str(f.threads), f"{f.precision} {f.artifact}", f.runtime, _f(f.p50_ms, 3), f.runner_up or "—",
@@ -262,10 +283,10 @@ def _device_tables(part) -> list[Table]:
     out.append((f"Latency, MACs and efficiency{on}",
                 ["model", "size", "precision", "MACs (M)", "median ms", "GMAC/s", "% of peak", "predicted ms",
                  "pred. error", "sweep p50 ms"],
-                [[r["model"], str(r["input_size"]), r["precision"], _f(r["macs"] / 1e6 if r["macs"] else None, 1),
-                  _f(r["latency_ms"], 3), _f(r["gmacs"], 2), _f(r["pct_of_peak"], 1, "%") if r["peak_gmacs"]
-                  else "no measured peak", _f(r["predicted_ms"], 3), _f(r["prediction_error_pct"], 1, "%"),
-                  _f(r["sweep_p50_ms"], 3)]
+                [[r.model, str(r.input_size), r.precision, _f(r.macs / 1e6 if r.macs else None, 1),
+                  _f(r.latency_ms, 3), _f(r.gmacs, 2), _f(r.pct_of_peak, 1, "%") if r.peak_gmacs
+                  else "no measured peak", _f(r.predicted_ms, 3), _f(r.prediction_error_pct, 1, "%"),
+                  _f(r.sweep_p50_ms, 3)]
                  for r in rows], _latency_note(rows) + " " + peak_note,
                 [plot["macs_vs_latency"], plot["efficiency"]]))
     out.append((f"Measured peak{on}", ["device", "precision", "kernel", "median ms", "GMAC/s"],
@@ -273,47 +294,46 @@ def _device_tables(part) -> list[Table]:
                  for p in part["peaks"]] or [["—", "—", "no measured peak", "—", "—"]], "", []))
     out.append((f"Fitted exponent (latency ∝ MACs^k){on}", ["precision", "scope", "k", "R²", "n",
                                                           "speedup per 4x fewer MACs"],
-                [[e["precision"], e["scope"], _f(e["k"], 3), _f(e["r2"], 3), str(e["n"]),
-                  _f(e["speedup_per_4x_macs"], 2, "x")] for e in exps],
+                [[e.precision, e.scope, _f(e.fit.k, 3), _f(e.fit.r2, 3), str(e.fit.n),
+                  _f(e.speedup_per_4x_macs, 2, "x")] for e in exps],
                 "k = 1 would mean latency proportional to MACs (4x fewer MACs -> 4x faster). The paper's "
                 "~2.6x per 4x corresponds to k ≈ 0.69.", []))
     out.append((f"Theoretical vs actual speedup (the paper's form){on}",
                 ["comparison", "theoretical (MACs ratio)", *[f"actual {p}" for p in precisions],
                  "paper theoretical", "paper actual (Snapdragon 820)"],
-                [[s["comparison"], _f(s["theoretical"], 2, "x"), *[_f(s.get(f"actual_{p}"), 2, "x")
-                                                                   for p in precisions],
-                  _f(s["paper_theoretical"], 2, "x"), _f(s["paper_actual_sd820"], 2, "x")] for s in speed],
+                [[s.comparison, _f(s.theoretical, 2, "x"), *[_f(s.actual.get(p), 2, "x") for p in precisions],
+                  _f(s.paper_theoretical, 2, "x"), _f(s.paper_actual_sd820, 2, "x")] for s in speed],
                 "Actual = latency of the slower / latency of the faster (median ms, same run). Paper: ShuffleNet "
                 "v1 Table 8, single thread, 224x224; MFLOPs 38/140/524 (0.5x/1x/2x g3), 569 (MobileNet v1). "
                 "int8 rows: theoretical = measured peak int8 / peak fp32 GMAC/s; the paper has no int8 figure.", []))
     out.append((f"Per-op-type time share{on}", ["model", "precision", *[GROUP_LABELS[g] for g in GROUPS],
                                                  "Σ ops / whole model"],
-                [[r["model"], r["precision"], *[_f(100 * r[f"share_{g}"], 1, "%") if r[f"share_{g}"] is not None
-                                                else "—" for g in GROUPS],
-                  _f(r["op_sum_ms"] / r["latency_ms"] if r["op_sum_ms"] and r["latency_ms"] else None, 2)]
-                 for r in rows if r["op_sum_ms"]],
+                [[r.model, r.precision, *[_f(100 * r.share(g), 1, "%") if r.share(g) is not None else "—"
+                                          for g in GROUPS],
+                  _f(r.op_sum_ms / r.latency_ms if r.op_sum_ms and r.latency_ms else None, 2)]
+                 for r in rows if r.op_sum_ms],
                 "Method: " + (part["doc"].sweep.get("op_method") or next(
                     (r.op_times.get("op_method") for r in part["doc"].results if r.op_times), None) or "—")
                 + ". Shares are of the summed per-op "
                 "times; the last column compares that sum with the whole-model latency.", [plot["op_shares"]]))
     for one in ([fvt] if fvt and not part["each"] else []) + part["each"]:
-        out.append((f"Where the FLOPs go vs where the time goes: {one['model']} {one['precision']}{on}",
+        out.append((f"Where the FLOPs go vs where the time goes: {one.model} {one.precision}{on}",
                     ["group", "MACs (M)", "share of MACs", "time (ms)", "share of time"],
-                    [[GROUP_LABELS[g], _f(one["flops"][g] / 1e6, 2), _f(100 * one["flops_share"][g], 1, "%"),
-                      _f(one["time_ms"][g], 3), _f(100 * one["time_share"][g], 1, "%")] for g in GROUPS],
+                    [[GROUP_LABELS[g], _f(one.flops[g] / 1e6, 2), _f(100 * one.flops_share[g], 1, "%"),
+                      _f(one.time_ms[g], 3), _f(100 * one.time_share[g], 1, "%")] for g in GROUPS],
                     "MACs from complexity.py per layer (conv + FC; a bench result's from its TFLite graph's ops), "
                     "grouped like the TFLite ops. \"other\" here: "
-                    + (", ".join(f"{op} {ms:.3f} ms" for op, ms in one["other_ops_ms"].items()) or "nothing")
-                    + f". {one['folded_pads']} zero PADs that XNNPACK folds into the next conv count 0 (timed alone "
-                    f"they took {one['folded_pads_alone_ms']:.3f} ms).",
+                    + (", ".join(f"{op} {ms:.3f} ms" for op, ms in one.other_ops_ms.items()) or "nothing")
+                    + f". {one.folded_pads} zero PADs that XNNPACK folds into the next conv count 0 (timed alone "
+                    f"they took {one.folded_pads_alone_ms:.3f} ms).",
                     [plot["flops_vs_time"]] if one is fvt else []))
-    if pred["n"]:
+    if pred.n:
         out.append((f"Latency predictor: leave-one-out error distribution{on}",
                     ["model", "precision", "measured ms", "predicted ms", "error"],
-                    [[e["key"], e["precision"], _f(e["measured_ms"], 3), _f(e["predicted_ms"], 3),
-                      _f(100 * e["error"], 1, "%")] for e in pred["evaluation"]],
-                    f"Within ±10%: {100 * pred['within_10pct']:.1f}% of {pred['n']} model/precision pairs "
-                    f"(median |error| {100 * pred['median_abs_error']:.1f}%, max {100 * pred['max_abs_error']:.1f}%). "
+                    [[e.key, e.precision, _f(e.measured_ms, 3), _f(e.predicted_ms, 3),
+                      _f(100 * e.error, 1, "%")] for e in pred.evaluation],
+                    f"Within ±10%: {100 * pred.within_10pct:.1f}% of {pred.n} model/precision pairs "
+                    f"(median |error| {100 * pred.median_abs_error:.1f}%, max {100 * pred.max_abs_error:.1f}%). "
                     "Each model is predicted by a predictor built without its own ops and latency: per-op times "
                     "(measured signature, else a regression on MACs and bytes per op type and kernel) summed, times "
                     "one in-graph/alone scale per precision fitted on the other models (analysis/predict.py).",
@@ -322,7 +342,7 @@ def _device_tables(part) -> list[Table]:
 
 
 def _latency_note(rows) -> str:
-    if any(r["latency_source"] == "interleaved" for r in rows):
+    if any(r.latency_source == "interleaved" for r in rows):
         return ("median ms = the sweep's final interleaved pass (every model in ONE runner process, round-robin), "
                 "used for every ratio, fit and prediction target below; sweep p50 ms = the model's own benchmark "
                 "run (bench.json results), minutes apart from the others on a shared host.")
@@ -334,15 +354,15 @@ def _headline(ctx) -> list[str]:
     for part in ctx["parts"]:
         on = f"{part['device']}, " if part["many"] else ""
         for e in part["exps"]:
-            lines.append(f"{on}{e['precision']}, {e['scope']}: latency ∝ MACs^{e['k']:.2f} (4x fewer MACs -> "
-                         f"{e['speedup_per_4x_macs']:.2f}x faster; the paper saw ~2.6x)")
-        if part["pred"]["n"]:
-            lines.append(f"{on}predictor (leave-one-out): {100 * part['pred']['within_10pct']:.0f}% of "
-                         f"{part['pred']['n']} within ±10% of measurement")
+            lines.append(f"{on}{e.precision}, {e.scope}: latency ∝ MACs^{e.fit.k:.2f} (4x fewer MACs -> "
+                         f"{e.speedup_per_4x_macs:.2f}x faster; the paper saw ~2.6x)")
+        if part["pred"].n:
+            lines.append(f"{on}predictor (leave-one-out): {100 * part['pred'].within_10pct:.0f}% of "
+                         f"{part['pred'].n} within ±10% of measurement")
         for note in part["no_peak"]:
             lines.append(f"{note}: no measured peak")
-    for d in (ctx["across"] or {}).get("disagreements", []):
-        lines.append(f"devices disagree: {d['text']}")
+    for d in (ctx["across"].disagreements if ctx["across"] else []):
+        lines.append(f"devices disagree: {d.text}")
     for device in ctx["no_results"]:
         lines.append(f"{device}: no results yet (its sweep stopped before the first model; rerun it to resume)")
     for s in ctx["doc"].skipped:

@@ -6,6 +6,7 @@ import io
 
 from ..tflite.ops import GROUP_LABELS, GROUPS
 from . import gap
+from .rows import Exponent, FlopsVsTime, ModelRow, PredictionSummary
 
 COLORS = {"fp32": "#1f77b4", "int8": "#d62728", "fp16": "#2ca02c"}
 GROUP_COLORS = dict(zip(GROUPS, ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -33,31 +34,31 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def macs_latency(rows, exps) -> bytes:
+def macs_latency(rows: list[ModelRow], exps: list[Exponent]) -> bytes:
     plt = _fig()
     import numpy as np
 
     fig, ax = plt.subplots(figsize=(8.5, 6))
     size = gap.main_size(rows)
-    sel = [r for r in rows if r["input_size"] == size and r["macs"] and r["latency_ms"]]
+    sel = [r for r in rows if r.input_size == size and r.macs and r.latency_ms]
     placed: list[tuple[float, float]] = []  # label positions (log10 MMACs, log10 ms), shared by precisions
-    for p in sorted({r["precision"] for r in sel}):
-        pts = [r for r in sel if r["precision"] == p]
-        ax.scatter([r["macs"] / 1e6 for r in pts], [r["latency_ms"] for r in pts], color=COLORS.get(p, "k"),
+    for p in sorted({r.precision for r in sel}):
+        pts = [r for r in sel if r.precision == p]
+        ax.scatter([r.macs / 1e6 for r in pts], [r.latency_ms for r in pts], color=COLORS.get(p, "k"),
                    label=f"{p} measured", zorder=3)
-        for r in sorted(pts, key=lambda r: r["latency_ms"]):
-            _label_point(ax, _short(r["family"]), r["macs"] / 1e6, r["latency_ms"], placed)
-        fit = next((e for e in exps if e["precision"] == p and e["scope"] == "all models"), None)
+        for r in sorted(pts, key=lambda r: r.latency_ms):
+            _label_point(ax, _short(r.family), r.macs / 1e6, r.latency_ms, placed)
+        fit = next((e.fit for e in exps if e.precision == p and e.scope == "all models"), None)
         if fit:
-            xs = np.geomspace(min(r["macs"] for r in pts), max(r["macs"] for r in pts), 50)
-            ax.plot(xs / 1e6, np.exp(fit["c"]) * xs ** fit["k"], color=COLORS.get(p, "k"), lw=1,
-                    label=f"{p} fit: latency ∝ MACs^{fit['k']:.2f}")
-    ref = next((r for r in sel if r["family"] == gap.REFERENCE and r["precision"] == "fp32"), None)
+            xs = np.geomspace(min(r.macs for r in pts), max(r.macs for r in pts), 50)
+            ax.plot(xs / 1e6, np.exp(fit.c) * xs ** fit.k, color=COLORS.get(p, "k"), lw=1,
+                    label=f"{p} fit: latency ∝ MACs^{fit.k:.2f}")
+    ref = next((r for r in sel if r.family == gap.REFERENCE and r.precision == "fp32"), None)
     if ref and sel:
-        xs = np.geomspace(min(r["macs"] for r in sel), max(r["macs"] for r in sel), 50)
-        ax.plot(xs / 1e6, ref["latency_ms"] * xs / ref["macs"], "k--", lw=1.2,
+        xs = np.geomspace(min(r.macs for r in sel), max(r.macs for r in sel), 50)
+        ax.plot(xs / 1e6, ref.latency_ms * xs / ref.macs, "k--", lw=1.2,
                 label="ideal: latency ∝ MACs (through g3 1x fp32)")
-    _macs_latency_axes(ax, f"MACs vs measured latency ({size}x{size}, {rows[0]['device'] if rows else ''})")
+    _macs_latency_axes(ax, f"MACs vs measured latency ({size}x{size}, {rows[0].device if rows else ''})")
     return _png(fig)
 
 
@@ -73,18 +74,18 @@ def _macs_latency_axes(ax, title: str) -> None:
     ax.legend(fontsize=8)
 
 
-def devices(rows) -> bytes:
+def devices(rows: list[ModelRow]) -> bytes:
     """MACs vs latency, one series per device and precision, every size: the fleet on one plot."""
     plt = _fig()
     fig, ax = plt.subplots(figsize=(8.5, 6))
-    devices = sorted({r["device"] for r in rows})
+    devices = sorted({r.device for r in rows})
     markers = {"fp32": "o", "int8": "s", "fp16": "^"}
     cmap = plt.get_cmap("tab10")
     for i, device in enumerate(devices):
-        for p in sorted({r["precision"] for r in rows if r["device"] == device}):
-            pts = sorted((r for r in rows if r["device"] == device and r["precision"] == p and r["macs"]
-                          and r["latency_ms"]), key=lambda r: r["macs"])
-            ax.plot([r["macs"] / 1e6 for r in pts], [r["latency_ms"] for r in pts], marker=markers.get(p, "x"),
+        for p in sorted({r.precision for r in rows if r.device == device}):
+            pts = sorted((r for r in rows if r.device == device and r.precision == p and r.macs
+                          and r.latency_ms), key=lambda r: r.macs)
+            ax.plot([r.macs / 1e6 for r in pts], [r.latency_ms for r in pts], marker=markers.get(p, "x"),
                     color=cmap(i % 10), lw=0.8, label=f"{device} {p}")
     _macs_latency_axes(ax, "MACs vs measured latency, per device")
     return _png(fig)
@@ -112,20 +113,20 @@ def _label_point(ax, text: str, x: float, y: float, placed: list[tuple[float, fl
                 va="bottom", arrowprops={"arrowstyle": "-", "lw": 0.4, "alpha": 0.5} if shift else None)
 
 
-def efficiency(rows) -> bytes:
+def efficiency(rows: list[ModelRow]) -> bytes:
     plt = _fig()
     import numpy as np
 
     size = gap.main_size(rows)
-    sel = [r for r in rows if r["input_size"] == size and r["gmacs"]]
-    models = sorted({r["family"] for r in sel}, key=lambda m: min(r["macs"] for r in sel if r["family"] == m))
-    precisions = sorted({r["precision"] for r in sel})
+    sel = [r for r in rows if r.input_size == size and r.gmacs]
+    models = sorted({r.family for r in sel}, key=lambda m: min(r.macs for r in sel if r.family == m))
+    precisions = sorted({r.precision for r in sel})
     fig, ax = plt.subplots(figsize=(9, 5))
     width = 0.8 / max(len(precisions), 1)
     for i, p in enumerate(precisions):
-        vals = [next((r["gmacs"] for r in sel if r["family"] == m and r["precision"] == p), 0) for m in models]
+        vals = [next((r.gmacs for r in sel if r.family == m and r.precision == p), 0) for m in models]
         ax.bar(np.arange(len(models)) + i * width, vals, width, color=COLORS.get(p, "k"), label=f"{p} effective")
-        peak = next((r["peak_gmacs"] for r in sel if r["precision"] == p and r["peak_gmacs"]), None)
+        peak = next((r.peak_gmacs for r in sel if r.precision == p and r.peak_gmacs), None)
         if peak:
             ax.axhline(peak, color=COLORS.get(p, "k"), ls="--", lw=1, label=f"{p} measured peak {peak:.0f}")
     ax.set_xticks(np.arange(len(models)) + width * (len(precisions) - 1) / 2)
@@ -138,15 +139,15 @@ def efficiency(rows) -> bytes:
     return _png(fig)
 
 
-def shares(rows) -> bytes:
+def shares(rows: list[ModelRow]) -> bytes:
     plt = _fig()
 
-    sel = [r for r in rows if r["op_sum_ms"]]
+    sel = [r for r in rows if r.op_sum_ms]
     fig, ax = plt.subplots(figsize=(9, max(3, 0.28 * len(sel) + 1.5)))
-    labels = [f"{_short(r['model'])} {r['precision']}" for r in sel]
+    labels = [f"{_short(r.model)} {r.precision}" for r in sel]
     left = [0.0] * len(sel)
     for g in GROUPS:
-        vals = [100 * (r[f"share_{g}"] or 0) for r in sel]
+        vals = [100 * (r.share(g) or 0) for r in sel]
         ax.barh(labels, vals, left=left, color=GROUP_COLORS[g], label=GROUP_LABELS[g])
         left = [a + b for a, b in zip(left, vals)]
     ax.set_xlabel("% of summed per-op time")
@@ -158,33 +159,33 @@ def shares(rows) -> bytes:
     return _png(fig)
 
 
-def flops_vs_time(fvt) -> bytes:
+def flops_vs_time(fvt: FlopsVsTime) -> bytes:
     plt = _fig()
     import numpy as np
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     x = np.arange(len(GROUPS))
-    ax.bar(x - 0.2, [100 * fvt["flops_share"][g] for g in GROUPS], 0.4, label="share of MACs", color="#999999")
-    ax.bar(x + 0.2, [100 * fvt["time_share"][g] for g in GROUPS], 0.4, label="share of time", color="#d62728")
+    ax.bar(x - 0.2, [100 * fvt.flops_share[g] for g in GROUPS], 0.4, label="share of MACs", color="#999999")
+    ax.bar(x + 0.2, [100 * fvt.time_share[g] for g in GROUPS], 0.4, label="share of time", color="#d62728")
     ax.set_xticks(x)
     ax.set_xticklabels([GROUP_LABELS[g] for g in GROUPS], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("%")
-    ax.set_title(f"Where the FLOPs go vs where the time goes: {_short(fvt['model'])} {fvt['precision']}")
+    ax.set_title(f"Where the FLOPs go vs where the time goes: {_short(fvt.model)} {fvt.precision}")
     ax.legend()
     ax.grid(True, axis="y", alpha=0.3)
     return _png(fig)
 
 
-def prediction_error(pred) -> bytes:
+def prediction_error(pred: PredictionSummary) -> bytes:
     plt = _fig()
 
-    errs = [100 * e["error"] for e in pred["evaluation"]]
+    errs = [100 * e.error for e in pred.evaluation]
     fig, ax = plt.subplots(figsize=(7, 4))
     lim = max(20, max(abs(e) for e in errs) + 2)
     ax.hist(errs, bins=[-lim + i * lim / 10 for i in range(21)], color="#1f77b4", edgecolor="white")
     ax.axvspan(-10, 10, color="green", alpha=0.1, label="±10%")
     ax.set_xlabel("prediction error, leave-one-out (%)")
     ax.set_ylabel("models")
-    ax.set_title(f"Latency predictor: {100 * pred['within_10pct']:.0f}% of {pred['n']} within ±10%")
+    ax.set_title(f"Latency predictor: {100 * pred.within_10pct:.0f}% of {pred.n} within ±10%")
     ax.legend()
     return _png(fig)

@@ -197,14 +197,15 @@ def report(results, outdir, allow_mixed, title):
     from ..analysis.report import build_report
 
     out = build_report(list(results), outdir, allow_mixed=allow_mixed, title=title)
-    s = out["summary"]
-    on = (lambda device: f"{device}: ") if len(s["devices"]) > 1 else (lambda device: "")
-    for e in s["exponents"]:
-        click.echo(f"{on(e['device'])}{e['precision']} {e['scope']}: latency ~ MACs^{e['k']:.3f}", err=True)
-    for device, within in s["within_10pct"].items():
+    s = out.summary
+    on = (lambda device: f"{device}: ") if len(s.devices) > 1 else (lambda device: "")
+    for device, exps in s.exponents.items():
+        for e in exps:
+            click.echo(f"{on(device)}{e.precision} {e.scope}: latency ~ MACs^{e.fit.k:.3f}", err=True)
+    for device, within in s.within_10pct.items():
         if within is not None:
             click.echo(f"{on(device)}predictor within ±10%: {100 * within:.0f}%", err=True)
-    for note in s["no_peak"]:
+    for note in s.no_peak:
         click.echo(f"{note}: no measured peak (% of peak omitted)", err=True)
     click.echo(f"wrote {outdir / 'report.html'} (+ report.md, CSVs, PNGs)", err=True)
 

@@ -21,9 +21,10 @@ def quant_report(export_dir, data, outdir, top):
     from ..manifest import Manifest
 
     manifest = Manifest.load(export_dir)
-    rows, measured_on = layer_rows(manifest, data)
-    files = write_report(manifest, rows, measured_on, outdir or manifest.folder / "quant-report")
-    stdout.print(f"{manifest.key}: {len(rows)} quantized tensors, measured on {measured_on}; worst:", highlight=False)
-    for row in worst(rows, top):
+    table = layer_rows(manifest, data)
+    files = write_report(manifest, table, outdir or manifest.folder / "quant-report")
+    stdout.print(f"{manifest.key}: {len(table.rows)} quantized tensors, measured on {table.measured_on}; worst:",
+                 highlight=False)
+    for row in worst(table.rows, top):
         stdout.print("  " + summary_line(row), highlight=False, soft_wrap=True)
-    stdout.print(f"wrote {files['png']}, {files['csv']} and {files['markdown']}", highlight=False)
+    stdout.print(f"wrote {files.png}, {files.csv} and {files.markdown}", highlight=False)
