@@ -91,8 +91,11 @@ def build(case: Case, work: Path, log, *, ablation: bool = False,
     if case.checkpoint is None:  # one fixed set of weights for every toolchain (a zoo model is random per load)
         case.checkpoint = _seeded_checkpoint(case, work)
     manifests, skipped = {}, {}
+    plain_failed = work / "plain-export-failed.txt"  # v2: onnx2tf cannot convert its plain graph at all
     for label, optimize in (("plain", False), ("sdeploy", True)):
         outdir = work / label
+        if not optimize and plain_failed.exists():
+            continue
         if not (outdir / "manifest.json").exists():
             log(f"  exporting {label} ({'lowered' if optimize else 'onnx2tf plain'})")
             req = pipeline.ExportRequest(model=case.model, checkpoint=case.checkpoint, input_size=case.size,
@@ -100,13 +103,15 @@ def build(case: Case, work: Path, log, *, ablation: bool = False,
                                          optimize=optimize)
             try:
                 pipeline.export(req)
-            except UserError as err:  # v2: onnx2tf cannot convert the plain graph at all (no onnx2tf rows)
+            except UserError as err:
                 if optimize:
                     raise
-                for name in ("onnx2tf fp32", "onnx2tf int8", "onnx2tf CLI -oiqt int8"):
-                    skipped[name] = f"onnx2tf cannot convert this model's plain graph: {err.message}"
+                plain_failed.write_text(err.message)
                 continue
         manifests[label] = json.loads((outdir / "manifest.json").read_text())
+    if plain_failed.exists():
+        for name in ("onnx2tf fp32", "onnx2tf int8", "onnx2tf CLI -oiqt int8"):
+            skipped[name] = f"no plain onnx2tf export: {plain_failed.read_text()}"
 
     # the exports' own calibration and held-out images (same seed -> same split)
     req = pipeline.ExportRequest(model=case.model, checkpoint=case.checkpoint, input_size=case.size, calib=calib)
@@ -121,16 +126,18 @@ def build(case: Case, work: Path, log, *, ablation: bool = False,
     torch_logits = verify.run_torch(model, x)
 
     plain = "plain" in manifests
-    if not plain:  # the unlowered graph, for ONNX Runtime's rows (what a user of ORT would run)
+    plain_onnx = work / "plain" / "model.onnx"
+    if not plain:  # the unlowered graph all the same, for ONNX Runtime's rows (what a user of ORT would run)
         from shufflenet_deploy.export.onnx_export import export_onnx
 
-        (work / "plain").mkdir(exist_ok=True)
-        export_onnx(model, case.size, work / "plain" / "model.onnx")
+        plain_onnx = work / "plain-onnx" / "model.onnx"
+        plain_onnx.parent.mkdir(exist_ok=True)
+        export_onnx(model, case.size, plain_onnx)
     variants = [*([Variant("onnx2tf fp32", "tflite", str(work / "plain" / "model_fp32.tflite")),
                    Variant("onnx2tf int8", "tflite", str(work / "plain" / "model_int8.tflite"))] if plain else []),
                 Variant("sdeploy fp32", "tflite", str(work / "sdeploy" / "model_fp32.tflite")),
                 Variant("sdeploy int8", "tflite", str(work / "sdeploy" / "model_int8.tflite")),
-                Variant("ort fp32", "onnxruntime", str(work / "plain" / "model.onnx"))]
+                Variant("ort fp32", "onnxruntime", str(plain_onnx))]
     cli_int8 = _onnx2tf_cli_int8(work, images.calibration, pre, log) if plain else None
     if cli_int8:
         variants.insert(2, Variant("onnx2tf CLI -oiqt int8", "tflite", str(cli_int8)))
@@ -138,7 +145,7 @@ def build(case: Case, work: Path, log, *, ablation: bool = False,
         skipped["onnx2tf CLI -oiqt int8"] = f"onnx2tf's CLI failed, see {work / 'onnx2tf-cli.log'}"
     from shufflenet_deploy.export.onnx_int8 import quantize as ort_quantize
 
-    for label, onnx, name in (("ort int8 (QDQ)", work / "plain" / "model.onnx", "ort_int8_qdq_rr.onnx"),
+    for label, onnx, name in (("ort int8 (QDQ)", plain_onnx, "ort_int8_qdq_rr.onnx"),
                               ("sdeploy onnx_int8 (ort)", work / "sdeploy" / "model.onnx", "sdeploy_onnx_int8.onnx")):
         if not (work / name).exists():
             log(f"  quantizing {onnx.parent.name}/model.onnx for onnxruntime (static QDQ, export/onnx_int8.py)")
