@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from .errors import UserError
 from .sizes import as_hw, canonical, size_str, to_json
 from .zoo import configs
-from .zoo.registry import get_spec
+from .zoo.registry import PaperFigure, get_spec
 
 
 @dataclass(frozen=True)
@@ -60,13 +60,13 @@ class Complexity:
         """MACs in a paper convention: "conv" (convolutions only) or "conv+fc"."""
         return {"conv": self.macs_conv, "conv+fc": self.macs_total}[convention]
 
-    def paper_comparison(self) -> dict | None:
+    def paper_comparison(self) -> "PaperComparison | None":
         """The paper's figure beside ours in its convention; None without one (or off 224x224, 1000 classes)."""
         paper = get_spec(self.model).paper
         if paper is None or (self.input_size, self.num_classes) != (224, 1000):
             return None
         ours = self.macs(paper.convention) / 1e6
-        return {**asdict(paper), "ours_m": round(ours, 2), "matches": round(ours) == round(paper.macs_m)}
+        return PaperComparison(paper=paper, ours_m=round(ours, 2), matches=round(ours) == round(paper.macs_m))
 
     def summary(self) -> dict:
         spec = get_spec(self.model)
@@ -84,6 +84,18 @@ class Complexity:
 
     def to_dict(self) -> dict:
         return {**self.summary(), "layers": [asdict(l) for l in self.layers]}
+
+
+@dataclass(frozen=True)
+class PaperComparison:
+    """A published MAC count and ours in the same convention (conv-only or conv+FC), equal after rounding or not."""
+
+    paper: PaperFigure
+    ours_m: float
+    matches: bool
+
+    def to_dict(self) -> dict:
+        return {**asdict(self.paper), "ours_m": self.ours_m, "matches": self.matches}
 
 
 class _Walker:

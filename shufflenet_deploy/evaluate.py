@@ -7,6 +7,7 @@ deployed model will see.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import numpy as np
 from .data.folders import ImageSet, check_classes, scan_image_folder
 from .errors import UserError
 from .export import verify
-from .export.verify import accuracy_table, run_artifact
+from .export.verify import Accuracy, AccuracyTable, accuracy_table, run_artifact
 from .manifest import Manifest
 from .sizes import as_hw, canonical, size_str
 
@@ -36,7 +37,27 @@ def _manifest_beside(path: Path) -> Manifest:
     return Manifest.load(path.parent)
 
 
-def evaluate(artifact: Path, data: Path | str, *, input_size: int | None = None) -> dict:
+@dataclass(frozen=True)
+class Evaluation:
+    """`sdeploy eval`'s answer: one model's accuracy, or an export folder's table (every artifact beside PyTorch)."""
+
+    data: str  # the labelled folder
+    skipped: int  # its unreadable images
+    artifact: str | None = None  # one model ...
+    accuracy: Accuracy | None = None
+    export: str | None = None  # ... or an export folder
+    model: str | None = None
+    samples: int | None = None
+    table: AccuracyTable | None = None
+
+    def to_dict(self) -> dict:
+        if self.table is None:
+            return {"artifact": self.artifact, "data": self.data, **self.accuracy.to_dict(), "skipped": self.skipped}
+        return {"export": self.export, "model": self.model, "data": self.data, "samples": self.samples,
+                "skipped": self.skipped, **self.table.to_dict()}
+
+
+def evaluate(artifact: Path, data: Path | str, *, input_size: int | None = None) -> Evaluation:
     """Accuracy of one artifact or of every artifact of an export folder (with deltas vs PyTorch)."""
     from .data.preprocess import Preprocessing
 
@@ -52,13 +73,11 @@ def evaluate(artifact: Path, data: Path | str, *, input_size: int | None = None)
         image_set = resolve_data(data, pre.input_size)
         check_classes(image_set, manifest.class_names, str(artifact))
         x = pre.load_batch(image_set.paths)
-        logits = run_artifact(artifact, x)
-        return {"artifact": str(artifact), "data": str(image_set.root), **_scores(logits, image_set)}
+        return _scores(artifact, run_artifact(artifact, x), image_set)
     model, pre, meta = _load_checkpoint(artifact, input_size)
     image_set = resolve_data(data, pre.input_size)
     check_classes(image_set, meta.get("class_names"), str(artifact))
-    logits = verify.run_torch(model, pre.load_batch(image_set.paths))
-    return {"artifact": str(artifact), "data": str(image_set.root), **_scores(logits, image_set)}
+    return _scores(artifact, verify.run_torch(model, pre.load_batch(image_set.paths)), image_set)
 
 
 def _check_size(requested, fixed, artifact: Path) -> None:
@@ -80,11 +99,12 @@ def _load_checkpoint(path: Path, input_size: int | None):
     return model, pre, meta
 
 
-def _scores(logits: np.ndarray, image_set: ImageSet) -> dict:
-    return {**verify.accuracy(logits, image_set.labels).to_dict(), "skipped": len(image_set.skipped)}
+def _scores(artifact: Path, logits: np.ndarray, image_set: ImageSet) -> Evaluation:
+    return Evaluation(data=str(image_set.root), skipped=len(image_set.skipped), artifact=str(artifact),
+                      accuracy=verify.accuracy(logits, image_set.labels))
 
 
-def _evaluate_export(folder: Path, data: Path | str, input_size: int | None) -> dict:
+def _evaluate_export(folder: Path, data: Path | str, input_size: int | None) -> Evaluation:
     from .data.preprocess import Preprocessing
 
     manifest = Manifest.load(folder)
@@ -101,6 +121,6 @@ def _evaluate_export(folder: Path, data: Path | str, input_size: int | None) -> 
         from .checkpoints import load_model
 
         reference = verify.run_torch(load_model(manifest.model, Path(checkpoint), **manifest.options), x)
-    return {"export": str(folder), "model": manifest.model, "data": str(image_set.root),
-            "samples": len(image_set), "skipped": len(image_set.skipped),
-            **accuracy_table(folder, manifest.data["artifacts"], x, image_set.labels, reference).to_dict()}
+    return Evaluation(data=str(image_set.root), skipped=len(image_set.skipped), export=str(folder),
+                      model=manifest.model, samples=len(image_set),
+                      table=accuracy_table(folder, manifest.data["artifacts"], x, image_set.labels, reference))

@@ -131,7 +131,25 @@ def evaluate_logits(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
         return np.concatenate([model(torch.from_numpy(x[i : i + batch])).numpy() for i in range(0, len(x), batch)])
 
 
-def train(cfg: TrainConfig, progress: Callable[[dict], None] = lambda state: None) -> dict:
+@dataclass(frozen=True)
+class TrainSummary:
+    """What a training run did: stored in the checkpoint (`train`) and printed by `sdeploy train`."""
+
+    val_top1: float
+    train_images: int
+    val_images: int
+    steps: int
+    seconds: float
+    config: dict[str, object]  # TrainConfig with paths as text
+    learning_rate: float | None
+    curve: list[dict[str, float | int | None]]  # per epoch: epoch, step, train_loss, val_top1, lr
+    skipped: list[list[str]]  # image files that could not be read, with why
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def train(cfg: TrainConfig, progress: Callable[[dict], None] = lambda state: None) -> TrainSummary:
     """Train; write the checkpoint (our format, with metadata and the curve); return the summary."""
     import torch
     import torch.nn.functional as F
@@ -196,10 +214,10 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] = lambda state: Non
     model.eval()
     meta = {"model": cfg.model, "options": options, "num_classes": num_classes, "input_size": cfg.input_size,
             "preprocessing": pre.to_dict(), "class_names": list(train_set.class_names), "dataset": dataset}
-    summary = {"val_top1": curve[-1]["val_top1"], "train_images": len(x_train), "val_images": len(x_val),
-               "steps": step, "seconds": round(time.perf_counter() - started, 1),
-               "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
-               "learning_rate": cfg.learning_rate, "curve": curve,
-               "skipped": [list(s) for s in train_set.skipped + val_set.skipped]}
-    save_checkpoint(Path(cfg.output), model, meta, extra={"train": summary})
+    summary = TrainSummary(val_top1=curve[-1]["val_top1"], train_images=len(x_train), val_images=len(x_val),
+                           steps=step, seconds=round(time.perf_counter() - started, 1),
+                           config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+                           learning_rate=cfg.learning_rate, curve=curve,
+                           skipped=[list(s) for s in train_set.skipped + val_set.skipped])
+    save_checkpoint(Path(cfg.output), model, meta, extra={"train": summary.to_dict()})
     return summary

@@ -55,7 +55,7 @@ def test_every_paper_figure_is_reproduced_except_v2():
         spec = get_spec(name)
         comparison = count_complexity(name).paper_comparison()
         if spec.paper is not None:
-            assert comparison["matches"] == (spec.family != "shufflenet_v2"), name
+            assert comparison.matches == (spec.family != "shufflenet_v2"), name
 
 
 def test_se_placement_adds_2_88m_at_2x_g3():

@@ -32,7 +32,7 @@ def _fp32(out: Path, model: str = SMALL) -> bytes:
     return (out / "model_fp32.tflite").read_bytes()
 
 
-def _convert(onnx: Path, work: Path, log: Path, **kwargs) -> dict:
+def _convert(onnx: Path, work: Path, log: Path, **kwargs) -> tflite_convert.Converted:
     return tflite_convert.convert(onnx, work, precisions=["fp32"], calibration_nhwc=None,
                                   sample_images_nhwc01=np.full((1, 32, 32, 3), 0.5, np.float32), log=log,
                                   onnx2tf_options=lower.ONNX2TF_OPTIONS, **kwargs)
@@ -175,7 +175,7 @@ def test_a_job_that_times_out_or_dies_fails_alone(tmp_path, fresh_small):
         killer.join()
         assert worker.pid is None and _gone(pid)
         result = _convert(onnx, tmp_path / "w4", log)
-        assert Path(result["files"]["fp32"]).exists()
+        assert result.files["fp32"].exists() and result.timings
         pids = _pids(log)
         assert len(set(pids)) == 3 and worker.pid == pids[-1]
     assert all(_gone(p) for p in pids)

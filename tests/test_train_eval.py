@@ -57,9 +57,9 @@ def test_training_reduces_loss_and_checkpoint_round_trips(tmp_path):
                       lr=0.2)
     summary = train(cfg, progress=states.append)
     losses = [s["loss"] for s in states if "loss" in s]
-    assert len(losses) == summary["steps"] == 3 * int(np.ceil(1258 / 32))
+    assert len(losses) == summary.steps == 3 * int(np.ceil(1258 / 32))
     assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:10])
-    assert summary["val_top1"] > 0.15 and len(summary["curve"]) == 3  # above chance (0.10) after 3 epochs
+    assert summary.val_top1 > 0.15 and len(summary.curve) == 3  # above chance (0.10) after 3 epochs
 
     model = load_model(None, tmp_path / "tiny.pt")
     meta = model.sdeploy_meta
@@ -67,12 +67,12 @@ def test_training_reduces_loss_and_checkpoint_round_trips(tmp_path):
     assert meta["class_names"] == [str(d) for d in range(10)] and meta["dataset"] == "digits"
     assert meta["preprocessing"]["input_size"] == 32
     blob = torch.load(tmp_path / "tiny.pt", weights_only=True)
-    assert blob["train"]["curve"][-1]["val_top1"] == summary["val_top1"]
+    assert blob["train"]["curve"][-1]["val_top1"] == summary.val_top1
 
     # the reloaded model gives exactly the accuracy training measured
     from shufflenet_deploy.evaluate import evaluate
 
-    assert evaluate(tmp_path / "tiny.pt", "digits")["top1"] == pytest.approx(summary["val_top1"])
+    assert evaluate(tmp_path / "tiny.pt", "digits").accuracy.top1 == pytest.approx(summary.val_top1)
 
 
 @pytest.mark.slow
@@ -81,7 +81,7 @@ def test_training_is_deterministic(tmp_path):
 
     runs = [train(TrainConfig(model=TINY, data="digits", output=tmp_path / f"{i}.pt", input_size=32, epochs=1,
                               batch=64, max_steps=5)) for i in range(2)]
-    assert runs[0]["curve"] == runs[1]["curve"]
+    assert runs[0].curve == runs[1].curve
 
 
 def make_folder(root: Path, classes: dict[str, int], size=32) -> Path:

@@ -20,7 +20,7 @@ def eval_cmd(artifact, data, input_size, as_json):
     from ..evaluate import evaluate
 
     with status("evaluating"):
-        result = evaluate(artifact, data, input_size=parse_size(input_size))
+        result = evaluate(artifact, data, input_size=parse_size(input_size)).to_dict()
     if as_json:
         print_json(result)
         return

@@ -47,7 +47,7 @@ def train(model, data, val, input_size, epochs, batch, lr, weight_decay, label_s
 
         summary = run_train(cfg, progress=update)
     if as_json:
-        print_json(summary)
+        print_json(summary.to_dict())
     else:
-        stdout.print(f"{output}: val top-1 {summary['val_top1']:.2%} after {summary['steps']} steps "
-                     f"({summary['seconds']:.0f} s)")
+        stdout.print(f"{output}: val top-1 {summary.val_top1:.2%} after {summary.steps} steps "
+                     f"({summary.seconds:.0f} s)")

@@ -16,7 +16,7 @@ def _m(value: float) -> str:
 
 def _paper_cell(c: Complexity) -> str:
     paper = c.paper_comparison()
-    return f"{paper['macs_m']:g} ({paper['convention']})" if paper else ""
+    return f"{paper.paper.macs_m:g} ({paper.paper.convention})" if paper else ""
 
 
 def _console():
@@ -66,7 +66,8 @@ def flops(model: str, input_size: int, num_classes: int, per_layer: bool, as_jso
     if as_json:
         data = c.to_dict() if per_layer else c.summary()
         if paper:
-            data["paper_comparison"] = c.paper_comparison()
+            cmp = c.paper_comparison()
+            data["paper_comparison"] = cmp.to_dict() if cmp else None
         click.echo(json.dumps(data, indent=2))
         return
     if per_layer:
@@ -82,9 +83,9 @@ def _paper_line(c: Complexity) -> str:
     cmp = c.paper_comparison()
     if cmp is None:
         return "paper: no published figure for this model at 224x224 with 1000 classes"
-    verdict = "matches" if cmp["matches"] else "differs"
-    return (f"paper: {cmp['macs_m']:g} M ({cmp['convention']}, {cmp['source']}); "
-            f"ours in that convention {cmp['ours_m']:.2f} M, {verdict} after rounding")
+    verdict = "matches" if cmp.matches else "differs"
+    return (f"paper: {cmp.paper.macs_m:g} M ({cmp.paper.convention}, {cmp.paper.source}); "
+            f"ours in that convention {cmp.ours_m:.2f} M, {verdict} after rounding")
 
 
 def _print_layers(c: Complexity) -> None:

@@ -230,7 +230,7 @@ def _build(req, source, pre, images: Images, precisions, tmp: Path, progress, va
                                        calibration_nhwc=calib_nhwc if "int8" in tflite_precisions else None,
                                        sample_images_nhwc01=images.held_out_pixels, log=log,
                                        onnx2tf_options=lower.ONNX2TF_OPTIONS if req.optimize else None)
-    timings.update({k: round(v, 2) for k, v in converted["timings"].items()})
+    timings.update({k: round(v, 2) for k, v in converted.timings.items()})
     timings["convert_s"] = round(time.perf_counter() - t0, 2)
 
     t0 = time.perf_counter()
@@ -239,7 +239,7 @@ def _build(req, source, pre, images: Images, precisions, tmp: Path, progress, va
     for precision in tflite_precisions:
         progress(f"verifying {precision} with LiteRT")
         final = tmp / f"model_{precision}.tflite"
-        shutil.move(converted["files"][precision], final)
+        shutil.move(converted.files[precision], final)
         if req.optimize:
             lowering["tflite"][precision] = lower.lower_tflite(final, final)
         if precision == "int8":
@@ -353,14 +353,14 @@ def _opset(path: Path) -> int:
                  if o.domain in ("", "ai.onnx")), 0)
 
 
-def _fp32_reference(tmp: Path, converted: dict, optimize: bool) -> Path:
+def _fp32_reference(tmp: Path, converted: "tflite_convert.Converted", optimize: bool) -> Path:
     """The lowered fp32 TFLite the int8 file is judged against: the shipped one, or (int8-only exports) the
     same conversion's fp32 output lowered the same way."""
     shipped = tmp / "model_fp32.tflite"
     if shipped.exists():
         return shipped
     reference = tmp / "work" / "reference_fp32.tflite"
-    shutil.copyfile(converted["files"]["fp32"], reference)
+    shutil.copyfile(converted.files["fp32"], reference)
     if optimize:
         from .lower import lower_tflite
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,10 +42,18 @@ def write_onnx2tf_sample(workdir: Path, images_nhwc01: np.ndarray) -> None:
     np.save(workdir / ONNX2TF_SAMPLE_FILE, np.stack(resized).astype(np.float32))
 
 
+@dataclass(frozen=True)
+class Converted:
+    """What one conversion wrote: a .tflite per precision (in the work folder) and the seconds each stage took."""
+
+    files: dict[str, Path]
+    timings: dict[str, float]
+
+
 def convert(onnx_path: Path, workdir: Path, *, precisions: list[str], calibration_nhwc: np.ndarray | None,
             sample_images_nhwc01: np.ndarray, log: Path, timeout: float = 1800,
-            onnx2tf_options: dict | None = None) -> dict:
-    """Run the worker; return {"files": {precision: path}, "timings": {...}, "network_attempts": [...]}."""
+            onnx2tf_options: dict | None = None) -> Converted:
+    """Run the worker on ONNX_PATH: a TFLite file per precision."""
     workdir = Path(workdir).resolve()  # the worker chdirs into it: every path in its spec must be absolute
     workdir.mkdir(parents=True, exist_ok=True)
     private_onnx = workdir / "model.onnx"
@@ -57,7 +66,9 @@ def convert(onnx_path: Path, workdir: Path, *, precisions: list[str], calibratio
     spec = {"onnx": str(private_onnx), "workdir": str(workdir), "outdir": str(workdir / "tf"),
             "precisions": precisions, "calibration_nhwc": str(calib_file) if calib_file else None,
             "result": str(workdir / "result.json"), "onnx2tf_options": onnx2tf_options or {}}
-    return _run_worker(spec, workdir, log, timeout)
+    result = _run_worker(spec, workdir, log, timeout)
+    return Converted(files={k: Path(v) for k, v in result["files"].items()},
+                     timings={k: float(v) for k, v in result["timings"].items()})
 
 
 def requantize(workdir: Path, *, output: Path, log: Path, calibration_nhwc: np.ndarray | None = None,
