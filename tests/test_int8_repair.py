@@ -70,6 +70,10 @@ def test_the_onnx_int8_file_is_calibrated_judged_and_shipped_like_the_tflite_one
     assert block["decision"] in ("met", "undecided") and "reduce_range" in block["method"]
     assert art["file"] == "model_int8.onnx" and art["format"] == "onnx" and art["precision"] == "int8"
     assert art["parity"]["passed"] and art["parity"]["reference"] == "onnx" and art["ops"]["QuantizeLinear"] > 10
+    # the lowered graph's residual Sums are quantized as Adds (ORT has no int8 Sum), their ReLUs fused
+    assert "Sum" not in art["ops"] and art["ops"]["Add"] == m["artifacts"]["onnx"]["ops"]["Sum"] > 0
+    assert "Relu" not in art["ops"]
+    assert not (shared_export("g3").path / "model_int8.float.onnx").exists()  # the copy it was quantized from
     assert next(r for r in m["accuracy"]["rows"] if r["artifact"] == "onnx_int8")["top1"] >= 0.99
 
 
