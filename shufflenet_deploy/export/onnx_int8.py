@@ -10,9 +10,9 @@ gave 76% top-1 agreement with model.onnx on this host and 100% with reduce_range
 export's machine (usually x86) and run on the device (usually ARM, no saturation): with 7-bit weights the two
 compute the same thing, so the judgement holds where the file runs, for a small cost in weight resolution.
 
-On x86 without VNNI it is slower than ONNX Runtime's fp32 (1.46x, benchmarks/results/lowering_issue25.txt); it is made for the devices whose int8 dot-product instructions
-(`asimddp`, `i8mm`) its kernels use, where only `sdeploy bench --runtime onnxruntime` on the device can say
-which file wins.
+On x86 without VNNI it is slower than ONNX Runtime's fp32 (1.5x on g3 and v2 1.0x at 224,
+benchmarks/results/peers_issue25.txt); it is made for the devices whose int8 dot-product instructions (`asimddp`,
+`i8mm`) its kernels use, where only `sdeploy bench --runtime onnxruntime` on the device can say which file wins.
 
 It is judged like the TFLite int8 file: parity against model.onnx (the int8 cosine gate, verify.THRESHOLDS) on the
 held-out images, and, with an int8 target, top-1 agreement (and drop, when labelled) against model.onnx on the
