@@ -145,20 +145,23 @@ def build(case: Case, work: Path, log, *, ablation: bool = False,
         skipped["onnx2tf CLI -oiqt int8"] = f"onnx2tf's CLI failed, see {work / 'onnx2tf-cli.log'}"
     from shufflenet_deploy.export.onnx_int8 import quantize as ort_quantize
 
-    for label, onnx, name in (("ort int8 (QDQ)", plain_onnx, "ort_int8_qdq_rr.onnx"),
-                              ("sdeploy onnx_int8 (ort)", work / "sdeploy" / "model.onnx", "sdeploy_onnx_int8.onnx")):
-        if not (work / name).exists():
-            log(f"  quantizing {onnx.parent.name}/model.onnx for onnxruntime (static QDQ, export/onnx_int8.py)")
-            ort_quantize(onnx, work / name, images.calibration)
-        variants.append(Variant(label, "onnxruntime", str(work / name)))
-    variants.insert(len(variants) - 1, Variant("sdeploy onnx (ort)", "onnxruntime", str(work / "sdeploy" / "model.onnx")))
+    sdeploy_onnx = work / "sdeploy" / "model.onnx"
+    ort_rows = [("ort int8 (QDQ)", plain_onnx, work / "ort_int8_qdq_rr.onnx"),  # (row, float source, its file)
+                ("sdeploy onnx (ort)", None, sdeploy_onnx),
+                ("sdeploy onnx_int8 (ort)", sdeploy_onnx, work / "sdeploy_onnx_int8.onnx")]
+    for label, source, path in ort_rows:
+        if source is not None and not path.exists():
+            log(f"  quantizing {source.parent.name}/model.onnx for onnxruntime (static QDQ, export/onnx_int8.py)")
+            ort_quantize(source, path, images.calibration)
+        variants.append(Variant(label, "onnxruntime", str(path)))
 
     spec = {"model": case.model, "checkpoint": str(case.checkpoint) if case.checkpoint else None,
             "input_size": case.size, "calibration": str(work / "calibration.npy")}
     litert_torch_names = {"fp32": "litert-torch fp32", "int8": "litert-torch int8 (PT2E)"}
     for peer, py, names in (("litert-torch", LITERT_TORCH_PY, litert_torch_names),
                             ("ncnn", NCNN_PY, {"fp32": "ncnn fp32"}),
-                            ("executorch", EXECUTORCH_PY, {"fp32": "executorch fp32", "int8": "executorch int8 (PT2E)"})):
+                            ("executorch", EXECUTORCH_PY,
+                             {"fp32": "executorch fp32", "int8": "executorch int8 (PT2E)"})):
         if not py.exists():
             reason = REPO / ".cache" / "peer-venvs" / f".venv-{peer}.failed.txt"
             why = reason.read_text().strip()[-300:] if reason.exists() else "venv missing: run `make peers`"
@@ -425,15 +428,17 @@ def targets(res: dict, suffix: str = "") -> dict:
     return out
 
 
+def _version_in(py: Path, package: str) -> str:
+    """PACKAGE's version in the venv whose interpreter is PY ("?" when it cannot say)."""
+    got = subprocess.run([str(py), "-c", f"import importlib.metadata as m; print(m.version({package!r}))"],
+                         capture_output=True, text=True).stdout.strip()
+    return got or "?"
+
+
 def _peer_versions() -> str:
     """The peer toolchains' versions, read in their own venvs (`make peers`)."""
-    out = ""
-    for py, package in ((LITERT_TORCH_PY, "litert-torch"), (NCNN_PY, "ncnn"), (EXECUTORCH_PY, "executorch")):
-        if py.exists():
-            got = subprocess.run([str(py), "-c", f"import importlib.metadata as m; print(m.version({package!r}))"],
-                                 capture_output=True, text=True).stdout.strip()
-            out += f", {package} {got or '?'}"
-    return out
+    return "".join(f", {package} {_version_in(py, package)}" for py, package in (
+        (LITERT_TORCH_PY, "litert-torch"), (NCNN_PY, "ncnn"), (EXECUTORCH_PY, "executorch")) if py.exists())
 
 
 def main(argv=None) -> int:
@@ -461,11 +466,7 @@ def main(argv=None) -> int:
     report = {"command": command, "host": {"cpu": cpu, "machine": platform.machine(), "cpus": os.cpu_count()},
               "cases": {}}
     threads_list = [int(t) for t in args.threads.split(",")]
-    newer = None
-    if LITERT_TORCH_PY.exists():
-        newer = "LiteRT " + subprocess.run([str(LITERT_TORCH_PY), "-c", "import importlib.metadata as m; "
-                                            "print(m.version('ai-edge-litert'))"], capture_output=True,
-                                           text=True).stdout.strip()
+    newer = f"LiteRT {_version_in(LITERT_TORCH_PY, 'ai-edge-litert')}" if LITERT_TORCH_PY.exists() else None
     for i, case in enumerate(cases(args)):
         log(f"\n# building {case.name}")
         work = args.work / case.name.split(" ")[0].replace("@", "_")

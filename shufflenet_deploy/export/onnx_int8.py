@@ -42,8 +42,9 @@ def quantize(src: Path, dst: Path, calibration_nchw: np.ndarray) -> None:
 
     model = onnx.load(str(src))
     name = model.graph.input[0].name
+    float_copy = dst.with_name(dst.stem + ".float.onnx")
     if _sums_as_adds(model):  # quantized from a copy: model.onnx itself stays as verified
-        src = dst.with_name(dst.stem + ".float.onnx")
+        src = float_copy
         onnx.save(model, str(src))
 
     class Images(CalibrationDataReader):
@@ -60,7 +61,7 @@ def quantize(src: Path, dst: Path, calibration_nchw: np.ndarray) -> None:
                         reduce_range=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
     finally:
         logging.disable(logging.NOTSET)
-        dst.with_name(dst.stem + ".float.onnx").unlink(missing_ok=True)
+        float_copy.unlink(missing_ok=True)
 
 
 def _sums_as_adds(model) -> int:

@@ -236,6 +236,8 @@ def _build(req, source, pre, images: Images, precisions, tmp: Path, progress, va
     t0 = time.perf_counter()
     fp32_logits = None
     int8_blocks: dict = {}
+    # the images both int8 files are judged on, loaded once
+    evaluation = _evaluation_images(pre, images, val) if "int8" in tflite_precisions else None
     for precision in tflite_precisions:
         progress(f"verifying {precision} with LiteRT")
         final = tmp / f"model_{precision}.tflite"
@@ -244,7 +246,7 @@ def _build(req, source, pre, images: Images, precisions, tmp: Path, progress, va
             lowering["tflite"][precision] = lower.lower_tflite(final, final)
         if precision == "int8":
             reference = _fp32_reference(tmp, converted, req.optimize)
-            quality = _int8_quality(req, meta, pre, images, val, reference, final, tmp / "work", log, progress)
+            quality = _int8_quality(req, meta, pre, images, evaluation, reference, final, tmp / "work", log, progress)
             int8_blocks.update(quality)
             if req.optimize and (quality["int8_repair"] or {}).get("lowering"):
                 lowering["tflite"]["int8"] = quality["int8_repair"].pop("lowering")
@@ -268,7 +270,7 @@ def _build(req, source, pre, images: Images, precisions, tmp: Path, progress, va
     if req.onnx_int8:
         t0 = time.perf_counter()
         progress("quantizing model.onnx for ONNX Runtime (static QDQ int8)")
-        int8_blocks["onnx_int8"], entry = _onnx_int8(req, meta, pre, images, val, tmp, onnx_logits)
+        int8_blocks["onnx_int8"], entry = _onnx_int8(req, meta, images, evaluation, tmp, onnx_logits)
         artifacts.update({"onnx_int8": entry} if entry else {})
         timings["onnx_int8_s"] = round(time.perf_counter() - t0, 2)
     shutil.rmtree(tmp / "work", ignore_errors=True)
@@ -380,13 +382,13 @@ def _int8_target(req: ExportRequest, trained: bool):
     return target, "--int8-target" if target else "--int8-target none"
 
 
-def _int8_quality(req, meta, pre, images: Images, val: ImageSet | None, fp32: Path, int8: Path, workdir: Path,
+def _int8_quality(req, meta, pre, images: Images, evaluation: tuple, fp32: Path, int8: Path, workdir: Path,
                   log: Path, progress) -> dict:
     """The per-layer int8 table of the shipped int8 file and, with a target, the repair that chose it."""
     from . import int8_repair
     from .lower import lower_tflite
 
-    x_eval, labels, eval_name = _evaluation_images(pre, images, val)
+    x_eval, labels, eval_name = evaluation
     progress("measuring the int8 error per layer")
     x_layers = np.ascontiguousarray(x_eval[:LAYER_IMAGES].transpose(0, 2, 3, 1))
     rows = int8_layers.layer_errors(fp32, int8, x_layers)
@@ -419,13 +421,13 @@ def _evaluation_images(pre, images: Images, val: ImageSet | None) -> tuple[np.nd
     return images.held_out, None, f"held-out calibration images ({len(images.held_out)})"
 
 
-def _onnx_int8(req, meta, pre, images: Images, val: ImageSet | None, tmp: Path, onnx_logits) -> tuple[dict, dict | None]:
+def _onnx_int8(req, meta, images: Images, evaluation: tuple, tmp: Path, onnx_logits) -> tuple[dict, dict | None]:
     """(the manifest's onnx_int8 block, the artifact entry or None when its target was missed): onnx_int8.py."""
     from . import onnx_export, onnx_int8
 
     path = tmp / onnx_int8.FILE
     onnx_int8.quantize(tmp / "model.onnx", path, images.calibration)
-    x_eval, labels, eval_name = _evaluation_images(pre, images, val)
+    x_eval, labels, eval_name = evaluation
     judged = onnx_int8.judge(path, tmp / "model.onnx", x_eval, labels, eval_name, len(images.calibration),
                              _int8_target(req, trained=meta["trained"])[0])
     if not judged.shipped:
