@@ -31,12 +31,12 @@ def measure(checkpoint: Path, optimize: bool | None = None) -> dict:
         request = ExportRequest(checkpoint=checkpoint, precisions=("fp32", "fp16", "int8"), outdir=Path(tmp) / "out")
         if optimize is not None and hasattr(request, "optimize"):
             request.optimize = optimize
-        manifest = export(request)
+        written = export(request)
+        manifest = written.data
         # int8 vs fp32 agreement on the whole val split (the manifest's agreement column is vs PyTorch)
-        from shufflenet_deploy.data.preprocess import Preprocessing
         from shufflenet_deploy.evaluate import resolve_data
 
-        pre = Preprocessing.from_dict(manifest["preprocessing"])
+        pre = written.preprocessing
         val = resolve_data("digits", pre.input_size)
         x = pre.load_batch(val.paths)
         out = Path(tmp) / "out"

@@ -44,8 +44,7 @@ def sources(name: str, size: int, work: Path) -> tuple[Path, Path]:
             m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
     work.mkdir(parents=True, exist_ok=True)
     checkpoint, onnx_file = work / f"{name}.pt", work / f"{name}.onnx"
-    meta = {**model.sdeploy_meta, "input_size": size}
-    save_checkpoint(checkpoint, model, meta)
+    save_checkpoint(checkpoint, model, model.sdeploy_meta.with_input_size(size))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model.eval(), (torch.zeros(1, 3, size, size),), str(onnx_file), dynamo=False,

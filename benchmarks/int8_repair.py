@@ -42,18 +42,18 @@ def mixed_precision_files(checkpoint: Path, work: Path, counts=(1, 4, 16)) -> di
     """int8 files with the N worst layers in float (what the repair's float-N steps build), made from a kept
     conversion: the repair stopped before them on this model, and their cost is the question."""
     from shufflenet_deploy.export import int8_layers, lower, onnx_export, pipeline, tflite_convert
-    from shufflenet_deploy.export.images import load_images, preprocessing_of
+    from shufflenet_deploy.export.images import load_images
     from shufflenet_deploy.export.sources import open_source
 
     req = pipeline.ExportRequest(checkpoint=checkpoint, outdir=work / "unused")
     source = open_source(req.model, req.checkpoint)
     model, meta = source.module, source.meta
-    pre = preprocessing_of(meta)
+    pre = meta.preprocessing
     images = load_images(req.calib, meta, pre, ["onnx", "fp32", "int8"], verify_count=req.verify_count,
                          calib_count=req.calib_count, seed=req.seed)
     onnx_path = work / "mixed" / "model.onnx"
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    onnx_export.export_onnx(lower.lower_torch(model, meta["input_size"])[0], meta["input_size"], onnx_path)
+    onnx_export.export_onnx(lower.lower_torch(model, meta.input_size)[0], meta.input_size, onnx_path)
     lower.lower_onnx(onnx_path)
     conv = tflite_convert.convert(onnx_path, work / "mixed" / "w", precisions=["fp32", "int8"],
                                   calibration_nhwc=images.calibration.transpose(0, 2, 3, 1),

@@ -83,7 +83,7 @@ def build(case: Case, work: Path, log, *, ablation: bool = False,
     from shufflenet_deploy.data.digits import ensure_digits
     from shufflenet_deploy.errors import UserError
     from shufflenet_deploy.export import pipeline, verify
-    from shufflenet_deploy.export.images import load_images, preprocessing_of
+    from shufflenet_deploy.export.images import load_images
     from shufflenet_deploy.export.sources import open_source
 
     work.mkdir(parents=True, exist_ok=True)
@@ -117,7 +117,7 @@ def build(case: Case, work: Path, log, *, ablation: bool = False,
     req = pipeline.ExportRequest(model=case.model, checkpoint=case.checkpoint, input_size=case.size, calib=calib)
     source = open_source(req.model, req.checkpoint, input_size=req.input_size)
     model, meta = source.module, source.meta
-    pre = preprocessing_of(meta)
+    pre = meta.preprocessing
     images = load_images(req.calib, meta, pre, ["onnx", "fp32", "int8"], verify_count=req.verify_count,
                          calib_count=req.calib_count, seed=req.seed)
     x = images.held_out[:1].astype(np.float32)
@@ -250,9 +250,7 @@ def _seeded_checkpoint(case: Case, work: Path) -> Path:
         return path
     torch.manual_seed(0)
     model = randomize_batchnorm(load_model(case.model), seed=0)
-    meta = make_meta(case.model)
-    meta["input_size"] = case.size
-    return save_checkpoint(path, model, meta)
+    return save_checkpoint(path, model, make_meta(case.model).with_input_size(case.size))
 
 
 def _manifest_summary(m: dict) -> dict:

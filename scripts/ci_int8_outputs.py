@@ -192,11 +192,9 @@ def _top1_accuracy(outputs, labels) -> float:
 def cmd_export(export_dir: Path, out: Path, images: Path | None, limit: int | None) -> int:
     import numpy as np
 
-    from shufflenet_deploy.data.preprocess import Preprocessing
-
     manifest = _read_manifest(export_dir)
     model = _artifact(export_dir, manifest, "int8")
-    pre = Preprocessing.from_dict(manifest.preprocessing)
+    pre = manifest.preprocessing
     chosen = _pick(val_images(pre.input_size, images), limit)
     interp, runtime = _interpreter(model)
     i_det = interp.get_input_details()[0]
@@ -210,7 +208,7 @@ def cmd_export(export_dir: Path, out: Path, images: Path | None, limit: int | No
     labels = np.asarray([label for _, label, _ in chosen], dtype=np.int64)
     meta = {"schema": SCHEMA, "mode": "export", "model_file": model.name, "model": manifest.model,
             "model_sha256": hashlib.sha256(model_bytes).hexdigest(), "model_bytes": len(model_bytes),
-            "checkpoint": manifest.checkpoint, "preprocessing": manifest.preprocessing,
+            "checkpoint": manifest.checkpoint, "preprocessing": pre.to_dict(),
             "input_quantization": list(map(float, i_det["quantization"])),
             "output_quantization": list(map(float, o_det["quantization"])),
             "images": str(images) if images else f"bundled digits val ({pre.input_size}px)",

@@ -48,7 +48,6 @@ def main() -> None:
     from shufflenet_deploy.checkpoints import load_checkpoint, save_checkpoint
     from shufflenet_deploy.data.digits import ensure_digits
     from shufflenet_deploy.data.folders import scan_image_folder
-    from shufflenet_deploy.data.preprocess import Preprocessing
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint", type=Path)
@@ -62,14 +61,13 @@ def main() -> None:
     reference, _ = load_checkpoint(args.checkpoint)
     units = [int(u) for u in args.units.split(",")]
     changed = add_outliers(model, units, args.scale, args.channels)
-    pre = Preprocessing.from_dict(meta["preprocessing"])
+    pre = meta.preprocessing
     val = scan_image_folder(ensure_digits(pre.hw[0]) / "val")
     x = torch.from_numpy(pre.load_batch(val.paths))
     with torch.inference_mode():
         diff = (model(x) - reference(x)).abs().max().item()
-    meta = {**meta, "int8_outliers": {"made_from": args.checkpoint.name, "changed": changed,
-                                      "fp32_max_logit_difference": diff}}
-    save_checkpoint(args.output, model, meta)
+    save_checkpoint(args.output, model, meta, extra={"int8_outliers": {
+        "made_from": args.checkpoint.name, "changed": changed, "fp32_max_logit_difference": diff}})
     print(json.dumps({"output": str(args.output), "changed": changed, "fp32_max_logit_difference": diff}))
 
 

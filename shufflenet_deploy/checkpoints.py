@@ -2,8 +2,8 @@
 
 Our format is one dict, loadable with `torch.load(weights_only=True)`:
     {"format": "sdeploy-checkpoint", "version": 1, "meta": {...}, "state_dict": {...}, **extra}
-where meta = {model, options, num_classes, input_size, preprocessing, class_names}; it names the model,
-so loading needs no flags. Metadata travels with the model as `model.sdeploy_meta`.
+where meta is a `ModelMeta` written by its `to_dict` and read back by its strict reader (model_meta.py); it names
+the model, so loading needs no flags. Metadata travels with the model as `model.sdeploy_meta` (a ModelMeta).
 
 Other files are plain state_dicts (bare, or under "state_dict"/"model", keys with or without DataParallel's
 `module.`, `num_batches_tracked` optional). One with ShuffleNet v1's official module names is taken as
@@ -28,7 +28,7 @@ from torch import nn
 from .data.preprocess import Preprocessing
 from .errors import UserError
 from .fileio import atomic_path
-from .sizes import parse as parse_size
+from .model_meta import ModelMeta, Options
 from .zoo import configs
 from .zoo.registry import create_model, get_spec
 
@@ -39,19 +39,14 @@ _MEGVII_KEYS = ("first_conv.0.weight", "features.0.branch_main_1.0.weight", "cla
 _SAVE_HINT = "re-save it as plain tensors: torch.save(model.state_dict(), path), or sdeploy's save_checkpoint"
 
 
-def make_meta(name: str, num_classes: int = 1000, options: dict | None = None,
-              preprocessing: Preprocessing | None = None, class_names: list[str] | None = None) -> dict:
-    """The metadata dict stored in our checkpoints and attached as `model.sdeploy_meta`."""
+def make_meta(name: str, num_classes: int = 1000, options: Options | None = None,
+              preprocessing: Preprocessing | None = None, class_names: list[str] | None = None,
+              dataset: str | None = None) -> ModelMeta:
+    """The metadata of zoo model NAME (its spec's options and preprocessing unless given)."""
     spec = get_spec(name)
-    preprocessing = preprocessing or spec.default_preprocessing()
-    return {
-        "model": name,
-        "options": {**spec.options, **(options or {})},
-        "num_classes": int(num_classes),
-        "input_size": preprocessing.input_size,
-        "preprocessing": preprocessing.to_dict(),
-        "class_names": list(class_names) if class_names is not None else None,
-    }
+    return ModelMeta(name, preprocessing or spec.default_preprocessing(), int(num_classes),
+                     {**spec.options, **(options or {})},
+                     tuple(class_names) if class_names is not None else None, dataset)
 
 
 def load_model(name: str | None = None, checkpoint: str | Path | None = None, *,
@@ -68,28 +63,27 @@ def load_model(name: str | None = None, checkpoint: str | Path | None = None, *,
 
 
 def load_checkpoint(path: str | Path, name: str | None = None, *, input_size: int | None = None,
-                    **options) -> tuple[nn.Module, dict]:
+                    **options) -> tuple[nn.Module, ModelMeta]:
     """(model in eval mode, meta) from our format or a (Megvii) state_dict; `options` override the architecture."""
     path = Path(path)
     obj = _read(path)
     num_classes = options.pop("num_classes", None)
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         meta, state = _ours(obj, path, name)
-        meta = {**meta, "options": {**meta["options"], **options}}
+        meta = meta.replace(options={**meta.options, **options})
     else:
         state = _state_dict(obj, path)
         meta = _meta_for_state_dict(state, path, name, options)
     if num_classes is not None:  # a deliberate override; a wrong one is reported as a shape mismatch
-        meta["num_classes"] = num_classes
+        meta = meta.replace(num_classes=num_classes)
     if input_size is not None:
-        preprocessing = Preprocessing.from_dict(meta["preprocessing"]).with_input_size(input_size)
-        meta = {**meta, "input_size": input_size, "preprocessing": preprocessing.to_dict()}
-    model = create_model(meta["model"], num_classes=meta["num_classes"], **meta["options"])
-    _load_state(model, state, path, meta["model"])
+        meta = meta.with_input_size(input_size)
+    model = create_model(meta.model, num_classes=meta.num_classes, **meta.options)
+    _load_state(model, state, path, meta.model)
     return _attach(model, meta), meta
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, meta: dict, extra: dict | None = None) -> Path:
+def save_checkpoint(path: str | Path, model: nn.Module, meta: ModelMeta, extra: dict | None = None) -> Path:
     """Write our format atomically; `extra` (e.g. epoch, metrics) must hold only primitives and tensors."""
     clash = sorted(set(extra or {}) & set(_RESERVED))
     if clash:
@@ -97,7 +91,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict, extra: dict 
     obj = {
         "format": FORMAT,
         "version": VERSION,
-        "meta": json.loads(json.dumps(meta)),  # plain dicts/lists/str/numbers only, as weights_only requires
+        "meta": json.loads(json.dumps(meta.to_dict())),  # plain JSON types only, as weights_only requires
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **(extra or {}),
     }
@@ -107,7 +101,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict, extra: dict 
     return path
 
 
-def read_state_dict(path: str | Path) -> dict:
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The bare state_dict in PATH (unwrapped, DataParallel prefix stripped), read with weights_only=True: the
     weights of a user's own module (`sdeploy export --module`)."""
     path = Path(path)
@@ -141,23 +135,17 @@ def _read(path: Path):
                         "give a file written by torch.save: an sdeploy checkpoint or a state_dict") from None
 
 
-def _ours(obj: dict, path: Path, name: str | None) -> tuple[dict, dict]:
-    if obj.get("version", 0) > VERSION:
-        raise UserError(f"{path} is sdeploy checkpoint version {obj['version']}; this sdeploy reads up to {VERSION}",
+def _ours(obj: dict, path: Path, name: str | None) -> tuple[ModelMeta, dict[str, torch.Tensor]]:
+    version = obj.get("version", 0)
+    if not isinstance(version, int) or version > VERSION:
+        raise UserError(f"{path} is sdeploy checkpoint version {version!r}; this sdeploy reads up to {VERSION}",
                         "upgrade sdeploy")
-    meta, state = obj.get("meta"), obj.get("state_dict")
-    if not isinstance(meta, dict) or not isinstance(state, dict) or "model" not in meta:
+    raw, state = obj.get("meta"), obj.get("state_dict")
+    if not isinstance(raw, dict) or not isinstance(state, dict) or "model" not in raw:
         raise UserError(f"{path} is a damaged sdeploy checkpoint (no meta or state_dict)", "re-save it")
-    if name is not None and name != meta["model"]:
-        raise UserError(f"{path} holds {meta['model']}, not {name}", "omit the model name: the checkpoint has it")
-    meta.setdefault("class_names", None)
-    try:
-        meta["input_size"] = parse_size(meta.get("input_size", 224), "input size in its metadata", minimum=1)
-        num_classes = meta.get("num_classes")
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise UserError(f"num_classes in its metadata is {num_classes!r}")
-    except UserError as err:
-        raise UserError(f"{path} is a damaged sdeploy checkpoint: {err.message}", "re-save it from the model") from None
+    meta = ModelMeta.from_dict(raw, f"{path} is a damaged sdeploy checkpoint: its meta")
+    if name is not None and name != meta.model:
+        raise UserError(f"{path} holds {meta.model}, not {name}", "omit the model name: the checkpoint has it")
     return meta, state
 
 
@@ -180,7 +168,7 @@ def _describe(obj) -> str:
     return f"a {type(obj).__name__}"
 
 
-def _meta_for_state_dict(state: dict, path: Path, name: str | None, options: dict) -> dict:
+def _meta_for_state_dict(state: dict, path: Path, name: str | None, options: Options) -> ModelMeta:
     megvii = all(k in state for k in _MEGVII_KEYS)
     if name is None:
         name = _infer_v1_name(state) if megvii else _infer_v2_name(state)
@@ -259,7 +247,7 @@ def _first(items: list[str], n: int = 3) -> str:
     return ", ".join(items[:n]) + (", ..." if len(items) > n else "")
 
 
-def _attach(model: nn.Module, meta: dict) -> nn.Module:
+def _attach(model: nn.Module, meta: ModelMeta) -> nn.Module:
     model.eval()
     model.sdeploy_meta = meta
     return model

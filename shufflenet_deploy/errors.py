@@ -18,7 +18,9 @@ class UserError(Exception):
 
     def one_line(self) -> str:
         text = self.message.rstrip(". ")
-        return f"{text}. {self.hint}" if self.hint else text
+        line = f"{text}. {self.hint}" if self.hint else text
+        # one line even when a name from a file or a user holds a line break (a forged second `error:` line)
+        return line.replace("\r", "\\r").replace("\n", "\\n")
 
 
 class DeviceError(UserError):

@@ -59,24 +59,26 @@ class Evaluation:
 
 def evaluate(artifact: Path, data: Path | str, *, input_size: int | None = None) -> Evaluation:
     """Accuracy of one artifact or of every artifact of an export folder (with deltas vs PyTorch)."""
-    from .data.preprocess import Preprocessing
 
     artifact = Path(artifact)
     if not artifact.exists():
         raise UserError(f"{artifact} does not exist", "pass a checkpoint, a .onnx/.tflite file or an export folder")
     if artifact.is_dir():
         return _evaluate_export(artifact, data, input_size)
+    from .fileio import regular_file
+
+    regular_file(artifact, "model file")  # a named pipe would block the load forever, a device never end
     if artifact.suffix in (".onnx", ".tflite"):
         manifest = _manifest_beside(artifact)
         _check_size(input_size, manifest.input_size, artifact)
-        pre = Preprocessing.from_dict(manifest.preprocessing)
+        pre = manifest.preprocessing
         image_set = resolve_data(data, pre.input_size)
         check_classes(image_set, manifest.class_names, str(artifact))
         x = pre.load_batch(image_set.paths)
         return _scores(artifact, run_artifact(artifact, x), image_set)
     model, pre, meta = _load_checkpoint(artifact, input_size)
     image_set = resolve_data(data, pre.input_size)
-    check_classes(image_set, meta.get("class_names"), str(artifact))
+    check_classes(image_set, meta.class_names, str(artifact))
     return _scores(artifact, verify.run_torch(model, pre.load_batch(image_set.paths)), image_set)
 
 
@@ -89,11 +91,10 @@ def _check_size(requested, fixed, artifact: Path) -> None:
 
 def _load_checkpoint(path: Path, input_size: int | None):
     from .checkpoints import load_model
-    from .data.preprocess import Preprocessing
 
     model = load_model(None, path)
     meta = model.sdeploy_meta
-    pre = Preprocessing.from_dict(meta["preprocessing"])
+    pre = meta.preprocessing
     if input_size is not None and canonical(input_size) != pre.input_size:
         pre = pre.with_input_size(input_size)
     return model, pre, meta
@@ -105,19 +106,17 @@ def _scores(artifact: Path, logits: np.ndarray, image_set: ImageSet) -> Evaluati
 
 
 def _evaluate_export(folder: Path, data: Path | str, input_size: int | None) -> Evaluation:
-    from .data.preprocess import Preprocessing
-
     manifest = Manifest.load(folder)
     for art in manifest.artifacts():
         art.check_unchanged()
     _check_size(input_size, manifest.input_size, folder)
-    pre = Preprocessing.from_dict(manifest.preprocessing)
+    pre = manifest.preprocessing
     image_set = resolve_data(data, pre.input_size)
     check_classes(image_set, manifest.class_names, manifest.model)
     x = pre.load_batch(image_set.paths)
     reference = None
     checkpoint = manifest.checkpoint
-    if checkpoint and Path(checkpoint).exists():
+    if checkpoint and Path(checkpoint).is_file():  # the manifest's path: never a pipe or a device to block on
         from .checkpoints import load_model
 
         reference = verify.run_torch(load_model(manifest.model, Path(checkpoint), **manifest.options), x)

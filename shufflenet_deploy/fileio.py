@@ -160,6 +160,9 @@ def read_json_bounded(path: Path, *, what: str, max_bytes: int = MAX_DOCUMENT_BY
         raise UserError(f"the {what} {path} is not UTF-8 text (a binary or damaged file)") from None
     except (json.JSONDecodeError, ValueError) as err:
         raise UserError(f"the {what} {path} is not valid JSON ({err})") from None
+    except RecursionError:  # [[[[...]]]] thousands deep: no document sdeploy writes nests more than a few levels
+        raise UserError(f"the {what} {path} nests too deeply to be a document sdeploy wrote (a damaged or "
+                        "hostile file)", "check the path") from None
 
 
 def _reject_constant(name: str) -> Any:

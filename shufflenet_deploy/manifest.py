@@ -9,18 +9,24 @@ The model key names what was measured: the zoo name, then `@SIZE` (or `@HxW`) of
 (`shufflenet_v1_g3_0.5x@64`). Results carry the key *and* the MACs from the manifest (which count the export's own
 classes and options), so a later stage never recomputes MACs from a name at a default size and class count.
 
-Torch-free and numpy-free: the base install (a board, an arm64 runner) reads manifests too.
+Torch-free (the base install, a board, an arm64 runner, reads manifests too); the preprocessing block is read
+as a `Preprocessing` (numpy, a base dependency, imported on first use) and the int8 table as `LayerRow`s.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
 from .fileio import read_json_bounded, sha256
-from .sizes import canonical, size_str
+from .int8_records import LayerRow, RepairRecord
+from .model_meta import Options
+from .sizes import canonical, size_str, to_json
 from .validate import Fields, is_int
+
+if TYPE_CHECKING:
+    from .data.preprocess import Preprocessing
 
 SCHEMA = "sdeploy-export/1"
 DEFAULT_SIZE = 224
@@ -37,8 +43,20 @@ def _validate(data: dict, where: str) -> None:
     if not sides or not all(is_int(v) and 1 <= v <= 16384 for v in sides):
         raise f.fail("input_size", size, "a side or [height, width] in pixels")
     f.count("num_classes", optional=True, low=1, high=10**6)
-    f.obj("options"), f.obj("preprocessing"), f.obj("int8_layers"), f.obj("int8_repair"), f.texts("class_names")
+    names, classes = f.texts("class_names"), data.get("num_classes")
+    if names is not None and classes is not None and len(names) != classes:
+        raise f.fail("class_names", f"{len(names)} names", f"one per class (num_classes is {classes})")
     f.obj("onnx_int8")
+    if f.obj("int8_repair") is not None:
+        RepairRecord.from_dict(data["int8_repair"], f"{where}: int8_repair", f.hint)
+    for key, value in (f.obj("options") or {}).items():
+        if not isinstance(value, (int, float, str, bool)):
+            raise f.fail(f"options[{key!r}]", value, "a number, a string or true/false")
+    if f.obj("preprocessing") is not None:
+        _preprocessing(data["preprocessing"], where, f.hint)
+    layers = Fields(f.obj("int8_layers") or {}, f"{where}: int8_layers", f.hint)
+    for i, row in enumerate(layers.items("rows") or []):
+        LayerRow.from_dict(row, f"{where}: int8_layers.rows[{i}]")
     macs = Fields(f.obj("macs") or {}, f"{where}: macs", f.hint)
     macs.count("total", optional=True), macs.count("conv", optional=True)
     artifacts = f.obj("artifacts", optional=False)
@@ -55,9 +73,66 @@ def _validate(data: dict, where: str) -> None:
             raise a.fail("sha256", digest, "64 hex digits")
 
 
+def _preprocessing(block: dict, where: str, hint: str | None) -> "Preprocessing":
+    from .data.preprocess import Preprocessing
+
+    try:
+        return Preprocessing.from_dict(block)
+    except (TypeError, ValueError, UserError) as err:
+        raise UserError(f"{where}: preprocessing is damaged ({getattr(err, 'message', err)})", hint) from None
+
+
 def model_key(name: str, input_size=DEFAULT_SIZE) -> str:
     """The key results are paired and reported by (see the module docstring)."""
     return name if size_str(input_size) == str(DEFAULT_SIZE) else f"{name}@{size_str(input_size)}"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The model facts a benchmark result carries (bench.json's `model_info`), so the report never re-derives them:
+    written from a manifest (`Manifest.model_info`) or from a bare .tflite's graph (bench/artifacts.py)."""
+
+    key: str
+    name: str
+    macs_source: str  # where the MACs came from (the manifest's counter, the .tflite graph, or why none)
+    input_size: int | tuple[int, int] | None = None
+    num_classes: int | None = None
+    options: Options = field(default_factory=dict)
+    macs_total: int | None = None  # conv+FC MACs
+    macs_conv: int | None = None
+    params: int | None = None
+    graph: str | None = None  # lowered or onnx2tf's plain output
+    calibration: str | None = None  # the int8 calibration images
+    converter: dict[str, str] = field(default_factory=dict)  # onnx2tf and tensorflow versions
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"key": self.key, "name": self.name, "input_size": None if self.input_size is None else
+               to_json(self.input_size), "num_classes": self.num_classes, "options": dict(self.options),
+               "macs": {"total": self.macs_total, "conv": self.macs_conv}, "params": self.params,
+               "macs_source": self.macs_source}
+        extra = {"graph": self.graph, "calibration": self.calibration, "converter": dict(self.converter) or None}
+        return {**out, **{k: v for k, v in extra.items() if v is not None}}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str, hint: str | None = None) -> "ModelInfo":
+        f = Fields(data, where, hint)
+        size = data.get("input_size")
+        if size is not None and not (is_int(size) and size > 0) and not (
+                isinstance(size, list) and len(size) == 2 and all(is_int(v) and v > 0 for v in size)):
+            raise f.fail("input_size", size, "a side or [height, width] in pixels")
+        macs = Fields(f.obj("macs") or {}, f"{where}: macs", hint)
+        converter = f.obj("converter") or {}
+        if not all(isinstance(v, str) for v in converter.values()):
+            raise f.fail("converter", converter, "tool = version strings")
+        options = f.obj("options") or {}
+        if not all(isinstance(v, (int, float, str, bool)) for v in options.values()):
+            raise f.fail("options", options, "name = number, string or true/false")
+        return cls(key=f.text("key"), name=f.text("name"), macs_source=f.text("macs_source", optional=True) or "",
+                   input_size=None if size is None else canonical(size),
+                   num_classes=f.count("num_classes", optional=True, low=1), options=dict(options),
+                   macs_total=macs.count("total", optional=True), macs_conv=macs.count("conv", optional=True),
+                   params=f.count("params", optional=True), graph=f.text("graph", optional=True),
+                   calibration=f.text("calibration", optional=True), converter=dict(converter))
 
 
 @dataclass(frozen=True)
@@ -139,7 +214,7 @@ class Manifest:
         return int(self.data.get("num_classes") or DEFAULT_CLASSES)
 
     @property
-    def options(self) -> dict:
+    def options(self) -> Options:
         return dict(self.data.get("options") or {})
 
     @property
@@ -147,8 +222,11 @@ class Manifest:
         return self.data.get("class_names")
 
     @property
-    def preprocessing(self) -> dict:
-        return self.data["preprocessing"]
+    def preprocessing(self) -> "Preprocessing":
+        """How the model's inputs are prepared (checked when the manifest was read)."""
+        if not isinstance(self.data.get("preprocessing"), dict):
+            raise UserError(f"{self.folder / 'manifest.json'} has no preprocessing", "re-run `sdeploy export`")
+        return _preprocessing(self.data["preprocessing"], str(self.folder / "manifest.json"), None)
 
     @property
     def checkpoint(self) -> str | None:
@@ -171,25 +249,32 @@ class Manifest:
         return int(conv) if conv is not None else None
 
     @property
-    def int8_layers(self) -> list[dict]:
+    def int8_layers(self) -> list[LayerRow]:
         """The per-layer int8 error table (export/int8_layers.py), [] for exports made before it existed."""
-        return list((self.data.get("int8_layers") or {}).get("rows") or [])
+        rows = (self.data.get("int8_layers") or {}).get("rows") or []
+        return [LayerRow.from_dict(row, f"manifest int8_layers.rows[{i}]") for i, row in enumerate(rows)]
 
     @property
-    def int8_repair(self) -> dict | None:
+    def int8_layers_measured_on(self) -> str:
+        return str((self.data.get("int8_layers") or {}).get("images") or "the export's evaluation images")
+
+    @property
+    def int8_repair(self) -> RepairRecord | None:
         """What the int8 repair tried and applied (export/int8_repair.py), None when not recorded."""
-        return self.data.get("int8_repair")
+        block = self.data.get("int8_repair")
+        return None if block is None else RepairRecord.from_dict(block, "manifest int8_repair")
 
-    def model_info(self) -> dict:
+    def model_info(self) -> ModelInfo:
         """The model facts a benchmark result carries (so the report never re-derives them)."""
-        return {"key": self.key, "name": self.model, "input_size": self.data["input_size"],
-                "num_classes": self.num_classes, "options": self.options,
-                "macs": {"total": self.macs, "conv": self.macs_conv}, "params": self.data.get("params"),
-                "macs_source": f"export manifest ({self._macs_counted_by()}, conv+FC)", **self._how_made()}
+        params = self.data.get("params")
+        return ModelInfo(key=self.key, name=self.model, input_size=self.input_size, num_classes=self.num_classes,
+                         options=self.options, macs_total=self.macs, macs_conv=self.macs_conv,
+                         params=params if is_int(params) and params >= 0 else None,
+                         macs_source=f"export manifest ({self._macs_counted_by()}, conv+FC)", **self._how_made())
 
-    def _how_made(self) -> dict:
+    def _how_made(self) -> dict[str, str | dict[str, str]]:
         """The graph, the int8 calibration and the converter, for a report's header (omitted where unknown)."""
-        out = {}
+        out: dict[str, str | dict[str, str]] = {}
         lowering = self.data.get("lowering")
         if isinstance(lowering, dict) and "applied" in lowering:
             out["graph"] = ("lowered (export/lower.py, what `sdeploy export` ships)" if lowering["applied"]

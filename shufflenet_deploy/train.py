@@ -154,7 +154,7 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] = lambda state: Non
     import torch
     import torch.nn.functional as F
 
-    from .checkpoints import load_model, save_checkpoint
+    from .checkpoints import load_model, make_meta, save_checkpoint
     from .data.preprocess import Preprocessing
     from .zoo.registry import create_model, get_spec
 
@@ -176,8 +176,8 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] = lambda state: Non
     options = {**spec.options, **(cfg.model_options or {})}
     if cfg.checkpoint:
         model = load_model(cfg.model, cfg.checkpoint, **options)
-        if model.sdeploy_meta["num_classes"] != num_classes:
-            raise UserError(f"checkpoint {cfg.checkpoint} has {model.sdeploy_meta['num_classes']} classes, "
+        if model.sdeploy_meta.num_classes != num_classes:
+            raise UserError(f"checkpoint {cfg.checkpoint} has {model.sdeploy_meta.num_classes} classes, "
                             f"the data has {num_classes}", "fine-tune from a checkpoint with the same classes")
     else:
         model = create_model(cfg.model, num_classes=num_classes, **options)
@@ -212,8 +212,7 @@ def train(cfg: TrainConfig, progress: Callable[[dict], None] = lambda state: Non
         if step >= total:
             break
     model.eval()
-    meta = {"model": cfg.model, "options": options, "num_classes": num_classes, "input_size": cfg.input_size,
-            "preprocessing": pre.to_dict(), "class_names": list(train_set.class_names), "dataset": dataset}
+    meta = make_meta(cfg.model, num_classes, options, pre, list(train_set.class_names), dataset)
     summary = TrainSummary(val_top1=curve[-1]["val_top1"], train_images=len(x_train), val_images=len(x_val),
                            steps=step, seconds=round(time.perf_counter() - started, 1),
                            config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},

@@ -606,7 +606,7 @@ def test_sweep_takes_a_users_export_folder_and_checkpoint(tmp_path):
 
     folder = export_cached(TINY[0], 32, ("fp32", "int8"), options={"num_classes": 10})
     model = load_model(TINY[1], num_classes=10)
-    ckpt = save_checkpoint(tmp_path / "my_g8.pt", model, {**model.sdeploy_meta, "input_size": 32})
+    ckpt = save_checkpoint(tmp_path / "my_g8.pt", model, model.sdeploy_meta.with_input_size(32))
     doc = run_sweep("local", models=[str(folder), str(ckpt)], precisions=("fp32",), input_sizes=(32,),
                     outdir=tmp_path / "sweep", settings=QUICK)
     keys = {r.key for r in doc.results}

@@ -134,7 +134,7 @@ def test_checkpoint_problems_are_named(sdeploy, tmp_path):
     one_error(sdeploy("export", "--checkpoint", tmp_path / "nope.pt", "-o", tmp_path / "o"), 2, "does not exist")
 
     model = load_model(TINY, num_classes=10)
-    good = save_checkpoint(tmp_path / "good.pt", model, {**model.sdeploy_meta, "input_size": 32})
+    good = save_checkpoint(tmp_path / "good.pt", model, model.sdeploy_meta.with_input_size(32))
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     one_error(sdeploy("export", "--checkpoint", truncated, "-o", tmp_path / "o"), 2, "truncated")
@@ -444,3 +444,155 @@ def test_a_named_pipe_where_a_document_goes_is_one_line_not_a_hang(sdeploy, tmp_
                 "--input": ["bench", model, "--device", "local", "--input", pipe, "-o", tmp_path / "i"],
                 "--devices": ["bench", model, "--device", "local", "--devices", pipe, "-o", tmp_path / "d"]}[where]
     one_error(sdeploy(*argv, timeout=60), 2, "not a regular file")
+
+
+# ------------------------------------------------------------------------ hostile documents (scripts/hostile_sweep.py)
+DEEP_JSON = "[" * 200000 + "]" * 200000
+MINIMAL_BENCH = {"schema": "sdeploy-bench/1", "results": [
+    {"device": "local", "model": "m", "precision": "fp32", "threads": 1, "latency_ms": {"p50": 1.0}}]}
+PREDICTOR = {"schema": "sdeploy-predictor/3", "lookup": {}, "regression": {"fp32|*|*": {"coef": [1, 0, 0, 0]}},
+             "correction": {"fp32": {"a": 1.0}}}
+
+
+@pytest.mark.parametrize("where", ["bench.json", "manifest.json", "predictor", "devices.toml"])
+def test_a_document_nested_thousands_deep_is_one_line(sdeploy, tmp_path, where):
+    """json and tomllib recurse per level: 200000 levels were a RecursionError traceback."""
+    if where == "bench.json":
+        (tmp_path / "bench.json").write_text(DEEP_JSON)
+        argv, needle = ["compare", tmp_path / "bench.json", tmp_path / "bench.json"], "nests too deeply"
+    elif where == "manifest.json":
+        (tmp_path / "e").mkdir()
+        (tmp_path / "e" / "manifest.json").write_text(DEEP_JSON)
+        argv, needle = ["bench", tmp_path / "e", "--device", "local"], "nests too deeply"
+    elif where == "predictor":
+        (tmp_path / "p.json").write_text(DEEP_JSON)
+        argv, needle = ["predict", TINY, "--device", "local", "--predictor", tmp_path / "p.json"], "nests too deeply"
+    else:
+        (tmp_path / "d.toml").write_text("x = " + DEEP_JSON + "\n")
+        argv, needle = ["devices", "--devices", tmp_path / "d.toml"], "nested too deeply"
+    one_error(sdeploy(*argv, timeout=120), 2, needle)
+
+
+@pytest.mark.parametrize("block,value,needle", [
+    ("op_times", {"ops": "x"}, "op_times: ops"),
+    ("op_times", {"ops": [{"op": "CONV_2D", "time_ms": "1"}]}, "ops[0]: time_ms"),
+    ("device_facts", {"clusters": "x"}, "device_facts: clusters"),
+    ("device_facts", {"clusters": [{"name": "A53", "cpus": ["x"]}]}, "clusters[0]: cpus"),
+    ("model_info", {"input_size": "y"}, "model_info: input_size"),
+    ("model_info", {"key": "m", "name": "m", "macs": {"total": -5}}, "macs: total"),
+    ("conditions", {"before": "x"}, "conditions: before"),
+    ("doc.peak", [{"threads": 1, "precision": "fp32", "device": 5}], "peak[0]: device"),
+    ("doc.models", {"k": {"precisions": {"fp32": {"ops": "x"}}}}, "ops is 'x'"),
+    ("doc.models", {"k": {"flops_by_group": {"dense_conv": "x"}}}, "flops_by_group: dense_conv"),
+    ("doc.interleaved", {"latency_ms": "x"}, "interleaved: latency_ms"),
+])
+def test_a_damaged_block_inside_bench_json_is_one_line_naming_it(sdeploy, tmp_path, block, value, needle):
+    """The blocks later stages read field by field (report, predictor fit, gap lines) were checked only as
+    objects: a string where a list goes was an AttributeError traceback in the report."""
+    doc = json.loads(json.dumps(MINIMAL_BENCH))
+    if block.startswith("doc."):
+        doc[block[4:]] = value
+    else:
+        doc["results"][0][block] = value
+    (tmp_path / "bench.json").write_text(json.dumps(doc))
+    one_error(sdeploy("compare", tmp_path / "bench.json", tmp_path / "bench.json"), 2, needle)
+    one_error(sdeploy("report", tmp_path / "bench.json", "-o", tmp_path / "r"), 2, needle)
+    assert not (tmp_path / "r").exists() and hidden(tmp_path) == []
+
+
+@pytest.mark.parametrize("line,needle", [
+    ('affinity = "0-1000000000"', "is not a range of CPUs"),  # was a 17 GB set of CPU numbers
+    (f'affinity = "0x{"f" * 100000}"', "names CPUs beyond"),
+    ("python = \"python3 'oops\"", "python must be a command shlex can split"),  # was shlex's ValueError
+    ('python = ""', "python must be a command"),  # was silently the default interpreter
+])
+def test_devices_toml_values_that_cannot_be_used_are_refused_when_read(sdeploy, tmp_path, line, needle):
+    (tmp_path / "d.toml").write_text(f'[devices.box]\ntransport = "local"\n{line}\n')
+    one_error(sdeploy("devices", "--devices", tmp_path / "d.toml", timeout=60), 2, needle)
+
+
+@pytest.mark.parametrize("name", ["../../../escaped", "a/b", "<img src=x onerror=alert(1)>", "[/x]", "", "-rf"])
+def test_a_device_name_must_be_usable_as_a_folder_name(sdeploy, tmp_path, name):
+    """A device's name becomes ARTIFACT/bench-DEVICE, OUT/DEVICE/ and a cache file: "../../../escaped" wrote the
+    results three folders up."""
+    (tmp_path / "d.toml").write_text(f"[devices.{json.dumps(name)}]\ntransport = \"local\"\n")
+    one_error(sdeploy("devices", "--devices", tmp_path / "d.toml"), 2, "is not a valid name")
+
+
+def test_rich_markup_in_a_users_string_is_printed_as_it_is(sdeploy, tmp_path):
+    """rich parsed a `[/x]` in a device's python command (and in model and device names) as markup: MarkupError."""
+    (tmp_path / "d.toml").write_text('[devices.box]\ntransport = "local"\npython = "[/x] python3"\n')
+    proc = sdeploy("devices", "--devices", tmp_path / "d.toml")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "[/x] python3" in proc.stdout
+
+
+def test_a_line_break_in_a_path_cannot_forge_a_second_error_line(sdeploy, tmp_path):
+    line = one_error(sdeploy("devices", "--devices", tmp_path / "a\nerror: all fine.toml"), 2, "not found")
+    assert "a\\nerror: all fine.toml" in line
+
+
+def test_local_device_workdir_that_takes_no_folder_is_one_line(sdeploy, tmp_path, tiny_tflite):
+    (tmp_path / "d.toml").write_text('[devices.box]\ntransport = "local"\nworkdir = "/proc"\n')
+    one_error(sdeploy("bench", tiny_tflite("fp32"), "--device", "box", "--devices", tmp_path / "d.toml", "--no-peak",
+                      "-o", tmp_path / "b"), 2, "cannot create a work dir in /proc")
+
+
+def test_bench_parse_refuses_what_it_cannot_record_and_keeps_a_users_csv(sdeploy, tmp_path):
+    from helpers import FIXTURES
+
+    log = FIXTURES / "benchmark_model" / "new_info_xnnpack_percentiles.txt"
+    one_error(sdeploy("bench", "--parse", log, "--device", "pixel", "--model", "m", "--precision", "int4", "-o",
+                      tmp_path / "a"), 2, "--precision 'int4'")
+    huge = tmp_path / "huge.txt"  # a 5000-digit count was float inf, then int(inf): OverflowError
+    huge.write_text(log.read_text().replace("count=270 ", "count=" + "9" * 5000 + " "))
+    proc = sdeploy("bench", "--parse", huge, "--device", "pixel", "--model", "m", "-o", tmp_path / "h")
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "bench.csv").write_text("my,own\nspreadsheet,1\n")  # no bench.json: not ours, never overwritten
+    one_error(sdeploy("bench", "--parse", log, "--device", "pixel", "--model", "m", "-o", mine, "--force"), 2,
+              "bench.csv is in the way")
+    assert (mine / "bench.csv").read_text() == "my,own\nspreadsheet,1\n" and not (mine / "bench.json").exists()
+
+
+def test_eval_of_a_named_pipe_is_one_line_not_a_hang(sdeploy, tmp_path):
+    os.mkfifo(tmp_path / "model.pt")
+    one_error(sdeploy("eval", tmp_path / "model.pt", "--data", "digits", timeout=60), 2, "not a regular file")
+
+
+def test_a_broken_manifest_link_is_not_taken_for_no_manifest(sdeploy, tmp_path, tiny_tflite):
+    folder = tmp_path / "e"
+    folder.mkdir()
+    shutil.copy(tiny_tflite("fp32"), folder / "model_fp32.tflite")
+    (folder / "manifest.json").symlink_to(tmp_path / "gone.json")
+    one_error(sdeploy("bench", folder, "--device", "local", "-o", tmp_path / "b"), 2, "broken symbolic link")
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("table,needle", [
+    ({"rows": "x"}, "rows is 'x', expected a list"),
+    ({"rows": [1]}, "rows[0] is a number"),
+    ({"rows": [{"depth": 0, "op": "CONV_2D", "tensor": "t", "shape": [1, 4, 4, 8], "scale": 0.1, "zero_point": 0,
+                "matched": True, "snr_db": "x"}]}, "rows[0]: snr_db"),
+])
+def test_quant_report_of_a_damaged_layer_table_is_one_line(sdeploy, tmp_path, table, needle):
+    """Manifest checks int8_layers only as an object; quant-report read its rows field by field (AttributeError)."""
+    folder = tmp_path / "e"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(json.dumps({"schema": "sdeploy-export/1", "model": "m", "input_size": 32,
+                                                      "artifacts": {}, "int8_layers": table}))
+    one_error(sdeploy("quant-report", folder, "-o", tmp_path / "q"), 2, needle)
+    assert not (tmp_path / "q").exists()
+
+
+def test_compare_markdown_that_cannot_be_written_and_a_sweep_of_nothing_are_one_line(sdeploy, tmp_path):
+    doc = json.loads(json.dumps(MINIMAL_BENCH))
+    doc["results"][0]["times_ms"] = [1.0, 1.1, 0.9, 1.0, 1.05]
+    (tmp_path / "bench.json").write_text(json.dumps(doc))
+    for target in ("/dev/full", tmp_path / "no" / "such" / "c.md"):  # were OSError tracebacks after the table
+        one_error(sdeploy("compare", tmp_path / "bench.json", tmp_path / "bench.json", "--allow-mixed",
+                          "--markdown", target), 2, "cannot write --markdown")
+    # a --models name that is no model was skipped, and the sweep said "0 results" with exit 0
+    one_error(sdeploy("sweep", "--device", "local", "--models", "<img src=x>", "--no-peak", "-o", tmp_path / "s"), 2,
+              "nothing was measured")

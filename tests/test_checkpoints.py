@@ -42,19 +42,19 @@ def test_megvii_fixture_reproduces_official_logits(megvii_input):
     expected = np.load(FIXTURE / "megvii_g3_1.0x_logits.npy")
     assert np.abs(logits(model, megvii_input) - expected).max() <= 1e-4
     meta = model.sdeploy_meta
-    assert meta["model"] == "shufflenet_v1_g3_1.0x" and meta["options"]["shuffle"] == "megvii"
-    assert meta["num_classes"] == 1000 and meta["class_names"] is None and meta["input_size"] == 224
-    assert meta["preprocessing"] == Preprocessing.megvii(224).to_dict()
+    assert meta.model == "shufflenet_v1_g3_1.0x" and meta.options["shuffle"] == "megvii"
+    assert meta.num_classes == 1000 and meta.class_names is None and meta.input_size == 224
+    assert meta.preprocessing == Preprocessing.megvii(224)
 
 
 def test_megvii_name_is_inferred_from_shapes():
     _, meta = load_checkpoint(MEGVII)
-    assert meta["model"] == "shufflenet_v1_g3_1.0x"
+    assert meta.model == "shufflenet_v1_g3_1.0x"
 
 
 def test_megvii_weights_need_the_megvii_shuffle(megvii_input, megvii_state):
     megvii = load_model("shufflenet_v1_g3_1.0x", MEGVII, shuffle="paper")  # official layout: forced to megvii
-    assert megvii.sdeploy_meta["options"]["shuffle"] == "megvii"
+    assert megvii.sdeploy_meta.options["shuffle"] == "megvii"
     paper = create_model("shufflenet_v1_g3_1.0x", shuffle="paper").eval()
     paper.load_state_dict({k.removeprefix("module."): v for k, v in megvii_state.items()})
     assert np.abs(logits(megvii, megvii_input[:1]) - logits(paper, megvii_input[:1])).max() > 1e-2
@@ -85,11 +85,11 @@ def test_our_format_round_trips(tmp_path):
     assert raw["meta"]["preprocessing"]["mean"] == list(prep.mean)
 
     loaded, loaded_meta = load_checkpoint(path)  # the checkpoint names its model
-    assert loaded_meta == {**meta, "options": {"groups": 3, "width": 0.25, "shuffle": "paper", "se": False}}
-    assert loaded.sdeploy_meta["class_names"] == ["a", "b", "c"] and not loaded.training
+    assert loaded_meta == meta.replace(options={"groups": 3, "width": 0.25, "shuffle": "paper", "se": False})
+    assert loaded.sdeploy_meta.class_names == ("a", "b", "c") and not loaded.training
     x = torch.randn(1, 3, 64, 64)
     assert np.array_equal(logits(model, x), logits(loaded, x))
-    assert load_checkpoint(path, input_size=96)[1]["preprocessing"]["input_size"] == 96
+    assert load_checkpoint(path, input_size=96)[1].preprocessing.input_size == 96
 
 
 def test_save_refuses_reserved_extra_keys(tmp_path):
@@ -101,8 +101,8 @@ def test_save_refuses_reserved_extra_keys(tmp_path):
 def test_load_model_without_checkpoint():
     model = load_model("mobilenet_v1_0.25x", num_classes=4, input_size=96)
     assert not model.training
-    assert model.sdeploy_meta["preprocessing"] == Preprocessing.imagenet(96).to_dict()
-    assert model.sdeploy_meta["num_classes"] == 4
+    assert model.sdeploy_meta.preprocessing == Preprocessing.imagenet(96)
+    assert model.sdeploy_meta.num_classes == 4
 
 
 class Opaque:  # torch.save of an arbitrary object: weights_only must refuse it
@@ -167,6 +167,6 @@ def test_other_checkpoint_mistakes(tmp_path):
     torch.save(model.state_dict(), tmp_path / "bare.pt")
     with pytest.raises(UserError, match="whose shapes fit no zoo model"):
         load_checkpoint(tmp_path / "bare.pt")
-    assert load_checkpoint(tmp_path / "bare.pt", "mobilenet_v1_0.25x")[1]["num_classes"] == 2
+    assert load_checkpoint(tmp_path / "bare.pt", "mobilenet_v1_0.25x")[1].num_classes == 2
     with pytest.raises(UserError, match="no model given"):
         load_model()

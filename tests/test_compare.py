@@ -10,13 +10,13 @@ import pytest
 from shufflenet_deploy.bench.harness import bench_artifact
 from shufflenet_deploy.bench.results import write_results
 from shufflenet_deploy.cli import main as cli_main
-from shufflenet_deploy.devices.registry import DeviceProfile
+from shufflenet_deploy.devices.profile import DeviceProfile
 
 
 @pytest.fixture(scope="module")
 def measured(tiny_tflite):
     """One real local run of a tiny model, 200 runs."""
-    profile = DeviceProfile(name="local", transport="local")
+    profile = DeviceProfile.from_fields("local", {"transport": "local"})
     return bench_artifact(tiny_tflite("fp32"), profile, runs=200, warmup=10, instances=1)[0]
 
 

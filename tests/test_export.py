@@ -29,7 +29,7 @@ def full_export(tmp_path_factory, calib_dir):
     """One export of a small ShuffleNet at 32 px with every precision, shared by the manifest tests."""
     out = tmp_path_factory.mktemp("export") / "out"
     manifest = export(ExportRequest(model=SMALL, input_size=32, precisions=("fp32", "fp16", "int8"),
-                                    calib=calib_dir, calib_count=40, outdir=out))
+                                    calib=calib_dir, calib_count=40, outdir=out)).data
     return out, manifest
 
 

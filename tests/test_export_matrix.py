@@ -52,7 +52,7 @@ def _check(manifest, out, size, precisions):
 def test_fp32_export_at_every_stage_width(tmp_path, model, size):
     out = tmp_path / "out"
     manifest = export(ExportRequest(model=model, input_size=size, precisions=("fp32",), verify_count=4,
-                                    outdir=out))
+                                    outdir=out)).data
     _check(manifest, out, size, ["fp32"])
     if "_se" not in model:  # SE's sigmoid gates are fine in XNNPACK too, but its partitioning is not our concern
         assert manifest["artifacts"]["fp32"]["xnnpack"]["partitions"] == 1
@@ -66,7 +66,7 @@ def test_int8_export_at_the_sizes_that_used_to_fail(tmp_path, model, size):
     out = tmp_path / "out"
     manifest = export(ExportRequest(model=model, input_size=size, precisions=("fp32", "int8"), verify_count=8,
                                     calib=ensure_digits(max(as_hw(size))) / "calib", calib_count=24, outdir=out,
-                                    model_options={"num_classes": 10}))
+                                    model_options={"num_classes": 10})).data
     _check(manifest, out, size, ["fp32", "int8"])
     int8 = manifest["artifacts"]["int8"]
     assert int8["inputs"][0]["dtype"] == "int8" and int8["outputs"][0]["dtype"] == "int8"  # full-integer
@@ -97,5 +97,5 @@ def test_no_optimize_still_converts_where_onnx2tf_can(tmp_path):
     """The refusal is exact: W == g breaks onnx2tf, H == g does not (96x128: stage 4 is 3 high, 4 wide)."""
     out = tmp_path / "out"
     manifest = export(ExportRequest(model="shufflenet_v1_g3_0.25x", input_size=(96, 128), precisions=("fp32",),
-                                    verify_count=4, outdir=out, optimize=False))
+                                    verify_count=4, outdir=out, optimize=False)).data
     assert manifest["artifacts"]["fp32"]["parity"]["passed"]

@@ -124,7 +124,7 @@ def worker():
 def export(tmp_path, worker, **request):
     from shufflenet_deploy.export.pipeline import ExportRequest, export as run_export
 
-    return run_export(ExportRequest(outdir=tmp_path / "out", **request))
+    return run_export(ExportRequest(outdir=tmp_path / "out", **request)).data
 
 
 def tflite_ops(manifest: dict, precision: str) -> Counter:
@@ -302,7 +302,7 @@ def test_a_bare_torchvision_layout_state_dict_names_its_zoo_entry(tmp_path):
     path = tmp_path / "v2.pth"
     torch.save(create_model("shufflenet_v2_1.0x", num_classes=10).state_dict(), path)
     model, meta = load_checkpoint(path)
-    assert meta["model"] == "shufflenet_v2_1.0x" and meta["num_classes"] == 10
+    assert meta.model == "shufflenet_v2_1.0x" and meta.num_classes == 10
 
 
 # -- what it cannot take ---------------------------------------------------------------------------------------

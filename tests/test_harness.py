@@ -19,7 +19,7 @@ from shufflenet_deploy.bench.artifacts import find_models
 from shufflenet_deploy.bench.backends import BenchInterrupted
 from shufflenet_deploy.bench.harness import bench_artifact
 from shufflenet_deploy.bench.results import SCHEMA, read_results, write_results
-from shufflenet_deploy.devices.registry import DeviceProfile
+from shufflenet_deploy.devices.profile import DeviceProfile
 from shufflenet_deploy.errors import DeviceError, UserError
 
 
@@ -43,7 +43,7 @@ def export_dir(tmp_path_factory, tiny_tflite):
 
 
 def local(**kw) -> DeviceProfile:
-    return DeviceProfile(name=kw.pop("name", "local"), transport="local", **kw)
+    return DeviceProfile.from_fields(kw.pop("name", "local"), {"transport": "local", **kw})
 
 
 def test_find_models(export_dir, tmp_path):
@@ -158,7 +158,7 @@ def test_read_results_rejects_other_schema(tmp_path):
 
 
 def test_adb_without_binary_says_how_to_get_it(export_dir):
-    profile = DeviceProfile(name="pixel", transport="adb")
+    profile = DeviceProfile.from_fields("pixel", {"transport": "adb"})
     with pytest.raises(UserError) as err:
         bench_artifact(export_dir, profile)
     assert "android_harness/README.md" in err.value.one_line()
@@ -230,7 +230,7 @@ def fake_phone(tmp_path: Path, monkeypatch, exec_wrapper=None):
 def test_bench_over_adb_with_fake_device(export_dir, tmp_path, monkeypatch):
     """Real adb client + server against tests/servers/adbd.py; benchmark_model is a script printing its format."""
     with fake_phone(tmp_path, monkeypatch) as (dev, kw):
-        profile = DeviceProfile(name="phone", affinity="0", threads=[2], **kw)
+        profile = DeviceProfile.from_fields("phone", {"affinity": "0", "threads": [2], **kw})
         checks = {c.name: c.status for c in check_device(profile)}
         assert checks["reachable"] == "ok" and checks["runtime"] == "ok"
         (r,) = bench_artifact(export_dir / "model_fp32.tflite", profile, runs=5, warmup=1)
@@ -272,7 +272,7 @@ def test_cores_on_a_phone_pin_benchmark_model_to_that_cluster(export_dir, tmp_pa
     for script in (shims / "cat", shims / "taskset", phone_sh):
         script.chmod(0o755)
     with fake_phone(tmp_path, monkeypatch, exec_wrapper=[str(phone_sh)]) as (dev, kw):
-        (r,) = bench_artifact(export_dir / "model_fp32.tflite", DeviceProfile(name="phone", threads=[1], **kw),
+        (r,) = bench_artifact(export_dir / "model_fp32.tflite", DeviceProfile.from_fields("phone", {"threads": [1], **kw}),
                               runs=5, warmup=1, cores=cores)
         (cmd,) = [c for c in dev.commands if "--graph=" in c]
     assert f"taskset {mask} " in cmd, cmd
@@ -289,9 +289,9 @@ def test_ssh_connection_dropped_mid_run_keeps_partial_results(export_dir, tmp_pa
 
     server = sshd_factory()
     python = _wrapper(tmp_path, f'case "$*" in *"--threads 2"*) exec sleep 30;; esac\nexec "{sys.executable}" "$@"')
-    profile = DeviceProfile(name="board", transport="ssh", host=server.host, port=server.port, user=server.user,
-                            key=str(server.key), known_hosts=str(server.known_hosts), ssh_config="/dev/null",
-                            connect_timeout=5, python=python, threads=[1, 2])
+    profile = DeviceProfile.from_fields("board", dict(
+        transport="ssh", host=server.host, port=server.port, user=server.user, key=str(server.key),
+        known_hosts=str(server.known_hosts), ssh_config="/dev/null", connect_timeout=5, python=python, threads=[1, 2]))
 
     def progress(msg):
         if "threads=2" in msg:

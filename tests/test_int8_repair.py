@@ -17,7 +17,8 @@ import pytest
 
 from helpers import run_sdeploy
 from shufflenet_deploy.export.int8_layers import DATA_MOVEMENT, has_outliers, quantized_activations, worst
-from shufflenet_deploy.export.int8_repair import Int8Target
+from shufflenet_deploy.int8_records import LayerRow
+from shufflenet_deploy.int8_records import Int8Target
 from shufflenet_deploy.errors import UserError
 
 pytestmark = pytest.mark.slow
@@ -49,7 +50,7 @@ def test_every_int8_export_has_a_layer_table_matching_its_graph(shared_export, t
     assert m["int8_repair"]["applied"] == "plain" and m["int8_repair"]["attempts"][0]["met"]
     # its numbers meet the target; 269 images cannot decide 99% (it takes 299 at zero disagreements): said, kept
     assert m["int8_repair"]["decision"] == "undecided" and "undecided at 269 images" in made.stdout
-    assert not any(has_outliers(r) for r in rows)  # a healthy model: no tensor's grid set by a few channels
+    assert not any(has_outliers(LayerRow.from_dict(r, "row")) for r in rows)  # a healthy model: no tensor's grid set by a few channels
     assert "int8 worst layers" in made.stdout
     # and the report of it, from the stored table (no TensorFlow needed)
     report = run_sdeploy("quant-report", out, "-o", tmp_path / "qr", cwd=tmp_path)
@@ -123,12 +124,12 @@ def test_plain_int8_of_the_failing_model_misses_the_target(g8_exports):
 
 def test_the_layer_table_points_at_the_saturating_layers(g8_exports):
     m, stdout = g8_exports["plain"]
-    rows = m["int8_layers"]["rows"]
+    rows = [LayerRow.from_dict(r, "manifest") for r in m["int8_layers"]["rows"]]
     bad = worst(rows, 3)
-    assert all(r["clipped"] > 0.005 for r in bad), bad       # >0.5% of the values fall outside the int8 grid
-    assert all(r["fp32_min"] < r["int8_min"] or r["fp32_max"] > r["int8_max"] for r in bad)
-    assert all(r["depth"] > 0.8 * rows[-1]["depth"] for r in bad)  # the last stage, where activations grow
-    assert all(r["op"] not in DATA_MOVEMENT for r in bad)
+    assert all(r.clipped > 0.005 for r in bad), bad       # >0.5% of the values fall outside the int8 grid
+    assert all(r.fp32_min < r.int8_min or r.fp32_max > r.int8_max for r in bad)
+    assert all(r.depth > 0.8 * rows[-1].depth for r in bad)  # the last stage, where activations grow
+    assert all(r.op not in DATA_MOVEMENT for r in bad)
     assert "clipped" in stdout
 
 
@@ -145,7 +146,7 @@ def _boundary_images(checkpoint: Path, folder: Path, count: int = 20) -> None:
     from shufflenet_deploy.data.preprocess import Preprocessing
 
     model = load_model(None, checkpoint)
-    pre = Preprocessing.from_dict(model.sdeploy_meta["preprocessing"])
+    pre = model.sdeploy_meta.preprocessing
     val = scan_image_folder(ensure_digits(pre.hw[0]) / "val")
     rng = np.random.default_rng(0)
     by_class = {c: [k for k, label in enumerate(val.labels) if label == c] for c in range(len(val.class_names))}
@@ -276,13 +277,14 @@ def test_at_269_images_the_miss_is_decided_its_cause_named_and_no_repair_can_be(
     assert len(error) == 1 and "undecided at 269 images (about 299 would decide it)" in error[0], proc.stderr[-2000:]
     assert "pass more labelled images with --val" in error[0] and "Traceback" not in proc.stderr
     report = json.loads((out / "export_report.json").read_text())
-    repair, rows = report["int8_repair"], report["int8_layers"]["rows"]
+    repair = report["int8_repair"]
+    rows = [LayerRow.from_dict(r, "export_report.json") for r in report["int8_layers"]["rows"]]
     assert repair["attempts"][0]["decision"] == "missed" and repair["applied"] is None
     assert not any(a["step"].startswith("float-") for a in repair["attempts"])   # nothing slower was built
     assert not list(out.glob("*.tflite"))
     outliers = [r for r in rows if has_outliers(r)]
     assert len(outliers) >= 12 and worst(rows, 1)[0] in outliers     # one per rescaled unit, ranked first
     assert "outlier channels" in summary_line(outliers[0]) and "outlier channels" in error[0]
-    island = float_island(rows, worst(rows, 1)[0]["tensor"])
-    ops = {r["tensor"]: r["op"] for r in rows}
+    island = float_island(rows, worst(rows, 1)[0].tensor)
+    ops = {r.tensor: r.op for r in rows}
     assert ops[island[-1]] == "DEPTHWISE_CONV_2D" and len(island) >= 3   # floated through the shuffle to its reader

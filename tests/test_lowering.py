@@ -198,13 +198,12 @@ def calib64():
 def export_family(tmp_path: Path, family: str, calib: Path, *, optimize: bool = True) -> tuple[dict, Path, object]:
     name, options, size = FAMILIES[family]
     model = randomized(name, options)
-    meta = make_meta(name, options=options)
-    meta["input_size"] = size
+    meta = make_meta(name, options=options).with_input_size(size)
     ckpt = save_checkpoint(tmp_path / f"{family}.pt", model, meta)
     out = tmp_path / f"out-{family}-{optimize}"
     manifest = export(ExportRequest(checkpoint=ckpt, input_size=size, precisions=("fp32", "int8"), calib=calib,
                                     calib_count=40, verify_count=16, outdir=out, optimize=optimize,
-                                    int8_target=None))  # random weights: top-1 agreement is not what these test
+                                    int8_target=None)).data  # random weights: top-1 agreement is not what these test
     return manifest, out, model
 
 

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from shufflenet_deploy.devices.registry import get_device, load_registry, parse_cpus
+from shufflenet_deploy.devices.profile import parse_cpus
+from shufflenet_deploy.devices.registry import get_device, load_registry
 from shufflenet_deploy.errors import UserError
 
 
@@ -24,8 +25,8 @@ def test_builtins():
     assert local.transport == "local" and local.python_argv == [sys.executable]
     assert pixel.transport == "adb" and pixel.benchmark_binary is None and pixel.threads == [1, 4]
     assert pixel.affinity_cpus() == [4, 5, 6, 7] and pixel.affinity_mask() == "f0"
-    assert rpi.transport == "ssh" and rpi.host == "raspberrypi.local" and rpi.user == "pi"
-    assert rpi.threads == [1, 4] and rpi.python_argv == ["python3"] and rpi.strict_host_key_checking is True
+    assert rpi.transport == "ssh" and rpi.link.host == "raspberrypi.local" and rpi.link.user == "pi"
+    assert rpi.threads == [1, 4] and rpi.python_argv == ["python3"] and rpi.link.strict_host_key_checking is True
 
 
 def test_user_file_overrides_field_by_field_and_adds(tmp_path):
@@ -34,11 +35,11 @@ def test_user_file_overrides_field_by_field_and_adds(tmp_path):
                  '[devices.board]\ntransport = "ssh"\nhost = "b.lan"\nport = 2222\naffinity = "2-3"\n'
                  'python = "/opt/venv/bin/python -u"\npeak_gmacs = {fp32 = 12.5, int8 = 40.0}\n')
     reg = load_registry(f)
-    assert reg["rpi"].host == "10.0.0.5" and reg["rpi"].user == "pi"  # user kept from the built-in
+    assert reg["rpi"].link.host == "10.0.0.5" and reg["rpi"].link.user == "pi"  # user kept from the built-in
     assert reg["rpi"].threads == [2]
     assert "built-in" in reg["rpi"].source and str(f) in reg["rpi"].source
     board = reg["board"]
-    assert board.port == 2222 and board.affinity_cpus() == [2, 3] and board.affinity_mask() == "c"
+    assert board.link.port == 2222 and board.affinity_cpus() == [2, 3] and board.affinity_mask() == "c"
     assert board.python_argv == ["/opt/venv/bin/python", "-u"]
     assert board.peak_gmacs == {"fp32": 12.5, "int8": 40.0}
 
@@ -47,14 +48,14 @@ def test_lookup_order(tmp_path, monkeypatch):
     xdg = tmp_path / "xdg" / "sdeploy" / "devices.toml"
     xdg.parent.mkdir(parents=True)
     xdg.write_text('[devices.rpi]\nhost = "from-xdg"\n')
-    assert get_device("rpi").host == "from-xdg"
+    assert get_device("rpi").link.host == "from-xdg"
     env = tmp_path / "env.toml"
     env.write_text('[devices.rpi]\nhost = "from-env"\n')
     monkeypatch.setenv("SDEPLOY_DEVICES", str(env))
-    assert get_device("rpi").host == "from-env"
+    assert get_device("rpi").link.host == "from-env"
     explicit = tmp_path / "explicit.toml"
     explicit.write_text('[devices.rpi]\nhost = "from-flag"\n')
-    assert get_device("rpi", explicit).host == "from-flag"
+    assert get_device("rpi", explicit).link.host == "from-flag"
 
 
 def test_missing_explicit_file(tmp_path, monkeypatch):
@@ -84,12 +85,17 @@ def test_bad_toml_names_file_and_line(tmp_path):
 @pytest.mark.parametrize("body, match", [
     ('[devices.x]\ntransport = "serial"\n', "transport must be one of"),
     ('[devices.x]\nhots = "a"\n', "did you mean 'host'"),
-    ('[devices.x]\nport = "22"\n', "port must be a port number"),
-    ('[devices.x]\nport = 70000\n', "port must be a port number"),
+    ('[devices.x]\ntransport = "ssh"\nport = "22"\n', "port must be a port number"),
+    ('[devices.x]\ntransport = "ssh"\nport = 70000\n', "port must be a port number"),
     ('[devices.x]\npython = ["python3"]\n', "python must be a string"),
-    ('[devices.x]\nconnect_timeout = inf\n', "connect_timeout must be a number of seconds"),
-    ('[devices.x]\nconnect_timeout = nan\n', "connect_timeout must be a number of seconds"),
-    ('[devices.x]\nssh_options = "-v"\n', "ssh_options must be a list of strings"),
+    ('[devices.x]\ntransport = "ssh"\nconnect_timeout = inf\n', "connect_timeout must be a number of seconds"),
+    ('[devices.x]\ntransport = "ssh"\nconnect_timeout = nan\n', "connect_timeout must be a number of seconds"),
+    ('[devices.x]\ntransport = "ssh"\nssh_options = "-v"\n', "ssh_options must be a list of strings"),
+    # each transport takes its own fields: another transport's is named as such
+    ('[devices.x]\ntransport = "ssh"\nhost = "b"\nserial = "abc"\n', "serial is an adb field; this device's "
+                                                                      "transport is ssh"),
+    ('[devices.x]\ntransport = "adb"\nhost = "b"\n', "host is an ssh field; this device's transport is adb"),
+    ('[devices.x]\nport = 22\n', "port is an ssh field; this device's transport is local"),
     ('[devices.x]\npeak_gmacs = {fp32 = -5}\n', "peak_gmacs must be a table"),
     ('[devices.x]\nthreads = [1, 100000]\n', "threads must be a list of positive integers"),
     ('[devices.x]\nthreads = [0]\n', "threads must be a list of positive integers"),
@@ -115,6 +121,13 @@ def test_devices_file_that_is_not_text_or_not_a_file(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(UserError, match="not a regular file"):  # never blocks on the pipe
         load_registry(fifo)
+
+
+def test_changing_a_built_ins_transport_drops_its_old_way_to_reach_it(tmp_path):
+    f = tmp_path / "devices.toml"
+    f.write_text('[devices.rpi]\ntransport = "adb"\nserial = "R5CT"\n')  # the built-in rpi is ssh with a host
+    rpi = load_registry(f)["rpi"]
+    assert rpi.transport == "adb" and rpi.target() == "R5CT" and rpi.threads == [1, 4]  # threads kept
 
 
 def test_parse_cpus():

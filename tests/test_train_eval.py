@@ -63,9 +63,9 @@ def test_training_reduces_loss_and_checkpoint_round_trips(tmp_path):
 
     model = load_model(None, tmp_path / "tiny.pt")
     meta = model.sdeploy_meta
-    assert meta["model"] == TINY and meta["num_classes"] == 10 and meta["input_size"] == 32
-    assert meta["class_names"] == [str(d) for d in range(10)] and meta["dataset"] == "digits"
-    assert meta["preprocessing"]["input_size"] == 32
+    assert meta.model == TINY and meta.num_classes == 10 and meta.input_size == 32
+    assert meta.class_names == tuple(str(d) for d in range(10)) and meta.dataset == "digits"
+    assert meta.preprocessing.input_size == 32
     blob = torch.load(tmp_path / "tiny.pt", weights_only=True)
     assert blob["train"]["curve"][-1]["val_top1"] == summary.val_top1
 

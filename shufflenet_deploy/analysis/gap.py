@@ -141,7 +141,6 @@ def model_rows(doc: ResultsDocument, evaluation: list[Evaluation] | tuple[Evalua
     for r in doc.results:
         key, precision = r.key, r.precision
         entry = doc.models.get(key, {})
-        info = r.model_info or {}
         macs = macs_of(doc, r)
         bench_p50 = (r.latency_ms or {}).get("p50")
         lat = doc.latency(r)
@@ -152,9 +151,9 @@ def model_rows(doc: ResultsDocument, evaluation: list[Evaluation] | tuple[Evalua
                     for g in GROUPS}
         op_sum = sum(group_ms.values()) if ops else None
         pred = errors.get((key, precision))
-        size = entry.get("input_size") or info.get("input_size") or key.partition("@")[2] or None
+        size = entry.get("input_size") or (r.model_info and r.model_info.input_size) or key.partition("@")[2] or None
         rows.append(ModelRow(
-            device=r.device, model=key, family=entry.get("model") or info.get("name") or r.model,
+            device=r.device, model=key, family=entry.get("model") or (r.model_info and r.model_info.name) or r.model,
             input_size=size_str(size) if size else None, precision=precision, threads=r.threads, macs=macs,
             latency_ms=lat, latency_source="interleaved" if lat != bench_p50 else "sweep", sweep_p50_ms=bench_p50,
             gmacs=gmacs, peak_gmacs=peak, pct_of_peak=100 * gmacs / peak if gmacs and peak else None,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import csv
 import html
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,7 +181,7 @@ def predictor_evaluations(docs) -> dict[str, list[Evaluation]]:
     out = {}
     for device in docs.devices:
         stored = [path for source in docs.device_sources.get(device, [])
-                  if (path := Path(source).parent / f"predictor-{device}.json").exists()]
+                  if os.path.lexists(path := Path(source).parent / f"predictor-{device}.json")]  # broken link: 1 line
         evaluation = [e for path in stored for e in predict.load_predictor(path).evaluation]
         if not stored:
             try:
@@ -375,7 +376,7 @@ def _context_line(doc, sources) -> str:
     else from the results themselves (a plain `sdeploy bench`); a field nothing records is left out, not dashed."""
     sw, results = doc.sweep, doc.results
     tools = sw.get("tools") or {}
-    info = [r.model_info or {} for r in results]
+    info = [r.model_info for r in results if r.model_info]
 
     def joined(values) -> str | None:
         values = [str(v) for v in dict.fromkeys(v for v in values if v not in (None, ""))]
@@ -391,12 +392,11 @@ def _context_line(doc, sources) -> str:
                      for r in results) or (f"ai-edge-litert {tools['ai-edge-litert']}" if tools.get("ai-edge-litert")
                                            else None)
     converter = (f"onnx2tf {tools['onnx2tf']}" if tools.get("onnx2tf")
-                 else joined(f"onnx2tf {i['converter']['onnx2tf']}" for i in info
-                             if isinstance(i.get("converter"), dict) and i["converter"].get("onnx2tf")))
+                 else joined(f"onnx2tf {i.converter['onnx2tf']}" for i in info if i.converter.get("onnx2tf")))
     fields = [("CPU", cpus), ("threads", threads), ("runs per model", f"{runs}{preset}" if runs else None),
-              ("graph", sw.get("graph") or joined(i.get("graph") for i in info)),
+              ("graph", sw.get("graph") or joined(i.graph for i in info)),
               ("runtime", joined([runtime, converter and f"converted by {converter}"])),
-              ("int8 calibration", sw.get("calibration") or joined(i.get("calibration") for i in info))]
+              ("int8 calibration", sw.get("calibration") or joined(i.calibration for i in info))]
     known = "; ".join(f"{name}: {value}" for name, value in fields if value)
     return f"Sources: {', '.join(map(str, sources))}." + (f" {known}." if known else "")
 

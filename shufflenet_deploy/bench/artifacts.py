@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
-from ..manifest import Manifest
+from ..manifest import Manifest, ModelInfo
+from ..sizes import canonical
 from ..precisions import FILE_NAMES, ONNX_ROWS
 
 
@@ -24,12 +25,12 @@ class ModelArtifact:
     model: str
     precision: str
     key: str | None = None  # manifest.model_key; None for a bare file until described
-    model_info: dict | None = field(default=None, repr=False)
+    model_info: ModelInfo | None = field(default=None, repr=False)
     sha256: str | None = None  # the manifest's, when there is one
 
     @property
     def macs(self) -> int | None:
-        return ((self.model_info or {}).get("macs") or {}).get("total")
+        return self.model_info.macs_total if self.model_info else None
 
 
 RUNTIMES = ("tflite", "onnxruntime", "all")
@@ -45,10 +46,10 @@ def find_models(artifact: Path, runtime: str = "tflite") -> list[ModelArtifact]:
     if runtime == "tflite":
         return _tflite_models(artifact)
     folder = artifact if artifact.is_dir() else artifact.parent
-    if not (artifact.is_dir() and (folder / "manifest.json").exists()):
+    manifest = manifest_in(folder) if artifact.is_dir() else None
+    if manifest is None:
         raise UserError(f"--runtime {runtime} needs an export folder (its model.onnx is what ONNX Runtime runs): "
                         f"{artifact} is not one", "pass the folder `sdeploy export` wrote")
-    manifest = Manifest.load(folder)
     onnx = [a for a in manifest.artifacts() if a.name in ONNX_ROWS]  # model.onnx, then model_int8.onnx
     if not onnx:
         raise UserError(f"{folder / 'manifest.json'} lists no ONNX artifact", "re-export with the onnx precision")
@@ -59,12 +60,21 @@ def find_models(artifact: Path, runtime: str = "tflite") -> list[ModelArtifact]:
     return [*(_tflite_models(artifact) if runtime == "all" else []), *models]
 
 
+def manifest_in(folder: Path) -> Manifest | None:
+    """FOLDER's manifest, None when it has none. A manifest.json that is a broken symbolic link is an error: taken
+    for no manifest, the folder's files would be measured without the checks their manifest holds."""
+    path = Path(folder) / "manifest.json"
+    if path.is_symlink() and not path.exists():
+        raise UserError(f"{path} is a broken symbolic link", "re-run `sdeploy export`, or fix the link")
+    return Manifest.load(folder) if path.exists() else None
+
+
 def _tflite_models(artifact: Path) -> list[ModelArtifact]:
     artifact = Path(artifact)
     if not artifact.exists():
         raise UserError(f"no such artifact: {artifact}", "pass a .tflite file or an export folder")
     folder = artifact if artifact.is_dir() else artifact.parent
-    manifest = Manifest.load(folder) if (folder / "manifest.json").exists() else None
+    manifest = manifest_in(folder)
     if artifact.is_dir():
         if manifest is None:
             tflites = sorted(artifact.glob("*.tflite"))
@@ -116,9 +126,7 @@ def describe_bare(m: ModelArtifact) -> ModelArtifact:
         from ..tflite.graph import Graph
         from ..tflite.ops import model_ops
     except UserError as err:  # no schema to read the graph with (tflite-runtime): measure it, MACs unknown
-        m.model_info = {"key": m.key, "name": m.model, "input_size": None, "num_classes": None, "options": {},
-                        "macs": {"total": None, "conv": None}, "params": None,
-                        "macs_source": f"not counted: {err.message}"}
+        m.model_info = ModelInfo(m.key, m.model, macs_source=f"not counted: {err.message}")
         return m
     try:
         graph = Graph.load(m.path)
@@ -128,9 +136,9 @@ def describe_bare(m: ModelArtifact) -> ModelArtifact:
         raise UserError(f"{m.path} is not a TFLite model ({type(err).__name__} reading its flatbuffer)",
                         "pass a .tflite file written by a TFLite converter, or an export folder") from None
     size = shape[1] if len(shape) == 4 and shape[1] == shape[2] else (shape[1:3] if len(shape) == 4 else None)
-    m.model_info = {"key": m.key, "name": m.model, "input_size": size, "num_classes": None, "options": {},
-                    "macs": {"total": macs, "conv": None}, "params": None,
-                    "macs_source": "counted from the .tflite graph (conv + FC ops; no manifest beside it)"}
+    m.model_info = ModelInfo(m.key, m.model, input_size=canonical(size) if size is not None else None,
+                             macs_total=macs, macs_source="counted from the .tflite graph (conv + FC ops; no manifest "
+                                                          "beside it)")
     return m
 
 

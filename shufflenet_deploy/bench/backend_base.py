@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from ..devices.registry import DeviceProfile
+from ..devices.profile import DeviceProfile
 from ..errors import DeviceError, UserError
 from ..fileio import safe_component, sha256
 from . import stats

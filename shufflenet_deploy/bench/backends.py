@@ -16,7 +16,7 @@ What both share: bench/backend_base.py; each: bench/runner_backend.py, bench/ben
 """
 from __future__ import annotations
 
-from ..devices.registry import DeviceProfile
+from ..devices.profile import DeviceProfile
 from .backend_base import Backend, BenchInterrupted, Progress
 from .benchmark_model_backend import BenchmarkModelBackend
 from .runner_backend import RunnerBackend

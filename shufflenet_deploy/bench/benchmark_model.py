@@ -27,6 +27,7 @@ What a parse gives: bench/benchmark_model_run.py (with the mapping onto sdeploy'
 """
 from __future__ import annotations
 
+import math
 import re
 
 from ..errors import UserError
@@ -126,6 +127,7 @@ def _classify(level: str, text: str) -> tuple[str, re.Match | None]:
 def parse_stat(text: str) -> Stat:
     """`count=50 first=.. curr=.. min=.. max=.. avg=.. std=..[ p5=.. median=.. p95=..]` (us) -> Stat (ms)."""
     values = {k: float(v) for k, v in re.findall(rf"(\w+)=({NUM})", text)}
+    values = {k: v for k, v in values.items() if math.isfinite(v)}  # count=99999...9 (5000 digits) is inf: no count
     stat = Stat(count=int(values.get("count", 0)), all_same="(all same)" in text)
     for key in ("first", "curr", "min", "max", "avg", "std", "p5", "median", "p95"):
         if key in values:

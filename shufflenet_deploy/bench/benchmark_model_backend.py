@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..devices.registry import BENCHMARK_BINARY_HINT, DeviceProfile
+from ..devices.profile import DeviceProfile
+from ..devices.registry import BENCHMARK_BINARY_HINT
 from ..errors import DeviceError, UserError
 from .backend_base import Backend, artifact_info
 from .importer import result_from_benchmark_model

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..devices.registry import DeviceProfile
+from ..devices.profile import DeviceProfile
 from ..errors import DeviceError, UserError
 from .backends import backend_for
 

@@ -48,7 +48,7 @@ def attach(results: list[BenchResult], peaks: dict[int, list[KernelTiming]], mis
         r.peak_gmacs = peak
         if r.gmacs_per_s is None:
             r.peak_fraction = None
-            r.peak_missing_reason = "MACs unknown: " + ((r.model_info or {}).get("macs_source") or "no manifest")
+            r.peak_missing_reason = "MACs unknown: " + ((r.model_info and r.model_info.macs_source) or "no manifest")
         elif peak is None:
             r.peak_fraction = None
             r.peak_missing_reason = missing or f"no {r.precision} peak kernel was measured on {r.device}"

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ..devices.registry import DeviceProfile
+from ..devices.profile import DeviceProfile
 from ..errors import DeviceError, UserError
 from ..precisions import ONNX_ROWS
 from .artifacts import check_input, find_models

@@ -23,6 +23,7 @@ from typing import Any
 from ..errors import UserError
 from ..escape import csv_cell
 from ..fileio import atomic_path, read_json_bounded, write_json
+from ..manifest import ModelInfo
 from ..validate import Fields, is_int, is_number
 
 SCHEMA = "sdeploy-bench/1"
@@ -70,7 +71,7 @@ class BenchResult:
     created: str = field(default_factory=now_iso)
     schema: str = SCHEMA
     model_key: str | None = None  # manifest.model_key: what results are paired and reported by
-    model_info: dict[str, Any] | None = None  # Manifest.model_info(): name, input size, classes, options, MACs
+    model_info: ModelInfo | None = None  # Manifest.model_info(): name, input size, classes, options, MACs
     macs: int | None = None  # conv+FC MACs of the measured model (manifest, else counted from the .tflite graph)
     gmacs_per_s: float | None = None  # macs / p50 (bench/efficiency.py)
     peak_gmacs: float | None = None  # the device's measured peak for this precision and thread count
@@ -85,7 +86,9 @@ class BenchResult:
         return self.model_key or self.model
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["model_info"] = self.model_info.to_dict() if self.model_info else None
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "result") -> "BenchResult":
@@ -124,15 +127,18 @@ class BenchResult:
         for key in ("machine", "model_key", "source", "transport", "python", "numpy", "created", "cores",
                     "peak_missing_reason"):
             f.text(key, optional=True)
-        for key in ("cpu", "conditions", "artifact", "trials_summary", "model_info", "device_facts", "op_times"):
+        for key in ("cpu", "conditions", "artifact", "trials_summary", "device_facts", "op_times"):
             f.obj(key)
+        info = f.obj("model_info")
+        _check_blocks(f, where)
         f.texts("warnings"), f.texts("notes")
         affinity = f.items("affinity")
         if affinity is not None and not all(is_int(c) and 0 <= c < 65536 for c in affinity):
             raise f.fail("affinity", affinity, "a list of CPU numbers")
         f.flag("stable"), f.flag("partial")
         names = {fl.name for fl in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**{k: v for k, v in data.items() if k in names and k != "model_info"},
+                   model_info=None if info is None else ModelInfo.from_dict(info, f"{where}: model_info", hint))
 
     def csv_row(self) -> dict[str, Any]:
         lat = self.latency_ms or {}
@@ -154,6 +160,74 @@ class BenchResult:
             "artifact": (self.artifact or {}).get("file"), "sha256": (self.artifact or {}).get("sha256"),
             "source": self.source, "created": self.created,
         }
+
+
+# -- the nested blocks later stages read field by field (the report, the predictor, the gap lines): each is checked
+# here to the depth it is read, so a damaged or hand-edited file is one line naming the field, not a traceback
+def _sub(f: Fields, key: str, where: str) -> Fields | None:
+    value = f.obj(key)
+    return None if value is None else Fields(value, f"{where}: {key}", f.hint)
+
+
+def _size_ok(value: Any) -> bool:
+    sides = [value] if is_int(value) else value if isinstance(value, list) and len(value) == 2 else None
+    return bool(sides) and all(is_int(v) and 1 <= v <= 16384 for v in sides)
+
+
+def check_ops(f: Fields, key: str) -> None:
+    """A list of op records (tflite/ops.py OpInfo + time_ms), as op_times and a sweep's `models` hold them."""
+    for i, op in enumerate(f.items(key) or []):
+        o = Fields(op, f"{f.where}: {key}[{i}]", f.hint)
+        o.text("op"), o.text("group", optional=True), o.text("signature", optional=True)
+        for name in ("time_ms", "macs", "in_bytes", "out_bytes", "weight_bytes"):
+            o.number(name, optional=True)
+        kernel = o.items("kernel")
+        if kernel is not None and not all(is_int(k) and k >= 0 for k in kernel):
+            raise o.fail("kernel", kernel, "a list of whole numbers")
+        if o.data.get("fused_into") is not None:
+            o.count("fused_into")
+
+
+def check_op_times(f: Fields) -> None:
+    """{op_method, overhead_ms, ops: [...]}: bench/op_times.py's block, in a result or a sweep's precisions."""
+    f.text("op_method", optional=True), f.number("overhead_ms", optional=True)
+    check_ops(f, "ops")
+
+
+def _check_blocks(f: Fields, where: str) -> None:
+    # model_info is read by its own type (manifest.ModelInfo.from_dict, in BenchResult.from_dict)
+    facts = _sub(f, "device_facts", where)
+    if facts is not None:
+        for key in ("arch", "model", "hardware", "int8"):
+            facts.text(key, optional=True)
+        for i, cluster in enumerate(facts.items("clusters") or []):
+            c = Fields(cluster, f"{facts.where}: clusters[{i}]", f.hint)
+            c.text("name"), c.text("role", optional=True), c.number("max_mhz", optional=True, high=1e6)
+            cpus = c.items("cpus", optional=False)
+            if not all(is_int(v) and 0 <= v < 65536 for v in cpus):
+                raise c.fail("cpus", cpus, "a list of CPU numbers")
+        for i, core in enumerate(facts.items("cores") or []):
+            c = Fields(core, f"{facts.where}: cores[{i}]", f.hint)
+            c.count("index", optional=True, high=65535), c.text("name", optional=True), c.texts("features")
+        isa = _sub(facts, "isa", facts.where)
+        for key in (isa.data if isa else ()):
+            isa.flag(key)
+        facts.obj("x86")
+    op_times = _sub(f, "op_times", where)
+    if op_times is not None:
+        check_op_times(op_times)
+    conditions = _sub(f, "conditions", where)
+    for key in ("before", "after"):
+        side = _sub(conditions, key, conditions.where) if conditions else None
+        temps = _sub(side, "temp_c", side.where) if side else None
+        for zone in (temps.data if temps else ()):
+            temps.number(zone, low=-300.0, high=1e4)
+    artifact = _sub(f, "artifact", where)
+    if artifact is not None:
+        artifact.text("file", optional=True), artifact.text("sha256", optional=True)
+    cpu = _sub(f, "cpu", where)
+    if cpu is not None:
+        cpu.text("model", optional=True)
 
 
 def _runtime_str(runtime: dict | None) -> str | None:
@@ -247,14 +321,30 @@ class ResultsDocument:
             p = Fields(record, f"{where}: peak[{i}]", f.hint)
             p.count("threads", low=1, high=1024), p.text("precision")
             p.number("gmacs", optional=True, positive=True), p.number("median_ms", optional=True, positive=True)
+            p.text("device", optional=True), p.text("kernel", optional=True), p.text("runtime", optional=True)
+            p.count("macs", optional=True)
         for i, entry in enumerate(skipped):
-            Fields(entry, f"{where}: skipped[{i}]", f.hint).text("key")
-        for key, value in ((interleaved or {}).get("latency_ms") or {}).items():
+            s = Fields(entry, f"{where}: skipped[{i}]", f.hint)
+            s.text("key"), s.text("reason", optional=True)
+        latency = Fields(interleaved, f"{where}: interleaved", f.hint).obj("latency_ms") if interleaved else None
+        for key, value in (latency or {}).items():
             if not is_number(value) or value <= 0:
                 raise f.fail(f"interleaved.latency_ms[{key!r}]", value, "a positive, finite number")
         for key, entry in models.items():
             m = Fields(entry, f"{where}: models[{key!r}]", f.hint)
-            m.count("macs_total", optional=True), m.obj("precisions")
+            m.count("macs_total", optional=True), m.count("macs_conv", optional=True), m.text("model", optional=True)
+            m.count("num_classes", optional=True, low=1, high=10**6), m.items("layers")
+            if m.data.get("input_size") is not None and not _size_ok(m.data["input_size"]):
+                raise m.fail("input_size", m.data["input_size"], "a side or [height, width] in pixels")
+            groups = Fields(m.obj("flops_by_group") or {}, f"{m.where}: flops_by_group", f.hint)
+            for group in groups.data:
+                groups.number(group)
+            precisions = Fields(m.obj("precisions") or {}, f"{m.where}: precisions", f.hint)
+            for precision in precisions.data:
+                entry_p = Fields(precisions.obj(precision, optional=False), f"{precisions.where}[{precision!r}]",
+                                 f.hint)
+                entry_p.text("file", optional=True), entry_p.text("sha256", optional=True)
+                check_op_times(entry_p)
         f.flag("partial")
         fastest = [Fastest.from_dict(item, f"{where}: fastest[{i}]") for i, item in enumerate(f.items("fastest") or [])]
         return cls(results=results, partial=bool(data.get("partial")), created=data.get("created"),

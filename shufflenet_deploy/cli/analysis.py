@@ -7,7 +7,7 @@ import click
 
 from ..bench.settings import FULL, QUICK, parse_count, sweep_preset
 from ..errors import DeviceError, UserError
-from .common import comma_list, print_json, stdout
+from .common import comma_list, console, print_json, status, stdout
 
 
 def _sizes(value: str) -> tuple:
@@ -116,7 +116,8 @@ def sweep(device_name, devices_file, pattern, precision, input_sizes, outdir, pr
                               num_classes, optimize, cores)
     total = len(models) * len(sizes) * len(precisions)
     with Progress(SpinnerColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                  TextColumn("{task.description}"), console=stdout.__class__(stderr=True), transient=False) as bar:
+                  TextColumn("{task.description}", markup=False), console=console(stderr=True),
+                  transient=False) as bar:
         task = bar.add_task("starting", total=total)
         done: set[tuple[str, str]] = set()
 
@@ -136,6 +137,9 @@ def sweep(device_name, devices_file, pattern, precision, input_sizes, outdir, pr
     for s in doc.skipped:
         click.echo(f"skipped {s['key']}{' ' + s['precision'] if s.get('precision') else ''}: {s['reason']}",
                    err=True)
+    if not doc.results and doc.skipped:  # every name skipped (a typo, a pattern of nothing): not a success
+        raise UserError(f"nothing was measured: all {len(doc.skipped)} model(s) were skipped (see above)",
+                        "check --models (`sdeploy zoo` lists the names)")
     try:
         pred = pred_mod.fit(doc)
         stored = pred_mod.store(pred, outdir)
@@ -159,7 +163,8 @@ def _sweep_devices(names, devices_file, models, precisions, sizes, outdir, setti
 
     total = len(models) * len(sizes) * len(precisions)
     with Progress(SpinnerColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                  TextColumn("{task.description}"), console=stdout.__class__(stderr=True), transient=False) as bar:
+                  TextColumn("{task.description}", markup=False), console=console(stderr=True),
+                  transient=False) as bar:
         tasks = {name: bar.add_task(f"[{name}] starting", total=total) for name in names}
 
         def job(name, progress):
@@ -254,8 +259,8 @@ def predict(model, device_name, input_size, precision, predictor_file, devices_f
     precisions = ("fp32", "int8")  # reuse a sweep's export of both, else export just the one asked for
     if not (export_folder(model, input_size, precisions, lowered=lowered) / "manifest.json").exists():
         precisions = (precision,)
-    with stdout.__class__(stderr=True).status(f"exporting {model} (cached)") as st:
-        folder = export_cached(model, input_size, precisions, lambda m: st.update(m), lowered=lowered)
+    with status(f"exporting {model} (cached)") as st:
+        folder = export_cached(model, input_size, precisions, st, lowered=lowered)
     from ..manifest import Manifest, model_key
 
     ops = [o.to_dict() for o in model_ops(Manifest.load(folder).artifact(precision).path)]
@@ -278,12 +283,12 @@ def predict(model, device_name, input_size, precision, predictor_file, devices_f
                  f"{out.predicted_ms:.3f} ms = {corr.a:.3f} (in-graph / alone, from {corr.n} swept models) "
                  f"x Σ ops {out.op_sum_ms:.3f} ms ({paths.lookup} ops measured, {paths.regression} from "
                  f"regressions, {paths.fused} PADs folded into their conv)")
-    from rich.markup import escape
+    from rich.text import Text
 
-    stdout.print(escape(f"fitted on: {fitted.summary() if fitted else 'an unrecorded machine'}"
-                        + (f" (device {predictor.device!r})" if predictor.device != device_name else "")))
+    stdout.print(f"fitted on: {fitted.summary() if fitted else 'an unrecorded machine'}"
+                 + (f" (device {predictor.device!r})" if predictor.device != device_name else ""))
     if differs:
-        stdout.print("[bold]a guess (--force-predictor)[/]: " + escape("; ".join(differs)))
+        stdout.print(Text.assemble(("a guess (--force-predictor)", "bold"), ": " + "; ".join(differs)))
     if measured:
         stdout.print(f"measured in the sweep: {measured:.3f} ms")
     for g in GROUPS:

@@ -97,6 +97,11 @@ def bench(artifact, device_name, devices_file, threads, preset, runs, warmup, mi
         from ..bench.importer import import_benchmark_output
 
         from ..fileio import regular_file
+        from ..precisions import FILE_NAMES, ONNX_ROWS
+
+        if precision is not None and precision not in FILE_NAMES + ONNX_ROWS:
+            raise UserError(f"--precision {precision!r} is not a precision sdeploy knows",
+                            f"use one of {', '.join(FILE_NAMES + ONNX_ROWS)}")
 
         text = regular_file(parse_file, "--parse", max_bytes=256 << 20).read_text(errors="replace")
         results, skipped = import_benchmark_output(text, device=device_name,
@@ -104,7 +109,9 @@ def bench(artifact, device_name, devices_file, threads, preset, runs, warmup, mi
                                                    threads=threads[0] if threads else None)
         for line in skipped:
             click.echo(f"skipped: {line}", err=True)
-        outdir = outdir or Path.cwd() / f"bench-{device_name or 'imported'}"
+        from ..fileio import safe_component
+
+        outdir = outdir or Path.cwd() / f"bench-{safe_component(device_name or 'imported')}"
         results_folder_free(outdir, force)
     else:
         mode = {None: "auto", True: "measure", False: "skip"}[peak]
@@ -142,7 +149,7 @@ def _run_devices(artifact, names, devices_file, args, outdir, peak, op_profile, 
     if artifact is None:
         raise UserError("missing ARTIFACT", "pass a .tflite file or an export folder")
     base = outdir or (artifact if artifact.is_dir() else artifact.parent)
-    with Progress(SpinnerColumn(), TimeElapsedColumn(), TextColumn("{task.description}"),
+    with Progress(SpinnerColumn(), TimeElapsedColumn(), TextColumn("{task.description}", markup=False),
                   console=_stderr_console(), transient=False) as bar:
         tasks = {name: bar.add_task(f"[{name}] starting", total=None) for name in names}
 
@@ -173,8 +180,11 @@ def results_folder_free(outdir: Path, force: bool) -> None:
     message asked for. A bench.json that is not results is never replaced."""
     from ..bench.results import read_document
 
-    existing = Path(outdir) / "bench.json"
+    existing, view = Path(outdir) / "bench.json", Path(outdir) / "bench.csv"
     if not (existing.exists() or existing.is_symlink()):
+        if view.exists() or view.is_symlink():  # sdeploy writes the two together: a lone bench.csv is someone's
+            raise UserError(f"{view} is in the way and is not results sdeploy can replace (no bench.json beside "
+                            "it)", "choose another -o")
         return
     try:
         doc = read_document(existing)
@@ -187,9 +197,9 @@ def results_folder_free(outdir: Path, force: bool) -> None:
 
 
 def _stderr_console():
-    from rich.console import Console
+    from .common import console
 
-    return Console(stderr=True)
+    return console(stderr=True)
 
 
 def _run(artifact, device_name, devices_file, threads, settings, min_seconds, cooldown, timeout, benchmark_binary,
@@ -198,8 +208,6 @@ def _run(artifact, device_name, devices_file, threads, settings, min_seconds, co
     """One device: measure with `settings` (bench/settings.BenchSettings) -> (results, outdir)."""
     import contextlib
     import dataclasses
-
-    from rich.console import Console
 
     from ..bench.backends import BenchInterrupted
     from ..bench.harness import bench_artifact
@@ -220,11 +228,12 @@ def _run(artifact, device_name, devices_file, threads, settings, min_seconds, co
     results_folder_free(outdir, force)
     if save_outputs is not None:
         check_writable(save_outputs, "--save-outputs folder")
-    console = Console(stderr=True)
-    with contextlib.nullcontext() if progress else console.status(f"benchmarking on {profile.name}") as status:
+    from .common import status as spinner
+
+    with contextlib.nullcontext() if progress else spinner(f"benchmarking on {profile.name}") as status:
         if progress is None:
             def progress(msg: str) -> None:
-                status.update(f"[{profile.name}] {msg}")
+                status(f"[{profile.name}] {msg}")
 
         try:
             results = bench_artifact(artifact, profile, threads=threads, runs=settings.runs, warmup=settings.warmup,
@@ -257,8 +266,10 @@ def _fmt(value, digits=2):
 
 
 def _print_table(results) -> None:
-    from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
+
+    from .common import console as make_console
 
     device = results[0].device if results else "?"
     table = Table(title=f"sdeploy bench on {device} (ms)")
@@ -275,17 +286,17 @@ def _print_table(results) -> None:
                       _fmt(100 * r.peak_fraction if r.peak_fraction is not None else None, 0),
                       f"{runtime.get('name') or '?'} {runtime.get('version') or ''}".strip(),
                       str(len(r.warnings)) + (" (partial)" if r.partial else ""))
-    console = Console()
+    console = make_console()
     if not console.is_terminal:
-        console = Console(width=200)
+        console = make_console(width=200)
     console.print(table)
     for line in gap_lines(results):
         console.print(line, highlight=False, soft_wrap=True, markup=False)
-    err_console = Console(stderr=True, soft_wrap=True)
+    err_console = make_console(stderr=True, soft_wrap=True)
     for r in results:
         for w in r.warnings:
-            err_console.print(f"[yellow]warning[/] {r.model} {r.precision} t={r.threads}: {w}",
-                                       highlight=False)
+            err_console.print(Text.assemble(("warning", "yellow"), f" {r.model} {r.precision} t={r.threads}: {w}"),
+                              highlight=False)
 
 
 def gap_lines(results) -> list[str]:

@@ -7,15 +7,24 @@ from contextlib import contextmanager
 import click
 from rich.console import Console
 
-stderr = Console(stderr=True)
-stdout = Console()
+def console(**options) -> Console:
+    """A rich Console that prints text as it is: model, device and file names come from other people's files, and
+    rich markup in one (`[/x]`) would raise, or restyle the output. Style with Text objects, never with markup."""
+    return Console(markup=False, **options)
+
+
+stderr = console(stderr=True)
+stdout = console()
 
 
 @contextmanager
-def status(message: str):
-    """A spinner on stderr whose text the block updates by calling the yielded function."""
-    with stderr.status(message) as live:
-        yield lambda text: live.update(f"{text}…")
+def status(message: str, on=None):
+    """A spinner on stderr (or the console ON) whose text the block updates by calling the yielded function. The
+    text is a rich Text, never markup (a spinner parses a plain string as markup whatever the console says)."""
+    from rich.text import Text
+
+    with (on or stderr).status(Text(message)) as live:
+        yield lambda text: live.update(Text(f"{text}…"))
 
 
 def print_json(data) -> None:

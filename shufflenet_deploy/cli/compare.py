@@ -26,8 +26,14 @@ def compare(base, new, max_regression, allow_mixed, as_json, md_file):
                                allow_mixed=allow_mixed)
     table = markdown(pairs, notes, max_regression / 100)
     if md_file:
-        with open(md_file, "a") as fh:
-            fh.write(table)
+        try:
+            with open(md_file, "a") as fh:
+                fh.write(table)
+        except OSError as err:  # a full disk, a read-only mount, a missing folder, /proc: one line, not a traceback
+            from ..errors import UserError
+
+            raise UserError(f"cannot write --markdown {md_file}: {err.strerror or err}",
+                            "pass a writable file (e.g. $GITHUB_STEP_SUMMARY)") from None
     if as_json:
         click.echo(json.dumps({"max_regression": max_regression / 100, "notes": notes,
                                "pairs": [p.to_dict() for p in pairs]}, indent=2))

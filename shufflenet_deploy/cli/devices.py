@@ -28,8 +28,9 @@ def devices(ctx, devices_file, as_json):
     if as_json:
         click.echo(json.dumps({n: dataclasses.asdict(p) for n, p in registry.items()}, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from .common import console as make_console
 
     table = Table(title="sdeploy devices")
     for col in ("name", "transport", "target", "python / binary", "affinity", "threads", "from"):
@@ -39,8 +40,8 @@ def devices(ctx, devices_file, as_json):
             p.python_argv)
         table.add_row(p.name, p.transport, p.target(), runtime, p.affinity or "-",
                       ",".join(map(str, p.threads)), p.source)
-    console = Console()
-    (console if console.is_terminal else Console(width=160)).print(table)
+    console = make_console()
+    (console if console.is_terminal else make_console(width=160)).print(table)
 
 
 @devices.command()

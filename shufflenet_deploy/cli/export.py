@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .common import comma_list, input_size as parse_size, print_json, status, stdout
+
+if TYPE_CHECKING:
+    from ..manifest import Manifest
 
 
 @click.command()
@@ -69,7 +73,7 @@ def export(model, checkpoint, module, input_size, mean, std, scale, channel_orde
     with status("exporting") as update:
         manifest = run_export(request, progress=update)
     if as_json:
-        print_json(manifest)
+        print_json(manifest.data)
     else:
         print_summary(manifest, request.outdir)
 
@@ -99,11 +103,12 @@ def _scale(text: str | None) -> float | None:
     return value
 
 
-def print_summary(manifest: dict, outdir: Path) -> None:
+def print_summary(written: "Manifest", outdir: Path) -> None:
     from rich.table import Table
 
     from ..sizes import size_str
 
+    manifest = written.data
     table = Table(title=f"{manifest['model']} @ {size_str(manifest['input_size'])}px -> {outdir}")
     for col in ("artifact", "size", "ops", "XNNPACK partitions", "vs", "max abs", "cosine", "top-1 agree"):
         table.add_column(col, justify="right" if col not in ("artifact", "vs") else "left", no_wrap=col == "artifact")
@@ -122,34 +127,32 @@ def print_summary(manifest: dict, outdir: Path) -> None:
         acc = manifest["accuracy"]
         stdout.print("accuracy (" + acc["data"] + "): " + ", ".join(
             f"{r['artifact']} {r['top1']:.2%}" for r in acc["rows"]))
-    print_int8(manifest)
+    print_int8(written)
     onnx_int8 = manifest.get("onnx_int8") or {}
     if onnx_int8 and not onnx_int8.get("shipped"):
         stdout.print(f"model_int8.onnx not shipped: {onnx_int8.get('why')}", highlight=False)
 
 
-def print_int8(manifest: dict, worst_count: int = 3) -> None:
+def print_int8(written: "Manifest", worst_count: int = 3) -> None:
     """The int8 repair's attempts (if any) and the worst layers of the shipped int8 file."""
     from ..export.int8_layers import summary_line, worst
 
-    repair = manifest.get("int8_repair") or {}
-    for attempt in repair.get("attempts", []):
-        drop = f", top-1 drop {100 * attempt['drop']:.2f} pt" if attempt.get("drop") is not None else ""
-        floats = f", {len(attempt['float_layers'])} layer(s) in float" if attempt.get("float_layers") else ""
-        decided = f", target {attempt['decision']}" + (f" at {attempt['images']} images" if attempt.get("images")
-                                                       else "") if attempt.get("decision") else ""
-        stdout.print(f"int8 {attempt['step']}: agreement {100 * attempt['agreement']:.2f}%{drop}{floats}{decided}, "
-                     f"{attempt['latency_ms']:.3f} ms here, {attempt['xnnpack_partitions']} XNNPACK partition(s)"
-                     f"{' <- applied' if attempt['step'] == repair.get('applied') else ''}", highlight=False)
-    applied = next((a for a in repair.get("attempts", []) if a["step"] == repair.get("applied")), None)
-    for verdict in (applied or {}).get("verdicts") or []:
-        if verdict["state"] == "undecided":
-            from ..export.int8_decision import Verdict
-
-            stdout.print(f"int8 {Verdict(**{**verdict, 'bound': tuple(verdict['bound'])}).text()}", highlight=False)
-    if repair.get("undecided"):
-        stdout.print(f"int8: {repair['undecided']}", highlight=False, soft_wrap=True)
-    rows = (manifest.get("int8_layers") or {}).get("rows") or []
+    repair = written.int8_repair
+    for attempt in repair.attempts if repair else ():
+        check = attempt.check
+        drop = f", top-1 drop {100 * check.drop:.2f} pt" if check.drop is not None else ""
+        floats = f", {len(attempt.float_layers)} layer(s) in float" if attempt.float_layers else ""
+        stdout.print(f"int8 {attempt.step}: agreement {100 * check.agreement:.2f}%{drop}{floats}, target "
+                     f"{attempt.decision} at {check.images} images, {attempt.latency_ms:.3f} ms here, "
+                     f"{attempt.xnnpack_partitions} XNNPACK partition(s)"
+                     f"{' <- applied' if attempt.step == repair.applied else ''}", highlight=False)
+    applied = repair.applied_attempt if repair else None
+    for verdict in applied.verdicts if applied else ():
+        if verdict.state == "undecided":
+            stdout.print(f"int8 {verdict.text()}", highlight=False)
+    if repair and repair.undecided:
+        stdout.print(f"int8: {repair.undecided}", highlight=False, soft_wrap=True)
+    rows = written.int8_layers
     if rows:
         stdout.print(f"int8 worst layers ({len(rows)} quantized tensors; all: `sdeploy quant-report`):",
                      highlight=False)

@@ -36,7 +36,7 @@ def train(model, data, val, input_size, epochs, batch, lr, weight_decay, label_s
     cfg = TrainConfig(model=model, data=data, val=val, output=output, input_size=input_size, epochs=epochs,
                       batch=batch, lr=lr, weight_decay=weight_decay, label_smoothing=label_smoothing, seed=seed, checkpoint=checkpoint,
                       max_steps=max_steps)
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), TextColumn("{task.fields[info]}"),
                   TimeRemainingColumn(), console=stderr, transient=True) as bar:
         task = bar.add_task(f"training {model}", total=None, info="")
 

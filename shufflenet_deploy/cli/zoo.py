@@ -21,10 +21,10 @@ def _paper_cell(c: Complexity) -> str:
 
 def _console():
     """A rich console; at least 120 columns when piped, so tables stay readable in logs and files."""
-    from rich.console import Console
+    from .common import console as make_console
 
-    console = Console()
-    return console if console.is_terminal else Console(width=max(console.width, 120))
+    console = make_console()
+    return console if console.is_terminal else make_console(width=max(console.width, 120))
 
 
 @click.command()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from ..errors import UserError
 from .preprocess import IMAGE_SUFFIXES
@@ -107,7 +108,7 @@ def scan_image_folder(folder: Path, *, min_size: int | None = None, what: str = 
     return ImageSet(root, paths, labels, class_dirs, skipped)
 
 
-def check_classes(image_set: ImageSet, class_names: list[str] | None, what: str,
+def check_classes(image_set: ImageSet, class_names: Sequence[str] | None, what: str,
                   num_classes: int | None = None) -> None:
     """The labelled folder must have the model's classes; without names, at least its number of classes."""
     if class_names is None:

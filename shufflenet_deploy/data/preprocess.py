@@ -38,6 +38,8 @@ class Preprocessing:
     def __post_init__(self):
         if self.channel_order not in ("RGB", "BGR"):
             raise ValueError(f"channel_order must be RGB or BGR, not {self.channel_order!r}")
+        if not isinstance(self.resize, int) or isinstance(self.resize, bool) or not 1 <= self.resize <= 65536:
+            raise ValueError(f"resize must be a side in pixels, not {self.resize!r}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, not {self.channels!r}")
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))

@@ -34,7 +34,11 @@ class LocalTransport(Transport):
                 except OSError as exc:
                     raise UserError(f"cannot create work dir root {self._root}: {exc.strerror}",
                                     "pick a writable workdir for the local device") from None
-            self._workdir = Path(tempfile.mkdtemp(prefix="sdeploy-", dir=self._root))
+            try:  # /proc exists and takes no folder: the mkdir above passes, this one fails
+                self._workdir = Path(tempfile.mkdtemp(prefix="sdeploy-", dir=self._root))
+            except OSError as exc:
+                raise UserError(f"cannot create a work dir in {self._root or tempfile.gettempdir()}: "
+                                f"{exc.strerror}", "pick a writable workdir for the local device") from None
         return str(self._workdir)
 
     def describe(self) -> str:

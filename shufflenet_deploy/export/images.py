@@ -14,17 +14,10 @@ import numpy as np
 
 from ..data.folders import ImageSet, scan_image_folder, scan_images
 from ..errors import UserError
+from ..model_meta import ModelMeta
 from ..sizes import as_hw
 
 MIN_CALIBRATION = 10
-
-
-def preprocessing_of(meta: dict):
-    """The model's preprocessing at the export's input size."""
-    from ..data.preprocess import Preprocessing
-
-    pre = Preprocessing.from_dict(meta["preprocessing"])
-    return pre.with_input_size(meta["input_size"]) if pre.input_size != meta["input_size"] else pre
 
 
 @dataclass
@@ -39,7 +32,7 @@ class Images:
     more_calibration_paths: list[Path] = field(default_factory=list)  # the rest of the folder, for int8 repair
 
 
-def load_images(calib: Path | None, meta: dict, pre, precisions: list[str], *, verify_count: int, calib_count: int,
+def load_images(calib: Path | None, meta: ModelMeta, pre, precisions: list[str], *, verify_count: int, calib_count: int,
                 seed: int, progress: Callable[[str], None] = lambda msg: None) -> Images:
     """Calibration and held-out images from --calib (else the bundled model's calibration split), preprocessed as the
     model's metadata says; without any, synthetic images for fp32/fp16 parity (int8 is refused)."""
@@ -73,23 +66,23 @@ def load_images(calib: Path | None, meta: dict, pre, precisions: list[str], *, v
     )
 
 
-def _bundled_calibration(meta: dict) -> Path | None:
+def _bundled_calibration(meta: ModelMeta) -> Path | None:
     """The calibration split of the dataset a bundled model was trained on, built on first use."""
-    if meta.get("dataset") == "digits":
+    if meta.dataset == "digits":
         from ..data.digits import ensure_digits
 
-        return ensure_digits(max(as_hw(meta["input_size"]))) / "calib"
+        return ensure_digits(max(as_hw(meta.input_size))) / "calib"
     return None
 
 
-def validation_set(val: Path | None, meta: dict) -> ImageSet | None:
+def validation_set(val: Path | None, meta: ModelMeta) -> ImageSet | None:
     """--val DIR, else the bundled model's val split, else none (no labels, no accuracy)."""
     if val is not None:
         return scan_image_folder(Path(val), what="validation folder")
-    if meta.get("dataset") == "digits":
+    if meta.dataset == "digits":
         from ..data.digits import ensure_digits
 
-        return scan_image_folder(ensure_digits(max(as_hw(meta["input_size"]))) / "val")
+        return scan_image_folder(ensure_digits(max(as_hw(meta.input_size))) / "val")
     return None
 
 

@@ -19,34 +19,11 @@ A criterion is "met" when the whole bound is inside the target, "missed" when th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from ..int8_records import Verdict
 
 ALPHA = 0.05  # one-sided: 95% confidence
 _Z = 1.6448536269514722  # the standard normal's 95th percentile
 MAX_IMAGES = 10_000_000
-
-
-@dataclass(frozen=True)
-class Verdict:
-    criterion: str  # "agreement" | "drop"
-    state: str  # "met" | "missed" | "undecided"
-    observed: float  # agreement fraction, or drop in points/100
-    bound: tuple[float, float]  # the 90% two-sided interval (each side a one-sided 95% bound)
-    images: int
-    needed: int | None  # images that would decide it at the observed rates (undecided only; None: never)
-
-    def to_dict(self) -> dict:
-        return {"criterion": self.criterion, "state": self.state, "observed": round(self.observed, 6),
-                "bound": [round(b, 6) for b in self.bound], "images": self.images, "needed": self.needed}
-
-    def text(self) -> str:
-        pct = lambda v: f"{100 * v:.2f}%" if self.criterion == "agreement" else f"{100 * v:.2f} pt"  # noqa: E731
-        said = f"{self.criterion} {pct(self.observed)} (95% bounds {pct(self.bound[0])}..{pct(self.bound[1])})"
-        if self.state != "undecided":
-            return f"{said}: {self.state}, decided at {self.images} images"
-        more = (f"about {self.needed} would decide it" if self.needed
-                else "no number of images decides it at these rates")
-        return f"{said}: undecided at {self.images} images ({more})"
 
 
 def _log_binom_pmf(k: int, n: int, p: float) -> float:

@@ -27,12 +27,15 @@ channel's) names such tensors.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..int8_records import LayerRow
 from ..tflite.graph import Graph
 
 SKIPPED_OPS = {"QUANTIZE", "DEQUANTIZE"}
@@ -72,7 +75,22 @@ def _qparams(graph: Graph, index: int) -> tuple[float, int] | None:
     return float(q.scale[0]), int(q.zeroPoint[0])
 
 
-def match(fp32_path: Path, int8_path: Path) -> list[dict]:
+@dataclass
+class TensorPair:
+    """A quantized int8 activation and the fp32 tensor it is compared with (None where the graphs disagree)."""
+    depth: int  # op index in the int8 graph, QUANTIZE/DEQUANTIZE left out
+    op: str
+    tensor: str
+    shape: tuple[int, ...]
+    int8_index: int
+    inputs: tuple[int, ...]  # the quantized activations this op reads (graph edges: float_island walks them)
+    fp32_index: int | None
+    fp32_tensor: str | None
+    scale: float
+    zero_point: int
+
+
+def match(fp32_path: Path, int8_path: Path) -> list[TensorPair]:
     """Pair each quantized int8 activation with its fp32 tensor (None when the graphs disagree there)."""
     g32, g8 = Graph.load(fp32_path), Graph.load(int8_path)
     ops32, ops8 = _ops(g32), _ops(g8)
@@ -89,10 +107,8 @@ def match(fp32_path: Path, int8_path: Path) -> list[dict]:
             continue
         scale, zero_point = _qparams(g8, t8)
         other = partner.get(depth)
-        pairs.append({"depth": depth, "op": op, "tensor": name8, "shape": list(shape), "int8_index": t8,
-                      "inputs": [i for i in inputs if i in wanted],
-                      "fp32_index": other[2] if other else None, "fp32_tensor": other[3] if other else None,
-                      "scale": scale, "zero_point": zero_point})
+        pairs.append(TensorPair(depth, op, name8, tuple(shape), t8, tuple(i for i in inputs if i in wanted),
+                                other[2] if other else None, other[3] if other else None, scale, zero_point))
     return pairs
 
 
@@ -105,7 +121,7 @@ class _Sums:
         self.channel_signal = self.channel_error = self.channel_absmax = None  # per channel (last axis, NHWC)
 
 
-def layer_errors(fp32_path: Path, int8_path: Path, x_nhwc: np.ndarray) -> list[dict]:
+def layer_errors(fp32_path: Path, int8_path: Path, x_nhwc: np.ndarray) -> list[LayerRow]:
     """One row per quantized int8 activation: its op, depth, qparams and error against fp32 on X (NHWC float)."""
     from .verify import quantize
 
@@ -120,14 +136,14 @@ def layer_errors(fp32_path: Path, int8_path: Path, x_nhwc: np.ndarray) -> list[d
         interp32.invoke()
         interp8.invoke()
         for pair, s in zip(pairs, sums):
-            if pair["fp32_index"] is None:
+            if pair.fp32_index is None:
                 continue
-            f = interp32.get_tensor(pair["fp32_index"]).astype(np.float64)
-            q = interp8.get_tensor(pair["int8_index"]).astype(np.float64)
+            f = interp32.get_tensor(pair.fp32_index).astype(np.float64)
+            q = interp8.get_tensor(pair.int8_index).astype(np.float64)
             if f.shape != q.shape:
-                pair["fp32_index"] = None
+                pair.fp32_index = None
                 continue
-            scale, zp = pair["scale"], pair["zero_point"]
+            scale, zp = pair.scale, pair.zero_point
             d = (q - zp) * scale
             channels = f.shape[-1] if f.ndim else 1
             per_f, per_e = (f ** 2).reshape(-1, channels).sum(0), ((f - d) ** 2).reshape(-1, channels).sum(0)
@@ -141,12 +157,12 @@ def layer_errors(fp32_path: Path, int8_path: Path, x_nhwc: np.ndarray) -> list[d
             s.clipped += int(np.count_nonzero((f < lo - scale / 2) | (f > hi + scale / 2)))
             s.lo, s.hi = min(s.lo, float(f.min())), max(s.hi, float(f.max()))
     rows = [_row(pair, s) for pair, s in zip(pairs, sums)]
-    snr_of = {pair["int8_index"]: row["snr_db"] for pair, row in zip(pairs, rows)}
+    snr_of = {pair.int8_index: row.snr_db for pair, row in zip(pairs, rows)}
+    drops = []
     for pair, row in zip(pairs, rows):  # the error this op adds: its SNR below its noisiest input's
-        before = [snr_of[i] for i in pair["inputs"] if snr_of.get(i) is not None]
-        row["snr_drop_db"] = (round(min(before) - row["snr_db"], 2) if before and row["snr_db"] is not None
-                              else None)
-    return rows
+        before = [snr_of[i] for i in pair.inputs if snr_of.get(i) is not None]
+        drops.append(round(min(before) - row.snr_db, 2) if before and row.snr_db is not None else None)
+    return [dataclasses.replace(row, snr_drop_db=drop) for row, drop in zip(rows, drops)]
 
 
 def _preserving(path: Path):
@@ -159,13 +175,12 @@ def _preserving(path: Path):
     return interpreter
 
 
-def _row(pair: dict, s: _Sums) -> dict:
-    row = {k: pair[k] for k in ("depth", "op", "tensor", "shape", "scale", "zero_point", "fp32_tensor")}
-    row["index"], row["inputs"] = pair["int8_index"], pair["inputs"]  # graph edges: float_island walks them
+def _row(pair: TensorPair, s: _Sums) -> LayerRow:
+    row = {"depth": pair.depth, "op": pair.op, "tensor": pair.tensor, "shape": pair.shape, "scale": pair.scale,
+           "zero_point": pair.zero_point, "fp32_tensor": pair.fp32_tensor, "index": pair.int8_index,
+           "inputs": pair.inputs}
     if not s.n:
-        return {**row, "matched": False, "snr_db": None, "channel_snr_db": None, "outlier_ratio": None,
-                "rmse_rel": None, "clipped": None,
-                "fp32_min": None, "fp32_max": None}
+        return LayerRow(**row, matched=False)
     span = s.hi - s.lo
     signal, error = float(s.channel_signal.sum()), float(s.channel_error.sum())
     rmse = math.sqrt(error / s.n)
@@ -174,13 +189,13 @@ def _row(pair: dict, s: _Sums) -> dict:
     typical = float(np.median(np.minimum(channel_snr, 99.0))) if live.any() else None
     ratio = float(s.channel_absmax[live].max() / max(np.median(s.channel_absmax[live]), 1e-30)) if live.any() else None
     snr = math.inf if error == 0 else 10 * math.log10(max(signal, 1e-30) / error)
-    return {**row, "matched": True, "snr_db": round(snr, 2) if math.isfinite(snr) else 99.0,
-            "channel_snr_db": None if typical is None else round(typical, 2),
-            "outlier_ratio": None if ratio is None else round(ratio, 2),
-            "rmse_rel": round(rmse / span, 6) if span > 0 else 0.0, "clipped": round(s.clipped / s.n, 6),
-            "fp32_min": round(s.lo, 5), "fp32_max": round(s.hi, 5),
-            "int8_min": round((-128 - pair["zero_point"]) * pair["scale"], 5),
-            "int8_max": round((127 - pair["zero_point"]) * pair["scale"], 5)}
+    return LayerRow(**row, matched=True, snr_db=round(snr, 2) if math.isfinite(snr) else 99.0,
+                    channel_snr_db=None if typical is None else round(typical, 2),
+                    outlier_ratio=None if ratio is None else round(ratio, 2),
+                    rmse_rel=round(rmse / span, 6) if span > 0 else 0.0, clipped=round(s.clipped / s.n, 6),
+                    fp32_min=round(s.lo, 5), fp32_max=round(s.hi, 5),
+                    int8_min=round((-128 - pair.zero_point) * pair.scale, 5),
+                    int8_max=round((127 - pair.zero_point) * pair.scale, 5))
 
 
 SATURATING = 1e-3  # clipped fraction from which a layer counts as saturating (min/max ranges clip a little)
@@ -188,50 +203,51 @@ OUTLIERS = 10.0  # largest channel's |max| over the median channel's: a few chan
 OUTLIER_DAMAGE_DB = 20.0  # ... and its typical channel keeps less SNR than this: the outliers cost accuracy
 
 
-def has_outliers(row: dict) -> bool:
+def has_outliers(row: LayerRow) -> bool:
     """TFLite quantizes an activation tensor with one scale: when a few channels are OUTLIERS times larger than
     the typical one, they set the grid and every other channel keeps only a few int8 steps. The tensor's own SNR
     hides it (its signal is the outliers'); its typical channel's SNR (`channel_snr_db`) shows it. Trained
     models reach ratios of 10-14 harmlessly (typical channel 23-36 dB on the g8 digits model): both must hold."""
-    return ((row.get("outlier_ratio") or 0) > OUTLIERS
-            and row.get("channel_snr_db") is not None and row["channel_snr_db"] < OUTLIER_DAMAGE_DB)
+    return ((row.outlier_ratio or 0) > OUTLIERS
+            and row.channel_snr_db is not None and row.channel_snr_db < OUTLIER_DAMAGE_DB)
 
 
-def worst(rows: list[dict], k: int = 5) -> list[dict]:
+def worst(rows: list[LayerRow], k: int = 5) -> list[LayerRow]:
     """The K computing layers to look at first: outlier-dominated ones by outlier ratio (a cause: the grid every
     later layer inherits), then saturating ones (clipped > 0.1%) by clipped fraction, then the ones that add the
     most error (SNR drop from their input), then the lowest SNR. Data movement is left out: it repeats its
     input's numbers."""
-    matched = [r for r in rows if r.get("matched") and r["op"] not in DATA_MOVEMENT]
+    matched = [r for r in rows if r.matched and r.op not in DATA_MOVEMENT]
 
-    def rank(r):
-        saturating, outliers = r["clipped"] > SATURATING, has_outliers(r)
-        return (-outliers, -r["outlier_ratio"] if outliers else 0, -saturating, -r["clipped"] if saturating else 0,
-                -(r.get("snr_drop_db") or 0), r["snr_db"])
+    def rank(r: LayerRow):
+        saturating, outliers = (r.clipped or 0) > SATURATING, has_outliers(r)
+        return (-outliers, -r.outlier_ratio if outliers else 0, -saturating, -r.clipped if saturating else 0,
+                -(r.snr_drop_db or 0), r.snr_db if r.snr_db is not None else 0)
     return sorted(matched, key=rank)[:k]
 
 
-def float_island(rows: list[dict], tensor: str) -> list[str]:
+def float_island(rows: list[LayerRow], tensor: str) -> list[str]:
     """The layers to keep in float so that TENSOR is never quantized: its producer, and for an outlier-dominated
     tensor also every op that reads it up to the first computing one (through data movement such as the channel
     shuffle's reshapes). Keeping only the producer in float does not help there: its float output is quantized
     again, with the same outlier scale, at the next int8 op's input."""
-    row = next((r for r in rows if r["tensor"] == tensor), None)
-    if row is None or not has_outliers(row) or row.get("index") is None:
+    row = next((r for r in rows if r.tensor == tensor), None)
+    if row is None or not has_outliers(row) or row.index is None:
         return [tensor]
-    island, frontier = [tensor], {row["index"]}
+    island, frontier = [tensor], {row.index}
     while frontier:
-        readers = [r for r in rows if set(r.get("inputs") or []) & frontier and r["tensor"] not in island]
-        island += [r["tensor"] for r in readers]
-        frontier = {r["index"] for r in readers if r["op"] in DATA_MOVEMENT}
+        readers = [r for r in rows if set(r.inputs) & frontier and r.tensor not in island]
+        island += [r.tensor for r in readers]
+        frontier = {r.index for r in readers if r.op in DATA_MOVEMENT}
     return island
 
 
-def summary_line(row: dict) -> str:
-    clip = f", {100 * row['clipped']:.2f}% clipped" if row["clipped"] else ""
+def summary_line(row: LayerRow) -> str:
+    """One line for a matched row (worst() returns only those)."""
+    clip = f", {100 * row.clipped:.2f}% clipped" if row.clipped else ""
     if has_outliers(row):
-        clip += (f", outlier channels {row['outlier_ratio']:.0f}x the typical one set the scale (typical channel "
-                 f"{row['channel_snr_db']:.1f} dB)")
-    return (f"#{row['depth']} {row['op']} {row['tensor'][:60]}: SNR {row['snr_db']:.1f} dB, RMSE "
-            f"{100 * row['rmse_rel']:.2f}% of range, scale {row['scale']:.4g}{clip} (fp32 range "
-            f"{row['fp32_min']:.3g}..{row['fp32_max']:.3g}, int8 grid {row['int8_min']:.3g}..{row['int8_max']:.3g})")
+        clip += (f", outlier channels {row.outlier_ratio:.0f}x the typical one set the scale (typical channel "
+                 f"{row.channel_snr_db:.1f} dB)")
+    return (f"#{row.depth} {row.op} {row.tensor[:60]}: SNR {row.snr_db:.1f} dB, RMSE "
+            f"{100 * row.rmse_rel:.2f}% of range, scale {row.scale:.4g}{clip} (fp32 range "
+            f"{row.fp32_min:.3g}..{row.fp32_max:.3g}, int8 grid {row.int8_min:.3g}..{row.int8_max:.3g})")

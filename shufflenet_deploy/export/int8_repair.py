@@ -40,78 +40,20 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from ..errors import UserError
+from ..int8_records import Int8Check, Int8Target, RepairAttempt, RepairRecord, Verdict
 from . import int8_layers
-from .int8_decision import Verdict, agreement_verdict, combine, drop_verdict
+from .int8_decision import agreement_verdict, combine, drop_verdict
 
 FLOAT_LAYER_COUNTS = (1, 2, 4, 8, 16)
 MORE_CALIBRATION_FACTOR = 4
 NOT_TRIED = {"int16-activations": "TensorFlow 2.19 converts 16-bit activations for the whole model only, with "
                                   "int16 I/O, and XNNPACK runs none of it (reference kernels)"}
-
-
-@dataclass(frozen=True)
-class Int8Target:
-    agreement: float = 0.99  # top-1 agreement with fp32, a fraction
-    drop: float | None = 0.005  # top-1 drop in points/100, checked only with labelled images
-
-    @classmethod
-    def parse(cls, text: str | None) -> "Int8Target | None":
-        """"agreement=99,drop=0.5" (percent and points), "agreement=99" or "none"."""
-        if text is None or text.strip().lower() == "none":
-            return None
-        values = {}
-        for part in filter(None, (p.strip() for p in text.split(","))):
-            key, _, value = part.partition("=")
-            if key not in ("agreement", "drop") or not value:
-                raise UserError(f"--int8-target {text!r}: unknown part {part!r}",
-                                "use e.g. --int8-target agreement=99,drop=0.5, or none")
-            try:
-                values[key] = float(value)
-            except ValueError:
-                raise UserError(f"--int8-target {text!r}: {key} must be a number", "e.g. agreement=99") from None
-        agreement = values.get("agreement", 99.0)
-        drop = values.get("drop", 0.5)
-        if not 0 < agreement <= 100 or drop < 0:
-            raise UserError(f"--int8-target {text!r}: agreement must be in (0, 100] percent and drop >= 0 points",
-                            "e.g. --int8-target agreement=99,drop=0.5")
-        return cls(agreement / 100, drop / 100)
-
-    def to_dict(self) -> dict:
-        return {"agreement_pct": round(100 * self.agreement, 3),
-                "drop_pt": None if self.drop is None else round(100 * self.drop, 3)}
-
-    def met(self, check: "Int8Check") -> bool:
-        """The point estimate: these images' numbers meet the target (decide() says whether they show it)."""
-        if check.agreement < self.agreement - 1e-9:
-            return False
-        return self.drop is None or check.drop is None or check.drop <= self.drop + 1e-9
-
-
-@dataclass(frozen=True)
-class Int8Check:
-    """An int8 file against its float reference on the same images: top-1 agreement, and with labels the top-1
-    drop, with the counts a decision is made from (disagreements; images only fp32 (lost) or only int8 (gained)
-    got right)."""
-
-    agreement: float
-    images: int
-    disagree: int
-    top1: float | None = None
-    fp32_top1: float | None = None
-    drop: float | None = None
-    lost: int | None = None
-    gained: int | None = None
-
-    def to_dict(self) -> dict:
-        """The attempt record's fields (floats rounded to 5 places; the label-only ones when labelled)."""
-        return {k: round(v, 5) if isinstance(v, float) else v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass
@@ -150,7 +92,7 @@ def compare_logits(logits: np.ndarray, fp32_logits: np.ndarray, labels: np.ndarr
                    gained=int(((theirs != labels) & (ours == labels)).sum()))
 
 
-def decide(target: "Int8Target", check: Int8Check) -> tuple[str, list[Verdict]]:
+def decide(target: Int8Target, check: Int8Check) -> tuple[str, list[Verdict]]:
     """(met | missed | undecided, one verdict per criterion): int8_decision's bounds, not the point estimate."""
     verdicts = [agreement_verdict(check.disagree, check.images, target.agreement)]
     if target.drop is not None and check.lost is not None:
@@ -174,9 +116,11 @@ def latency_ms(path: Path, runs: int = 30) -> float:
     return float(np.median(times))
 
 
-def repair(inputs: RepairInputs, target: Int8Target, progress: Callable[[str], None] = lambda m: None) -> dict:
+def repair(inputs: RepairInputs, target: Int8Target, why: str,
+           progress: Callable[[str], None] = lambda m: None) -> Repaired:
     """Try the steps until one meets TARGET; put the applied model at inputs.int8. Returns the record for the
-    manifest (`int8_repair`); raises Int8TargetMissed (with the record) when nothing meets it."""
+    manifest (`int8_repair`, WHY the target applies) and the applied file's lowering report; raises
+    Int8TargetMissed (with the record) when nothing meets it."""
     from .tflite_convert import requantize
     from .tflite_inspect import inspect_tflite
     from .verify import run_tflite
@@ -184,121 +128,134 @@ def repair(inputs: RepairInputs, target: Int8Target, progress: Callable[[str], N
     started = time.perf_counter()
     fp32_logits = run_tflite(inputs.fp32, inputs.x_eval)
     x_layers = np.ascontiguousarray(inputs.x_eval[:64].transpose(0, 2, 3, 1))
-    attempts: list[dict] = []
+    attempts: list[_Tried] = []
     candidates = inputs.int8.parent / "int8-attempts"
     candidates.mkdir(exist_ok=True)
 
-    def record(step: str, path: Path, t0: float, **how) -> dict:
+    def record(step: str, path: Path, t0: float, calibration: int, ranges: str, float_layers=(),
+               lowering: dict | None = None) -> _Tried:
         result = evaluate(path, fp32_logits, inputs.x_eval, inputs.labels)
         decision, verdicts = decide(target, result)
         info = inspect_tflite(path)
-        attempt = {"step": step, **how, **result.to_dict(),
-                   "decision": decision, "verdicts": [v.to_dict() for v in verdicts],
-                   "latency_ms": round(latency_ms(path), 4),
-                   "xnnpack_partitions": info.xnnpack.partitions,
-                   "not_delegated": info.xnnpack.not_delegated,
-                   "dequantize_ops": info.ops.get("DEQUANTIZE", 0),
-                   "met": target.met(result), "seconds": round(time.perf_counter() - t0, 1), "file": path}
-        attempts.append(attempt)
+        tried = _Tried(RepairAttempt(
+            step=step, calibration=calibration, ranges=ranges, float_layers=tuple(float_layers), check=result,
+            decision=decision, verdicts=tuple(verdicts), met=target.met(result),
+            latency_ms=round(latency_ms(path), 4), xnnpack_partitions=info.xnnpack.partitions,
+            not_delegated=info.xnnpack.not_delegated, dequantize_ops=info.ops.get("DEQUANTIZE", 0),
+            seconds=round(time.perf_counter() - t0, 1)), path, lowering)
+        attempts.append(tried)
         progress(f"int8 {step}: agreement {100 * result.agreement:.2f}%"
                  + (f", top-1 drop {100 * result.drop:.2f} pt" if result.drop is not None else "")
                  + f": {decision}" + ("" if decision != "undecided" else
                                         f" ({'; '.join(v.text() for v in verdicts if v.state == 'undecided')})"))
-        return attempt
-
-    def attempt(step: str, **how) -> dict:
-        t0 = time.perf_counter()
-        out = candidates / f"{step}.tflite"
-        calibration = how.pop("calibration_images", None)
-        requantize(inputs.workdir, output=out, log=inputs.log, ranges=how.get("ranges", "minmax"),
-                   float_tensors=how.get("float_layers"),
-                   calibration_nhwc=None if calibration is None else calibration.transpose(0, 2, 3, 1))
-        lowering = inputs.lower(out) if inputs.lower is not None else None
-        tried = record(step, out, t0, **how)
-        tried["_lowering"] = lowering
         return tried
 
-    plain = record("plain", inputs.int8, started, calibration=len(inputs.calibration), ranges="minmax",
-                   float_layers=[])
+    def attempt(step: str, images: np.ndarray | None, ranges: str, float_layers=()) -> _Tried:
+        t0 = time.perf_counter()
+        out = candidates / f"{step}.tflite"
+        requantize(inputs.workdir, output=out, log=inputs.log, ranges=ranges, float_tensors=list(float_layers) or None,
+                   calibration_nhwc=None if images is None else images.transpose(0, 2, 3, 1))
+        lowering = inputs.lower(out) if inputs.lower is not None else None
+        count = len(images if images is not None else inputs.calibration)
+        return record(step, out, t0, count, ranges, float_layers, lowering)
+
+    plain = record("plain", inputs.int8, started, len(inputs.calibration), "minmax")
     best, calibration = plain, None
-    if not best["met"] and inputs.more_calibration is not None and len(inputs.more_calibration):
+    if not best.met and inputs.more_calibration is not None and len(inputs.more_calibration):
         more = np.concatenate([inputs.calibration, inputs.more_calibration])
         more = more[: MORE_CALIBRATION_FACTOR * len(inputs.calibration)]
-        tried = attempt("more-calibration", calibration_images=more, calibration=len(more), ranges="minmax",
-                        float_layers=[])
+        tried = attempt("more-calibration", more, "minmax")
         if _better(tried, best):
             best, calibration = tried, more
     for ranges in ("percentile", "mse"):
-        if best["met"]:
+        if best.met:
             break
-        tried = attempt(f"ranges-{ranges}", calibration_images=calibration, ranges=ranges,
-                        calibration=len(calibration if calibration is not None else inputs.calibration),
-                        float_layers=[])
+        tried = attempt(f"ranges-{ranges}", calibration, ranges)
         if _better(tried, best):
             best = tried
-    undecided_float = None
+    undecided_float: str | None = None
     error_free = Int8Check(agreement=1.0, images=len(inputs.x_eval), disagree=0,
                            **({"lost": 0, "gained": 0} if inputs.labels is not None else {}))
     could_be, verdicts = decide(target, error_free)  # the best any attempt could be decided on these images
-    if not best["met"] and best["decision"] == "missed" and could_be != "met":
-        undecided_float = {"step": "an error-free attempt", "verdicts": [v.to_dict() for v in verdicts]}
-    elif not best["met"] and best["decision"] == "missed":  # a slower artifact only for a decided miss
-        rows = int8_layers.layer_errors(inputs.fp32, best["file"], x_layers)
-        ranked = [r["tensor"] for r in int8_layers.worst(rows, max(FLOAT_LAYER_COUNTS))]
+    if not best.met and best.decision == "missed" and could_be != "met":
+        undecided_float = f"an error-free attempt would meet the target on these images, but {_undecided(verdicts)}"
+    elif not best.met and best.decision == "missed":  # a slower artifact only for a decided miss
+        rows = int8_layers.layer_errors(inputs.fp32, best.file, x_layers)
+        ranked = [r.tensor for r in int8_layers.worst(rows, max(FLOAT_LAYER_COUNTS))]
         for n in FLOAT_LAYER_COUNTS:
             if n > len(ranked):
                 break
             # an outlier-dominated layer is floated with its readers (int8_layers.float_island)
             layers = list(dict.fromkeys(t for tensor in ranked[:n] for t in int8_layers.float_island(rows, tensor)))
-            tried = attempt(f"float-{n}", calibration_images=calibration, ranges=best["ranges"],
-                            calibration=best["calibration"], float_layers=layers)
-            if tried["decision"] == "met":
+            tried = attempt(f"float-{n}", calibration, best.attempt.ranges, layers)
+            if tried.decision == "met":
                 best = tried
                 break
-            if tried["met"] and undecided_float is None:  # meets it on these images, within noise: a larger
-                undecided_float = tried                       # island may decide it; this one is not shipped
-    record_out = {"target": target.to_dict(), "evaluated_on": inputs.eval_name,
-                  "attempts": [{k: v for k, v in a.items() if k not in ("file", "_lowering")} for a in attempts],
-                  "not_tried": NOT_TRIED, "seconds": round(time.perf_counter() - started, 1)}
-    ship = best if best["met"] else None
-    if ship is None and best["decision"] == "undecided" and undecided_float is None:
+            if tried.met and undecided_float is None:
+                # meets it on these images, within noise: a larger island may decide it; this one is not shipped
+                undecided_float = (f"{tried.attempt.step} would meet the target on these images, but "
+                                   f"{_undecided(tried.attempt.verdicts)}")
+    ship = best if best.met else None
+    undecided = None
+    if ship is None and best.decision == "undecided" and undecided_float is None:
         ship = best  # missed on these images by a difference within noise: the best attempt at int8 speed
-        record_out["undecided"] = (f"the target is missed on these images by a difference within noise: "
-                                   f"{_undecided(best)}; shipped at int8 speed, no slower artifact")
+        undecided = (f"the target is missed on these images by a difference within noise: "
+                     f"{_undecided(best.attempt.verdicts)}; shipped at int8 speed, no slower artifact")
     elif ship is None and undecided_float is not None:
-        record_out["undecided"] = (f"{undecided_float['step']} would meet the target on these images, but "
-                                   f"{_undecided(undecided_float)}: a slower artifact is not shipped on an "
-                                   "undecided difference; pass more labelled images with --val")
-    if ship is None:
-        shutil.rmtree(candidates, ignore_errors=True)
-        record_out["applied"] = None
-        raise Int8TargetMissed(record_out)
-    if ship["file"] != inputs.int8:
-        shutil.copyfile(ship["file"], inputs.int8)
+        undecided = (f"{undecided_float}: a slower artifact is not shipped on an undecided difference; pass more "
+                     "labelled images with --val")
+    made = RepairRecord(why=why, target=target, evaluated_on=inputs.eval_name,
+                        attempts=tuple(t.attempt for t in attempts), not_tried=NOT_TRIED,
+                        seconds=round(time.perf_counter() - started, 1), undecided=undecided,
+                        applied=ship.attempt.step if ship else None, decision=ship.decision if ship else None)
+    if ship is not None and ship.file != inputs.int8:
+        shutil.copyfile(ship.file, inputs.int8)
     shutil.rmtree(candidates, ignore_errors=True)
-    record_out["applied"] = ship["step"]
-    record_out["decision"] = ship["decision"]
-    if ship.get("_lowering"):
-        record_out["lowering"] = ship["_lowering"]  # the pipeline files it under the manifest's lowering
-    return record_out
+    if ship is None:
+        raise Int8TargetMissed(made)
+    return Repaired(made, ship.lowering)
 
 
-def _undecided(attempt: dict) -> str:
-    """"agreement undecided at 269 images (about 299 would decide it); ..." for an attempt's open criteria."""
-    return "; ".join(f"{v['criterion']} undecided at {v['images']} images"
-                     + (f" (about {v['needed']} would decide it)" if v["needed"]
-                        else " (no number of images decides it)")
-                     for v in attempt["verdicts"] if v["state"] == "undecided")
+@dataclass(frozen=True)
+class Repaired:
+    """What repair() hands the pipeline: the manifest's record and the applied file's lowering report (None when it
+    is the plain file, whose lowering the pipeline already has, or without lowering)."""
+    record: RepairRecord
+    lowering: dict | None
 
 
-def _better(a: dict, b: dict) -> bool:
+@dataclass(frozen=True)
+class _Tried:
+    """An attempt and where its file is (and how it was lowered) while the repair runs."""
+    attempt: RepairAttempt
+    file: Path
+    lowering: dict | None = None
+
+    @property
+    def met(self) -> bool:
+        return self.attempt.met
+
+    @property
+    def decision(self) -> str:
+        return self.attempt.decision
+
+
+def _undecided(verdicts) -> str:
+    """"agreement undecided at 269 images (about 299 would decide it); ..." for the open criteria."""
+    return "; ".join(f"{v.criterion} undecided at {v.images} images"
+                     + (f" (about {v.needed} would decide it)" if v.needed else " (no number of images decides it)")
+                     for v in verdicts if v.state == "undecided")
+
+
+def _better(a: _Tried, b: _Tried) -> bool:
     """More agreement, then less drop."""
-    return (a["agreement"], -(a.get("drop") or 0)) > (b["agreement"], -(b.get("drop") or 0))
+    return (a.attempt.check.agreement, -(a.attempt.check.drop or 0)) > (b.attempt.check.agreement,
+                                                                          -(b.attempt.check.drop or 0))
 
 
 class Int8TargetMissed(Exception):
     """No attempt met the target: `record` is the manifest's int8_repair block (applied None)."""
 
-    def __init__(self, record: dict):
+    def __init__(self, record: RepairRecord):
         super().__init__("no int8 attempt met the target")
         self.record = record

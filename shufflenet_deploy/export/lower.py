@@ -128,14 +128,19 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+from ..model_meta import ModelMeta
+
 # onnxsim (which onnx2tf runs by default) fuses our explicit zero Pad back into MaxPool, and onnx2tf then pads
 # with the dtype minimum (PADV2); our TorchScript export is already constant-folded, so the lowered path skips it.
 ONNX2TF_OPTIONS = {"not_use_onnxsim": True}
 SHUFFLE_MODES = ("transpose2", "transpose1", "gather", "keep")
 DEFAULT_SHUFFLE = "transpose2"
+# what a lowering pass did: rewrite name -> how many times (the manifest's `lowering` block, read by people and tests)
+RewriteCounts = dict[str, int]
 
 
-def lower_torch(model, input_size: int | tuple[int, int], *, pad_fold: str = "none") -> tuple[object, dict]:
+def lower_torch(model, input_size: int | tuple[int, int], *,
+                pad_fold: str = "none") -> tuple[object, RewriteCounts]:
     """A deploy copy of `model`: ShuffleNet v2's split/concat/shuffle folded into its convs (shuffle_fold.py),
     avg-pools as depthwise convs, and (optionally) stride-2 PADs folded into the kernels.
 
@@ -240,7 +245,7 @@ def _set(root, dotted: str, module) -> None:
     setattr(parent, child, module)
 
 
-def lower_onnx(path: Path) -> dict:
+def lower_onnx(path: Path) -> RewriteCounts:
     """In place: residual Add(x, y) of two tensors -> Sum(x, y); MaxPool(pads) fed by a Relu -> Pad(zeros, constant
     pads) + MaxPool(no pads). Fed by an op with a negative least value b (HardSwish -3/8, Clip(min<0)): the same
     between Add(-b) and Add(b), exact too; fed by anything unbounded: left (PADV2, its own XNNPACK partition).
@@ -327,8 +332,9 @@ def _lower_bound(producer) -> float | None:
     return None
 
 
-def lower_tflite(src: Path, dst: Path, *, shuffle: str = DEFAULT_SHUFFLE) -> dict:
-    """Rewrite a .tflite (fp32, fp16 or int8) into `dst`; return what was done."""
+def lower_tflite(src: Path, dst: Path, *, shuffle: str = DEFAULT_SHUFFLE) -> dict[str, int | str]:
+    """Rewrite a .tflite (fp32, fp16 or int8) into `dst`; return what was done (rewrites counted, node and
+    TRANSPOSE counts before and after, the shuffle form)."""
     from . import tflite_rewrite as tr
 
     if shuffle not in SHUFFLE_MODES:
@@ -348,7 +354,7 @@ def lower_tflite(src: Path, dst: Path, *, shuffle: str = DEFAULT_SHUFFLE) -> dic
             "transposes_before": before.get("TRANSPOSE", 0), "transposes_after": after.get("TRANSPOSE", 0)}
 
 
-def check_plain_export(model, meta: dict) -> None:
+def check_plain_export(model, meta: ModelMeta) -> None:
     """--no-optimize (onnx2tf's plain output) cannot convert some graphs: say so in one line before a conversion
     that would fail after a minute, naming the default path, which converts them.
 
@@ -370,11 +376,10 @@ def check_plain_export(model, meta: dict) -> None:
         raise UserError("ShuffleNet v2 cannot be exported with --no-optimize: onnx2tf 1.29 cannot convert its plain "
                         "graph (the channel split loses the channel axis)",
                         "drop --no-optimize; the default lowered export converts it exactly")
-    cx = count_complexity(meta["model"], input_size=meta["input_size"], num_classes=meta.get("num_classes", 1000),
-                          **meta.get("options", {}))
+    cx = count_complexity(meta.model, input_size=meta.input_size, num_classes=meta.num_classes, **meta.options)
     for layer in cx.layers:
         if layer.kind == "group_conv" and len(layer.in_shape) == 3 and layer.in_shape[2] == layer.groups:
-            raise UserError(f"{meta['model']} at {size_str(meta['input_size'])} px cannot be exported with "
+            raise UserError(f"{meta.model} at {size_str(meta.input_size)} px cannot be exported with "
                             f"--no-optimize: a stage is {layer.groups} px wide, equal to its group count, and "
                             "onnx2tf 1.29 then builds the grouped convs wrongly",
                             "drop --no-optimize: the default lowered export converts every input size")

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .int8_decision import Verdict
-from .int8_repair import Int8Check, Int8Target, compare_logits, decide
+from ..int8_records import Int8Check, Int8Target, Verdict
+from .int8_repair import compare_logits, decide
 
 METHOD = ("onnxruntime.quantization.quantize_static: QDQ format, int8 weights per output channel on a 7-bit range "
           "(reduce_range), int8 activations, MinMax ranges")

@@ -11,6 +11,7 @@ the manifest, and the rename (outdir.py).
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import errno
 import platform
@@ -24,12 +25,14 @@ import numpy as np
 
 from ..data.folders import ImageSet, check_classes
 from ..errors import UserError
+from ..extras import versions
 from ..fileio import check_writable, remove_stale, sha256, temp_dir, write_json
-from ..manifest import SCHEMA
+from ..int8_records import Int8Target, LayerRow, RepairRecord
+from ..manifest import SCHEMA, Manifest
 from ..precisions import EXPORT as EXPORT_PRECISIONS
 from ..sizes import parse as parse_size, to_json
 from . import int8_layers, verify
-from .images import MIN_CALIBRATION, Images, load_images, preprocessing_of, validation_set
+from .images import MIN_CALIBRATION, Images, load_images, validation_set
 from .outdir import check_outdir, disk_nearly_full, keep_report, promote
 
 LAYER_IMAGES = 64  # images the per-layer int8 table is measured on (two interpreters without XNNPACK)
@@ -53,18 +56,18 @@ class ExportRequest:
     seed: int = 0
     optimize: bool = True  # lower.py: rewrite the graph for XNNPACK; False = onnx2tf's plain output
     onnx_int8: bool = False  # also write model_int8.onnx (ONNX Runtime's static QDQ int8; onnx_int8.py)
-    # int8_repair.Int8Target.parse text; "auto" = the default target for a trained checkpoint, none for random init
+    # Int8Target.parse text; "auto" = the default target for a trained checkpoint, none for random init
     int8_target: str | None = "auto"
 
 
 class _Int8Missed(Exception):
     """No int8 attempt met the target: what the kept report needs (the repair record, the plain int8's rows)."""
 
-    def __init__(self, record: dict, rows: list[dict], target_text: str):
+    def __init__(self, record: RepairRecord, rows: list[LayerRow], target_text: str):
         super().__init__(target_text)
         self.record, self.rows, self.target_text = record, rows, target_text
-        self.manifest_part = {"int8_repair": record, "int8_layers": _layers_block(rows, record["evaluated_on"],
-                                                                                    record["layer_images"])}
+        self.manifest_part = {"int8_repair": record.to_dict(),
+                              "int8_layers": _layers_block(rows, record.evaluated_on, record.layer_images)}
 
 
 class ExportFailed(UserError):
@@ -78,8 +81,8 @@ class ExportFailed(UserError):
         self.report, self.log = report, log
 
 
-def export(req: ExportRequest, progress: Callable[[str], None] = lambda msg: None) -> dict:
-    """Run the whole export; return the manifest (also written to OUTDIR/manifest.json)."""
+def export(req: ExportRequest, progress: Callable[[str], None] = lambda msg: None) -> Manifest:
+    """Run the whole export; return its manifest (OUTDIR/manifest.json, read back by the strict reader)."""
     precisions = _check_request(req)
     started = time.perf_counter()
     outdir = Path(req.outdir)
@@ -92,10 +95,10 @@ def export(req: ExportRequest, progress: Callable[[str], None] = lambda msg: Non
         from .lower import check_plain_export
 
         check_plain_export(source.module, meta)
-    pre = preprocessing_of(meta)
+    pre = meta.preprocessing
     val = validation_set(req.val, meta)  # a class mismatch is found now, not after the conversion
     if val is not None:
-        check_classes(val, meta.get("class_names"), meta["model"], meta.get("num_classes"))
+        check_classes(val, meta.class_names, meta.model, meta.num_classes)
     images = load_images(req.calib, meta, pre, precisions, verify_count=req.verify_count,
                          calib_count=req.calib_count, seed=req.seed, progress=progress)
 
@@ -104,21 +107,21 @@ def export(req: ExportRequest, progress: Callable[[str], None] = lambda msg: Non
         try:
             manifest = _build(req, source, pre, images, precisions, tmp, progress, val)
         except _Int8Missed as missed:
-            report = {"schema": SCHEMA, "status": "failed", "model": meta["model"],
-                      "input_size": to_json(meta["input_size"]), "failed": ["int8"], **missed.manifest_part}
+            report = {"schema": SCHEMA, "status": "failed", "model": meta.model,
+                      "input_size": to_json(meta.input_size), "failed": ["int8"], **missed.manifest_part}
             keep_report(tmp, outdir, report, {}, req.force)
             worst = "; ".join(int8_layers.summary_line(r) for r in int8_layers.worst(missed.rows, 3))
-            why = "; ".join(filter(None, [missed.record.get("undecided"), f"worst layers: {worst}"]))
+            why = "; ".join(filter(None, [missed.record.undecided, f"worst layers: {worst}"]))
             raise ExportFailed(f"no int8 attempt met the target {missed.target_text} (tried "
-                               f"{', '.join(a['step'] for a in missed.record['attempts'])}); {why}",
+                               f"{', '.join(a.step for a in missed.record.attempts)}); {why}",
                                f"report kept in {outdir / 'export_report.json'}; pass --int8-target none to ship the "
                                f"plain int8 anyway, or export fp32", report=outdir / "export_report.json",
                                log=outdir / "conversion.log") from None
         except UserError as err:  # a conversion that failed: keep its log where the user can read it
             if not (tmp / "conversion.log").exists():
                 raise
-            report = {"schema": SCHEMA, "status": "failed", "model": meta["model"],
-                      "input_size": to_json(meta["input_size"]), "failed": ["convert"], "error": err.message}
+            report = {"schema": SCHEMA, "status": "failed", "model": meta.model,
+                      "input_size": to_json(meta.input_size), "failed": ["convert"], "error": err.message}
             keep_report(tmp, outdir, report, {}, req.force)
             raise ExportFailed(err.message, f"conversion log kept in {outdir / 'conversion.log'}",
                                report=outdir / "export_report.json", log=outdir / "conversion.log") from None
@@ -136,8 +139,9 @@ def export(req: ExportRequest, progress: Callable[[str], None] = lambda msg: Non
                                report=outdir / "export_report.json",
                                log=outdir / "conversion.log" if (outdir / "conversion.log").exists() else None)
         write_json(tmp / "manifest.json", manifest)
+        written = Manifest.from_dict(manifest, outdir, str(outdir / "manifest.json"))  # what readers will see
         promote(tmp, outdir, req.force)
-        return manifest
+        return written
     except OSError as err:
         if err.errno in (errno.ENOSPC, errno.EDQUOT) or disk_nearly_full(outdir):
             raise UserError(f"the disk holding {outdir.resolve().parent} is full: the export was not written",
@@ -163,8 +167,6 @@ def _check_request(req: ExportRequest) -> list[str]:
         raise UserError(f"--calib-count {req.calib_count} is too few images to calibrate int8 "
                         f"(at least {MIN_CALIBRATION})", "use --calib-count 100 (the default)")
     if req.int8_target not in (None, "auto"):
-        from .int8_repair import Int8Target
-
         Int8Target.parse(req.int8_target)  # a typo is refused before anything runs
     if req.onnx_int8 and "int8" not in precisions:
         raise UserError("--onnx-int8 is calibrated and judged like the TFLite int8 file, which this export does "
@@ -193,7 +195,7 @@ def _load(req: ExportRequest):
 
 def _accuracy(tmp: Path, manifest: dict, source, pre, val: ImageSet) -> dict:
 
-    check_classes(val, manifest.get("class_names"), manifest["model"])
+    check_classes(val, manifest["class_names"], manifest["model"])
     x = pre.load_batch(val.paths)
     table = verify.accuracy_table(tmp, manifest["artifacts"], x, val.labels, source.reference(x))
     return {"data": str(val.root), "samples": len(val), **table.to_dict()}
@@ -246,10 +248,11 @@ def _build(req, source, pre, images: Images, precisions, tmp: Path, progress, va
             lowering["tflite"][precision] = lower.lower_tflite(final, final)
         if precision == "int8":
             reference = _fp32_reference(tmp, converted, req.optimize)
-            quality = _int8_quality(req, meta, pre, images, evaluation, reference, final, tmp / "work", log, progress)
-            int8_blocks.update(quality)
-            if req.optimize and (quality["int8_repair"] or {}).get("lowering"):
-                lowering["tflite"]["int8"] = quality["int8_repair"].pop("lowering")
+            blocks, applied_lowering = _int8_quality(req, source.trained, pre, images, evaluation, reference, final,
+                                                     tmp / "work", log, progress)
+            int8_blocks.update(blocks)
+            if req.optimize and applied_lowering:
+                lowering["tflite"]["int8"] = applied_lowering
         logits = verify.run_tflite(final, images.held_out)
         if precision == "fp32":
             fp32_logits = logits
@@ -270,7 +273,7 @@ def _build(req, source, pre, images: Images, precisions, tmp: Path, progress, va
     if req.onnx_int8:
         t0 = time.perf_counter()
         progress("quantizing model.onnx for ONNX Runtime (static QDQ int8)")
-        int8_blocks["onnx_int8"], entry = _onnx_int8(req, meta, images, evaluation, tmp, onnx_logits)
+        int8_blocks["onnx_int8"], entry = _onnx_int8(req, source.trained, images, evaluation, tmp, onnx_logits)
         artifacts.update({"onnx_int8": entry} if entry else {})
         timings["onnx_int8_s"] = round(time.perf_counter() - t0, 2)
     shutil.rmtree(tmp / "work", ignore_errors=True)
@@ -284,16 +287,16 @@ def _build(req, source, pre, images: Images, precisions, tmp: Path, progress, va
         "schema": SCHEMA,
         "status": "ok",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "model": meta["model"],
-        "options": meta.get("options", {}),
+        "model": meta.model,
+        "options": dict(meta.options),
         "checkpoint": str(req.checkpoint) if req.checkpoint else None,
         "source": source.notes,
-        "num_classes": meta.get("num_classes"),
-        "class_names": meta.get("class_names"),
-        "input_size": to_json(meta["input_size"]),
+        "num_classes": meta.num_classes,
+        "class_names": list(meta.class_names) if meta.class_names is not None else None,
+        "input_size": to_json(meta.input_size),
         "layout": {"onnx": "NCHW", "tflite": "NHWC"},
         "preprocessing": pre.to_dict(),
-        **({"preprocessing_from": meta["preprocessing_from"]} if "preprocessing_from" in meta else {}),
+        **({"preprocessing_from": source.preprocessing_from} if source.preprocessing_from else {}),
         "int8_io": "int8 input and output; quantize inputs with inputs[0].quantization (q = round(x/scale)+zero_point) "
                    "after preprocessing, dequantize logits with outputs[0].quantization",
         "macs": macs,
@@ -305,7 +308,7 @@ def _build(req, source, pre, images: Images, precisions, tmp: Path, progress, va
         "artifacts": artifacts,
         "lowering": lowering,
         **int8_blocks,
-        "tools": _tool_versions(),
+        "tools": {"python": platform.python_version(), **versions()},
         "timings": timings,
         "log": log.name,
     }
@@ -321,14 +324,14 @@ def _write_onnx(req, source, onnx_path: Path, tmp: Path) -> tuple[dict, dict, in
 
         export_model, lowering = source.module, {"applied": False}
         if req.optimize:  # the deploy copy is exported; parity stays against the original model
-            export_model, torch_report = lower.lower_torch(source.module, source.meta["input_size"])
+            export_model, torch_report = lower.lower_torch(source.module, source.meta.input_size)
             lowering = {"applied": True, "torch": torch_report, "tflite": {}}
-        onnx_export.export_onnx(export_model, source.meta["input_size"], onnx_path)
+        onnx_export.export_onnx(export_model, source.meta.input_size, onnx_path)
         if req.optimize:
             lowering["onnx"] = lower.lower_onnx(onnx_path)
         meta = source.meta
-        cx = count_complexity(meta["model"], input_size=meta["input_size"], num_classes=meta.get("num_classes", 1000),
-                              **meta.get("options", {}))  # equal to graph_macs on every zoo entry (tested)
+        cx = count_complexity(meta.model, input_size=meta.input_size, num_classes=meta.num_classes,
+                              **meta.options)  # equal to graph_macs on every zoo entry (tested)
         return lowering, {"conv": cx.macs_conv, "total": cx.macs_total,
                           "counted_by": "complexity.py (the zoo's architecture)"}, cx.params
     from .graph_macs import count_macs, count_params
@@ -338,7 +341,7 @@ def _write_onnx(req, source, onnx_path: Path, tmp: Path) -> tuple[dict, dict, in
     written = tmp / "work" / "source.onnx"
     written.parent.mkdir(exist_ok=True)
     source.write_onnx(written)
-    normalize(read_model(written), source.path or written, source.meta["input_size"], onnx_path)
+    normalize(read_model(written), source.path or written, source.meta.input_size, onnx_path)
     macs = count_macs(onnx_path)
     counted = {"conv": macs.conv, "total": macs.total, "counted_by": "the ONNX graph (graph_macs.py)"}
     params = count_params(onnx_path)  # BatchNorm folded into the convolutions
@@ -372,8 +375,6 @@ def _fp32_reference(tmp: Path, converted: "tflite_convert.Converted", optimize: 
 
 def _int8_target(req: ExportRequest, trained: bool):
     """The target to repair to (None: one attempt, today's behaviour) and why."""
-    from .int8_repair import Int8Target
-
     if req.int8_target == "auto":
         if not trained:
             return None, "not applied: random-initialised weights (no checkpoint), where top-1 agreement means nothing"
@@ -382,9 +383,10 @@ def _int8_target(req: ExportRequest, trained: bool):
     return target, "--int8-target" if target else "--int8-target none"
 
 
-def _int8_quality(req, meta, pre, images: Images, evaluation: tuple, fp32: Path, int8: Path, workdir: Path,
-                  log: Path, progress) -> dict:
-    """The per-layer int8 table of the shipped int8 file and, with a target, the repair that chose it."""
+def _int8_quality(req, trained: bool, pre, images: Images, evaluation: tuple, fp32: Path, int8: Path, workdir: Path,
+                  log: Path, progress) -> tuple[dict, dict | None]:
+    """(the manifest's blocks: the per-layer int8 table of the shipped int8 file and, with a target, the repair that
+    chose it; the applied attempt's lowering report when it is not the plain file)."""
     from . import int8_repair
     from .lower import lower_tflite
 
@@ -392,8 +394,8 @@ def _int8_quality(req, meta, pre, images: Images, evaluation: tuple, fp32: Path,
     progress("measuring the int8 error per layer")
     x_layers = np.ascontiguousarray(x_eval[:LAYER_IMAGES].transpose(0, 2, 3, 1))
     rows = int8_layers.layer_errors(fp32, int8, x_layers)
-    target, why = _int8_target(req, trained=meta["trained"])
-    repair = None
+    target, why = _int8_target(req, trained=trained)
+    record, applied_lowering = RepairRecord(why=why), None
     if target is not None:
         more = pre.load_batch(images.more_calibration_paths) if images.more_calibration_paths else None
         inputs = int8_repair.RepairInputs(
@@ -401,17 +403,16 @@ def _int8_quality(req, meta, pre, images: Images, evaluation: tuple, fp32: Path,
             calibration=images.calibration, more_calibration=more,
             lower=(lambda path: lower_tflite(path, path)) if req.optimize else None, log=log)
         try:
-            repair = int8_repair.repair(inputs, target, progress)
+            repaired = int8_repair.repair(inputs, target, why, progress)
         except int8_repair.Int8TargetMissed as missed:
-            missed.record["layer_images"] = len(x_layers)
-            raise _Int8Missed(missed.record, rows, req.int8_target if req.int8_target != "auto" else
+            raise _Int8Missed(dataclasses.replace(missed.record, layer_images=len(x_layers)), rows,
+                              req.int8_target if req.int8_target != "auto" else
                               "agreement=99,drop=0.5 (the default)") from None
-        repair["why"] = why
-        if repair["applied"] != "plain":
+        record, applied_lowering = repaired.record, repaired.lowering
+        if record.applied != "plain":
             rows = int8_layers.layer_errors(fp32, int8, x_layers)
-    else:
-        repair = {"target": None, "why": why}
-    return {"int8_layers": _layers_block(rows, eval_name, len(x_layers)), "int8_repair": repair}
+    return ({"int8_layers": _layers_block(rows, eval_name, len(x_layers)), "int8_repair": record.to_dict()},
+            applied_lowering)
 
 
 def _evaluation_images(pre, images: Images, val: ImageSet | None) -> tuple[np.ndarray, np.ndarray | None, str]:
@@ -421,7 +422,7 @@ def _evaluation_images(pre, images: Images, val: ImageSet | None) -> tuple[np.nd
     return images.held_out, None, f"held-out calibration images ({len(images.held_out)})"
 
 
-def _onnx_int8(req, meta, images: Images, evaluation: tuple, tmp: Path, onnx_logits) -> tuple[dict, dict | None]:
+def _onnx_int8(req, trained: bool, images: Images, evaluation: tuple, tmp: Path, onnx_logits) -> tuple[dict, dict | None]:
     """(the manifest's onnx_int8 block, the artifact entry or None when its target was missed): onnx_int8.py."""
     from . import onnx_export, onnx_int8
 
@@ -429,7 +430,7 @@ def _onnx_int8(req, meta, images: Images, evaluation: tuple, tmp: Path, onnx_log
     onnx_int8.quantize(tmp / "model.onnx", path, images.calibration)
     x_eval, labels, eval_name = evaluation
     judged = onnx_int8.judge(path, tmp / "model.onnx", x_eval, labels, eval_name, len(images.calibration),
-                             _int8_target(req, trained=meta["trained"])[0])
+                             _int8_target(req, trained=trained)[0])
     if not judged.shipped:
         path.unlink()
         return judged.to_dict(), None
@@ -439,12 +440,7 @@ def _onnx_int8(req, meta, images: Images, evaluation: tuple, tmp: Path, onnx_log
                    "parity": verify.check(parity, verify.THRESHOLDS["int8"]).to_dict()}
 
 
-def _layers_block(rows: list[dict], eval_name: str, count: int) -> dict:
+def _layers_block(rows: list[LayerRow], eval_name: str, count: int) -> dict:
     return {"method": "int8 vs fp32 TFLite, preserved tensors, accumulated error (export/int8_layers.py)",
-            "images": f"the first {count} of {eval_name}", "rows": rows}
+            "images": f"the first {count} of {eval_name}", "rows": [row.to_dict() for row in rows]}
 
-
-def _tool_versions() -> dict[str, str | None]:
-    from ..extras import versions
-
-    return {"python": platform.python_version(), **versions()}

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..model_meta import ModelMeta
 from ..sizes import as_hw, canonical
 
 KINDS = ("zoo", "checkpoint", "onnx", "pt2", "torchscript", "module")
@@ -34,12 +35,13 @@ IMAGENET_GREY = ((0.449,), (0.226,))  # the mean of ImageNet's three channel sta
 @dataclass
 class Source:
     kind: str                     # one of KINDS
-    meta: dict                    # model, options, num_classes, class_names, input_size, channels, preprocessing,
-                                  # trained (False only for a bare zoo name: random weights)
+    meta: ModelMeta | None        # None only while a foreign source is being opened (_finish sets it)
     path: Path | None = None      # the file the user gave (the module's file for --module)
     module: object | None = None  # a torch callable: zoo model, user nn.Module, TorchScript, ExportedProgram.module()
     onnx_model: object | None = None  # the user's ONNX graph
     notes: dict = field(default_factory=dict)  # what the manifest says about where the model came from
+    trained: bool = True          # False only for a bare zoo name: random weights
+    preprocessing_from: str | None = None  # where a foreign model's preprocessing came from (flags or a default)
 
     @property
     def zoo(self) -> bool:
@@ -76,8 +78,8 @@ class Source:
 
         from .onnx_export import OPSET
 
-        height, width = as_hw(self.meta["input_size"])
-        dummy = torch.zeros(1, self.meta["channels"], height, width)
+        height, width = as_hw(self.meta.input_size)
+        dummy = torch.zeros(1, self.meta.channels, height, width)
         module = self.module
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -87,7 +89,7 @@ class Source:
                 torch.onnx.export(module, (dummy,), str(path), dynamo=False, opset_version=OPSET,
                                   do_constant_folding=True)
             except Exception as err:  # the exporter raises many types for ops it cannot write
-                raise UserError(f"{self.meta['model']} cannot be written as ONNX: {_first_line(err)}",
+                raise UserError(f"{self.meta.model} cannot be written as ONNX: {_first_line(err)}",
                                 "export it to ONNX yourself and pass the .onnx file") from None
 
 
@@ -174,13 +176,10 @@ def _from_zoo(model: str | None, checkpoint: Path | None, input_size, options: d
         raise UserError("nothing to export", "name a zoo model (see `sdeploy zoo`), a model file (.onnx, .pt2, "
                         "TorchScript), --module path.py:factory, or --checkpoint")
     loaded = load_model(model, checkpoint, **options)
-    meta = dict(loaded.sdeploy_meta)
-    if input_size:
-        meta["input_size"] = canonical(input_size)
-    meta["channels"] = 3
-    meta["trained"] = checkpoint is not None  # a zoo name alone has random weights
+    meta = loaded.sdeploy_meta.with_input_size(input_size) if input_size else loaded.sdeploy_meta
     return Source("checkpoint" if checkpoint else "zoo", meta, path=Path(checkpoint) if checkpoint else None,
-                  module=loaded, notes={"kind": "checkpoint" if checkpoint else "zoo"})
+                  module=loaded, notes={"kind": "checkpoint" if checkpoint else "zoo"},
+                  trained=checkpoint is not None)  # a zoo name alone has random weights
 
 
 def _from_onnx(path: Path, input_size, preprocessing: dict | None) -> Source:
@@ -189,7 +188,7 @@ def _from_onnx(path: Path, input_size, preprocessing: dict | None) -> Source:
     graph = read_model(path)
     described = describe_input(graph, path)
     size = _size(path, described.input_size, input_size)
-    source = Source("onnx", {}, path=path, onnx_model=graph)
+    source = Source("onnx", None, path=path, onnx_model=graph)
     return _finish(source, path.stem, described.channels, size, preprocessing,
                    {"opset": described.opset, "producer": graph.producer_name or None})
 
@@ -212,7 +211,7 @@ def _from_pt2(path: Path, input_size, preprocessing: dict | None) -> Source:
     channels, *hw = examples[0].shape[1:]
     graph_size = canonical(tuple(int(v) for v in hw))
     size = _size(path, graph_size, input_size, fixed=False)
-    source = Source("pt2", {}, path=path, module=program.module())
+    source = Source("pt2", None, path=path, module=program.module())
     return _finish(source, path.stem, int(channels), size, preprocessing, {})
 
 
@@ -226,7 +225,7 @@ def _from_torchscript(path: Path, input_size, preprocessing: dict | None) -> Sou
                         "save it again with torch.jit.save(torch.jit.trace(model, example), path)") from None
     scripted.eval()
     channels = _first_conv_channels(scripted.named_parameters())
-    source = Source("torchscript", {}, path=path, module=scripted)
+    source = Source("torchscript", None, path=path, module=scripted)
     return _finish(source, path.stem, channels, _size(path, None, input_size, fixed=False), preprocessing, {})
 
 
@@ -264,7 +263,7 @@ def _from_module(spec: str, checkpoint: Path | None, input_size, preprocessing: 
         _load_weights(net, Path(checkpoint))
     net.eval()
     channels = _first_conv_channels(net.named_parameters())
-    source = Source("module", {}, path=path, module=net)
+    source = Source("module", None, path=path, module=net)
     notes = {"factory": factory, "checkpoint": str(checkpoint) if checkpoint else None}
     generic = factory in ("build", "create", "model", "get_model", "make", "factory")
     return _finish(source, path.stem if generic else factory, channels, _size(path, None, input_size, fixed=False),
@@ -327,16 +326,14 @@ def _finish(source: Source, name: str, channels: int, size, preprocessing: dict 
     except (TypeError, ValueError) as err:
         raise UserError(f"preprocessing: {err}", "e.g. --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225") from None
     said = sorted(k for k in ("mean", "std", "scale", "channel_order") if k in given)
-    source.meta = {"model": name, "options": {}, "num_classes": None, "class_names": None, "input_size": size,
-                   "channels": channels, "trained": True, "preprocessing": pre.to_dict(),
-                   "preprocessing_from": ("flags: " + ", ".join(said)) + ("; the rest ImageNet's default"
-                                                                           if len(said) < 4 else "")
-                   if said else "ImageNet's default (no --mean/--std/--scale/--channel-order given)"}
+    source.preprocessing_from = ("flags: " + ", ".join(said)) + ("; the rest ImageNet's default" if len(said) < 4
+                                                                 else "") \
+        if said else "ImageNet's default (no --mean/--std/--scale/--channel-order given)"
     logits = source.reference(np.zeros((1, channels, *as_hw(size)), np.float32))
     if logits.ndim < 2 or logits.shape[0] != 1 or not np.isfinite(logits).all():
         raise UserError(f"{source.path}: the model's output on one image has shape {list(logits.shape)}; sdeploy "
                         "exports classifiers with one (batch, classes) output", "export the classifier's logits")
-    source.meta["num_classes"] = int(np.prod(logits.shape[1:]))
+    source.meta = ModelMeta(name, pre, num_classes=int(np.prod(logits.shape[1:])))
     source.notes = {"kind": source.kind, "file": str(source.path), **notes}
     return source
 
