@@ -59,7 +59,6 @@ class Evaluation:
 
 def evaluate(artifact: Path, data: Path | str, *, input_size: int | None = None) -> Evaluation:
     """Accuracy of one artifact or of every artifact of an export folder (with deltas vs PyTorch)."""
-
     artifact = Path(artifact)
     if not artifact.exists():
         raise UserError(f"{artifact} does not exist", "pass a checkpoint, a .onnx/.tflite file or an export folder")

@@ -9,8 +9,7 @@ summary read them. They live here, low in the layers and free of numpy and torch
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import UserError
@@ -43,7 +42,7 @@ class LayerRow:
     snr_drop_db: float | None = None  # the error this op adds: its SNR below its noisiest input's
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
+        out = asdict(self)
         out["shape"], out["inputs"] = list(self.shape), list(self.inputs)
         return out
 
@@ -52,7 +51,7 @@ class LayerRow:
         """A stored row, checked field by field (one UserError naming WHERE and the field)."""
         f = Fields(data, where, "the manifest's int8 table is damaged; re-run `sdeploy export`")
         shape, inputs = f.items("shape", optional=False), f.items("inputs") or []
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in [*shape, *inputs]):
+        if not all(is_int(v) for v in [*shape, *inputs]):
             raise f.fail("shape/inputs", [*shape, *inputs], "lists of whole numbers")
         # float32's whole range: a plain graph's PADV2 pads with the dtype minimum (-3.4e38), and its row says so
         numbers = {k: f.number(k, optional=True, low=-FLOAT32_MAX, high=FLOAT32_MAX) for k in _MEASURED}
@@ -241,7 +240,7 @@ class RepairRecord:
     target: Int8Target | None = None
     evaluated_on: str | None = None
     attempts: tuple[RepairAttempt, ...] = ()
-    not_tried: dict[str, str] = dataclasses.field(default_factory=dict)
+    not_tried: dict[str, str] = field(default_factory=dict)
     seconds: float | None = None
     applied: str | None = None
     decision: str | None = None  # the applied attempt's

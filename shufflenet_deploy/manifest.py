@@ -10,23 +10,21 @@ The model key names what was measured: the zoo name, then `@SIZE` (or `@HxW`) of
 classes and options), so a later stage never recomputes MACs from a name at a default size and class count.
 
 Torch-free (the base install, a board, an arm64 runner, reads manifests too); the preprocessing block is read
-as a `Preprocessing` (numpy, a base dependency, imported on first use) and the int8 table as `LayerRow`s.
+as a `Preprocessing` (data/preprocess.py: numpy, a base dependency) and the int8 table as `LayerRow`s.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .data.preprocess import Preprocessing
 from .errors import UserError
 from .fileio import read_json_bounded, sha256
 from .int8_records import LayerRow, RepairRecord
 from .model_meta import Options
 from .sizes import canonical, size_str, to_json
 from .validate import Fields, is_int
-
-if TYPE_CHECKING:
-    from .data.preprocess import Preprocessing
 
 SCHEMA = "sdeploy-export/1"
 DEFAULT_SIZE = 224
@@ -38,10 +36,7 @@ def _validate(data: dict, where: str) -> None:
     f = Fields(data, where, "the manifest is damaged or was edited; re-run `sdeploy export`")
     if not f.text("model"):
         raise f.fail("model", data["model"], "a model name")
-    size = data["input_size"]
-    sides = [size] if is_int(size) else size if isinstance(size, list) and len(size) == 2 else None
-    if not sides or not all(is_int(v) and 1 <= v <= 16384 for v in sides):
-        raise f.fail("input_size", size, "a side or [height, width] in pixels")
+    f.size("input_size", optional=False)
     f.count("num_classes", optional=True, low=1, high=10**6)
     names, classes = f.texts("class_names"), data.get("num_classes")
     if names is not None and classes is not None and len(names) != classes:
@@ -49,11 +44,9 @@ def _validate(data: dict, where: str) -> None:
     f.obj("onnx_int8")
     if f.obj("int8_repair") is not None:
         RepairRecord.from_dict(data["int8_repair"], f"{where}: int8_repair", f.hint)
-    for key, value in (f.obj("options") or {}).items():
-        if not isinstance(value, (int, float, str, bool)):
-            raise f.fail(f"options[{key!r}]", value, "a number, a string or true/false")
+    f.scalars("options")
     if f.obj("preprocessing") is not None:
-        _preprocessing(data["preprocessing"], where, f.hint)
+        Preprocessing.read(data["preprocessing"], where, f.hint)
     layers = Fields(f.obj("int8_layers") or {}, f"{where}: int8_layers", f.hint)
     for i, row in enumerate(layers.items("rows") or []):
         LayerRow.from_dict(row, f"{where}: int8_layers.rows[{i}]")
@@ -71,15 +64,6 @@ def _validate(data: dict, where: str) -> None:
         digest = a.text("sha256", optional=True)
         if digest is not None and (len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest)):
             raise a.fail("sha256", digest, "64 hex digits")
-
-
-def _preprocessing(block: dict, where: str, hint: str | None) -> "Preprocessing":
-    from .data.preprocess import Preprocessing
-
-    try:
-        return Preprocessing.from_dict(block)
-    except (TypeError, ValueError, UserError) as err:
-        raise UserError(f"{where}: preprocessing is damaged ({getattr(err, 'message', err)})", hint) from None
 
 
 def model_key(name: str, input_size=DEFAULT_SIZE) -> str:
@@ -116,17 +100,12 @@ class ModelInfo:
     @classmethod
     def from_dict(cls, data: Any, where: str, hint: str | None = None) -> "ModelInfo":
         f = Fields(data, where, hint)
-        size = data.get("input_size")
-        if size is not None and not (is_int(size) and size > 0) and not (
-                isinstance(size, list) and len(size) == 2 and all(is_int(v) and v > 0 for v in size)):
-            raise f.fail("input_size", size, "a side or [height, width] in pixels")
+        size = f.size("input_size")
         macs = Fields(f.obj("macs") or {}, f"{where}: macs", hint)
         converter = f.obj("converter") or {}
         if not all(isinstance(v, str) for v in converter.values()):
             raise f.fail("converter", converter, "tool = version strings")
-        options = f.obj("options") or {}
-        if not all(isinstance(v, (int, float, str, bool)) for v in options.values()):
-            raise f.fail("options", options, "name = number, string or true/false")
+        options = f.scalars("options") or {}
         return cls(key=f.text("key"), name=f.text("name"), macs_source=f.text("macs_source", optional=True) or "",
                    input_size=None if size is None else canonical(size),
                    num_classes=f.count("num_classes", optional=True, low=1), options=dict(options),
@@ -222,11 +201,11 @@ class Manifest:
         return self.data.get("class_names")
 
     @property
-    def preprocessing(self) -> "Preprocessing":
+    def preprocessing(self) -> Preprocessing:
         """How the model's inputs are prepared (checked when the manifest was read)."""
         if not isinstance(self.data.get("preprocessing"), dict):
             raise UserError(f"{self.folder / 'manifest.json'} has no preprocessing", "re-run `sdeploy export`")
-        return _preprocessing(self.data["preprocessing"], str(self.folder / "manifest.json"), None)
+        return Preprocessing.read(self.data["preprocessing"], str(self.folder / "manifest.json"))
 
     @property
     def checkpoint(self) -> str | None:

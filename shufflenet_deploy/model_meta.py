@@ -63,19 +63,12 @@ class ModelMeta:
         if not model:
             raise f.fail("model", model, "a model name")
         num_classes = f.count("num_classes", low=1, high=10**6)
-        options = f.obj("options") or {}
-        for key, value in options.items():
-            if not isinstance(value, (int, float, str, bool)):
-                raise f.fail(f"options[{key!r}]", value, "a number, a string or true/false")
+        options = f.scalars("options") or {}
         try:
             size = parse_size(data.get("input_size", 224), "input size in its metadata", minimum=1)
         except UserError as err:
             raise UserError(f"{where}: {err.message}", hint) from None
-        pre_dict = f.obj("preprocessing", optional=False)
-        try:
-            pre = Preprocessing.from_dict(pre_dict)
-        except (TypeError, ValueError, UserError) as err:
-            raise UserError(f"{where}: preprocessing is damaged ({getattr(err, 'message', err)})", hint) from None
+        pre = Preprocessing.read(f.obj("preprocessing", optional=False), where, hint)
         names = f.texts("class_names")
         if names is not None and len(names) != num_classes:
             raise f.fail("class_names", f"{len(names)} names", f"one per class ({num_classes})")

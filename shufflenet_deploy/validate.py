@@ -13,6 +13,7 @@ from typing import Any
 from .errors import UserError
 
 _MISSING = object()
+MAX_SIDE = 16384  # an input side in pixels: no document sdeploy writes holds a larger one
 
 
 class Fields:
@@ -86,6 +87,24 @@ class Fields:
             if not is_number(v) or v < 0 or (positive and v <= 0):
                 raise self.fail(key, v, f"a list of {'positive' if positive else 'non-negative'} finite numbers "
                                         "(one element is not)")
+        return value
+
+    def size(self, key: str, *, optional: bool = True) -> int | list | None:
+        """An input size as documents store it: a side, or [height, width], in pixels (at most MAX_SIDE)."""
+        value = self._get(key, optional)
+        if value is None:
+            return None
+        sides = [value] if is_int(value) else value if isinstance(value, list) and len(value) == 2 else None
+        if not sides or not all(is_int(v) and 1 <= v <= MAX_SIDE for v in sides):
+            raise self.fail(key, value, "a side or [height, width] in pixels")
+        return value
+
+    def scalars(self, key: str) -> dict[str, int | float | str | bool] | None:
+        """An optional object of name = number, string or true/false (a model's options)."""
+        value = self.obj(key)
+        for name, item in (value or {}).items():
+            if not isinstance(item, (int, float, str, bool)):
+                raise self.fail(f"{key}[{name!r}]", item, "a number, a string or true/false")
         return value
 
     def texts(self, key: str, *, optional: bool = True) -> list | None:

@@ -169,11 +169,6 @@ def _sub(f: Fields, key: str, where: str) -> Fields | None:
     return None if value is None else Fields(value, f"{where}: {key}", f.hint)
 
 
-def _size_ok(value: Any) -> bool:
-    sides = [value] if is_int(value) else value if isinstance(value, list) and len(value) == 2 else None
-    return bool(sides) and all(is_int(v) and 1 <= v <= 16384 for v in sides)
-
-
 def check_ops(f: Fields, key: str) -> None:
     """A list of op records (tflite/ops.py OpInfo + time_ms), as op_times and a sweep's `models` hold them."""
     for i, op in enumerate(f.items(key) or []):
@@ -334,8 +329,7 @@ class ResultsDocument:
             m = Fields(entry, f"{where}: models[{key!r}]", f.hint)
             m.count("macs_total", optional=True), m.count("macs_conv", optional=True), m.text("model", optional=True)
             m.count("num_classes", optional=True, low=1, high=10**6), m.items("layers")
-            if m.data.get("input_size") is not None and not _size_ok(m.data["input_size"]):
-                raise m.fail("input_size", m.data["input_size"], "a side or [height, width] in pixels")
+            m.size("input_size")
             groups = Fields(m.obj("flops_by_group") or {}, f"{m.where}: flops_by_group", f.hint)
             for group in groups.data:
                 groups.number(group)

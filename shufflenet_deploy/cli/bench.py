@@ -95,8 +95,7 @@ def bench(artifact, device_name, devices_file, threads, preset, runs, warmup, mi
 
     if parse_file is not None:
         from ..bench.importer import import_benchmark_output
-
-        from ..fileio import regular_file
+        from ..fileio import regular_file, safe_component
         from ..precisions import FILE_NAMES, ONNX_ROWS
 
         if precision is not None and precision not in FILE_NAMES + ONNX_ROWS:
@@ -109,8 +108,6 @@ def bench(artifact, device_name, devices_file, threads, preset, runs, warmup, mi
                                                    threads=threads[0] if threads else None)
         for line in skipped:
             click.echo(f"skipped: {line}", err=True)
-        from ..fileio import safe_component
-
         outdir = outdir or Path.cwd() / f"bench-{safe_component(device_name or 'imported')}"
         results_folder_free(outdir, force)
     else:

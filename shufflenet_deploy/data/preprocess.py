@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import UserError
 from ..sizes import as_hw, canonical, to_json
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -79,6 +80,14 @@ class Preprocessing:
         if self.channels == 3:  # the usual case stays as every earlier manifest and checkpoint wrote it
             del d["channels"]
         return d
+
+    @classmethod
+    def read(cls, block: dict, where: str, hint: str | None = None) -> "Preprocessing":
+        """A stored preprocessing block (a manifest's, a checkpoint's meta), every failure one UserError naming WHERE."""
+        try:
+            return cls.from_dict(block)
+        except (TypeError, ValueError, UserError) as err:
+            raise UserError(f"{where}: preprocessing is damaged ({getattr(err, 'message', err)})", hint) from None
 
     @classmethod
     def from_dict(cls, d: dict) -> "Preprocessing":
